@@ -1,0 +1,214 @@
+"""Settings: one TOML file, validated at start-up.
+
+A bad value raises ConfigError with one line naming the key, the value and what is
+allowed; the CLI prints it and exits instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(value: Any) -> int:
+    """Accept 1048576, "1M", "2G", "512K" (binary units) and return bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 10485760, 10M or 2G")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            return int(m.group(1)) * _UNITS[m.group(2).upper()]
+    raise ValueError("expected a size such as 10485760, 10M or 2G")
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split "host:port" (IPv6 as "[::1]:143") into its parts."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
+def _check_listen(values: Any) -> Any:
+    if isinstance(values, str):
+        values = [values]
+    for v in values:
+        if not isinstance(v, str):
+            raise ValueError("expected a list of \"HOST:PORT\" strings")
+        parse_listen(v)
+    return values
+
+
+Listen = Annotated[list[str], BeforeValidator(_check_listen)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    hostname: str = "localhost"
+    """Name used in greetings and in the Received: header."""
+    data_dir: Path = Path("data")
+    """Where mail, indexes and the account directory live (relative to the config file)."""
+    run_dir: Path = Path("run")
+    """Control socket, LMTP socket and the listener file (relative to the config file)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    max_connections_per_ip: int = Field(default=50, ge=1)
+    """Concurrent connections one client address may hold, all protocols together."""
+
+
+class TLSSettings(_Section):
+    cert: Path | None = None
+    """PEM certificate chain; without it implicit-TLS listeners and STARTTLS/STLS are off."""
+    key: Path | None = None
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+
+class AuthSettings(_Section):
+    allow_plaintext_without_tls: bool = False
+    """Allow passwords over unencrypted connections from non-loopback addresses."""
+    failure_delay: float = Field(default=2.0, ge=0, le=30)
+    """Seconds a failed login waits before its answer (successes never wait)."""
+    max_failures_per_ip: int = Field(default=10, ge=1)
+    """Failed logins one address may make per window before it is refused outright."""
+    failure_window: float = Field(default=300.0, gt=0)
+    """Seconds over which failed logins are counted."""
+    cache_ttl: float = Field(default=60.0, ge=0)
+    """Seconds a verified password is remembered (0 turns the cache off)."""
+
+
+class IMAPSettings(_Section):
+    enabled: bool = True
+    listen: Listen = ["127.0.0.1:1143"]
+    tls_listen: Listen = ["127.0.0.1:1993"]
+    max_line_length: Size = Field(default=65536, ge=1024)
+    max_literal_size: Size = Field(default=64 * 1024**2, ge=1024)
+    idle_timeout: float = Field(default=1800.0, ge=1800.0)
+    """Autologout after this many idle seconds (RFC 9051 requires at least 30 minutes)."""
+    login_timeout: float = Field(default=60.0, gt=0)
+
+
+class POP3Settings(_Section):
+    enabled: bool = True
+    listen: Listen = ["127.0.0.1:1110"]
+    tls_listen: Listen = ["127.0.0.1:1995"]
+    delete_mode: Literal["expunge", "hide"] = "expunge"
+    """What DELE does at QUIT: remove the message, or only hide it from POP3 (IMAP still sees it)."""
+    leave_on_server_days: int = Field(default=0, ge=0)
+    """Delete messages this many days after POP3 first retrieved them (0: never; advertised as EXPIRE)."""
+    idle_timeout: float = Field(default=600.0, ge=600.0)
+    """RFC 1939 section 3: the autologout timer must be at least 10 minutes."""
+    max_line_length: int = Field(default=512, ge=255, le=65536)
+
+
+class LMTPSettings(_Section):
+    enabled: bool = True
+    listen: Listen = ["127.0.0.1:1024"]
+    unix_socket: Path | None = Path("lmtp.sock")
+    """UNIX socket for the MTA (relative to run_dir); empty to turn off."""
+
+
+class SMTPSettings(_Section):
+    enabled: bool = True
+    listen: Listen = ["127.0.0.1:1025"]
+
+
+class DeliverySettings(_Section):
+    max_message_size: Size = Field(default=50 * 1024**2, ge=1024)
+    """Largest message accepted by LMTP, SMTP and `letterbox deliver` (advertised as SIZE)."""
+    max_recipients: int = Field(default=100, ge=1)
+    timeout: float = Field(default=300.0, gt=0)
+    """Seconds an SMTP/LMTP client may stay silent."""
+
+
+class QuotaSettings(_Section):
+    default_bytes: Size = 0
+    """Quota given to new accounts, in bytes (0: unlimited)."""
+    default_messages: int = Field(default=0, ge=0)
+
+
+class Settings(_Section):
+    server: ServerSettings = ServerSettings()
+    tls: TLSSettings = TLSSettings()
+    auth: AuthSettings = AuthSettings()
+    imap: IMAPSettings = IMAPSettings()
+    pop3: POP3Settings = POP3Settings()
+    lmtp: LMTPSettings = LMTPSettings()
+    smtp: SMTPSettings = SMTPSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    quota: QuotaSettings = QuotaSettings()
+
+    config_path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def data_dir(self) -> Path:
+        return self._resolve(self.server.data_dir)
+
+    @property
+    def run_dir(self) -> Path:
+        return self._resolve(self.server.run_dir)
+
+    def _resolve(self, p: Path) -> Path:
+        if p.is_absolute() or self.config_path is None:
+            return p
+        return (self.config_path.parent / p).resolve()
+
+    def resolve(self, p: Path) -> Path:
+        """Resolve a path from the file relative to the config file's folder."""
+        return self._resolve(p)
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the administrator."""
+
+
+def _describe(err: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key!r} (check the spelling; see the sample config for every key)"
+    if err["type"] == "literal_error":
+        allowed = err.get("ctx", {}).get("expected", "")
+        return f"{key} = {value!r} is not allowed: expected {allowed}"
+    return f"{key} = {value!r} is not valid: {msg}"
+
+
+def load(path: Path) -> Settings:
+    """Read and validate the TOML file at *path*."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        more = len(e.errors()) - 1
+        extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(f"{path}: {_describe(dict(first))}{extra}") from None
+    settings.config_path = path.resolve()
+    tls = settings.tls
+    if (tls.cert is None) != (tls.key is None):
+        raise ConfigError(f"{path}: tls.cert and tls.key must be set together")
+    return settings

@@ -1,0 +1,28 @@
+"""What the index keeps of a parsed message: computed once, at delivery or APPEND."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class ParsedMessage:
+    envelope: bytes
+    """IMAP ENVELOPE (RFC 9051 7.5.2), serialized, parentheses included."""
+    bodystructure: bytes
+    """IMAP BODYSTRUCTURE with extension data, serialized, parentheses included."""
+    body: bytes
+    """IMAP BODY (BODYSTRUCTURE without extension data), serialized."""
+    parts: str
+    """JSON of the MIME tree with byte offsets, for BODY[section] without re-parsing."""
+    header_size: int
+    """Bytes of the top-level header, including the blank line that ends it."""
+    sent_date: float | None
+    """The Date: header as seconds since the epoch, or None when absent or unparsable."""
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    bcc: str
+    """Decoded (RFC 2047) header text, casefolded, for index-only SEARCH."""
+    message_id: str

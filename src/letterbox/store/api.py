@@ -1,0 +1,304 @@
+"""The store interface: everything protocol code may know about mail storage.
+
+Protocol cores (IMAP, POP3, delivery) import this module only, never a backend, so a
+shared PostgreSQL backend can stand beside the embedded Maildir+SQLite one. Every change
+goes through a store method, bumps the mailbox's MODSEQ and is published on the change
+feed; sessions learn about other sessions' changes only through `changes_since`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from .feed import Subscription
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
+DEFAULT_MAILBOXES = (
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+DELIMITER = "/"
+
+
+class StoreError(Exception):
+    """Base of store failures that protocol code turns into NO / -ERR / 4xx-5xx."""
+
+
+class MailboxNotFound(StoreError):
+    pass
+
+
+class MailboxExists(StoreError):
+    pass
+
+
+class BadMailboxName(StoreError):
+    pass
+
+
+class OverQuota(StoreError):
+    """The account's quota would be exceeded (IMAP [OVERQUOTA], LMTP 552 5.2.2)."""
+
+
+class MessageGone(StoreError):
+    """The message was expunged by another session."""
+
+
+class MailboxInUse(StoreError):
+    """A POP3 maildrop lock is held by another session (POP3 [IN-USE])."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    id: int
+    name: str
+    """IMAP name, "/"-delimited, Unicode; INBOX is always spelled "INBOX"."""
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str | None = None
+    subscribed: bool = False
+    keywords: tuple[str, ...] = ()
+    """Keywords ever used in this mailbox (IMAP FLAGS / PERMANENTFLAGS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    mailbox: Mailbox
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    recent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMeta:
+    """The cheap per-message facts a selected session keeps in memory."""
+
+    uid: int
+    flags: frozenset[str]
+    modseq: int
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """An index row. Fields not asked for in `fetch(..., fields=...)` stay at defaults."""
+
+    uid: int
+    flags: frozenset[str] = frozenset()
+    modseq: int = 0
+    size: int = 0
+    internaldate: float = 0.0
+    """Arrival time, seconds since the epoch (with the sender's zone lost: we keep UTC)."""
+    envelope: bytes = b""
+    """IMAP ENVELOPE, serialized (computed once at delivery)."""
+    bodystructure: bytes = b""
+    """IMAP BODYSTRUCTURE with extension data, serialized."""
+    body: bytes = b""
+    """IMAP BODY (no extension data), serialized."""
+    parts: str = ""
+    """JSON of the MIME tree with byte offsets (see letterbox.mime.model.Part)."""
+    header_size: int = 0
+    sent_date: float | None = None
+    search: str = ""
+    """Decoded, lower-cased header text for SEARCH on common fields (see mime.model)."""
+    pop3_hidden: bool = False
+    pop3_retrieved: float | None = None
+
+
+FetchField = Literal[
+    "flags",
+    "modseq",
+    "size",
+    "internaldate",
+    "envelope",
+    "bodystructure",
+    "body",
+    "parts",
+    "header_size",
+    "sent_date",
+    "search",
+    "pop3",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    uidvalidity: int
+    """UIDVALIDITY of the destination."""
+    source_uids: tuple[int, ...]
+    dest_uids: tuple[int, ...]
+
+
+@dataclass(slots=True)
+class ChangeSet:
+    """What changed in a mailbox since a MODSEQ."""
+
+    highestmodseq: int
+    updated: list[MessageMeta] = field(default_factory=list)
+    """Messages added or whose flags changed, in UID order."""
+    expunged: list[int] = field(default_factory=list)
+    """UIDs removed, in UID order."""
+    uidvalidity_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One event on the change feed: mailbox *mailbox_id* of *account* reached *modseq*."""
+
+    account: str
+    mailbox_id: int
+    modseq: int
+    kind: Literal["append", "flags", "expunge", "mailbox"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    messages: int
+    bytes: int
+
+
+class AccountStore(abc.ABC):
+    """One account's mailboxes and messages."""
+
+    address: str
+
+    # --- mailboxes -------------------------------------------------------------------
+    @abc.abstractmethod
+    async def list_mailboxes(self) -> list[Mailbox]: ...
+
+    @abc.abstractmethod
+    async def get_mailbox(self, name: str) -> Mailbox:
+        """Look up by name (INBOX case-insensitively); raises MailboxNotFound."""
+
+    @abc.abstractmethod
+    async def create_mailbox(self, name: str, special_use: str | None = None) -> Mailbox: ...
+
+    @abc.abstractmethod
+    async def delete_mailbox(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        """RFC 9051 6.3.6: renaming INBOX moves its messages to a new mailbox."""
+
+    @abc.abstractmethod
+    async def set_subscribed(self, name: str, subscribed: bool) -> None: ...
+
+    @abc.abstractmethod
+    async def subscriptions(self) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def status(self, mailbox: str) -> MailboxStatus: ...
+
+    # --- messages --------------------------------------------------------------------
+    @abc.abstractmethod
+    async def snapshot(self, mailbox: str) -> tuple[Mailbox, list[MessageMeta]]:
+        """Every message's UID, flags and MODSEQ, in UID order: what SELECT needs."""
+
+    @abc.abstractmethod
+    async def fetch(
+        self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField]
+    ) -> list[MessageRecord]:
+        """Index rows for *uids* that still exist, in UID order."""
+
+    @abc.abstractmethod
+    async def read_message(self, mailbox_id: int, uid: int) -> bytes:
+        """The stored bytes, exactly as delivered; raises MessageGone."""
+
+    @abc.abstractmethod
+    async def read_range(self, mailbox_id: int, uid: int, start: int, length: int) -> bytes:
+        """A byte range of the stored message (headers, a part); raises MessageGone."""
+
+    @abc.abstractmethod
+    async def append(
+        self,
+        mailbox: str,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+        check_quota: bool = True,
+    ) -> AppendResult:
+        """Store a message durably (file fsynced, index committed) before returning."""
+
+    @abc.abstractmethod
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: Literal["add", "remove", "replace"],
+        flags: Iterable[str],
+        unchangedsince: int | None = None,
+    ) -> list[MessageMeta]:
+        """Change flags; returns the messages whose flags actually changed."""
+
+    @abc.abstractmethod
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        """Remove messages; returns the UIDs actually removed."""
+
+    @abc.abstractmethod
+    async def copy(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...
+
+    @abc.abstractmethod
+    async def move(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...
+
+    @abc.abstractmethod
+    async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet: ...
+
+    # --- POP3 ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def pop3_lock(self) -> AbstractAsyncContextManager[None]:
+        """Exclusive maildrop lock for one POP3 session; raises MailboxInUse."""
+
+    @abc.abstractmethod
+    async def pop3_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        """DELE in "hide" mode: never shown to POP3 again, still visible to IMAP."""
+
+    @abc.abstractmethod
+    async def pop3_mark_retrieved(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        """Remember when POP3 first retrieved these (for leave_on_server_days)."""
+
+    @abc.abstractmethod
+    async def pop3_expire(self, older_than: float) -> int:
+        """Delete INBOX messages POP3 retrieved before *older_than*; returns the count."""
+
+    # --- accounting ------------------------------------------------------------------
+    @abc.abstractmethod
+    async def usage(self) -> Usage: ...
+
+
+class Store(abc.ABC):
+    """All accounts' mail."""
+
+    @abc.abstractmethod
+    async def account(self, address: str) -> AccountStore:
+        """Open (creating on first use, with the default mailboxes) an account's store."""
+
+    @abc.abstractmethod
+    async def delete_account(self, address: str) -> None: ...
+
+    @abc.abstractmethod
+    def subscribe(self, address: str) -> Subscription:
+        """Changes to *address*'s mailboxes, from any session in any front end."""
+
+    @abc.abstractmethod
+    async def notify_external(self, address: str) -> None:
+        """Another process changed *address*: re-read and publish what changed."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
