@@ -1,1 +1,1 @@
-
+"""Accounts, passwords, SASL and login policy."""

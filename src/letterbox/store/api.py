@@ -174,6 +174,19 @@ class Usage:
     bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """An account's limits; 0 means unlimited."""
+
+    bytes: int = 0
+    messages: int = 0
+
+    def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
+        if self.bytes and usage.bytes + add_bytes > self.bytes:
+            return True
+        return bool(self.messages and usage.messages + add_messages > self.messages)
+
+
 class AccountStore(abc.ABC):
     """One account's mailboxes and messages."""
 
@@ -206,6 +219,11 @@ class AccountStore(abc.ABC):
     @abc.abstractmethod
     async def status(self, mailbox: str) -> MailboxStatus: ...
 
+    @abc.abstractmethod
+    async def take_recent(self, mailbox_id: int) -> int:
+        """Claim \\Recent (IMAP4rev1) for one session: returns the lowest UID that is recent
+        to the caller and moves the mailbox's recent mark past every current message."""
+
     # --- messages --------------------------------------------------------------------
     @abc.abstractmethod
     async def snapshot(self, mailbox: str) -> tuple[Mailbox, list[MessageMeta]]:
@@ -232,7 +250,7 @@ class AccountStore(abc.ABC):
         data: bytes,
         flags: Iterable[str] = (),
         internaldate: float | None = None,
-        check_quota: bool = True,
+        quota: Quota | None = None,
     ) -> AppendResult:
         """Store a message durably (file fsynced, index committed) before returning."""
 
@@ -252,7 +270,9 @@ class AccountStore(abc.ABC):
         """Remove messages; returns the UIDs actually removed."""
 
     @abc.abstractmethod
-    async def copy(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...
+    async def copy(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+    ) -> CopyResult: ...
 
     @abc.abstractmethod
     async def move(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...

@@ -1,0 +1,195 @@
+"""The account directory: addresses, password hashes, per-account switches and quotas,
+and the server-wide protocol switches. One SQLite file shared by the server and the CLI.
+
+The server notices CLI changes within a second through PRAGMA data_version (and at once
+when the CLI pokes the control socket), so changes apply without a restart.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..store.api import Quota
+
+PROTOCOLS = ("imap", "pop3")
+SERVICES = ("imap", "pop3", "lmtp", "smtp")
+
+_LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*$")
+_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    address        TEXT PRIMARY KEY,
+    password       TEXT NOT NULL,
+    enabled        INTEGER NOT NULL DEFAULT 1,
+    protocols      TEXT NOT NULL DEFAULT 'imap pop3',
+    quota_bytes    INTEGER NOT NULL DEFAULT 0,
+    quota_messages INTEGER NOT NULL DEFAULT 0,
+    created        REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS switches (
+    service TEXT PRIMARY KEY,
+    enabled INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class DirectoryError(Exception):
+    """A directory problem worded for the administrator (bad address, unknown user...)."""
+
+
+def normalize_address(address: str) -> str:
+    """Lower-case and validate user@domain; raise DirectoryError naming the problem."""
+    addr = address.strip().lower()
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise DirectoryError(f"{address!r} is not an address of the form user@domain")
+    if len(local) > 64 or not _LOCAL_RE.match(local):
+        raise DirectoryError(f"{address!r}: the part before @ has characters not allowed here")
+    if not _DOMAIN_RE.match(domain):
+        raise DirectoryError(f"{address!r}: {domain!r} is not a valid domain name")
+    return addr
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    address: str
+    password_hash: str
+    enabled: bool
+    protocols: frozenset[str]
+    quota: Quota
+    created: float
+
+    @property
+    def domain(self) -> str:
+        return self.address.rpartition("@")[2]
+
+
+def _row_to_account(row: tuple) -> Account:
+    address, pw, enabled, protocols, qb, qm, created = row
+    return Account(address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created)
+
+
+class Directory:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._version = self.data_version()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def changed(self) -> bool:
+        """True once after another process committed a change."""
+        v = self.data_version()
+        if v != self._version:
+            self._version = v
+            return True
+        return False
+
+    # --- accounts ----------------------------------------------------------------------
+    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created"
+
+    def get(self, address: str) -> Account | None:
+        row = self.db.execute(
+            f"SELECT {self._COLS} FROM accounts WHERE address = ?", (address.strip().lower(),)
+        ).fetchone()
+        return _row_to_account(row) if row else None
+
+    def require(self, address: str) -> Account:
+        acc = self.get(normalize_address(address))
+        if acc is None:
+            raise DirectoryError(f"no account {address!r}")
+        return acc
+
+    def list(self) -> list[Account]:
+        rows = self.db.execute(f"SELECT {self._COLS} FROM accounts ORDER BY address").fetchall()
+        return [_row_to_account(r) for r in rows]
+
+    def add(
+        self,
+        address: str,
+        password_hash: str,
+        protocols: Iterable[str] = PROTOCOLS,
+        quota: Quota = Quota(),
+    ) -> Account:
+        addr = normalize_address(address)
+        protos = _check_protocols(protocols)
+        try:
+            self.db.execute(
+                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?)",
+                (addr, password_hash, " ".join(protos), quota.bytes, quota.messages, time.time()),
+            )
+        except sqlite3.IntegrityError:
+            raise DirectoryError(f"account {addr!r} already exists") from None
+        return self.require(addr)
+
+    def delete(self, address: str) -> None:
+        addr = self.require(address).address
+        self.db.execute("DELETE FROM accounts WHERE address = ?", (addr,))
+
+    def _update(self, address: str, column: str, value: object) -> Account:
+        addr = self.require(address).address
+        self.db.execute(f"UPDATE accounts SET {column} = ? WHERE address = ?", (value, addr))
+        return self.require(addr)
+
+    def set_password(self, address: str, password_hash: str) -> Account:
+        return self._update(address, "password", password_hash)
+
+    def set_enabled(self, address: str, enabled: bool) -> Account:
+        return self._update(address, "enabled", int(enabled))
+
+    def set_protocols(self, address: str, protocols: Iterable[str]) -> Account:
+        return self._update(address, "protocols", " ".join(_check_protocols(protocols)))
+
+    def set_quota(self, address: str, quota: Quota) -> Account:
+        addr = self.require(address).address
+        self.db.execute(
+            "UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE address = ?",
+            (quota.bytes, quota.messages, addr),
+        )
+        return self.require(addr)
+
+    def local_domains(self) -> set[str]:
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT substr(address, instr(address, '@') + 1) FROM accounts"
+            )
+        }
+
+    # --- server-wide switches ---------------------------------------------------------
+    def switches(self) -> dict[str, bool]:
+        """Services switched on or off at run time; absent ones follow the config file."""
+        return {s: bool(e) for s, e in self.db.execute("SELECT service, enabled FROM switches")}
+
+    def set_switch(self, service: str, enabled: bool) -> None:
+        if service not in SERVICES:
+            raise DirectoryError(f"unknown protocol {service!r}: expected one of {', '.join(SERVICES)}")
+        self.db.execute(
+            "INSERT OR REPLACE INTO switches (service, enabled) VALUES (?, ?)", (service, int(enabled))
+        )
+
+
+def _check_protocols(protocols: Iterable[str]) -> list[str]:
+    out = []
+    for p in protocols:
+        p = p.strip().lower()
+        if not p:
+            continue
+        if p not in PROTOCOLS:
+            raise DirectoryError(f"unknown protocol {p!r}: expected imap, pop3 or both")
+        if p not in out:
+            out.append(p)
+    return out

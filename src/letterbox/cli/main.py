@@ -1,0 +1,36 @@
+"""The `letterbox` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $LETTERBOX_CONFIG, ./var/letterbox.toml, /etc/letterbox/letterbox.toml).",
+)
+@click.version_option(__version__, prog_name="letterbox")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Letterbox mail server: IMAP, POP3, LMTP and SMTP delivery."""
+    ctx.ensure_object(dict)["config"] = config
+
+
+def _register() -> None:
+    from . import deliver, protocols, quota, serve, user
+
+    for module in (serve, user, quota, protocols, deliver):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main() -> None:
+    _register()
+    cli()

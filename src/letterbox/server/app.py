@@ -1,0 +1,326 @@
+"""The running server: listeners per service, live switches, control socket, housekeeping.
+
+Switches: a service runs when the config enables it, unless `letterbox protocols` has
+switched it at run time (kept in the directory, so it survives restarts). When a service
+goes off, its listeners close (new connections are refused) and its open sessions end
+with the protocol's goodbye; a POP3 session never reaches UPDATE that way, so nothing
+it marked for deletion is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..auth.directory import SERVICES
+from ..config import Settings, parse_listen
+from ..store.maildir.backend import MaildirStore
+from . import control
+from .connection import Connection
+from .context import Context, build_context
+from .session import Peer, Session
+
+log = logging.getLogger("letterbox.server")
+
+POLL_INTERVAL = 0.5
+EXPIRE_INTERVAL = 3600.0
+
+_REFUSALS = {
+    "imap": b"* BYE Too many connections from your address\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+}
+
+
+def _socket_names(server: asyncio.Server) -> list[str]:
+    out = []
+    for sock in server.sockets:
+        name = sock.getsockname()
+        if isinstance(name, str):
+            out.append(name)
+        elif ":" in name[0]:
+            out.append(f"[{name[0]}]:{name[1]}")
+        else:
+            out.append(f"{name[0]}:{name[1]}")
+    return out
+
+
+def _session_factory(service: str) -> Callable[[Context, Peer, bool], Session]:
+    if service == "pop3":
+        from ..pop3.session import POP3Session
+
+        return POP3Session
+    from ..imap.session import IMAPSession
+
+    return IMAPSession
+
+
+class Server:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ctx = build_context(settings)
+        self.listeners: dict[str, list[tuple[str, asyncio.Server]]] = {}
+        """service -> [(label, server)]; labels are "imap", "imaps", "lmtp_unix", ..."""
+        self.bound: dict[str, list[str]] = {}
+        self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
+        self.per_ip: Counter[str] = Counter()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._control: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
+        self._delivery: Any = None
+
+    # --- switches ------------------------------------------------------------------------
+    def configured(self, service: str) -> bool:
+        section = getattr(self.settings, service)
+        return bool(section.enabled)
+
+    def switches(self) -> dict[str, bool]:
+        overrides = self.ctx.directory.switches()
+        return {s: overrides.get(s, self.configured(s)) for s in SERVICES}
+
+    async def apply_switches(self) -> None:
+        for service, want in self.switches().items():
+            running = service in self.listeners
+            if want and not running:
+                await self._start_service(service)
+            elif not want and running:
+                await self._stop_service(service, f"{service.upper()} has been disabled by the administrator")
+        self._write_listener_file()
+
+    # --- listeners -----------------------------------------------------------------------
+    async def _start_service(self, service: str) -> None:
+        servers: list[tuple[str, asyncio.Server]] = []
+        loop = asyncio.get_running_loop()
+        section = getattr(self.settings, service)
+        try:
+            if service in ("imap", "pop3"):
+                for addr in section.listen:
+                    servers.append((service, await self._listen_session(service, addr, False)))
+                if self.ctx.tls is not None:
+                    for addr in section.tls_listen:
+                        servers.append((service + "s", await self._listen_session(service, addr, True)))
+            else:
+                delivery = self._delivery_module()
+                factory = (
+                    delivery.lmtp_protocol_factory(self.ctx)
+                    if service == "lmtp"
+                    else delivery.smtp_protocol_factory(self.ctx)
+                )
+                for addr in section.listen:
+                    host, port = parse_listen(addr)
+                    servers.append((service, await loop.create_server(factory, host, port)))
+                if service == "lmtp" and section.unix_socket:
+                    path = self.settings.run_dir / section.unix_socket
+                    path.unlink(missing_ok=True)
+                    servers.append((service + "_unix", await loop.create_unix_server(factory, str(path))))
+                    path.chmod(0o660)
+        except OSError as e:
+            for _, srv in servers:
+                srv.close()
+            log.error("cannot start %s: %s", service.upper(), e)
+            return
+        self.listeners[service] = servers
+        for label, srv in servers:
+            for name in _socket_names(srv):
+                log.info("%s listening on %s", label.upper().replace("_UNIX", " (unix)"), name)
+
+    async def _listen_session(self, service: str, addr: str, implicit_tls: bool) -> asyncio.Server:
+        host, port = parse_listen(addr)
+        factory = _session_factory(service)
+        tls = self.ctx.tls
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peername = writer.get_extra_info("peername") or ("", 0)
+            ip, cport = str(peername[0]), int(peername[1])
+            limit = self.settings.server.max_connections_per_ip
+            if self.per_ip[ip] >= limit:
+                log.warning("%s connection from %s refused: %d connections already", service, ip, limit)
+                with contextlib.suppress(Exception):
+                    writer.write(_REFUSALS[service])
+                    await writer.drain()
+                writer.close()
+                return
+            self.per_ip[ip] += 1
+            session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
+            conn = Connection(session, reader, writer, tls, self._connection_done)
+            self.connections[service].add(conn)
+            await conn.run()
+
+        return await asyncio.start_server(
+            on_client, host, port, ssl=tls if implicit_tls else None, ssl_handshake_timeout=30
+        )
+
+    def _connection_done(self, conn: Connection) -> None:
+        self.connections[conn.session.protocol].discard(conn)
+        ip = conn.session.peer.ip
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+    async def _stop_service(self, service: str, reason: str) -> None:
+        for _, srv in self.listeners.pop(service, []):
+            srv.close()
+        log.info("%s stopped: %s", service.upper(), reason)
+        if service in self.connections:
+            for conn in list(self.connections[service]):
+                conn.request_shutdown(reason)
+        elif self._delivery is not None:
+            self._delivery.shutdown_all(service, reason)
+        # Let goodbyes reach the clients before anyone assumes the service is quiet.
+        for _ in range(50):
+            if not self.connections.get(service):
+                break
+            await asyncio.sleep(0.02)
+
+    def _delivery_module(self) -> Any:
+        if self._delivery is None:
+            from .. import delivery
+
+            self._delivery = delivery
+        return self._delivery
+
+    def _write_listener_file(self) -> None:
+        """run_dir/listeners.json: what is bound where (tests and tools read it)."""
+        out: dict[str, list[str]] = {}
+        for servers in self.listeners.values():
+            for label, srv in servers:
+                out.setdefault(label, []).extend(_socket_names(srv))
+        self.bound = out
+        path = self.settings.run_dir / "listeners.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "listeners": out}, indent=2))
+        tmp.replace(path)
+
+    # --- accounts changing under open sessions -------------------------------------------
+    def _enforce_accounts(self) -> None:
+        """End sessions whose account was deleted, disabled or lost the protocol."""
+        for service, conns in self.connections.items():
+            for conn in list(conns):
+                user = conn.session.user
+                if user is None:
+                    continue
+                acc = self.ctx.directory.get(user)
+                if acc is None or not acc.enabled:
+                    conn.request_shutdown("account disabled by the administrator")
+                elif service not in acc.protocols:
+                    conn.request_shutdown(f"{service.upper()} access disabled for this account")
+
+    async def _on_directory_change(self) -> None:
+        self.ctx.auth.cache.flush()
+        await self.apply_switches()
+        self._enforce_accounts()
+
+    # --- control socket ------------------------------------------------------------------
+    async def _handle_control(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        what = cmd.get("cmd")
+        if what == "reload":
+            self.ctx.directory.changed()
+            await self._on_directory_change()
+            return {"ok": True, "switches": self.switches(), "listeners": self.bound}
+        if what == "status":
+            return {
+                "ok": True,
+                "switches": self.switches(),
+                "listeners": self.bound,
+                "sessions": {s: len(c) for s, c in self.connections.items()},
+                "pid": os.getpid(),
+            }
+        if what == "changed":
+            address = str(cmd.get("address", ""))
+            await self.ctx.store.notify_external(address)
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown control command {what!r}"}
+
+    # --- housekeeping --------------------------------------------------------------------
+    async def _poll(self) -> None:
+        store = self.ctx.store
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            try:
+                if self.ctx.directory.changed():
+                    await self._on_directory_change()
+                if isinstance(store, MaildirStore):
+                    store.poll_external()
+            except Exception:
+                log.exception("housekeeping poll failed")
+
+    async def _expire(self) -> None:
+        days = self.settings.pop3.leave_on_server_days
+        if not days:
+            return
+        while True:
+            try:
+                cutoff = time.time() - days * 86400
+                for acc in self.ctx.directory.list():
+                    n = await (await self.ctx.store.account(acc.address)).pop3_expire(cutoff)
+                    if n:
+                        log.info("pop3 expire: deleted %d messages of %s older than %d days", n, acc.address, days)
+            except Exception:
+                log.exception("POP3 expiry run failed")
+            await asyncio.sleep(EXPIRE_INTERVAL)
+
+    # --- life cycle ----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True)
+        store = self.ctx.store
+        if isinstance(store, MaildirStore):
+            stats = await asyncio.to_thread(store.reconcile_all)
+            if any(stats.values()):
+                log.warning("start-up reconciliation repaired the index: %s", stats)
+        self._control = await control.serve(self.settings.run_dir, self._handle_control)
+        await self.apply_switches()
+        self._tasks.append(asyncio.create_task(self._poll()))
+        self._tasks.append(asyncio.create_task(self._expire()))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for service in list(self.listeners):
+            await self._stop_service(service, "server shutting down")
+        if self._control is not None:
+            self._control.close()
+        (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)
+        (self.settings.run_dir / "listeners.json").unlink(missing_ok=True)
+        await self.ctx.store.close()
+        self.ctx.directory.close()
+
+    async def run_forever(self) -> None:
+        await self.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._stopped.set)
+        try:
+            await self._stopped.wait()
+        finally:
+            log.info("stopping")
+            await self.stop()
+
+
+def run(settings: Settings) -> None:
+    """Run the server until SIGINT/SIGTERM, with uvloop when it is installed."""
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    loop_factory = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(Server(settings).run_forever())
+
+
+def listener_file(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "listeners.json").read_text())
+    return data

@@ -1,0 +1,121 @@
+"""Drive one sans-I/O Session over an asyncio stream.
+
+The runner waits for whichever comes first: client bytes, a change-feed event, a
+shutdown request from the server (a protocol switched off), or the idle timer; it hands
+that one event to the session and flushes what the session queued. A failure inside one
+session is logged and ends that connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+from .session import Session
+
+log = logging.getLogger("letterbox.session")
+
+READ_SIZE = 65536
+
+
+class Connection:
+    def __init__(
+        self,
+        session: Session,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: ssl.SSLContext | None,
+        on_done: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.on_done = on_done
+        self._stop_reason: str | None = None
+        self._wake = asyncio.Event()
+
+    def request_shutdown(self, reason: str) -> None:
+        """Ask the session to say goodbye and close (thread-unsafe; call from the loop)."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+            self._wake.set()
+
+    async def _flush(self) -> None:
+        out = self.session.take_output()
+        if out:
+            self.writer.writelines(out)
+            await asyncio.wait_for(self.writer.drain(), timeout=self.session.timeout)
+
+    async def run(self) -> None:
+        s = self.session
+        read_task: asyncio.Task[bytes] | None = None
+        wake_task = asyncio.ensure_future(self._wake.wait())
+        sub_task: asyncio.Future[None] | None = None
+        sub_for = None
+        try:
+            await s.start()
+            await self._flush()
+            while not s.closing:
+                if read_task is None:
+                    read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
+                if s.subscription is not sub_for:
+                    if sub_task is not None:
+                        sub_task.cancel()
+                    sub_for = s.subscription
+                    sub_task = asyncio.ensure_future(sub_for.wait()) if sub_for else None
+                waits: set[asyncio.Future] = {read_task, wake_task}
+                if sub_task is not None:
+                    waits.add(sub_task)
+                done, _ = await asyncio.wait(
+                    waits, timeout=s.timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not done:
+                    await s.timed_out()
+                elif wake_task in done:
+                    await s.shutdown(self._stop_reason or "server shutting down")
+                    s.closing = True
+                elif read_task in done:
+                    data = read_task.result()
+                    read_task = None
+                    if not data:
+                        break
+                    await s.receive(data)
+                    if s.start_tls and not s.closing:
+                        await self._flush()
+                        s.start_tls = False
+                        if self.tls is None:
+                            s.closing = True
+                        else:
+                            await self.writer.start_tls(self.tls)
+                            s.tls_started()
+                else:
+                    sub_task = None
+                    sub_for = None
+                    await s.changed()
+                await self._flush()
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+            log.debug("%s connection from %s ended: %s", s.protocol, s.peer.ip, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s session for %s from %s failed", s.protocol, s.user, s.peer.ip)
+        finally:
+            for t in (read_task, wake_task, sub_task):
+                if t is not None:
+                    t.cancel()
+            try:
+                await s.connection_lost()
+            except Exception:
+                log.exception("%s session cleanup failed", s.protocol)
+            summary = s.summary()
+            if summary:
+                log.info("%s", summary)
+            try:
+                self.writer.close()
+            except Exception:  # noqa: BLE001 - the transport may already be gone
+                pass
+            if self.on_done is not None:
+                self.on_done(self)

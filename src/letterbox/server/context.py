@@ -1,0 +1,46 @@
+"""What every listener and session shares: settings, directory, store, login policy."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+from ..auth.authenticator import Authenticator
+from ..auth.directory import Directory
+from ..config import Settings
+from ..store.api import Store
+
+
+@dataclass
+class Context:
+    settings: Settings
+    directory: Directory
+    store: Store
+    auth: Authenticator
+    tls: ssl.SSLContext | None = None
+    hostname: str = "localhost"
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def build_context(settings: Settings) -> Context:
+    """Open the directory and the store named by *settings* (no listeners)."""
+    from ..store.maildir.backend import MaildirStore
+    from .tls import server_context
+
+    data = settings.data_dir
+    data.mkdir(parents=True, exist_ok=True)
+    directory = Directory(data / "accounts.sqlite")
+    store = MaildirStore(data / "mail")
+    tls = None
+    if settings.tls.cert is not None and settings.tls.key is not None:
+        tls = server_context(
+            settings.resolve(settings.tls.cert), settings.resolve(settings.tls.key), settings.tls.min_version
+        )
+    return Context(
+        settings=settings,
+        directory=directory,
+        store=store,
+        auth=Authenticator(directory, settings.auth),
+        tls=tls,
+        hostname=settings.server.hostname,
+    )

@@ -1,0 +1,81 @@
+"""The contract between a protocol core and the connection runner.
+
+A protocol core is sans-I/O: it receives bytes and events and queues bytes to send in
+`out`; it never touches sockets, files or SQL. The runner (server/connection.py) owns the
+socket, the timers and TLS, and feeds the core one event at a time, so a core never has
+to worry about two events interleaving.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from ..store.feed import Subscription
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    ip: str
+    port: int
+    secure: bool
+    """TLS is active (implicit TLS, or after STLS/STARTTLS)."""
+
+
+class Session(abc.ABC):
+    protocol: str = ""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.out: list[bytes] = []
+        self.closing = False
+        """Set when the core wants the connection closed after `out` is flushed."""
+        self.start_tls = False
+        """Set when the core wants TLS started after `out` is flushed (STLS/STARTTLS)."""
+        self.subscription: Subscription | None = None
+        """Set while the core wants change-feed events (IMAP selected state, IDLE)."""
+        self.user: str | None = None
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def take_output(self) -> list[bytes]:
+        out, self.out = self.out, []
+        return out
+
+    @property
+    def timeout(self) -> float:
+        """Seconds of client silence after which `timed_out` is called."""
+        return 600.0
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Queue the greeting."""
+
+    @abc.abstractmethod
+    async def receive(self, data: bytes) -> None:
+        """Bytes from the client (any split: partial lines, several commands)."""
+
+    async def changed(self) -> None:  # noqa: B027 - optional hook
+        """The subscription has pending changes."""
+
+    def tls_started(self) -> None:
+        self.peer = Peer(self.peer.ip, self.peer.port, True)
+
+    @abc.abstractmethod
+    async def shutdown(self, reason: str) -> None:
+        """The server ends the session (protocol switched off, server stopping): queue the
+        protocol's goodbye, undo nothing the client did not commit, and set `closing`."""
+
+    @abc.abstractmethod
+    async def timed_out(self) -> None:
+        """The client was silent too long: queue the goodbye and set `closing`."""
+
+    @abc.abstractmethod
+    async def connection_lost(self) -> None:
+        """The client went away (or the connection was closed): release what is held.
+        Always called exactly once, last."""
+
+    def summary(self) -> str:
+        """One line for the log at the end of the session (what the session did)."""
+        return ""

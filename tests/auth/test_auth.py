@@ -1,0 +1,117 @@
+"""Accounts, password hashing, the credential cache and the failure penalty."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from letterbox.auth import passwords
+from letterbox.auth.authenticator import Authenticator, Outcome, is_loopback
+from letterbox.auth.directory import Directory, DirectoryError, normalize_address
+from letterbox.auth.sasl import SASLError, decode_plain
+from letterbox.config import AuthSettings
+from letterbox.store.api import Quota
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Directory:
+    d = Directory(tmp_path / "accounts.sqlite")
+    d.add("Alice@Example.com", passwords.hash_password("right"), ["pop3", "imap"], Quota(1000, 10))
+    return d
+
+
+def test_addresses_are_validated() -> None:
+    assert normalize_address(" Bob@Example.ORG ") == "bob@example.org"
+    for bad in ["bob", "@x.org", "bob@", "a b@x.org", "bob@-x.org", "bob@x..org", "../x@y.org"]:
+        with pytest.raises(DirectoryError):
+            normalize_address(bad)
+
+
+def test_directory_crud(directory: Directory) -> None:
+    acc = directory.require("alice@example.com")
+    assert acc.protocols == {"imap", "pop3"} and acc.quota == Quota(1000, 10)
+    assert acc.password_hash.startswith("$argon2id$")
+    with pytest.raises(DirectoryError, match="already exists"):
+        directory.add("alice@example.com", "x")
+    directory.set_protocols("alice@example.com", ["imap"])
+    assert directory.require("alice@example.com").protocols == {"imap"}
+    with pytest.raises(DirectoryError, match="unknown protocol"):
+        directory.set_protocols("alice@example.com", ["smtp"])
+    assert directory.local_domains() == {"example.com"}
+    directory.set_switch("pop3", False)
+    assert directory.switches() == {"pop3": False}
+    directory.delete("alice@example.com")
+    assert directory.get("alice@example.com") is None
+
+
+def login(auth: Authenticator, user: str, pw: str, proto: str = "pop3", ip: str = "192.0.2.9") -> Outcome:
+    return asyncio.run(auth.login(user, pw, proto, ip)).outcome
+
+
+def test_login_outcomes(directory: Directory) -> None:
+    auth = Authenticator(directory, AuthSettings(failure_delay=0))
+    assert login(auth, "ALICE@example.com", "right") is Outcome.OK
+    assert login(auth, "alice@example.com", "wrong") is Outcome.BAD_CREDENTIALS
+    assert login(auth, "nobody@example.com", "right") is Outcome.BAD_CREDENTIALS
+    directory.set_protocols("alice@example.com", ["imap"])
+    assert login(auth, "alice@example.com", "right", "pop3") is Outcome.PROTOCOL_DISABLED
+    assert login(auth, "alice@example.com", "right", "imap") is Outcome.OK
+    directory.set_enabled("alice@example.com", False)
+    # A wrong password never learns that the account is disabled.
+    assert login(auth, "alice@example.com", "wrong", "imap") is Outcome.BAD_CREDENTIALS
+    assert login(auth, "alice@example.com", "right", "imap") is Outcome.ACCOUNT_DISABLED
+
+
+def test_cache_skips_argon2_and_forgets_on_password_change(directory: Directory, monkeypatch: pytest.MonkeyPatch) -> None:
+    auth = Authenticator(directory, AuthSettings(failure_delay=0, cache_ttl=60))
+    calls = []
+    real = passwords.verify_password
+
+    def counting(stored: str | None, pw: str) -> bool:
+        calls.append(pw)
+        return real(stored, pw)
+
+    monkeypatch.setattr("letterbox.auth.authenticator.verify_password", counting)
+    for _ in range(3):
+        assert login(auth, "alice@example.com", "right") is Outcome.OK
+    assert len(calls) == 1
+    directory.set_password("alice@example.com", passwords.hash_password("new"))
+    assert login(auth, "alice@example.com", "right") is Outcome.BAD_CREDENTIALS
+    assert login(auth, "alice@example.com", "new") is Outcome.OK
+    assert len(calls) == 3
+
+
+def test_failures_are_delayed_and_throttled(directory: Directory) -> None:
+    auth = Authenticator(directory, AuthSettings(failure_delay=0.2, max_failures_per_ip=3))
+    t = time.monotonic()
+    assert login(auth, "alice@example.com", "right") is Outcome.OK
+    assert time.monotonic() - t < 0.2  # success is never delayed
+    t = time.monotonic()
+    assert login(auth, "alice@example.com", "bad") is Outcome.BAD_CREDENTIALS
+    assert time.monotonic() - t >= 0.2
+    login(auth, "alice@example.com", "bad")
+    login(auth, "alice@example.com", "bad")
+    assert login(auth, "alice@example.com", "right") is Outcome.THROTTLED
+    assert login(auth, "alice@example.com", "right", ip="192.0.2.10") is Outcome.OK
+
+
+def test_plaintext_policy(directory: Directory) -> None:
+    auth = Authenticator(directory, AuthSettings())
+    assert auth.plaintext_allowed(False, "127.0.0.1")
+    assert auth.plaintext_allowed(False, "::1")
+    assert auth.plaintext_allowed(True, "192.0.2.1")
+    assert not auth.plaintext_allowed(False, "192.0.2.1")
+    assert is_loopback("127.0.0.5") and not is_loopback("10.0.0.1")
+
+
+def test_sasl_plain() -> None:
+    import base64
+
+    assert decode_plain(base64.b64encode(b"\0bob\0pw")) == ("bob", "pw")
+    assert decode_plain(base64.b64encode(b"bob\0bob\0pw")) == ("bob", "pw")
+    for bad in [b"!!!", base64.b64encode(b"bob\0pw"), base64.b64encode(b"eve\0bob\0pw")]:
+        with pytest.raises(SASLError):
+            decode_plain(bad)

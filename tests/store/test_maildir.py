@@ -1,0 +1,320 @@
+"""The embedded store: durability, reconciliation, UIDs, quota, change feed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from letterbox.store.api import (
+    BadMailboxName,
+    MailboxExists,
+    MailboxInUse,
+    MailboxNotFound,
+    MessageGone,
+    OverQuota,
+    Quota,
+    StoreError,
+)
+from letterbox.store.maildir.backend import MaildirStore
+
+MSG = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nbody line\r\n"
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "mail"
+
+
+def test_new_account_has_special_use_folders(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        boxes = {m.name: m.special_use for m in await acc.list_mailboxes()}
+        assert boxes == {
+            "INBOX": None,
+            "Drafts": "\\Drafts",
+            "Sent": "\\Sent",
+            "Trash": "\\Trash",
+            "Junk": "\\Junk",
+            "Archive": "\\Archive",
+        }
+        assert (root / "example.com" / "alice" / "cur").is_dir()
+        assert (root / "example.com" / "alice" / ".Sent" / "cur").is_dir()
+
+    run(go())
+
+
+def test_append_is_byte_exact_and_uids_increase(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        raw = MSG + b"\x00\xff binary\r\n"
+        r1 = await acc.append("INBOX", raw)
+        r2 = await acc.append("inbox", MSG, flags=["\\seen", "$Label"])
+        assert (r1.uid, r2.uid) == (1, 2)
+        mbox = await acc.get_mailbox("INBOX")
+        assert await acc.read_message(mbox.id, 1) == raw
+        recs = await acc.fetch(mbox.id, [1, 2], ["flags", "size", "envelope"])
+        assert [r.size for r in recs] == [len(raw), len(MSG)]
+        assert recs[1].flags == {"\\Seen", "$Label"}
+        assert recs[0].envelope.startswith(b"(")
+        assert "$Label" in (await acc.get_mailbox("INBOX")).keywords
+        usage = await acc.usage()
+        assert (usage.messages, usage.bytes) == (2, len(raw) + len(MSG))
+
+    run(go())
+
+
+def test_expunge_never_reuses_uids_and_updates_usage(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        for _ in range(3):
+            await acc.append("INBOX", MSG)
+        mbox = await acc.get_mailbox("INBOX")
+        assert await acc.expunge(mbox.id, [2, 3]) == [2, 3]
+        assert (await acc.usage()).messages == 1
+        r = await acc.append("INBOX", MSG)
+        assert r.uid == 4
+        with pytest.raises(MessageGone):
+            await acc.read_message(mbox.id, 2)
+        cs = await acc.changes_since(mbox.id, mbox.highestmodseq)
+        assert cs.expunged == [2, 3]
+        assert [m.uid for m in cs.updated] == [4]
+
+    run(go())
+
+
+def test_flags_and_modseq(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        await acc.append("INBOX", MSG)
+        await acc.append("INBOX", MSG)
+        mbox = await acc.get_mailbox("INBOX")
+        changed = await acc.store_flags(mbox.id, [1, 2], "add", ["\\Seen"])
+        assert [m.uid for m in changed] == [1, 2]
+        assert await acc.store_flags(mbox.id, [1], "add", ["\\Seen"]) == []
+        changed = await acc.store_flags(mbox.id, [2], "replace", ["\\Flagged"])
+        assert changed[0].flags == {"\\Flagged"}
+        st = await acc.status("INBOX")
+        assert (st.messages, st.unseen, st.deleted) == (2, 1, 0)
+        _, metas = await acc.snapshot("INBOX")
+        assert metas[0].modseq < metas[1].modseq
+
+    run(go())
+
+
+def test_mailbox_names_cannot_escape(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        for bad in ["", "..", "a/../b", "a//b", "/abs", "x\x00y", "tab\there", ".hidden", "a/" * 40 + "a"]:
+            with pytest.raises(BadMailboxName):
+                await acc.create_mailbox(bad)
+        m = await acc.create_mailbox("Work/2024.Q1/50%")
+        assert m.name == "Work/2024.Q1/50%"
+        names = {x.name for x in await acc.list_mailboxes()}
+        assert {"Work", "Work/2024.Q1", "Work/2024.Q1/50%"} <= names
+        for p in (root / "example.com" / "alice").iterdir():
+            assert p.resolve().is_relative_to((root / "example.com" / "alice").resolve())
+        with pytest.raises(MailboxExists):
+            await acc.create_mailbox("work/2024.Q1/50%".replace("work", "Work"))
+
+    run(go())
+
+
+def test_delete_recreate_changes_uidvalidity(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        a = await acc.create_mailbox("Projects")
+        await acc.append("Projects", MSG)
+        with pytest.raises(StoreError):
+            await acc.delete_mailbox("INBOX")
+        await acc.delete_mailbox("Projects")
+        with pytest.raises(MailboxNotFound):
+            await acc.get_mailbox("Projects")
+        b = await acc.create_mailbox("Projects")
+        assert b.uidvalidity != a.uidvalidity
+        assert (await acc.status("Projects")).messages == 0
+        assert (await acc.usage()).messages == 0
+
+    run(go())
+
+
+def test_rename_keeps_messages_and_children(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        await acc.create_mailbox("A/B")
+        await acc.append("A/B", MSG)
+        await acc.rename_mailbox("A", "Z/Y")
+        names = {x.name for x in await acc.list_mailboxes()}
+        assert {"Z", "Z/Y", "Z/Y/B"} <= names and "A" not in names
+        b = await acc.get_mailbox("Z/Y/B")
+        assert await acc.read_message(b.id, 1) == MSG
+        # Renaming INBOX moves its messages and leaves INBOX empty.
+        await acc.append("INBOX", MSG)
+        await acc.rename_mailbox("INBOX", "Old")
+        assert (await acc.status("INBOX")).messages == 0
+        assert (await acc.status("Old")).messages == 1
+
+    run(go())
+
+
+def test_copy_and_move(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        for _ in range(3):
+            await acc.append("INBOX", MSG, flags=["\\Seen"])
+        inbox = await acc.get_mailbox("INBOX")
+        res = await acc.copy(inbox.id, [1, 3], "Archive")
+        assert res.source_uids == (1, 3) and res.dest_uids == (1, 2)
+        arch = await acc.get_mailbox("Archive")
+        assert await acc.read_message(arch.id, 2) == MSG
+        recs = await acc.fetch(arch.id, [1, 2], ["flags", "envelope"])
+        assert all(r.flags == {"\\Seen"} and r.envelope for r in recs)
+        mv = await acc.move(inbox.id, [2], "Trash")
+        assert mv.dest_uids == (1,)
+        assert (await acc.status("INBOX")).messages == 2
+        assert (await acc.usage()).messages == 6 - 1 + 0  # 3 inbox-1 moved + 2 copies + 1 in trash
+
+    run(go())
+
+
+def test_quota_refuses_and_counts(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        q = Quota(bytes=len(MSG) * 2, messages=0)
+        await acc.append("INBOX", MSG, quota=q)
+        await acc.append("INBOX", MSG, quota=q)
+        with pytest.raises(OverQuota):
+            await acc.append("INBOX", MSG, quota=q)
+        with pytest.raises(OverQuota):
+            await acc.append("INBOX", MSG, quota=Quota(messages=2))
+        inbox = await acc.get_mailbox("INBOX")
+        with pytest.raises(OverQuota):
+            await acc.copy(inbox.id, [1], "Archive", quota=q)
+        assert (await acc.usage()).messages == 2
+
+    run(go())
+
+
+def test_reconcile_restores_files_without_rows_and_drops_rows_without_files(root: Path) -> None:
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+
+    async def fill() -> None:
+        for _ in range(4):
+            await acc.append("INBOX", MSG)
+
+    run(fill())
+    inbox = acc._mailbox_by_name("INBOX")
+    folder = root / "example.com" / "alice"
+    files = {int(f.split(",U=")[1].split(":")[0]): f for f in os.listdir(folder / "cur")}
+    # Row lost (as if the index commit never happened), file lost, and a file from an
+    # outside delivery agent in new/.
+    acc.db.execute("DELETE FROM messages WHERE mailbox_id = ? AND uid = 2", (inbox.id,))
+    os.unlink(folder / "cur" / files[3])
+    (folder / "new" / "1700000000.outside.host").write_bytes(MSG)
+    (folder / "tmp" / "stale").write_bytes(b"half")
+    os.utime(folder / "tmp" / "stale", (1, 1))
+    acc.db.execute("UPDATE mailboxes SET uidnext = 3 WHERE id = ?", (inbox.id,))
+    acc.close()
+
+    store2 = MaildirStore(root)
+    acc2 = store2.account_sync("alice@example.com")
+    stats = acc2.reconcile()
+    assert stats == {"indexed": 2, "dropped": 1, "removed": 1, "folders": 0}
+
+    async def check() -> None:
+        mbox, metas = await acc2.snapshot("INBOX")
+        assert [m.uid for m in metas] == [1, 2, 4, 5]
+        assert mbox.uidnext == 6
+        assert await acc2.read_message(mbox.id, 5) == MSG
+        assert (await acc2.usage()).messages == 4
+
+    run(check())
+    assert not os.listdir(folder / "new")
+    # Reconciling again finds nothing to do.
+    assert acc2.reconcile() == {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
+
+
+def test_expunged_file_left_behind_is_not_resurrected(root: Path) -> None:
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+
+    async def go() -> None:
+        await acc.append("INBOX", MSG)
+        await acc.append("INBOX", MSG)
+
+    run(go())
+    folder = root / "example.com" / "alice" / "cur"
+    before = {f: (folder / f).read_bytes() for f in os.listdir(folder)}
+    inbox = acc._mailbox_by_name("INBOX")
+    run(acc.expunge(inbox.id, [1]))
+    # Simulate a crash between the index commit and the unlink.
+    for f, data in before.items():
+        if ",U=1:" in f:
+            (folder / f).write_bytes(data)
+    acc.reconcile()
+    _, metas = run(acc.snapshot("INBOX"))
+    assert [m.uid for m in metas] == [2]
+    assert len(os.listdir(folder)) == 1
+
+
+def test_change_feed_and_outside_writers(root: Path) -> None:
+    async def go() -> None:
+        store = MaildirStore(root)
+        acc = await store.account("alice@example.com")
+        sub = store.subscribe("alice@example.com")
+        await acc.append("INBOX", MSG)
+        assert sub.pending()
+        changes = sub.take()
+        assert changes[0].kind == "append" and not sub.pending()
+        # Another process (a second store on the same files) delivers.
+        other = MaildirStore(root)
+        await (await other.account("alice@example.com")).append("INBOX", MSG)
+        store.poll_external()
+        await asyncio.wait_for(sub.wait(), 1)
+        inbox = await acc.get_mailbox("INBOX")
+        cs = await acc.changes_since(inbox.id, changes[0].modseq)
+        assert [m.uid for m in cs.updated] == [2]
+        sub.close()
+        await other.close()
+        await store.close()
+
+    run(go())
+
+
+def test_pop3_lock_is_exclusive(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        async with acc.pop3_lock():
+            with pytest.raises(MailboxInUse):
+                async with acc.pop3_lock():
+                    pass
+        async with acc.pop3_lock():
+            pass
+
+    run(go())
+
+
+def test_pop3_hide_and_expire(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        for _ in range(3):
+            await acc.append("INBOX", MSG)
+        inbox = await acc.get_mailbox("INBOX")
+        await acc.pop3_hide(inbox.id, [1])
+        recs = await acc.fetch(inbox.id, [1, 2, 3], ["pop3"])
+        assert [r.pop3_hidden for r in recs] == [True, False, False]
+        await acc.pop3_mark_retrieved(inbox.id, [2])
+        import time
+
+        assert await acc.pop3_expire(time.time() + 1) == 1
+        _, metas = await acc.snapshot("INBOX")
+        assert [m.uid for m in metas] == [1, 3]
+
+    run(go())
