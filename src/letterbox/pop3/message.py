@@ -1,0 +1,71 @@
+"""Message bytes on the POP3 wire: CRLF lines, byte-stuffing, TOP's header+lines cut."""
+
+from __future__ import annotations
+
+import re
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+TERMINATOR = b".\r\n"
+
+
+def has_bare_lf(data: bytes) -> bool:
+    return data.count(b"\n") != data.count(b"\r\n")
+
+
+def crlf_lines(data: bytes) -> bytes:
+    """Make every line end in CRLF (RFC 1939 section 3).
+
+    Delivered mail is stored with CRLF already, so this normally returns *data* as is. A
+    bare LF left in place could be read by a lenient client as a line break, and a "."
+    after it as the end of the response, so it is repaired rather than sent.
+    """
+    if not has_bare_lf(data):
+        return data
+    return _BARE_LF.sub(b"\r\n", data)
+
+
+def multiline(data: bytes) -> list[bytes]:
+    """The pieces of a multi-line response body, terminator included (RFC 1939 section 3).
+
+    Byte-stuffing: every line that begins with "." gets another "." in front. Done with
+    one bytes.replace over the whole message rather than line by line.
+    """
+    data = crlf_lines(data)
+    if not data:
+        return [TERMINATOR]
+    out = []
+    if data[:1] == b".":
+        out.append(b".")
+    out.append(data.replace(b"\r\n.", b"\r\n.."))
+    if not data.endswith(b"\r\n"):
+        out.append(b"\r\n")
+    out.append(TERMINATOR)
+    return out
+
+
+def top_end(data: bytes, lines: int) -> int | None:
+    """Where TOP's output ends in *data*: the header, the blank line, then *lines* body
+    lines (RFC 1939 section 7). None when *data* ends before that point (either the
+    message is shorter, so all of it is sent, or *data* is only its beginning).
+    """
+    if data.startswith(b"\r\n"):
+        pos = 2
+    else:
+        blank = data.find(b"\r\n\r\n")
+        if blank < 0:
+            return None
+        pos = blank + 4
+    for _ in range(lines):
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        pos = eol + 2
+    return pos
+
+
+def top(data: bytes, lines: int) -> bytes:
+    """TOP's part of a whole message (CRLF-normalized, not yet byte-stuffed)."""
+    data = crlf_lines(data)
+    end = top_end(data, lines)
+    return data if end is None else data[:end]
