@@ -1,0 +1,68 @@
+"""The open LMTP and SMTP sessions, so the server can end them when a service is
+switched off, and the store writes they started, so it can wait for those to land."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..server.context import Context
+    from .protocol import DeliverySMTP
+
+_EXTRA_KEY = "delivery_sessions"
+
+
+class DeliverySessions:
+    def __init__(self) -> None:
+        self._open: dict[str, set[DeliverySMTP]] = {}
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    def add(self, protocol: DeliverySMTP) -> None:
+        self._open.setdefault(protocol.service, set()).add(protocol)
+
+    def discard(self, protocol: DeliverySMTP) -> None:
+        self._open.get(protocol.service, set()).discard(protocol)
+
+    def count(self, service: str | None = None) -> int:
+        if service is not None:
+            return len(self._open.get(service, ()))
+        return sum(len(s) for s in self._open.values())
+
+    def shutdown_all(self, service: str, reason: str) -> int:
+        """End every open *service* ("lmtp" or "smtp") session; returns how many.
+
+        An idle session gets `421 4.3.2 <reason>` and is closed at once, as is one whose
+        client is still sending DATA (that transaction is never acknowledged, so the
+        client retries it). A session that is writing copies to the store finishes the
+        copy in hand, replies for what is stored, then says 421 and closes.
+        """
+        sessions = list(self._open.get(service, ()))
+        for protocol in sessions:
+            protocol.shutdown(reason)
+        return len(sessions)
+
+    def track(self, write: asyncio.Future[Any]) -> None:
+        """Remember a store write until it completes (see `drain`)."""
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait for store writes still running, including those whose session has gone;
+        call before closing the store. False if some were still running at *timeout*."""
+        pending = set(self._writes)
+        if not pending:
+            return True
+        # asyncio.wait, unlike wait_for, never cancels what it waits for: a write cut
+        # short could leave a file without its index row.
+        _, still_running = await asyncio.wait(pending, timeout=timeout)
+        return not still_running
+
+
+def sessions_for(ctx: Context) -> DeliverySessions:
+    """The registry shared by every delivery listener of *ctx*."""
+    sessions = ctx.extra.get(_EXTRA_KEY)
+    if not isinstance(sessions, DeliverySessions):
+        sessions = DeliverySessions()
+        ctx.extra[_EXTRA_KEY] = sessions
+    return sessions
