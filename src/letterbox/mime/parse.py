@@ -1,0 +1,699 @@
+"""Parse a message once, at delivery, into what IMAP FETCH/SEARCH and POP3 need.
+
+The parser is a byte-offset scanner over the raw message: it never copies
+bodies, never decodes transfer encodings and never rewrites anything. MIME
+boundary handling follows RFC 2046 with the tolerance rules of Dovecot 2.3
+(the server our IMAP output is compared against), in particular:
+
+* a boundary line is ``--`` plus any active boundary as a *prefix* of the
+  line; the longest matching active boundary wins, so an inner part is
+  closed by an outer boundary when the inner closing delimiter is missing;
+* the line break before a boundary line belongs to the boundary;
+* a header block also ends at a boundary line (missing blank line);
+* at most :data:`MAX_NESTING` levels of parts and :data:`MAX_PARTS` parts are
+  parsed; deeper or further containers are reported as opaque
+  ``application/octet-stream`` parts.
+
+Sizes reported in BODYSTRUCTURE count bare LF line ends as CRLF, because the
+IMAP layer sends the message with CRLF line ends.
+"""
+
+from __future__ import annotations
+
+import json
+from email.utils import mktime_tz, parsedate_tz
+
+from . import imapstr
+from .headers import search_text
+from .model import ParsedMessage
+from .rfc822 import (
+    NUL_REPLACEMENT,
+    Address,
+    Tokenizer,
+    parse_addresses,
+    parse_content_type,
+    parse_disposition,
+    parse_language,
+    parse_params,
+    parse_token_value,
+)
+
+MAX_NESTING = 100
+"""Levels of MIME parts (the message itself is level 0), as in Dovecot."""
+MAX_PARTS = 10000
+"""Parts parsed per message; the rest of the message is left unparsed."""
+MAX_BOUNDARY = 80
+"""Boundary parameters are cut to this length (RFC 2046 allows 70)."""
+
+LEAF, MULTIPART, RFC822 = 0, 1, 2
+
+_ENVELOPE_FIELDS = frozenset(
+    (
+        b"date",
+        b"subject",
+        b"from",
+        b"sender",
+        b"reply-to",
+        b"to",
+        b"cc",
+        b"bcc",
+        b"in-reply-to",
+        b"message-id",
+    )
+)
+_ADDRESS_FIELDS = (b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc")
+_EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+_DEFAULT_CHARSET = b'"charset" "us-ascii"'
+_EMPTY_BODY = b'("text" "plain" (' + _DEFAULT_CHARSET + b') NIL NIL "7bit" 0 0)'
+_EMPTY_BODYSTRUCTURE = (
+    b'("text" "plain" (' + _DEFAULT_CHARSET + b') NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
+)
+
+# (line start, index in the boundary stack, closing delimiter, end of the
+# content before it): how a part's body was ended by a boundary line
+_Hit = tuple[int, int, bool, int]
+_Fields = list[tuple[bytes, bytes]]
+
+
+def _join_continuations(first: bytes, lines: bytes) -> bytes:
+    """A folded field value: each continuation line kept whole, joined by LF."""
+    ended = lines.endswith(b"\n")
+    parts = lines.split(b"\n")
+    if ended:
+        parts.pop()
+    last = len(parts) - 1
+    out = [first]
+    for i, line in enumerate(parts):
+        if line.endswith(b"\r") and (i < last or ended):
+            line = line[:-1]
+        out.append(line)
+    return b"\n".join(out)
+
+
+def _strdup(value: bytes) -> bytes:
+    """A header value as a C string would keep it: NUL becomes U+FFFD."""
+    return value.replace(b"\0", NUL_REPLACEMENT) if b"\0" in value else value
+
+
+class Part:
+    """One MIME entity: offsets into the raw message plus its Content-* data."""
+
+    __slots__ = (
+        "hstart",
+        "bstart",
+        "bend",
+        "kind",
+        "overflow",
+        "children",
+        "fields",
+        "envelope",
+        "ctype",
+        "csub",
+        "cparams",
+        "cte",
+        "cid",
+        "cdesc",
+        "cmd5",
+        "cdisp",
+        "cdisp_params",
+        "clang",
+        "cloc",
+        "digest",
+        "boundary",
+    )
+
+    def __init__(self, start: int) -> None:
+        self.hstart = start
+        self.bstart = start
+        self.bend = start
+        self.kind = LEAF
+        self.overflow = False
+        self.children: list[Part] = []
+        self.fields: _Fields = []
+        self.envelope = False
+        self.ctype: bytes | None = None
+        self.csub = b""
+        self.cparams: list[tuple[bytes, bytes]] = []
+        self.cte: bytes | None = None
+        self.cid: bytes | None = None
+        self.cdesc: bytes | None = None
+        self.cmd5: bytes | None = None
+        self.cdisp: bytes | None = None
+        self.cdisp_params: list[tuple[bytes, bytes]] = []
+        self.clang: list[bytes] | None = None
+        self.cloc: bytes | None = None
+        self.digest = False
+        self.boundary: bytes | None = None
+
+    def content_type(self) -> str:
+        """Lower-case ``type/subtype`` as BODYSTRUCTURE reports it."""
+        if self.kind == RFC822:
+            return "message/rfc822"
+        if self.overflow:
+            return "application/octet-stream"
+        if self.ctype is None:
+            return "text/plain"
+        return (self.ctype + b"/" + self.csub).decode("latin-1").lower()
+
+
+class _Scanner:
+    __slots__ = ("raw", "n", "bounds", "count", "stop")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.n = len(raw)
+        self.bounds: list[bytes] = []
+        self.count = 0
+        self.stop: _Hit | None = None
+
+    # -- boundaries ---------------------------------------------------------
+
+    def _match(self, line: int) -> tuple[int, bool] | None:
+        """Which active boundary the ``--`` line at ``line`` starts with, if any."""
+        raw = self.raw
+        s = line + 2
+        lf = raw.find(b"\n", s)
+        if lf >= 0:
+            size = lf - s
+            if size > 0 and raw[lf - 1] == 0x0D:
+                size -= 1
+            if size > 2 and raw[s + size - 2] == 0x2D and raw[s + size - 1] == 0x2D:
+                size -= 2
+        else:
+            size = min(self.n - s, MAX_BOUNDARY + 4)
+        best = -1
+        best_len = -1
+        bounds = self.bounds
+        for i in range(len(bounds) - 1, -1, -1):
+            b = bounds[i]
+            blen = len(b)
+            if best_len < blen <= size and raw.startswith(b, s):
+                best = i
+                best_len = blen
+                if blen == size:
+                    break
+        if best < 0:
+            return None
+        return best, raw.startswith(b"--", s + best_len)
+
+    def _find(self, pos: int) -> _Hit | None:
+        """The first boundary line at or after the line start ``pos``."""
+        if not self.bounds:
+            return None
+        raw = self.raw
+        if raw.startswith(b"--", pos):
+            m = self._match(pos)
+            if m is not None:
+                return pos, m[0], m[1], pos
+        p = pos
+        while True:
+            i = raw.find(b"\n--", p)
+            if i < 0:
+                return None
+            m = self._match(i + 1)
+            if m is not None:
+                end = i - 1 if i - 1 >= pos and raw[i - 1] == 0x0D else i
+                return i + 1, m[0], m[1], end
+            p = i + 1
+
+    # -- headers ------------------------------------------------------------
+
+    def _header(self, part: Part) -> tuple[bool, _Hit | None]:
+        """Scan the header at ``part.hstart``; set ``bstart`` and ``fields``.
+
+        Returns (ended by a blank line, boundary line that cut it short).
+        """
+        raw = self.raw
+        n = self.n
+        pos = part.hstart
+        fields = part.fields
+        want_envelope = part.envelope
+        check = bool(self.bounds)
+        prev_nl = 0
+        while True:
+            if pos >= n:
+                part.bstart = n
+                return False, None
+            if check and raw[pos] == 0x2D and raw.startswith(b"--", pos):
+                m = self._match(pos)
+                if m is not None:
+                    end = pos - prev_nl
+                    part.bstart = end
+                    return False, (pos, m[0], m[1], end)
+            lf = raw.find(b"\n", pos)
+            if lf < 0:
+                line_end = nxt = n
+            else:
+                nxt = lf + 1
+                line_end = lf - 1 if lf > pos and raw[lf - 1] == 0x0D else lf
+            if line_end == pos:
+                part.bstart = nxt
+                return True, None
+            first_end = line_end
+            cont_start = nxt
+            while nxt < n and (raw[nxt] == 0x20 or raw[nxt] == 0x09):
+                lf = raw.find(b"\n", nxt)
+                if lf < 0:
+                    line_end = nxt = n
+                else:
+                    line_end = lf - 1 if raw[lf - 1] == 0x0D else lf
+                    nxt = lf + 1
+            prev_nl = nxt - line_end
+            colon = raw.find(b":", pos, first_end)
+            if colon < 0:
+                name = raw[pos:first_end].lower()
+                vstart = first_end
+            else:
+                name = raw[pos:colon].rstrip(b" \t").lower()
+                vstart = colon + 1
+            if (
+                name.startswith(b"content-")
+                or name == b"mime-version"
+                or (want_envelope and name in _ENVELOPE_FIELDS)
+            ):
+                v = vstart
+                while v < first_end and (raw[v] == 0x20 or raw[v] == 0x09):
+                    v += 1
+                if v == first_end and v > vstart:
+                    v = vstart + 1  # only whitespace: skip just one
+                value = raw[v:first_end]
+                if cont_start < nxt:
+                    value = _join_continuations(value, raw[cont_start:nxt])
+                fields.append((name, value))
+            pos = nxt
+
+    def _content(self, part: Part, mime_child: bool, digest_parent: bool) -> None:
+        """Interpret the Content-* fields like Dovecot's message parser does."""
+        ct_value: bytes | None = None
+        mime = mime_child
+        for name, value in part.fields:
+            if name == b"mime-version":
+                mime = True
+                continue
+            if not name.startswith(b"content-"):
+                continue
+            sub = name[8:]
+            if sub == b"type":
+                if ct_value is None:
+                    ct_value = value
+                    mime = True
+            elif sub == b"transfer-encoding":
+                if part.cte is None:
+                    part.cte = parse_token_value(value)
+            elif sub == b"id":
+                if part.cid is None:
+                    part.cid = _strdup(value)
+            elif sub == b"description":
+                if part.cdesc is None:
+                    part.cdesc = _strdup(value)
+            elif sub == b"md5":
+                if part.cmd5 is None:
+                    part.cmd5 = _strdup(value)
+            elif sub == b"location":
+                if part.cloc is None:
+                    part.cloc = _strdup(value)
+            elif sub == b"language":
+                if part.clang is None:
+                    part.clang = parse_language(value)
+            elif sub == b"disposition" and not part.cdisp_params:
+                # a disposition without parameters may be replaced by a later one
+                disp = parse_disposition(value)
+                if disp is not None:
+                    part.cdisp, part.cdisp_params = disp
+        kind = LEAF
+        if ct_value is not None:
+            tok = Tokenizer(ct_value)
+            main, sub, ret = parse_content_type(tok)
+            part.ctype = main
+            part.csub = sub
+            lmain = main.lower()
+            if ret >= 0:
+                part.cparams = parse_params(tok)
+                if lmain == b"multipart":
+                    kind = MULTIPART
+                    part.digest = sub.lower() == b"digest"
+                    for key, val in part.cparams:
+                        if key.lower() == b"boundary":
+                            part.boundary = val[:MAX_BOUNDARY]
+                            break
+                elif lmain == b"message" and sub.lower() == b"rfc822":
+                    kind = RFC822
+        elif not mime:
+            # without MIME-Version the Content-* fields mean nothing
+            part.cte = part.cid = part.cdesc = part.cmd5 = part.cloc = None
+            part.cdisp = None
+            part.cdisp_params = []
+            part.clang = None
+        if ct_value is None and digest_parent:
+            kind = RFC822
+        part.kind = kind
+
+    # -- entities -----------------------------------------------------------
+
+    def entity(
+        self, start: int, depth: int, mime_child: bool, digest_parent: bool, envelope: bool
+    ) -> Part:
+        part = Part(start)
+        part.envelope = envelope
+        self.count += 1
+        eoh, hit = self._header(part)
+        self._content(part, mime_child, digest_parent)
+        if part.kind != LEAF and (depth + 1 >= MAX_NESTING or self.count >= MAX_PARTS):
+            part.kind = LEAF
+            part.overflow = True
+        if hit is not None:
+            part.bend = part.bstart
+            self.stop = hit
+            if part.kind == RFC822:
+                child = Part(part.bstart)
+                child.envelope = True
+                self.count += 1
+                part.children.append(child)
+            return part
+        if part.kind == RFC822:
+            child = self.entity(part.bstart, depth + 1, False, False, True)
+            part.children.append(child)
+            part.bend = child.bend
+            return part
+        if part.kind == MULTIPART and eoh and part.boundary is not None:
+            self._multipart(part, depth)
+            return part
+        hit = self._find(part.bstart)
+        part.bend = self.n if hit is None else hit[3]
+        self.stop = hit
+        return part
+
+    def _multipart(self, part: Part, depth: int) -> None:
+        raw = self.raw
+        own = len(self.bounds)
+        assert part.boundary is not None
+        self.bounds.append(part.boundary)
+        hit = self._find(part.bstart)
+        while True:
+            if hit is None:
+                part.bend = self.n
+                break
+            line, idx, closing, end = hit
+            if idx < own:
+                # an enclosing part's boundary: this multipart ends unclosed
+                part.bend = end
+                break
+            del self.bounds[own + 1 :]
+            lf = raw.find(b"\n", line)
+            if closing:
+                del self.bounds[own:]
+                if lf < 0:
+                    hit = None
+                    part.bend = self.n
+                    break
+                hit = self._find(lf + 1)  # the epilogue runs to an outer boundary
+                part.bend = self.n if hit is None else hit[3]
+                break
+            if lf < 0:
+                hit = None  # the delimiter line runs to the end: no part follows
+                part.bend = self.n
+                break
+            if self.count >= MAX_PARTS:
+                # stop looking at boundaries: the rest is one opaque blob
+                del self.bounds[:]
+                child = Part(lf + 1)
+                child.bstart = child.bend = self.n
+                part.children.append(child)
+                hit = None
+                part.bend = self.n
+                break
+            child = self.entity(lf + 1, depth + 1, True, part.digest, False)
+            part.children.append(child)
+            hit = self.stop
+        del self.bounds[own:]
+        self.stop = hit
+
+
+# ---------------------------------------------------------------------------
+# serialization
+
+
+def _addresses(addrs: list[Address]) -> bytes:
+    if not addrs:
+        return imapstr.NIL
+    out = [b"("]
+    for a in addrs:
+        out.append(b"(")
+        out.append(imapstr.NIL if a.name is None else imapstr.for_humans(a.name))
+        out.append(b" ")
+        out.append(imapstr.nstring(a.route))
+        out.append(b" ")
+        out.append(imapstr.nstring(a.mailbox))
+        out.append(b" ")
+        out.append(imapstr.nstring(a.domain))
+        out.append(b")")
+    out.append(b")")
+    return b"".join(out)
+
+
+class _Envelope:
+    __slots__ = ("date", "subject", "in_reply_to", "message_id", "addrs", "raw_addrs")
+
+    def __init__(self, fields: _Fields) -> None:
+        self.date: bytes | None = None
+        self.subject: bytes | None = None
+        self.in_reply_to: bytes | None = None
+        self.message_id: bytes | None = None
+        self.raw_addrs: dict[bytes, list[bytes]] = {name: [] for name in _ADDRESS_FIELDS}
+        for name, value in fields:
+            if name == b"date":
+                self.date = value
+            elif name == b"subject":
+                self.subject = value
+            elif name == b"in-reply-to":
+                self.in_reply_to = value
+            elif name == b"message-id":
+                self.message_id = value
+            elif name in self.raw_addrs:
+                self.raw_addrs[name].append(value)
+        self.addrs: dict[bytes, list[Address]] = {}
+        for name, values in self.raw_addrs.items():
+            parsed: list[Address] = []
+            for value in values:
+                parsed.extend(parse_addresses(value))
+            self.addrs[name] = parsed
+
+    def write(self) -> bytes:
+        addrs = self.addrs
+        sender = addrs[b"sender"] or addrs[b"from"]
+        reply_to = addrs[b"reply-to"] or addrs[b"from"]
+        return b"".join(
+            (
+                b"(",
+                imapstr.nstring_nolf(None if self.date is None else _strdup(self.date)),
+                b" ",
+                imapstr.NIL if self.subject is None else imapstr.for_humans(_strdup(self.subject)),
+                b" ",
+                _addresses(addrs[b"from"]),
+                b" ",
+                _addresses(sender),
+                b" ",
+                _addresses(reply_to),
+                b" ",
+                _addresses(addrs[b"to"]),
+                b" ",
+                _addresses(addrs[b"cc"]),
+                b" ",
+                _addresses(addrs[b"bcc"]),
+                b" ",
+                imapstr.nstring_nolf(
+                    None if self.in_reply_to is None else _strdup(self.in_reply_to)
+                ),
+                b" ",
+                imapstr.nstring_nolf(None if self.message_id is None else _strdup(self.message_id)),
+                b")",
+            )
+        )
+
+
+def _params(params: list[tuple[bytes, bytes]], default_charset: bool) -> bytes:
+    if not params and not default_charset:
+        return imapstr.NIL
+    out = []
+    seen_charset = False
+    for key, value in params:
+        if default_charset and key.lower() == b"charset":
+            seen_charset = True
+        out.append(imapstr.string(key) + b" " + imapstr.string(value))
+    if default_charset and not seen_charset:
+        out.append(_DEFAULT_CHARSET)
+    return b"(" + b" ".join(out) + b")"
+
+
+def _extension(part: Part) -> bytes:
+    if part.cdisp is None:
+        disp = imapstr.NIL
+    else:
+        disp = b"(" + imapstr.string(part.cdisp) + b" " + _params(part.cdisp_params, False) + b")"
+    if part.clang is None:
+        lang = imapstr.NIL
+    else:
+        lang = b"(" + b" ".join(imapstr.string(x) for x in part.clang) + b")"
+    return b" " + disp + b" " + lang + b" " + imapstr.nstring_nolf(part.cloc)
+
+
+def _body_size(raw: bytes, start: int, end: int) -> tuple[int, int]:
+    """(size with bare LF counted as CRLF, number of lines) of raw[start:end]."""
+    lines = raw.count(b"\n", start, end)
+    crlf = raw.count(b"\r\n", start, end)
+    return end - start + lines - crlf, lines
+
+
+def _write(part: Part, raw: bytes, ext: bool, envelopes: dict[int, bytes]) -> bytes:
+    if part.kind == MULTIPART:
+        if part.children:
+            inner = b"".join(b"(" + _write(c, raw, ext, envelopes) + b")" for c in part.children)
+        else:
+            # no parts in a multipart is invalid: show one empty text part
+            inner = _EMPTY_BODYSTRUCTURE if ext else _EMPTY_BODY
+        multi = inner + b" " + imapstr.string(part.csub)
+        if ext:
+            multi += b" " + _params(part.cparams, False) + _extension(part)
+        return multi
+    if part.kind == RFC822:
+        head = b'"message" "rfc822"'
+        text = False
+    elif part.overflow:
+        head = b'"application" "octet-stream"'
+        text = False
+    elif part.ctype is None:
+        head = b'"text" "plain"'
+        text = True
+    else:
+        head = imapstr.string(part.ctype) + b" " + imapstr.string(part.csub)
+        text = part.ctype.lower() == b"text"
+    size, lines = _body_size(raw, part.bstart, part.bend)
+    out = [
+        head,
+        b" ",
+        _params(part.cparams, text),
+        b" ",
+        imapstr.nstring_nolf(part.cid),
+        b" ",
+        imapstr.nstring_nolf(part.cdesc),
+        b" ",
+        imapstr.string(part.cte) if part.cte is not None else b'"7bit"',
+        b" %d" % size,
+    ]
+    if text:
+        out.append(b" %d" % lines)
+    elif part.kind == RFC822:
+        child = part.children[0]
+        out.append(b" ")
+        out.append(_envelope_of(child, envelopes))
+        out.append(b" (")
+        out.append(_write(child, raw, ext, envelopes))
+        out.append(b") %d" % lines)
+    if ext:
+        out.append(b" ")
+        out.append(imapstr.nstring_nolf(part.cmd5))
+        out.append(_extension(part))
+    return b"".join(out)
+
+
+def _envelope_of(part: Part, cache: dict[int, bytes]) -> bytes:
+    key = id(part)
+    env = cache.get(key)
+    if env is None:
+        env = _Envelope(part.fields).write() if part.fields else _EMPTY_ENVELOPE
+        cache[key] = env
+    return env
+
+
+def _tree(part: Part) -> list[object]:
+    cte = part.cte.decode("latin-1").lower() if part.cte is not None else "7bit"
+    return [
+        part.hstart,
+        part.bstart,
+        part.bend,
+        part.kind,
+        part.content_type(),
+        cte,
+        [_tree(c) for c in part.children],
+    ]
+
+
+def _sent_date(value: bytes | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        text = value.decode("latin-1").replace("\r", " ").replace("\n", " ")
+        parsed = parsedate_tz(text)
+        if parsed is None:
+            return None
+        if parsed[9] is None:
+            parsed = parsed[:9] + (0,)  # no zone: RFC 5322 says treat as UTC ("-0000")
+        return float(mktime_tz(parsed))
+    except Exception:  # the stdlib date parser has raised on odd input before
+        return None
+
+
+def _joined_search(values: list[bytes]) -> str:
+    return search_text(b", ".join(values)) if values else ""
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse ``raw`` (the message exactly as stored) once; never raises."""
+    try:
+        return _parse(raw)
+    except RecursionError:
+        # only reachable when called from an already deep stack
+        return _fallback(raw)
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    scanner = _Scanner(raw)
+    root = scanner.entity(0, 0, False, False, True)
+    envelopes: dict[int, bytes] = {}
+    env = _Envelope(root.fields)
+    envelopes[id(root)] = env.write()
+    bodystructure = b"(" + _write(root, raw, True, envelopes) + b")"
+    body = b"(" + _write(root, raw, False, envelopes) + b")"
+    message_id = ""
+    if env.message_id is not None:
+        message_id = (
+            env.message_id.replace(b"\r", b"")
+            .replace(b"\n", b"")
+            .decode("utf-8", "replace")
+            .strip()
+        )
+    return ParsedMessage(
+        envelope=envelopes[id(root)],
+        bodystructure=bodystructure,
+        body=body,
+        parts=json.dumps(_tree(root), separators=(",", ":")),
+        header_size=root.bstart,
+        sent_date=_sent_date(env.date),
+        subject=search_text(env.subject) if env.subject is not None else "",
+        from_=_joined_search(env.raw_addrs[b"from"]),
+        to=_joined_search(env.raw_addrs[b"to"]),
+        cc=_joined_search(env.raw_addrs[b"cc"]),
+        bcc=_joined_search(env.raw_addrs[b"bcc"]),
+        message_id=message_id,
+    )
+
+
+def _fallback(raw: bytes) -> ParsedMessage:
+    end = raw.find(b"\r\n\r\n")
+    header_size = len(raw) if end < 0 else end + 4
+    size, lines = _body_size(raw, header_size, len(raw))
+    body = b'("text" "plain" (%s) NIL NIL "7bit" %d %d)' % (_DEFAULT_CHARSET, size, lines)
+    return ParsedMessage(
+        envelope=_EMPTY_ENVELOPE,
+        bodystructure=body[:-1] + b" NIL NIL NIL NIL)",
+        body=body,
+        parts=json.dumps([0, header_size, len(raw), LEAF, "text/plain", "7bit", []]),
+        header_size=header_size,
+        sent_date=None,
+        subject="",
+        from_="",
+        to="",
+        cc="",
+        bcc="",
+        message_id="",
+    )

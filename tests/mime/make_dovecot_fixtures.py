@@ -1,0 +1,196 @@
+"""Record Dovecot's ENVELOPE / BODYSTRUCTURE / BODY for every corpus message.
+
+Usage (from the repository root, with dovecot-imapd installed):
+
+    python tests/mime/make_dovecot_fixtures.py
+
+The script never touches the system Dovecot configuration: it writes a
+standalone config into a temporary directory, puts each corpus message alone
+into a fresh Maildir and runs Dovecot's ``imap`` binary in PREAUTH mode over
+stdin/stdout. The answers are saved to ``tests/mime/fixtures/dovecot.json``
+with every byte preserved (strings are the raw bytes decoded as latin-1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CORPUS = HERE / "corpus"
+FIXTURE = HERE / "fixtures" / "dovecot.json"
+IMAP_BIN = Path("/usr/lib/dovecot/imap")
+DOVECOT_BIN = Path("/usr/sbin/dovecot")
+ITEMS = ("ENVELOPE", "BODYSTRUCTURE", "BODY")
+
+# Dovecot refuses to give mail access to root; drop to nobody when run as root.
+NOBODY = 65534
+
+
+def _config(root: Path, uid: int | None) -> str:
+    lines = [
+        f"base_dir = {root}/run",
+        f"state_dir = {root}/state",
+        "log_path = /dev/stderr",
+        f"mail_location = maildir:{root}/Maildir",
+        "ssl = no",
+        "protocols = imap",
+        "first_valid_uid = 1",
+        "first_valid_gid = 1",
+    ]
+    if uid is not None:
+        lines += [f"mail_uid = {uid}", f"mail_gid = {uid}"]
+    return "\n".join(lines) + "\n"
+
+
+def skip_item(data: bytes, pos: int) -> int:
+    """End offset of the IMAP item (atom, string, literal or list) at ``pos``."""
+    depth = 0
+    n = len(data)
+    while pos < n:
+        c = data[pos]
+        if c == 0x28:  # (
+            depth += 1
+            pos += 1
+        elif c == 0x29:  # )
+            depth -= 1
+            pos += 1
+            if depth == 0:
+                return pos
+        elif c == 0x22:  # "
+            pos += 1
+            while data[pos] != 0x22:
+                pos += 2 if data[pos] == 0x5C else 1
+            pos += 1
+            if depth == 0:
+                return pos
+        elif c == 0x7B:  # {n}\r\n literal
+            close = data.index(b"}", pos)
+            size = int(data[pos + 1 : close])
+            pos = close + 3 + size
+            if depth == 0:
+                return pos
+        elif c == 0x20:
+            pos += 1
+        else:
+            start = pos
+            while pos < n and data[pos] not in b" ()":
+                pos += 1
+            if depth == 0:
+                return pos if pos > start else pos + 1
+    raise ValueError("unterminated IMAP item")
+
+
+def parse_fetch_items(response: bytes, pos: int) -> tuple[dict[str, bytes], int]:
+    """Items of the FETCH response whose list starts after ``(`` at ``pos``."""
+    out: dict[str, bytes] = {}
+    while response[pos : pos + 1] != b")":
+        if response[pos : pos + 1] == b" ":
+            pos += 1
+            continue
+        space = response.index(b" ", pos)
+        bracket = response.find(b"[", pos, space)
+        if bracket >= 0:
+            # BODY[HEADER.FIELDS (A B)] contains spaces inside the brackets
+            space = response.index(b" ", response.index(b"]", bracket))
+        name = response[pos:space].decode()
+        end = skip_item(response, space + 1)
+        out[name] = response[space + 1 : end]
+        pos = end
+    return out, pos + 1
+
+
+def parse_fetches(response: bytes) -> dict[int, dict[str, bytes]]:
+    """All untagged FETCH responses, by sequence number."""
+    found: dict[int, dict[str, bytes]] = {}
+    pos = 0
+    pattern = re.compile(rb"\* (\d+) FETCH \(")
+    while (m := pattern.search(response, pos)) is not None:
+        items, pos = parse_fetch_items(response, m.end())
+        found.setdefault(int(m.group(1)), {}).update(items)
+    return found
+
+
+def dovecot_fetch_many(raws: list[bytes], items: tuple[str, ...] = ITEMS) -> list[dict[str, bytes]]:
+    """Put ``raws`` into an empty Maildir (in order) and FETCH ``items`` for each.
+
+    Dovecot assigns UIDs to new Maildir files in file-name order, so the
+    sequence numbers follow the list order.
+    """
+    root = Path(tempfile.mkdtemp(prefix="lb-dovecot-"))
+    try:
+        uid = NOBODY if os.geteuid() == 0 else None
+        maildir = root / "Maildir"
+        for sub in ("cur", "new", "tmp"):
+            (maildir / sub).mkdir(parents=True)
+        for i, raw in enumerate(raws):
+            name = f"{1000000000 + i}.M{i}P1.letterbox:2,S"
+            (maildir / "cur" / name).write_bytes(raw)
+        conf = root / "dovecot.conf"
+        conf.write_text(_config(root, uid))
+        if uid is not None:
+            os.chmod(root, 0o755)
+            for dirpath, _dirs, files in os.walk(maildir):
+                os.chown(dirpath, uid, uid)
+                for f in files:
+                    os.chown(os.path.join(dirpath, f), uid, uid)
+        env = {"USER": "letterbox", "HOME": str(root), "PATH": "/usr/bin:/bin"}
+        commands = (
+            b"a SELECT INBOX\r\nb FETCH 1:* (" + " ".join(items).encode() + b")\r\nc LOGOUT\r\n"
+        )
+        proc = subprocess.run(
+            [str(IMAP_BIN), "-c", str(conf)],
+            input=commands,
+            env=env,
+            capture_output=True,
+            timeout=600,
+        )
+        if b"b OK" not in proc.stdout:
+            raise RuntimeError(
+                f"dovecot imap failed: {proc.stdout[-2000:]!r} {proc.stderr[-2000:]!r}"
+            )
+        fetched = parse_fetches(proc.stdout)
+        if sorted(fetched) != list(range(1, len(raws) + 1)):
+            raise RuntimeError(f"expected {len(raws)} messages, got {sorted(fetched)[:20]}")
+        return [fetched[i + 1] for i in range(len(raws))]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def dovecot_fetch(raw: bytes, items: tuple[str, ...] = ITEMS) -> dict[str, bytes]:
+    return dovecot_fetch_many([raw], items)[0]
+
+
+def dovecot_version() -> str:
+    out = subprocess.run([str(DOVECOT_BIN), "--version"], capture_output=True, timeout=30)
+    return out.stdout.decode().strip()
+
+
+def main() -> int:
+    if not IMAP_BIN.exists():
+        print(f"{IMAP_BIN} not found: install dovecot-imapd", file=sys.stderr)
+        return 1
+    results: dict[str, dict[str, str]] = {}
+    for path in sorted(CORPUS.glob("*.eml")):
+        items = dovecot_fetch(path.read_bytes())
+        results[path.name] = {k.lower(): v.decode("latin-1") for k, v in items.items()}
+        print(f"{path.name}: ok")
+    FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "dovecot_version": dovecot_version(),
+        "encoding": "every value is the raw IMAP bytes decoded as latin-1",
+        "messages": results,
+    }
+    FIXTURE.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True) + "\n")
+    print(f"wrote {FIXTURE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
