@@ -779,6 +779,11 @@ class MaildirAccount(AccountStore):
         expunged = {r[0] for r in self.db.execute("SELECT uid FROM expunged WHERE mailbox_id = ?", (mid,))}
         indexed_uids = set(rows.values())
         strays = [fn for fn in on_disk if fn not in rows]
+        # Never hand out a UID that any row, file or tombstone has used.
+        seen = [u for fn in strays if (u := files.uid_from_filename(fn)) is not None]
+        highest = max([0, *indexed_uids, *expunged, *seen])
+        with self._tx() as db:
+            db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (highest + 1, mid))
         # Files dropped into new/ by another delivery agent join too, under fresh UIDs.
         for fn in os.listdir(folder / "new"):
             strays.append("../new/" + fn)
