@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pop3util import ALICE, HOST, PASSWORD, Env, MakeEnv, run
 
 from letterbox.auth.passwords import hash_password
 from letterbox.config import AuthSettings, POP3Settings, ServerSettings, Settings
 from letterbox.server.context import build_context
+
+from .pop3util import ALICE, HOST, PASSWORD, Env, MakeEnv, run
 
 
 @pytest.fixture

@@ -5,7 +5,13 @@ from __future__ import annotations
 import base64
 
 import pytest
-from pop3util import (
+
+from letterbox.auth.passwords import hash_password
+from letterbox.auth.sasl import b64decode
+from letterbox.pop3.session import MAX_BAD_COMMANDS, SASL_TIMEOUT, POP3Session
+from letterbox.store.api import StoreError
+
+from .pop3util import (
     ALICE,
     HOST,
     LOCAL,
@@ -17,11 +23,6 @@ from pop3util import (
     message,
     run,
 )
-
-from letterbox.auth.passwords import hash_password
-from letterbox.auth.sasl import b64decode
-from letterbox.pop3.session import MAX_BAD_COMMANDS, SASL_TIMEOUT, POP3Session
-from letterbox.store.api import StoreError
 
 PLAIN_ALICE = "AGFsaWNlQGV4YW1wbGUuY29tAHNlY3JldA=="  # "\0alice@example.com\0secret"
 assert b64decode(PLAIN_ALICE.encode()) == f"\0{ALICE}\0{PASSWORD}".encode()
