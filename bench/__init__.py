@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of Letterbox and Dovecot (run bench/run.py)."""

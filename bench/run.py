@@ -1,0 +1,297 @@
+"""Letterbox against Dovecot on loopback: the same workloads, side by side.
+
+    .venv/bin/python bench/run.py                 # full run (about 10 minutes)
+    .venv/bin/python bench/run.py --quick         # smoke run (well under a minute)
+    .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big)
+
+Both servers start in a fresh temporary folder on ephemeral 127.0.0.1 ports and are
+stopped (and the folder removed) at the end. Results are printed as a table and written
+as JSON under bench/out/. The exit status is 1 when a workload saw errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+# Run as a script (python bench/run.py) or as a module (python -m bench.run).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import workloads  # noqa: E402
+from bench.clients import Corpus  # noqa: E402
+from bench.servers import BenchServer, Dovecot, Letterbox, make_root, remove_root  # noqa: E402
+from bench.workloads import Endpoint  # noqa: E402
+
+WORKLOADS = ("lmtp", "pop3", "pop3big")
+PASSWORD = "bench-Passw0rd"
+DOMAIN = "example.com"
+KB = 1024
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small counts and short runs: a smoke test")
+    p.add_argument("--only", default=",".join(WORKLOADS),
+                   help="comma-separated workloads to run: lmtp, pop3, pop3big (default: all)")
+    p.add_argument("--servers", default="letterbox,dovecot",
+                   help="comma-separated servers to measure (default: letterbox,dovecot)")
+    p.add_argument("--seed", type=int, default=20250602, help="seed for message sizes and text")
+    p.add_argument("--client-procs", type=int, default=2,
+                   help="client worker processes for the concurrent workloads (default: 2)")
+    g = p.add_argument_group("LMTP delivery")
+    g.add_argument("--lmtp-senders", default="4,16", help="concurrent senders, one run each (default: 4,16)")
+    g.add_argument("--lmtp-messages", type=int, default=1000, help="messages per sender (default: 1000)")
+    g.add_argument("--lmtp-min-size", type=int, default=1 * KB, help="bytes (default: 1024)")
+    g.add_argument("--lmtp-max-size", type=int, default=100 * KB, help="bytes (default: 102400)")
+    g.add_argument("--lmtp-recipients", type=int, default=20, help="accounts delivered to, in turn (default: 20)")
+    g = p.add_argument_group("POP3 sessions")
+    g.add_argument("--pop3-clients", default="10,50", help="concurrent clients, one run each (default: 10,50)")
+    g.add_argument("--pop3-duration", type=float, default=20.0, help="seconds per run (default: 20)")
+    g.add_argument("--pop3-users", type=int, default=20, help="mailboxes (default: 20)")
+    g.add_argument("--pop3-messages", type=int, default=20, help="messages per mailbox (default: 20)")
+    g = p.add_argument_group("POP3 on one big mailbox")
+    g.add_argument("--big-messages", type=int, default=10000, help="messages (default: 10000)")
+    g.add_argument("--big-max-size", type=int, default=10 * KB,
+                   help="largest message in bytes, smallest is 1 KiB (default: 10240)")
+    g.add_argument("--big-reps", type=int, default=7, help="repetitions; the median is reported (default: 7)")
+    g = p.add_argument_group("Dovecot")
+    g.add_argument("--dovecot-scheme", default="SSHA512", choices=("SSHA512", "ARGON2ID", "PLAIN"),
+                   help="password scheme in Dovecot's passwd-file. SSHA512 (default) costs about "
+                        "what a Letterbox credential-cache hit does; ARGON2ID stores the very hash "
+                        "Letterbox stores, which Dovecot re-verifies on every login")
+    g.add_argument("--dovecot-no-pop3-lock", action="store_true",
+                   help="run Dovecot with pop3_lock_session = no (its default; no [IN-USE])")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder (path is printed)")
+    p.add_argument("--out", type=Path, default=None, help="JSON result file (default: bench/out/bench-TIME.json)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.lmtp_messages = min(args.lmtp_messages, 50)
+        args.pop3_duration = min(args.pop3_duration, 3.0)
+        args.big_messages = min(args.big_messages, 500)
+        args.big_reps = min(args.big_reps, 3)
+    args.only = [w.strip() for w in args.only.split(",") if w.strip()]
+    for w in args.only:
+        if w not in WORKLOADS:
+            p.error(f"--only: unknown workload {w!r} (choose from {', '.join(WORKLOADS)})")
+    args.servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
+    for s in args.servers:
+        if s not in ("letterbox", "dovecot"):
+            p.error(f"--servers: unknown server {s!r}")
+    return args
+
+
+# --- reporting ---------------------------------------------------------------------------
+
+
+class Report:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rows: list[dict[str, Any]] = []
+        self.failed = False
+
+    def add(self, workload: str, label: str, metric: str, unit: str, higher_is_better: bool,
+            per_server: dict[str, dict[str, Any]]) -> None:
+        row = {"workload": workload, "label": label, "metric": metric, "unit": unit,
+               "higher_is_better": higher_is_better, "results": per_server}
+        lb = per_server.get("Letterbox", {}).get(metric)
+        dv = per_server.get("Dovecot", {}).get(metric)
+        row["ratio"] = lb / dv if lb is not None and dv else None
+        self.rows.append(row)
+        for name, r in per_server.items():
+            if r.get("failed") or r.get("errors"):
+                self.failed = True
+                print(f"  ! {name}: errors in {label}: {r.get('error_samples') or r.get('errors')}",
+                      flush=True)
+        print(f"  {label}: " + ", ".join(
+            f"{name} {r[metric]:.1f} {unit} (server CPU {r['server_cpu_s']:.1f} s)"
+            for name, r in per_server.items() if r.get(metric) is not None), flush=True)
+
+    def table(self) -> str:
+        names = ["Letterbox", "Dovecot"]
+        head = f"{'workload':<34} {'unit':<22}" + "".join(f"{n:>12} {'CPU s':>7}" for n in names)
+        head += f" {'Letterbox/Dovecot':>18}"
+        lines = [head, "-" * len(head)]
+        for row in self.rows:
+            better = "higher is better" if row["higher_is_better"] else "lower is better"
+            unit = f"{row['unit']} ({better.split()[0]})"
+            cells = ""
+            for n in names:
+                r = row["results"].get(n)
+                if r is None or r.get(row["metric"]) is None:
+                    cells += f"{'-':>12} {'-':>7}"
+                else:
+                    cells += f"{r[row['metric']]:>12.1f} {r['server_cpu_s']:>7.1f}"
+            ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+            lines.append(f"{row['label']:<34} {unit:<22}{cells} {ratio:>18}")
+        lines.append("")
+        lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s) above 1 means "
+                     "Letterbox is faster;")
+        lines.append("for latency (ms) below 1 means Letterbox is faster. CPU s = server-side CPU "
+                     "seconds (user+system,")
+        lines.append("Dovecot summed over all its processes) spent during that measurement.")
+        return "\n".join(lines)
+
+    def details(self) -> str:
+        out = []
+        for row in self.rows:
+            if row["workload"] != "pop3":
+                continue
+            for name, r in row["results"].items():
+                out.append(
+                    f"{row['label']}, {name}: {r['completed']} sessions completed, "
+                    f"{r['in_use']} [IN-USE] refusals, {r['errors']} errors, "
+                    f"session p50 {r['session_ms_p50'] or 0:.0f} ms / p95 {r['session_ms_p95'] or 0:.0f} ms, "
+                    f"RETR {r['retr_mb_per_s']:.1f} MB/s, client CPU {r['client_cpu_s']:.1f} s"
+                )
+        return "\n".join(out)
+
+
+def environment(servers: list[BenchServer]) -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "versions": {s.name: s.version() for s in servers},
+    }
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def measure(server: BenchServer, fn: Any, *fn_args: Any) -> dict[str, Any]:
+    cpu0 = server.cpu()
+    result: dict[str, Any] = fn(*fn_args)
+    result["server_cpu_s"] = server.cpu() - cpu0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = make_root()
+    servers: list[BenchServer] = []
+    if "letterbox" in args.servers:
+        servers.append(Letterbox(root / "letterbox"))
+    if "dovecot" in args.servers:
+        servers.append(Dovecot(root / "dovecot", scheme=args.dovecot_scheme,
+                               pop3_lock=not args.dovecot_no_pop3_lock))
+    report = Report(args)
+    corpus = Corpus(args.seed)
+    pop3_users = [f"p{i:02d}@{DOMAIN}" for i in range(args.pop3_users)]
+    lmtp_rcpts = [f"d{i:02d}@{DOMAIN}" for i in range(args.lmtp_recipients)]
+    big_user = f"big@{DOMAIN}"
+    env = environment(servers)
+    print(f"Letterbox vs Dovecot on loopback — {env['cpus']} CPUs ({env['cpu_model']}), "
+          f"Python {env['python']}, {env['versions'].get('Dovecot', '')}", flush=True)
+    print(f"workloads: {', '.join(args.only)}; temp folder {root}", flush=True)
+    try:
+        for s in servers:
+            s.add_users(pop3_users + lmtp_rcpts + [big_user], PASSWORD)
+            s.start()
+        eps = {s.name: (s, Endpoint("127.0.0.1", s.lmtp_port), Endpoint("127.0.0.1", s.pop3_port))
+               for s in servers}
+
+        if "lmtp" in args.only:
+            print(f"LMTP delivery: {args.lmtp_messages} messages per sender, "
+                  f"{args.lmtp_min_size}-{args.lmtp_max_size} bytes", flush=True)
+            for n in _ints(args.lmtp_senders):
+                per: dict[str, dict[str, Any]] = {}
+                for name, (s, lmtp_ep, _) in eps.items():
+                    per[name] = measure(s, workloads.lmtp, lmtp_ep, n, args.lmtp_messages,
+                                        args.lmtp_min_size, args.lmtp_max_size, lmtp_rcpts,
+                                        args.seed, args.client_procs)
+                    time.sleep(1)
+                report.add("lmtp", f"LMTP delivery, {n} senders", "messages_per_s", "msg/s", True, per)
+
+        if "pop3" in args.only:
+            plan = [
+                (u, f"pop3-{u}-{j}", size)
+                for u in pop3_users
+                for j, size in enumerate(corpus.sizes(f"pop3-{u}", args.pop3_messages,
+                                                      args.lmtp_min_size, args.lmtp_max_size))
+            ]
+            for name, (_s, lmtp_ep, _) in eps.items():
+                print(f"filling {len(pop3_users)} POP3 mailboxes on {name}", flush=True)
+                workloads.fill(lmtp_ep, plan, args.seed)
+            for n in _ints(args.pop3_clients):
+                per = {}
+                for name, (s, _, pop3_ep) in eps.items():
+                    per[name] = measure(s, workloads.pop3, pop3_ep, n, pop3_users, PASSWORD,
+                                        args.pop3_messages, args.pop3_duration, args.client_procs)
+                    time.sleep(1)
+                report.add("pop3", f"POP3 sessions, {n} clients", "sessions_per_s", "sessions/s",
+                           True, per)
+
+        if "pop3big" in args.only:
+            sizes = corpus.sizes("big", args.big_messages, KB, args.big_max_size)
+            plan = [(big_user, f"big-{j}", size) for j, size in enumerate(sizes)]
+            for name, (_s, lmtp_ep, _) in eps.items():
+                print(f"filling a {len(plan)}-message mailbox on {name}", flush=True)
+                t0 = time.time()
+                workloads.fill(lmtp_ep, plan, args.seed, concurrency=4)
+                print(f"  ({time.time() - t0:.0f} s)", flush=True)
+            per_stat: dict[str, dict[str, Any]] = {}
+            for name, (s, _, pop3_ep) in eps.items():
+                per_stat[name] = measure(s, workloads.pop3_big, pop3_ep, big_user, PASSWORD,
+                                         args.big_reps, args.big_messages)
+            label = f"{args.big_messages:,}-msg mailbox"
+            report.add("pop3big", f"{label}: login+STAT", "login_stat_ms", "ms", False, per_stat)
+            report.add("pop3big", f"{label}: UIDL", "uidl_ms", "ms", False, per_stat)
+    except Exception:
+        traceback.print_exc()
+        report.failed = True
+        for s in servers:
+            print(f"--- last lines of {s.name} log ({s.log}):", file=sys.stderr)
+            try:
+                print("\n".join(s.log.read_text(errors="replace").splitlines()[-20:]), file=sys.stderr)
+            except OSError:
+                pass
+    finally:
+        for s in servers:
+            try:
+                s.stop()
+            except Exception:
+                traceback.print_exc()
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            remove_root(root)
+
+    print()
+    print(report.table())
+    details = report.details()
+    if details:
+        print()
+        print(details)
+    out = args.out or Path(__file__).resolve().parent / "out" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    out.write_text(json.dumps({"environment": env, "parameters": params, "rows": report.rows,
+                               "ok": not report.failed}, indent=2))
+    print(f"\nresults written to {out}")
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,430 @@
+"""Start and stop the servers under test, each in its own temporary folder.
+
+Both run on 127.0.0.1 with ephemeral ports. CPU time is read from /proc: a process's own
+user+system time plus that of the children it has reaped (cutime/cstime), summed over the
+process and its living descendants. Dovecot forks a process per login, per LMTP and POP3
+session and for auth; the master reaps them, so their time lands in its cutime/cstime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# --- CPU accounting ----------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm (field 2) is in parentheses and may itself contain spaces or ')'.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def _children_map() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is None:
+            continue
+        out.setdefault(int(fields[1]), []).append(int(entry))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system seconds of *pid*, its living descendants and all reaped children."""
+    children = _children_map()
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        fields = _stat_fields(p)
+        if fields is not None:
+            # After "(comm) ": state ppid ... utime(12th) stime cutime cstime.
+            total += sum(int(f) for f in fields[11:15])
+        stack.extend(children.get(p, ()))
+    return total / CLK_TCK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{_tail(log)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not open port {port}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class BenchServer:
+    name = "?"
+    lmtp_port = 0
+    pop3_port = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.log = root / "server.log"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def add_users(self, users: list[str], password: str) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def _terminate(self, timeout: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        self._terminate()
+
+    def version(self) -> str:
+        return ""
+
+
+# --- Letterbox ---------------------------------------------------------------------------
+
+LETTERBOX_CONFIG = """\
+[server]
+hostname = "bench.localhost"
+data_dir = "data"
+run_dir = "run"
+log_level = "info"
+# The POP3 run opens up to 50 sessions at once from one address, plus reconnects.
+max_connections_per_ip = 1000
+
+# Not measured here.
+[imap]
+enabled = false
+
+[pop3]
+listen = ["127.0.0.1:0"]
+tls_listen = []
+
+[lmtp]
+listen = ["127.0.0.1:0"]
+
+[smtp]
+enabled = false
+"""
+
+
+class Letterbox(BenchServer):
+    """`letterbox serve` with its defaults apart from ports and the per-IP limit."""
+
+    name = "Letterbox"
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "letterbox.toml"
+        self.config.write_text(LETTERBOX_CONFIG)
+
+    def add_users(self, users: list[str], password: str) -> None:
+        # The directory API is what `letterbox user add` uses; one hash serves every
+        # account (same password) so set-up does not spend seconds in argon2.
+        from letterbox.auth.directory import Directory
+        from letterbox.auth.passwords import hash_password
+        from letterbox.config import load
+        from letterbox.store.maildir.backend import MaildirStore
+
+        settings = load(self.config)
+        hashed = hash_password(password)
+        directory = Directory(settings.data_dir / "accounts.sqlite")
+        store = MaildirStore(settings.data_dir / "mail")
+        try:
+            for u in users:
+                if directory.get(u) is None:
+                    directory.add(u, hashed, ("imap", "pop3"))
+                    store.account_sync(u)
+        finally:
+            directory.close()
+            import asyncio
+
+            asyncio.run(store.close())
+
+    def start(self, timeout: float = 30.0) -> None:
+        run_dir = self.root / "run"
+        listeners = run_dir / "listeners.json"
+        listeners.unlink(missing_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "letterbox", "-c", str(self.config), "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"letterbox exited early:\n{_tail(self.log)}")
+            try:
+                data = json.loads(listeners.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.05)
+                continue
+            if data.get("pid") == self.proc.pid:
+                bound = data["listeners"]
+                missing = [k for k in ("lmtp", "pop3") if k not in bound]
+                if missing:
+                    raise RuntimeError(
+                        f"letterbox started without {', '.join(missing)}:\n{_tail(self.log)}"
+                    )
+                self.lmtp_port = int(bound["lmtp"][0].rsplit(":", 1)[1])
+                self.pop3_port = int(bound["pop3"][0].rsplit(":", 1)[1])
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"letterbox did not start:\n{_tail(self.log)}")
+
+    def version(self) -> str:
+        try:
+            import letterbox
+
+            return str(getattr(letterbox, "__version__", ""))
+        except ImportError:
+            return ""
+
+
+# --- Dovecot -----------------------------------------------------------------------------
+
+DOVECOT_BIN = "/usr/sbin/dovecot"
+
+DOVECOT_CONFIG = """\
+# Private benchmark instance: loopback, unprivileged ports, everything under {root}.
+base_dir = {root}/base
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+instance_name = letterbox-bench-{port_hint}
+listen = 127.0.0.1
+protocols = pop3 lmtp imap
+{users}
+mail_location = maildir:{root}/mail/%u
+# Every delivered message is fsynced before the LMTP reply, as Letterbox does.
+mail_fsync = always
+auth_mechanisms = plain
+disable_plaintext_auth = no
+ssl = no
+# Letterbox remembers a verified password for a minute; let Dovecot cache lookups too.
+auth_cache_size = 4M
+auth_cache_ttl = 60s
+passdb {{
+  driver = passwd-file
+  args = {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+protocol pop3 {{
+  # RFC 1939 exclusive access, as Letterbox enforces; Dovecot waits for the lock
+  # (up to its built-in timeout) where Letterbox answers [IN-USE] at once.
+  pop3_lock_session = {pop3_lock}
+  mail_max_userip_connections = 1000
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {lmtp_port}
+  }}
+  unix_listener lmtp {{
+    mode = 0600
+  }}
+}}
+"""
+
+
+def _mail_owner() -> tuple[int, int, str]:
+    """Dovecot refuses mail processes with uid 0: as root, deliver as an unprivileged user."""
+    if os.getuid() != 0:
+        return os.getuid(), os.getgid(), ""
+    for name in ("mail", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return pw.pw_uid, pw.pw_gid, name
+    raise RuntimeError("running as root but found neither a 'mail' nor a 'nobody' user")
+
+
+def _service_users() -> str:
+    if os.getuid() != 0:
+        me = pwd.getpwuid(os.getuid()).pw_name
+        return f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+    lines = []
+    for key, candidates in (
+        ("default_internal_user", ("dovecot", "nobody")),
+        ("default_login_user", ("dovenull", "nobody")),
+    ):
+        for name in candidates:
+            try:
+                pwd.getpwnam(name)
+            except KeyError:
+                continue
+            lines.append(f"{key} = {name}")
+            break
+    # Mail is owned by a system account (uid < 500): allow it.
+    lines.append("first_valid_uid = 1")
+    return "\n".join(lines)
+
+
+class Dovecot(BenchServer):
+    """A private `dovecot -F` with its own config (never the system instance)."""
+
+    name = "Dovecot"
+
+    def __init__(self, root: Path, scheme: str = "SSHA512", pop3_lock: bool = True) -> None:
+        super().__init__(root)
+        self.scheme = scheme
+        self.uid, self.gid, _ = _mail_owner()
+        root.mkdir(parents=True, exist_ok=True)
+        for sub in ("base", "state", "mail"):
+            (root / sub).mkdir(exist_ok=True)
+        os.chown(root / "mail", self.uid, self.gid)
+        self.lmtp_port = free_port()
+        self.pop3_port = free_port()
+        self.imap_port = free_port()
+        self.log = root / "dovecot.log"
+        self.config = root / "dovecot.conf"
+        self.config.write_text(
+            DOVECOT_CONFIG.format(
+                root=root,
+                port_hint=self.lmtp_port,
+                users=_service_users(),
+                uid=self.uid,
+                gid=self.gid,
+                pop3_lock="yes" if pop3_lock else "no",
+                lmtp_port=self.lmtp_port,
+                pop3_port=self.pop3_port,
+                imap_port=self.imap_port,
+            )
+        )
+        (root / "passwd").write_text("")
+
+    def add_users(self, users: list[str], password: str) -> None:
+        hashed = _dovecot_hash(self.scheme, password)
+        with open(self.root / "passwd", "a") as f:
+            for u in users:
+                f.write(f"{u}:{hashed}\n")
+
+    def start(self, timeout: float = 30.0) -> None:
+        if not Path(DOVECOT_BIN).exists():
+            raise RuntimeError(f"{DOVECOT_BIN} not found (apt-get install dovecot-pop3d dovecot-lmtpd)")
+        out = self.root / "stdout.log"
+        with open(out, "ab") as log:
+            self.proc = subprocess.Popen(
+                [DOVECOT_BIN, "-F", "-c", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        for port in (self.lmtp_port, self.pop3_port):
+            try:
+                _wait_port(port, self.proc, self.log, timeout)
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}\n{_tail(out)}") from None
+
+    def version(self) -> str:
+        try:
+            return subprocess.run(
+                [DOVECOT_BIN, "--version"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except OSError:
+            return ""
+
+
+def _dovecot_hash(scheme: str, password: str) -> str:
+    """A passwd-file hash; SSHA512 costs about as much as a credential-cache hit."""
+    scheme = scheme.upper()
+    if scheme == "PLAIN":
+        return "{PLAIN}" + password
+    if scheme == "SSHA512":
+        import base64
+        import hashlib
+
+        salt = os.urandom(8)
+        digest = hashlib.sha512(password.encode() + salt).digest()
+        return "{SSHA512}" + base64.b64encode(digest + salt).decode()
+    if scheme == "ARGON2ID":
+        # The very hash Letterbox stores (same parameters), so both pay the same per check.
+        from letterbox.auth.passwords import hash_password
+
+        return "{ARGON2ID}" + hash_password(password)
+    raise ValueError(f"unknown Dovecot password scheme {scheme!r}")
+
+
+def make_root(prefix: str = "letterbox-bench-") -> Path:
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    # Dovecot's mail processes run as an unprivileged user and must traverse it.
+    root.chmod(0o755)
+    return root
+
+
+def remove_root(root: Path) -> None:
+    shutil.rmtree(root, ignore_errors=True)
