@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ..server.context import Context
-from ..store.api import AppendResult, OverQuota
+from ..store.api import AppendResult, OverQuota, StoreError
 from .core import (
     Refusal,
     check_quota,
@@ -227,7 +227,7 @@ class DeliveryHandler:
             return mailbox_full(addr)
         except Exception as e:
             log.error("%s(%s): msgid=%s: store failed: %s", self.service, addr, msgid, e,
-                      exc_info=not isinstance(e, OSError))
+                      exc_info=not isinstance(e, (OSError, StoreError)))
             return temporary_failure(addr)
         log.info(saved_line(self.service, addr, msgid, result, len(message)))
         return result

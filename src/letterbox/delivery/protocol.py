@@ -141,7 +141,7 @@ class DeliverySMTP(SMTP):
         reply = with_status(status)
         if reply[:1] in ("4", "5") and reply is not status:
             # A refusal decided by aiosmtpd itself (syntax, size, sequence).
-            log.info("%s: %s: %s", self.service, self._peer_text(), reply)
+            log.info("%s(%s): %s", self.service, self._peer_text(), reply)
         await super().push(reply)
 
 
