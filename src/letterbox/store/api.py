@@ -132,6 +132,9 @@ FetchField = Literal[
 ]
 
 
+SearchField = Literal["subject", "from", "to", "cc", "bcc"]
+
+
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     uidvalidity: int
@@ -279,6 +282,12 @@ class AccountStore(abc.ABC):
 
     @abc.abstractmethod
     async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet: ...
+
+    @abc.abstractmethod
+    async def search_headers(self, mailbox_id: int, field: SearchField, needle: str) -> list[int]:
+        """UIDs, ascending, whose indexed *field* text (decoded, casefolded: see
+        `MessageRecord.search`) contains *needle*, which the caller casefolds the same way.
+        Lets SEARCH SUBJECT/FROM/TO/CC/BCC run inside the index, without a row per message."""
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -44,6 +44,7 @@ from ..api import (
     MessageRecord,
     OverQuota,
     Quota,
+    SearchField,
     Store,
     StoreError,
     Usage,
@@ -71,6 +72,10 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "sent_date": ("h.sent_date",),
     "search": ("h.subject", "h.from_", "h.to_", "h.cc", "h.bcc"),
     "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
+}
+
+_SEARCH_COLUMNS: dict[str, str] = {
+    "subject": "subject", "from": "from_", "to": "to_", "cc": "cc", "bcc": "bcc"
 }
 
 _flagsets: dict[str, frozenset[str]] = {}
@@ -670,6 +675,17 @@ class MaildirAccount(AccountStore):
             )
         ]
         return cs
+
+    async def search_headers(self, mailbox_id: int, field: SearchField, needle: str) -> list[int]:
+        column = _SEARCH_COLUMNS[field]
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT uid FROM headers WHERE mailbox_id = ? AND instr({column}, ?) > 0"
+                " ORDER BY uid",
+                (mailbox_id, needle),
+            )
+        ]
 
     # --- POP3 ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
