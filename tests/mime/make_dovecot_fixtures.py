@@ -29,6 +29,10 @@ IMAP_BIN = Path("/usr/lib/dovecot/imap")
 DOVECOT_BIN = Path("/usr/sbin/dovecot")
 ITEMS = ("ENVELOPE", "BODYSTRUCTURE", "BODY")
 
+# the FETCH is done when its tagged reply is the last line received
+_TAGGED_DONE = re.compile(rb"\r\nb (?:OK|NO|BAD)[^\r\n]*\r\n$")
+_TAGGED_OK = re.compile(rb"\r\nb OK[^\r\n]*\r\n")
+
 # Dovecot refuses to give mail access to root; drop to nobody when run as root.
 NOBODY = 65534
 
@@ -141,21 +145,29 @@ def dovecot_fetch_many(raws: list[bytes], items: tuple[str, ...] = ITEMS) -> lis
                 for f in files:
                     os.chown(os.path.join(dirpath, f), uid, uid)
         env = {"USER": "letterbox", "HOME": str(root), "PATH": "/usr/bin:/bin"}
-        commands = (
-            b"a SELECT INBOX\r\nb FETCH 1:* (" + " ".join(items).encode() + b")\r\nc LOGOUT\r\n"
-        )
-        proc = subprocess.run(
+        # LOGOUT goes only after the FETCH completed: Dovecot drops pending
+        # output when stdin reaches EOF
+        proc = subprocess.Popen(
             [str(IMAP_BIN), "-c", str(conf)],
-            input=commands,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=env,
-            capture_output=True,
-            timeout=600,
         )
-        if b"b OK" not in proc.stdout:
-            raise RuntimeError(
-                f"dovecot imap failed: {proc.stdout[-2000:]!r} {proc.stderr[-2000:]!r}"
-            )
-        fetched = parse_fetches(proc.stdout)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"a SELECT INBOX\r\nb FETCH 1:* (" + " ".join(items).encode() + b")\r\n")
+        proc.stdin.flush()
+        out = bytearray()
+        while not _TAGGED_DONE.search(out):
+            chunk = proc.stdout.read1(1 << 16)
+            if not chunk:
+                break
+            out += chunk
+        stdout, stderr = proc.communicate(b"c LOGOUT\r\n", timeout=600)
+        out += stdout
+        if not _TAGGED_OK.search(out):
+            raise RuntimeError(f"dovecot imap failed: {bytes(out[-2000:])!r} {stderr[-2000:]!r}")
+        fetched = parse_fetches(bytes(out))
         if sorted(fetched) != list(range(1, len(raws) + 1)):
             raise RuntimeError(f"expected {len(raws)} messages, got {sorted(fetched)[:20]}")
         return [fetched[i + 1] for i in range(len(raws))]

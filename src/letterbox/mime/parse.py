@@ -76,18 +76,25 @@ _Fields = list[tuple[bytes, bytes]]
 
 
 def _join_continuations(first: bytes, lines: bytes) -> bytes:
-    """A folded field value: each continuation line kept whole, joined by LF."""
+    """A folded field value: each continuation line kept whole, joined by LF.
+
+    A continuation line that is a single SP or TAB is joined without the LF,
+    as Dovecot does; this only shows in unterminated comments, which keep the
+    text up to their last line break.
+    """
     ended = lines.endswith(b"\n")
     parts = lines.split(b"\n")
     if ended:
         parts.pop()
     last = len(parts) - 1
-    out = [first]
+    out = bytearray(first)
     for i, line in enumerate(parts):
         if line.endswith(b"\r") and (i < last or ended):
             line = line[:-1]
-        out.append(line)
-    return b"\n".join(out)
+        if line != b" " and line != b"\t":
+            out += b"\n"
+        out += line
+    return bytes(out)
 
 
 def _strdup(value: bytes) -> bytes:
@@ -145,11 +152,20 @@ class Part:
         self.digest = False
         self.boundary: bytes | None = None
 
+    def opaque(self) -> bool:
+        """A container type whose content was not parsed as such."""
+        if self.overflow:
+            return True
+        if self.kind != LEAF or self.ctype is None:
+            return False
+        main = self.ctype.lower()
+        return main == b"multipart" or (main == b"message" and self.csub.lower() == b"rfc822")
+
     def content_type(self) -> str:
         """Lower-case ``type/subtype`` as BODYSTRUCTURE reports it."""
         if self.kind == RFC822:
             return "message/rfc822"
-        if self.overflow:
+        if self.opaque():
             return "application/octet-stream"
         if self.ctype is None:
             return "text/plain"
@@ -261,11 +277,13 @@ class _Scanner:
             prev_nl = nxt - line_end
             colon = raw.find(b":", pos, first_end)
             if colon < 0:
-                name = raw[pos:first_end].lower()
-                vstart = first_end
-            else:
-                name = raw[pos:colon].rstrip(b" \t").lower()
-                vstart = colon + 1
+                pos = nxt  # a line without a colon is no field
+                continue
+            name = raw[pos:colon]
+            if b"\0" in name:
+                name = name[: name.index(b"\0")]  # names are C strings in Dovecot
+            name = name.rstrip(b" \t").lower()
+            vstart = colon + 1
             if (
                 name.startswith(b"content-")
                 or name == b"mime-version"
@@ -558,7 +576,8 @@ def _write(part: Part, raw: bytes, ext: bool, envelopes: dict[int, bytes]) -> by
     if part.kind == RFC822:
         head = b'"message" "rfc822"'
         text = False
-    elif part.overflow:
+    elif part.opaque():
+        # too deep, too many parts, or no usable boundary/subtype
         head = b'"application" "octet-stream"'
         text = False
     elif part.ctype is None:
