@@ -208,7 +208,12 @@ class StartTLS(Command):
 
 @dataclass(slots=True)
 class Authenticate(Command):
-    """``initial_response`` is the decoded SASL-IR (b"" for ``=``), None when absent."""
+    """``initial_response`` is the SASL-IR token as sent, None when absent.
+
+    Like the `Line` events of the exchange that follows it is base64 text, or ``=`` for
+    an empty response (RFC 4959); the syntax has been checked, decoding is left to the
+    SASL layer so that both paths share it.
+    """
 
     mechanism: str
     initial_response: bytes | None = None

@@ -8,7 +8,6 @@ cursor, so a command costs a few microseconds.
 
 from __future__ import annotations
 
-import binascii
 import datetime
 import re
 from collections.abc import Callable
@@ -355,12 +354,12 @@ def _authenticate(cur: Cursor, tag: str) -> c.Command:
         cur.i += 1
         if cur.peek() == b"=" and cur.i + 1 == len(cur.s):
             cur.i += 1
-            initial = b""
+            initial = b"="
         else:
             m = cur.match(_BASE64)
             if m is None or not m.group():
                 raise cur.fail("Invalid initial response")
-            initial = binascii.a2b_base64(m.group(), strict_mode=True)
+            initial = m.group()
     cur.end()
     return c.Authenticate(tag, mechanism, initial)
 

@@ -197,8 +197,10 @@ class CommandReader:
                 if length > _TAIL_KEEP:
                     self._consume(len(buf) - _TAIL_KEEP)
                 return None
+            if length and buf[-1] == 0x0D:
+                length -= 1  # the CR of a CRLF split across feeds
             if length > self.max_line_length:
-                return self._line_too_long(buf[self._pos : self._pos + 256])
+                return self._line_too_long(self._pos)
             return None
         start = self._pos
         end = lf - 1 if lf > start and buf[lf - 1] == 0x0D else lf
@@ -212,7 +214,7 @@ class CommandReader:
                 return self._start_skip(found[1])
             return _AGAIN
         if end - start > self.max_line_length:
-            return self._line_too_long(buf[start : start + 256])
+            return self._line_too_long(start)
         line = bytes(buf[start:end])
         self._consume(lf + 1)
         if self._want_line:
@@ -235,7 +237,10 @@ class CommandReader:
         except IncompleteCommand:  # pragma: no cover - a final line has no literal
             return ParseError(self._tag(lines[0]), "Incomplete command")
 
-    def _line_too_long(self, head: bytes | bytearray) -> ParseError:
+    def _line_too_long(self, start: int) -> ParseError:
+        # Look for the tag only in bytes that are surely there when the limit trips, so
+        # the outcome does not depend on how the input was split.
+        head = self._buf[start : start + min(256, self.max_line_length)]
         tag = None if self._want_line else self._current_tag(head)
         self._want_line = False
         self._reset_command()
