@@ -1,0 +1,556 @@
+"""FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162).
+
+Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
+BODY, BODYSTRUCTURE) comes from one `store.fetch` over all requested messages; ENVELOPE
+and the body structures were serialized at delivery. Message files are opened only for
+body sections, and then only for the byte range the section covers. Responses are joined
+into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
+start-up and per-line overhead would dominate it.
+
+Section semantics follow Dovecot, which the output is compared against: a part that does
+not exist, or HEADER/TEXT of a part that is not message/rfc822, is an empty literal;
+NULs in BODY[] data become 0x80, since only literal8 (BINARY) may carry them.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..mime.headers import get_header_fields, get_header_fields_not
+from ..store.api import AccountStore, FetchField, MessageGone, MessageRecord
+from . import grammar as g
+from . import wire
+from .session import Done, IMAPSession
+from .view import SelectedView
+
+# Responses are sent in chunks of this many rows (or bytes), not one `send` per line.
+_BATCH_ROWS = 1000
+_BATCH_BYTES = 1 << 20
+
+_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
+
+# Node layout of the parts JSON (see mime.parse._tree).
+_HSTART, _BSTART, _BEND, _KIND, _CTYPE, _CTE, _CHILDREN = range(7)
+_MULTIPART, _RFC822 = 1, 2
+
+_IDENTITY_CTE = frozenset({"7bit", "8bit", "binary"})
+
+
+class UnknownCTE(Exception):
+    """A BINARY fetch hit a Content-Transfer-Encoding we cannot decode (RFC 3516 4.3)."""
+
+
+def internaldate(epoch: float) -> bytes:
+    """INTERNALDATE as a quoted date-time in UTC (the index keeps no sender zone)."""
+    t = time.gmtime(epoch)
+    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec
+    )
+
+
+# --- sections --------------------------------------------------------------------------
+
+Node = list  # one parts-JSON node: [hstart, bstart, bend, kind, type, cte, children]
+
+
+def find_part(tree: Node, path: Sequence[int]) -> Node | None:
+    """The node a section part number names, or None.
+
+    In a non-multipart entity only part 1 exists (the entity itself, RFC 9051 6.4.5), and
+    a number continuing past a message/rfc822 part descends into the encapsulated message.
+    """
+    node: Node | None = tree
+    last = len(path) - 1
+    for i, num in enumerate(path):
+        assert node is not None
+        if node[_KIND] == _MULTIPART:
+            children = node[_CHILDREN]
+            node = children[num - 1] if 0 < num <= len(children) else None
+        elif num != 1 or (i < last and node[_KIND] != _RFC822):
+            node = None
+        if node is None:
+            return None
+        if i < last and node[_KIND] == _RFC822:
+            if not node[_CHILDREN]:
+                return None
+            node = node[_CHILDREN][0]
+    return node
+
+
+def section_range(tree: Node | None, rec: MessageRecord, section: g.Section) -> tuple[int, int] | None:
+    """Byte range [start, end) of the raw message that *section* covers before any
+    HEADER.FIELDS filtering, or None for a section that does not exist."""
+    if not section.part:
+        if section.text is None:
+            return 0, rec.size
+        if section.text == "TEXT":
+            return rec.header_size, rec.size
+        return 0, rec.header_size  # HEADER, HEADER.FIELDS[.NOT]
+    if tree is None:
+        return None
+    node = find_part(tree, section.part)
+    if node is None:
+        return None
+    text = section.text
+    if text is None:
+        return node[_BSTART], node[_BEND]
+    if text == "MIME":
+        return node[_HSTART], node[_BSTART]
+    # HEADER and TEXT of a part exist only for message/rfc822 (RFC 9051 6.4.5).
+    if node[_KIND] != _RFC822 or not node[_CHILDREN]:
+        return None
+    inner = node[_CHILDREN][0]
+    if text == "TEXT":
+        return inner[_BSTART], inner[_BEND]
+    return inner[_HSTART], inner[_BSTART]
+
+
+def decode_cte(cte: str, data: bytes) -> bytes:
+    """Undo a Content-Transfer-Encoding for BINARY; raises UnknownCTE."""
+    if cte in _IDENTITY_CTE:
+        return data
+    if cte == "base64":
+        return _base64(data)
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(data)
+    raise UnknownCTE(cte)
+
+
+def _base64(data: bytes) -> bytes:
+    # Lenient like mail readers: junk is skipped, a truncated final quantum is dropped.
+    try:
+        return binascii.a2b_base64(data)
+    except binascii.Error:
+        pass
+    clean = bytes(c for c in data if c in _B64_ALPHABET)
+    clean = clean[: len(clean) - len(clean) % 4]
+    try:
+        return binascii.a2b_base64(clean)
+    except binascii.Error:
+        return b""
+
+
+_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
+def _section_spec(section: g.Section) -> bytes:
+    """The section as echoed in the response: header names uppercased, as Dovecot does."""
+    spec = ".".join(map(str, section.part))
+    if section.text is not None:
+        spec = f"{spec}.{section.text}" if spec else section.text
+    out = spec.encode("ascii")
+    if section.headers:
+        names = b" ".join(wire.astring(h.upper()) for h in section.headers)
+        out += b" (" + names + b")"
+    return out
+
+
+# --- the plan --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Body:
+    """A content item: BODY[...], BINARY[...], BINARY.SIZE[...] or RFC822[.HEADER|.TEXT]."""
+
+    name: bytes
+    section: g.Section
+    partial: tuple[int, int] | None
+    binary: bool = False
+    size_only: bool = False
+
+    @property
+    def header_only(self) -> bool:
+        return not self.section.part and self.section.text is not None and self.section.text.startswith("HEADER")
+
+
+_RFC822_SECTIONS = {
+    "RFC822": g.Section(),
+    "RFC822.HEADER": g.Section(text="HEADER"),
+    "RFC822.TEXT": g.Section(text="TEXT"),
+}
+
+
+class _Plan:
+    """What one FETCH command returns per message, decided once for all messages."""
+
+    def __init__(self, s: IMAPSession, view: SelectedView, cmd: g.Fetch) -> None:
+        attrs = list(cmd.attributes)
+        if cmd.uid:
+            # RFC 9051 6.4.9: UID FETCH always returns UID; Dovecot puts it first.
+            attrs.insert(0, g.FetchAttribute("UID"))
+        if cmd.changedsince is not None:
+            # RFC 7162 3.1.4.1: CHANGEDSINCE implies the MODSEQ item.
+            attrs.append(g.FetchAttribute("MODSEQ"))
+        self.items: list[str | _Body] = []
+        seen_names: set[bytes] = set()
+        self.sets_seen = False
+        fields: set[FetchField] = set()
+        for a in attrs:
+            if a.sets_seen:
+                self.sets_seen = True
+            item: str | _Body
+            if a.name in _RFC822_SECTIONS:
+                item = _Body(a.name.encode("ascii"), _RFC822_SECTIONS[a.name], None)
+            elif a.section is not None:
+                name = b"%s[%s]" % (a.name.encode("ascii"), _section_spec(a.section))
+                if a.partial is not None:
+                    name += b"<%d>" % a.partial[0]
+                item = _Body(name, a.section, a.partial, a.name != "BODY", a.name == "BINARY.SIZE")
+            else:
+                item = a.name
+            key = item.name if isinstance(item, _Body) else item.encode("ascii")
+            if key in seen_names:
+                continue
+            seen_names.add(key)
+            self.items.append(item)
+            if isinstance(item, _Body):
+                fields.update(("size", "header_size", "parts"))
+            else:
+                fields.update(_INDEX_FIELDS[item])
+        self.bodies = [i for i in self.items if isinstance(i, _Body)]
+        self.has_flags = "FLAGS" in self.items
+        self.has_uid = "UID" in self.items
+        self.has_modseq = "MODSEQ" in self.items
+        self.sets_seen = self.sets_seen and not view.readonly
+        if self.sets_seen:
+            fields.add("flags")
+        if cmd.changedsince is not None:
+            fields.add("modseq")
+        self.fields = sorted(fields)
+        self.index_writers = [_index_writer(i, s, view) if isinstance(i, str) else None for i in self.items]
+        self.flags_writer = _index_writer("FLAGS", s, view)
+        # Parts JSON is decoded only when a section names a part or BINARY must decode.
+        self.needs_tree = any(b.section.part or b.binary for b in self.bodies)
+        # Several content items over more than the header: read the file once, whole.
+        self.read_whole = len(self.bodies) > 1 and not all(b.header_only for b in self.bodies)
+
+
+_INDEX_FIELDS: dict[str, tuple[FetchField, ...]] = {
+    "FLAGS": ("flags",),
+    "UID": (),
+    "MODSEQ": ("modseq",),
+    "INTERNALDATE": ("internaldate",),
+    "RFC822.SIZE": ("size",),
+    "ENVELOPE": ("envelope",),
+    "BODY": ("body",),
+    "BODYSTRUCTURE": ("bodystructure",),
+}
+
+Writer = Callable[[MessageRecord], bytes]
+
+
+def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
+    if name == "UID":
+        return lambda r: b"UID %d" % r.uid
+    if name == "FLAGS":
+        return _flags_writer(view, s.rev2)
+    if name == "MODSEQ":
+        return lambda r: b"MODSEQ (%d)" % r.modseq
+    if name == "INTERNALDATE":
+        return lambda r: b"INTERNALDATE " + internaldate(r.internaldate)
+    if name == "RFC822.SIZE":
+        return lambda r: b"RFC822.SIZE %d" % r.size
+    if name == "ENVELOPE":
+        return lambda r: b"ENVELOPE " + r.envelope
+    if name == "BODY":
+        return lambda r: b"BODY " + r.body
+    if name == "BODYSTRUCTURE":
+        return lambda r: b"BODYSTRUCTURE " + r.bodystructure
+    raise ValueError(f"unknown fetch item {name}")
+
+
+def _flags_writer(view: SelectedView, rev2: bool) -> Writer:
+    """FLAGS bytes, built once per distinct flag set (mailboxes have few of them)."""
+    plain: dict[frozenset[str], bytes] = {}
+    recent: dict[frozenset[str], bytes] = {}
+    recent_from = view.recent_from
+
+    def build(flags: frozenset[str], is_recent: bool) -> bytes:
+        shown = sorted(flags)
+        if is_recent:
+            shown.append("\\Recent")
+        return b"FLAGS " + wire.flag_list(shown)
+
+    if rev2:
+        def write(r: MessageRecord) -> bytes:
+            out = plain.get(r.flags)
+            if out is None:
+                out = plain[r.flags] = build(r.flags, False)
+            return out
+        return write
+
+    def write_rev1(r: MessageRecord) -> bytes:
+        # \Recent exists only in IMAP4rev1 (RFC 3501 2.3.2).
+        cache = recent if r.uid >= recent_from else plain
+        out = cache.get(r.flags)
+        if out is None:
+            out = cache[r.flags] = build(r.flags, cache is recent)
+        return out
+
+    return write_rev1
+
+
+# --- content ---------------------------------------------------------------------------
+
+
+class _Content:
+    """Reads one message's bytes lazily: the whole file, or just the ranges asked for."""
+
+    __slots__ = ("store", "mailbox_id", "rec", "whole", "data", "cache", "tree")
+
+    def __init__(self, store: AccountStore, mailbox_id: int, rec: MessageRecord, whole: bool, tree: bool) -> None:
+        self.store = store
+        self.mailbox_id = mailbox_id
+        self.rec = rec
+        self.whole = whole
+        self.data: bytes | None = None
+        self.cache: dict[tuple[int, int], bytes] = {}
+        self.tree: Node | None = json.loads(rec.parts) if tree and rec.parts else None
+
+    async def read(self, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        if self.data is None and self.whole:
+            self.data = await self.store.read_message(self.mailbox_id, self.rec.uid)
+        if self.data is not None:
+            return self.data[start:end]
+        key = (start, end)
+        got = self.cache.get(key)
+        if got is None:
+            got = await self.store.read_range(self.mailbox_id, self.rec.uid, start, end - start)
+            self.cache[key] = got
+        return got
+
+
+async def _body_item(body: _Body, c: _Content) -> bytes:
+    """One content item, name and value; raises MessageGone or UnknownCTE."""
+    rec = c.rec
+    section = body.section
+    if body.binary:
+        data = await _binary_data(section, c)
+        if body.size_only:
+            return body.name + b" %d" % len(data)
+        if body.partial is not None:
+            off, length = body.partial
+            data = data[off : off + length]
+        return body.name + (b" ~{%d}\r\n" % len(data) if b"\0" in data else b" {%d}\r\n" % len(data)) + data
+    span = section_range(c.tree, rec, section)
+    if span is None:
+        data = b""
+    elif section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
+        header = await c.read(*span)
+        names = [h.encode("ascii") for h in section.headers]
+        pick = get_header_fields if section.text == "HEADER.FIELDS" else get_header_fields_not
+        data = pick(header, names)
+        if body.partial is not None:
+            off, length = body.partial
+            data = data[off : off + length]
+    else:
+        start, end = span
+        if body.partial is not None:
+            # Only the requested window of the section is read.
+            off, length = body.partial
+            start, end = min(start + off, end), min(start + off + length, end)
+        data = await c.read(start, end)
+    if b"\0" in data:
+        data = data.replace(b"\0", b"\x80")
+    return body.name + b" {%d}\r\n" % len(data) + data
+
+
+async def _binary_data(section: g.Section, c: _Content) -> bytes:
+    rec = c.rec
+    tree = c.tree
+    if not section.part:
+        # BINARY[]: the header plus the decoded body of a single-part message.
+        if tree is not None and tree[_KIND] == 0 and tree[_CTE] not in _IDENTITY_CTE:
+            header = await c.read(0, rec.header_size)
+            return header + decode_cte(tree[_CTE], await c.read(rec.header_size, rec.size))
+        return await c.read(0, rec.size)
+    node = find_part(tree, section.part) if tree is not None else None
+    if node is None:
+        return b""
+    return decode_cte(node[_CTE], await c.read(node[_BSTART], node[_BEND]))
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
+    view, store = s.view, s.store
+    assert view is not None and store is not None
+    verb = "UID FETCH" if cmd.uid else "FETCH"
+    if not cmd.uid and not view.valid_msns(cmd.sequence_set):
+        return Done("BAD", "Message sequence number out of range")
+    plan = _Plan(s, view, cmd)
+    if plan.has_modseq:
+        # RFC 7162 3.1: MODSEQ (and CHANGEDSINCE, which implies it) enables CONDSTORE.
+        view.condstore = True
+    pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    gone = view.pending_expunge
+    # RFC 2180 4.1.2: messages another session expunged (not yet reported) return nothing;
+    # like Dovecot the command still succeeds, flagged EXPUNGEISSUED.
+    expunge_issued = bool(gone) and any(u in gone for _, u in pairs)
+    if expunge_issued:
+        pairs = [(m, u) for m, u in pairs if u not in gone]
+    mailbox_id = view.mailbox.id
+    if cmd.vanished and cmd.changedsince is not None:
+        await _send_vanished(s, view, store, cmd)
+    if not pairs:
+        return _done(verb, expunge_issued)
+    recs = await store.fetch(mailbox_id, [u for _, u in pairs], plan.fields)
+    if len(recs) != len(pairs):
+        expunge_issued = True  # expunged in the store, not yet known to this view
+        msn_of = {u: m for m, u in pairs}
+        rows = [(msn_of[r.uid], r) for r in recs]
+    else:
+        rows = [(m, r) for (m, _), r in zip(pairs, recs, strict=True)]
+    if cmd.changedsince is not None:
+        since = cmd.changedsince
+        rows = [(m, r) for m, r in rows if r.modseq > since]
+    seen_now: set[int] = set()
+    if plan.sets_seen:
+        seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
+    if plan.bodies:
+        unknown_cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+        if unknown_cte:
+            # RFC 3516 4.3: a CTE the server cannot decode fails the command.
+            return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+        expunge_issued = expunge_issued or vanished
+    else:
+        _send_index_rows(s, plan, view, rows, seen_now)
+    return _done(verb, expunge_issued)
+
+
+def _done(verb: str, expunge_issued: bool) -> Done:
+    if expunge_issued:
+        return Done("OK", "Some messages were already expunged", "EXPUNGEISSUED")
+    return Done(text=f"{verb} completed")
+
+
+async def _set_seen(view: SelectedView, store: AccountStore, recs: list[MessageRecord]) -> set[int]:
+    """RFC 9051 6.4.5: a non-peek body fetch sets \\Seen; the new flags go out in the
+    same FETCH response, so the change is not reported again (own_modseqs)."""
+    if not recs:
+        return set()
+    changed = await store.store_flags(view.mailbox.id, [r.uid for r in recs], "add", ["\\Seen"])
+    by_uid = {m.uid: m for m in changed}
+    for r in recs:
+        m = by_uid.get(r.uid)
+        if m is not None:
+            r.flags = m.flags
+            r.modseq = m.modseq
+    view.own_modseqs.update(m.modseq for m in changed)
+    return set(by_uid)
+
+
+def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[bytes]:
+    """Items a FETCH that set \\Seen adds for that message: FLAGS (RFC 9051 6.4.5), and
+    with CONDSTORE enabled also UID and MODSEQ (RFC 7162 3.2.4)."""
+    out = []
+    if not plan.has_flags:
+        out.append(plan.flags_writer(r))
+    if view.condstore:
+        if not plan.has_uid:
+            out.append(b"UID %d" % r.uid)
+        if not plan.has_modseq:
+            out.append(b"MODSEQ (%d)" % r.modseq)
+    return out
+
+
+def _send_index_rows(
+    s: IMAPSession, plan: _Plan, view: SelectedView, rows: list[tuple[int, MessageRecord]], seen_now: set[int]
+) -> None:
+    writers = [w for w in plan.index_writers if w is not None]
+    chunk: list[bytes] = []
+    size = 0
+    sent = 0
+    if len(writers) == 1 and not seen_now:
+        w = writers[0]
+        for start in range(0, len(rows), _BATCH_ROWS):
+            data = b"".join([b"* %d FETCH (%s)\r\n" % (m, w(r)) for m, r in rows[start : start + _BATCH_ROWS]])
+            size += len(data)
+            s.send(data)
+        sent = len(rows)
+    else:
+        for m, r in rows:
+            items = [w(r) for w in writers]
+            if r.uid in seen_now:
+                items += _extra_items(plan, view, r)
+            chunk.append(b"* %d FETCH (%s)\r\n" % (m, b" ".join(items)))
+            if len(chunk) >= _BATCH_ROWS:
+                data = b"".join(chunk)
+                size += len(data)
+                s.send(data)
+                chunk = []
+        if chunk:
+            data = b"".join(chunk)
+            size += len(data)
+            s.send(data)
+        sent = len(rows)
+    s.stats["fetch"] += sent
+    s.stats["fetch_bytes"] += size
+
+
+async def _send_with_content(
+    s: IMAPSession,
+    plan: _Plan,
+    view: SelectedView,
+    store: AccountStore,
+    rows: list[tuple[int, MessageRecord]],
+    seen_now: set[int],
+) -> tuple[bool, bool]:
+    """Rows that need message content. Returns whether a BINARY item hit an unknown
+    Content-Transfer-Encoding and whether a message file had vanished; either way that
+    message gets no response."""
+    mailbox_id = view.mailbox.id
+    chunk: list[bytes] = []
+    chunk_size = 0
+    unknown_cte = vanished = False
+    for m, r in rows:
+        c = _Content(store, mailbox_id, r, plan.read_whole, plan.needs_tree)
+        items: list[bytes] = []
+        try:
+            for item, writer in zip(plan.items, plan.index_writers, strict=True):
+                if writer is not None:
+                    items.append(writer(r))
+                else:
+                    assert isinstance(item, _Body)
+                    items.append(await _body_item(item, c))
+        except MessageGone:
+            vanished = True
+            continue
+        except UnknownCTE:
+            unknown_cte = True
+            continue
+        if r.uid in seen_now:
+            items += _extra_items(plan, view, r)
+        line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(items))
+        chunk.append(line)
+        chunk_size += len(line)
+        if len(chunk) >= _BATCH_ROWS or chunk_size >= _BATCH_BYTES:
+            s.send(b"".join(chunk))
+            s.stats["fetch"] += len(chunk)
+            s.stats["fetch_bytes"] += chunk_size
+            chunk, chunk_size = [], 0
+    if chunk:
+        s.send(b"".join(chunk))
+        s.stats["fetch"] += len(chunk)
+        s.stats["fetch_bytes"] += chunk_size
+    return unknown_cte, vanished
+
+
+async def _send_vanished(s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch) -> None:
+    """UID FETCH ... (CHANGEDSINCE n VANISHED): expunged UIDs of the set, before the FETCH
+    responses (RFC 7162 3.2.6)."""
+    assert cmd.changedsince is not None
+    if cmd.sequence_set.last_result:
+        return
+    cs = await store.changes_since(view.mailbox.id, cmd.changedsince)
+    star = max(view.uids[-1] if view.uids else 0, view.uidnext - 1)
+    uids = [u for u in cs.expunged if cmd.sequence_set.contains(u, star)]
+    if uids:
+        s.send(b"* VANISHED (EARLIER) " + wire.sequence_set(uids) + b"\r\n")
