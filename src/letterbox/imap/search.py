@@ -1,0 +1,448 @@
+"""SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
+(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162) and OLDER/YOUNGER (RFC 5032).
+
+A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
+and \\Recent need only the view; flags, sizes and dates one index query for the
+candidates left; SUBJECT/FROM/TO/CC/BCC run inside the index on its decoded header text;
+HEADER reads only each remaining candidate's header block, and BODY/TEXT, last, read
+whole messages. Strings match as case-insensitive substrings of decoded text (RFC 2047
+headers, base64/quoted-printable and charsets of text parts).
+"""
+
+from __future__ import annotations
+
+import binascii
+import calendar
+import datetime
+import json
+import re
+import time
+from collections.abc import Sequence
+
+from ..mime.headers import decode_header_text, search_text
+from ..store.api import (
+    AccountStore,
+    FetchField,
+    MessageGone,
+    MessageRecord,
+    SearchField,
+    StoreError,
+)
+from . import grammar as g
+from . import wire
+from .session import Done, IMAPSession
+from .view import SelectedView
+
+CHARSETS = ("US-ASCII", "UTF-8")
+
+# Below this many candidates, reading their index rows beats scanning the mailbox.
+_FEW = 500
+
+_INDEXED: dict[str, SearchField] = {
+    "SUBJECT": "subject",
+    "FROM": "from",
+    "TO": "to",
+    "CC": "cc",
+    "BCC": "bcc",
+}
+# Position of each field in MessageRecord.search ("\0"-joined).
+_SEARCH_POS = {"subject": 0, "from": 1, "to": 2, "cc": 3, "bcc": 4}
+
+_WS = re.compile(r"\s+")
+_CHARSET = re.compile(rb'(?i)charset\s*=\s*"?([^";\s]+)')
+_DAY = 86400
+
+# Parts-JSON node layout (see mime.parse._tree).
+_HSTART, _BSTART, _BEND, _KIND, _CTYPE, _CTE, _CHILDREN = range(7)
+_MULTIPART, _RFC822 = 1, 2
+
+
+# --- costs and needs -------------------------------------------------------------------
+
+
+def _cost(key: g.SearchKey) -> int:
+    """Rough price of evaluating *key* per candidate, to order AND lists."""
+    if isinstance(key, g.SearchAll | g.SearchSet):
+        return 0
+    if isinstance(key, g.SearchFlag):
+        return 0 if key.flag == "\\Recent" else 1
+    if isinstance(key, g.SearchSize | g.SearchDate | g.SearchModSeq | g.SearchAge):
+        return 1
+    if isinstance(key, g.SearchString):
+        return 2 if key.key in _INDEXED else 4
+    if isinstance(key, g.SearchHeader):
+        return 2 if _header_via_index(key) else 3
+    if isinstance(key, g.SearchNot):
+        return _cost(key.key)
+    if isinstance(key, g.SearchOr):
+        return max(_cost(key.left), _cost(key.right))
+    return max((_cost(k) for k in key.keys), default=0)
+
+
+def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
+    """Collect the index fields the key tree reads per message; True if it has MODSEQ."""
+    has_modseq = False
+    if isinstance(key, g.SearchFlag):
+        if key.flag != "\\Recent":
+            out.add("flags")
+    elif isinstance(key, g.SearchSize):
+        out.add("size")
+    elif isinstance(key, g.SearchDate):
+        out.update(("internaldate", "sent_date") if key.key.startswith("SENT") else ("internaldate",))
+    elif isinstance(key, g.SearchAge):
+        out.add("internaldate")
+    elif isinstance(key, g.SearchModSeq):
+        out.add("modseq")
+        has_modseq = True
+    elif isinstance(key, g.SearchNot):
+        has_modseq = _fields(key.key, out)
+    elif isinstance(key, g.SearchOr):
+        has_modseq = _fields(key.left, out) | _fields(key.right, out)
+    elif isinstance(key, g.SearchAnd):
+        for k in key.keys:
+            has_modseq |= _fields(k, out)
+    return has_modseq
+
+
+def _header_via_index(key: g.SearchHeader) -> bool:
+    # HEADER SUBJECT x equals SUBJECT x; an empty value tests presence, which the index
+    # cannot tell from an empty field.
+    return key.name.upper() in _INDEXED and bool(key.value)
+
+
+# --- text ------------------------------------------------------------------------------
+
+
+def _needle(value: bytes) -> str:
+    """A search string as text: UTF-8 (US-ASCII is a subset), casefolded."""
+    return value.decode("utf-8", "replace").casefold()
+
+
+def _header_needle(value: bytes) -> str:
+    # The index keeps header text with whitespace runs collapsed; match it the same way.
+    return _WS.sub(" ", _needle(value))
+
+
+def _header_fields(block: bytes) -> list[tuple[bytes, bytes]]:
+    """(lowercase name, raw value with its continuation lines) of a header block."""
+    out: list[tuple[bytes, bytes]] = []
+    for line in block.split(b"\n"):
+        if not line.strip(b"\r"):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if out:
+                name, value = out[-1]
+                out[-1] = (name, value + b"\n" + line)
+            continue
+        name, colon, value = line.partition(b":")
+        if colon:
+            out.append((name.strip().lower(), value))
+    return out
+
+
+def _to_text(data: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _decode_cte(cte: str, data: bytes) -> bytes:
+    try:
+        if cte == "base64":
+            return binascii.a2b_base64(data)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(data)
+    except (binascii.Error, ValueError):
+        return data
+    return data
+
+
+def message_text(raw: bytes, tree: list | None, header_size: int, with_headers: bool) -> str:
+    """Decoded, casefolded text SEARCH BODY (or, *with_headers*, TEXT) matches against:
+    the text parts, transfer-decoded and charset-decoded; other media types are left out
+    (RFC 9051 6.4.4 allows it). TEXT adds every header block, RFC 2047-decoded."""
+    if tree is None:
+        body = raw[header_size:]
+        text = _to_text(body, None)
+        if with_headers:
+            text = decode_header_text(raw[:header_size]) + "\n" + text
+        return text.casefold()
+    out: list[str] = []
+
+    def walk(node: list) -> None:
+        header = raw[node[_HSTART] : node[_BSTART]]
+        if with_headers and header:
+            out.append(decode_header_text(header))
+        kind = node[_KIND]
+        if kind in (_MULTIPART, _RFC822):
+            for child in node[_CHILDREN]:
+                walk(child)
+            return
+        ctype = node[_CTYPE]
+        if not ctype.startswith("text/"):
+            return
+        m = _CHARSET.search(header)
+        charset = m.group(1).decode("ascii", "replace") if m else None
+        out.append(_to_text(_decode_cte(node[_CTE], raw[node[_BSTART] : node[_BEND]]), charset))
+
+    walk(tree)
+    return "\n".join(out).casefold()
+
+
+# --- evaluation ------------------------------------------------------------------------
+
+
+class _Search:
+    def __init__(self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField]) -> None:
+        self.s = s
+        self.view = view
+        self.store = store
+        self.mailbox_id = view.mailbox.id
+        self.fields = tuple(sorted(fields))
+        self.cache: dict[tuple[FetchField, ...], dict[int, MessageRecord]] = {}
+        self.now = time.time()
+
+    async def rows(self, uids: Sequence[int], fields: tuple[FetchField, ...]) -> dict[int, MessageRecord]:
+        """Index rows with *fields* for *uids*, read once per search; messages gone from
+        the store have none and match nothing."""
+        rows = self.cache.setdefault(fields, {})
+        missing = [u for u in uids if u not in rows]
+        if missing:
+            for r in await self.store.fetch(self.mailbox_id, missing, fields):
+                rows[r.uid] = r
+        return rows
+
+    async def match(self, key: g.SearchKey, cands: list[int]) -> list[int]:
+        """The candidates (ascending UIDs) that match *key*, still ascending."""
+        if not cands:
+            return cands
+        if isinstance(key, g.SearchAll):
+            return cands
+        if isinstance(key, g.SearchAnd):
+            for k in sorted(key.keys, key=_cost):
+                cands = await self.match(k, cands)
+                if not cands:
+                    break
+            return cands
+        if isinstance(key, g.SearchOr):
+            left = set(await self.match(key.left, cands))
+            rest = [u for u in cands if u not in left]
+            right = set(await self.match(key.right, rest))
+            return [u for u in cands if u in left or u in right]
+        if isinstance(key, g.SearchNot):
+            hit = set(await self.match(key.key, cands))
+            return [u for u in cands if u not in hit]
+        if isinstance(key, g.SearchSet):
+            return self._set(key, cands)
+        if isinstance(key, g.SearchFlag) and key.flag == "\\Recent":
+            # \Recent exists only in IMAP4rev1 (RFC 3501 2.3.2); rev2 has none.
+            start = self.view.recent_from
+            if self.s.rev2:
+                return [] if key.present else cands
+            return [u for u in cands if (u >= start) == key.present]
+        if isinstance(key, g.SearchString):
+            if key.key in _INDEXED:
+                return await self._indexed(_INDEXED[key.key], _header_needle(key.value), cands)
+            return await self._content(_needle(key.value), key.key == "TEXT", cands)
+        if isinstance(key, g.SearchHeader):
+            if _header_via_index(key):
+                return await self._indexed(_INDEXED[key.name.upper()], _header_needle(key.value), cands)
+            return await self._header(key, cands)
+        rows = await self.rows(cands, self.fields)
+        test = _row_test(key, self.now)
+        return [u for u in cands if (r := rows.get(u)) is not None and test(r)]
+
+    def _set(self, key: g.SearchSet, cands: list[int]) -> list[int]:
+        if key.sequence_set.last_result:
+            wanted = set(self.view.saved)
+        else:
+            wanted = {u for _, u in self.view.resolve(key.sequence_set, key.uid)}
+        return [u for u in cands if u in wanted]
+
+    async def _indexed(self, field: SearchField, needle: str, cands: list[int]) -> list[int]:
+        if len(cands) <= _FEW:
+            rows = await self.rows(cands, ("search",))
+            pos = _SEARCH_POS[field]
+            out = []
+            for u in cands:
+                r = rows.get(u)
+                if r is not None and r.search and needle in r.search.split("\0")[pos]:
+                    out.append(u)
+            return out
+        hits = set(await self.store.search_headers(self.mailbox_id, field, needle))
+        return [u for u in cands if u in hits]
+
+    async def _header(self, key: g.SearchHeader, cands: list[int]) -> list[int]:
+        name = key.name.lower().encode("ascii", "replace")
+        needle = _header_needle(key.value)
+        rows = await self.rows(cands, ("header_size",))
+        out = []
+        for u in cands:
+            r = rows.get(u)
+            if r is None:
+                continue
+            try:
+                block = await self.store.read_range(self.mailbox_id, u, 0, r.header_size)
+            except MessageGone:
+                continue
+            for fname, value in _header_fields(block):
+                # An empty string matches any message that has the field (RFC 9051 6.4.4).
+                if fname == name and (not needle or needle in search_text(value)):
+                    out.append(u)
+                    break
+        return out
+
+    async def _content(self, needle: str, with_headers: bool, cands: list[int]) -> list[int]:
+        rows = await self.rows(cands, ("header_size", "parts"))
+        out = []
+        for u in cands:
+            r = rows.get(u)
+            if r is None:
+                continue
+            if not needle:
+                out.append(u)
+                continue
+            try:
+                raw = await self.store.read_message(self.mailbox_id, u)
+            except MessageGone:
+                continue
+            tree = json.loads(r.parts) if r.parts else None
+            if needle in message_text(raw, tree, r.header_size, with_headers):
+                out.append(u)
+        return out
+
+
+def _day_start(day: datetime.date) -> int:
+    return calendar.timegm(day.timetuple())
+
+
+def _row_test(key: g.SearchKey, now: float):  # type: ignore[no-untyped-def]
+    """A predicate over an index row for the keys that need only the row."""
+    if isinstance(key, g.SearchFlag):
+        flag, present = key.flag, key.present
+        return lambda r: (flag in r.flags) == present
+    if isinstance(key, g.SearchSize):
+        size = key.size
+        if key.larger:
+            return lambda r: r.size > size
+        return lambda r: r.size < size
+    if isinstance(key, g.SearchModSeq):
+        # RFC 7162 3.1.5: mod-sequence equal to or greater than the value.
+        modseq = key.modseq
+        return lambda r: r.modseq >= modseq
+    if isinstance(key, g.SearchAge):
+        # RFC 5032: OLDER matches at or before now - n, YOUNGER at or after it.
+        target = now - key.seconds
+        if key.older:
+            return lambda r: r.internaldate <= target
+        return lambda r: r.internaldate >= target
+    if isinstance(key, g.SearchDate):
+        # Dates compare days in UTC, disregarding time (RFC 9051 6.4.4); the index keeps
+        # times as UTC epochs, the sender's zone is not known.
+        start = _day_start(key.date)
+        end = start + _DAY
+        op = key.key.removeprefix("SENT")
+        if key.key.startswith("SENT"):
+            # A missing or unparsable Date: counts as the internal date (as RFC 5256
+            # 2.2 does for sorting).
+            def when(r: MessageRecord) -> float:
+                return r.internaldate if r.sent_date is None else r.sent_date
+        else:
+            def when(r: MessageRecord) -> float:
+                return r.internaldate
+        if op == "BEFORE":
+            return lambda r: when(r) < start
+        if op == "ON":
+            return lambda r: start <= when(r) < end
+        return lambda r: when(r) >= start
+    raise TypeError(f"not a row key: {key!r}")
+
+
+# --- the command -----------------------------------------------------------------------
+
+
+async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
+    view, store = s.view, s.store
+    assert view is not None and store is not None
+    verb = "UID SEARCH" if cmd.uid else "SEARCH"
+    options = cmd.return_options
+    save = options is not None and "SAVE" in options
+    if cmd.charset is not None and cmd.charset not in CHARSETS:
+        if save:
+            view.saved = []  # RFC 5182 2.1: a failed SEARCH (SAVE) empties $
+        return Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+    fields: set[FetchField] = set()
+    has_modseq = _fields(cmd.key, fields)
+    if has_modseq:
+        view.condstore = True  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+    gone = view.pending_expunge
+    cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
+    search = _Search(s, view, store, fields)
+    try:
+        found = await search.match(cmd.key, cands)
+    except StoreError:
+        if save:
+            view.saved = []
+        raise
+    opts = set(options or ())
+    returned = found
+    if found and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
+        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
+        returned = sorted({found[0] if "MIN" in opts else found[-1], found[-1] if "MAX" in opts else found[0]})
+    if save:
+        view.saved = list(returned)
+    highest = None
+    if has_modseq and returned:
+        rows = await search.rows(returned, ("modseq",))
+        highest = max((rows[u].modseq for u in returned if u in rows), default=None)
+    numbers = found if cmd.uid else _msns(view, found)
+    if options is None and not s.rev2:
+        line = b"* SEARCH"
+        if numbers:
+            line += b" " + " ".join(map(str, numbers)).encode("ascii")
+            if highest is not None:
+                line += b" (MODSEQ %d)" % highest
+        s.send(line + b"\r\n")
+        return Done(text=f"{verb} completed")
+    # RETURN () means ALL, and so does a rev2 SEARCH without RETURN (RFC 9051 6.4.4).
+    wanted = opts or {"ALL"}
+    if wanted == {"SAVE"}:
+        # SAVE alone suppresses the ESEARCH response (RFC 5182 2.4).
+        return Done(text=f"{verb} completed")
+    s.send(_esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+    return Done(text=f"{verb} completed")
+
+
+def _msns(view: SelectedView, uids: list[int]) -> list[int]:
+    out = []
+    for u in uids:
+        m = view.msn(u)
+        if m is not None:
+            out.append(m)
+    return out
+
+
+def _esearch(tag: str, uid: bool, wanted: set[str], numbers: list[int], highest: int | None) -> bytes:
+    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
+    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1)."""
+    parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + b")"]
+    if uid:
+        parts.append(b"UID")
+    if numbers:
+        if "MIN" in wanted:
+            parts.append(b"MIN %d" % numbers[0])
+        if "MAX" in wanted:
+            parts.append(b"MAX %d" % numbers[-1])
+        if "ALL" in wanted:
+            parts.append(b"ALL " + wire.sequence_set(numbers))
+    if "COUNT" in wanted:
+        parts.append(b"COUNT %d" % len(numbers))
+    if highest is not None:
+        parts.append(b"MODSEQ %d" % highest)
+    return b" ".join(parts) + b"\r\n"
