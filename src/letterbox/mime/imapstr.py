@@ -25,6 +25,7 @@ _MAX_ESCAPES = 4
 _NUL_REPLACEMENT = "\ufffd".encode()
 _SPACES = re.compile(rb"[ \t]+")
 _NEWLINE_BEFORE_TEXT = re.compile(rb"[\r\n]+([^ \t])")
+_NEEDS_CARE = re.compile(rb'[^\x01-\x7f]|[\r\n"\\]')
 _NEEDS_CLEANUP = re.compile(rb'[\0\t\r\n"\\]|  ')
 
 
@@ -34,6 +35,8 @@ def literal(value: bytes) -> bytes:
 
 def string(value: bytes) -> bytes:
     """A non-NIL IMAP string, quoted when possible."""
+    if _NEEDS_CARE.search(value) is None:
+        return b'"' + value + b'"'
     if b"\0" in value:
         value = value.replace(b"\0", _NUL_REPLACEMENT)
     if value.isascii() and b"\r" not in value and b"\n" not in value:

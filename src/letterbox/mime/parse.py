@@ -21,6 +21,7 @@ IMAP layer sends the message with CRLF line ends.
 from __future__ import annotations
 
 import json
+import re
 from email.utils import mktime_tz, parsedate_tz
 
 from . import imapstr
@@ -63,6 +64,16 @@ _ENVELOPE_FIELDS = frozenset(
 )
 _ADDRESS_FIELDS = (b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc")
 _EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+# candidate field names at line starts (verified again after NUL and space trimming)
+_MIME_FIELD = re.compile(rb"^((?:content-|mime-version)[^:\n]*):", re.I | re.M)
+_ENVELOPE_OR_MIME_FIELD = re.compile(
+    rb"^((?:content-|mime-version|date|subject|from|sender|reply-to|to|cc|bcc|in-reply-to"
+    rb"|message-id)[^:\n]*):",
+    re.I | re.M,
+)
+# the rest of a field: its first line and any continuation lines
+_FOLDED_VALUE = re.compile(rb"[^\n]*(?:\n[ \t][^\n]*)*")
 _DEFAULT_CHARSET = b'"charset" "us-ascii"'
 _EMPTY_BODY = b'("text" "plain" (' + _DEFAULT_CHARSET + b') NIL NIL "7bit" 0 0)'
 _EMPTY_BODYSTRUCTURE = (
@@ -73,28 +84,6 @@ _EMPTY_BODYSTRUCTURE = (
 # content before it): how a part's body was ended by a boundary line
 _Hit = tuple[int, int, bool, int]
 _Fields = list[tuple[bytes, bytes]]
-
-
-def _join_continuations(first: bytes, lines: bytes) -> bytes:
-    """A folded field value: each continuation line kept whole, joined by LF.
-
-    A continuation line that is a single SP or TAB is joined without the LF,
-    as Dovecot does; this only shows in unterminated comments, which keep the
-    text up to their last line break.
-    """
-    ended = lines.endswith(b"\n")
-    parts = lines.split(b"\n")
-    if ended:
-        parts.pop()
-    last = len(parts) - 1
-    out = bytearray(first)
-    for i, line in enumerate(parts):
-        if line.endswith(b"\r") and (i < last or ended):
-            line = line[:-1]
-        if line != b" " and line != b"\t":
-            out += b"\n"
-        out += line
-    return bytes(out)
 
 
 def _strdup(value: bytes) -> bytes:
@@ -242,63 +231,89 @@ class _Scanner:
         raw = self.raw
         n = self.n
         pos = part.hstart
-        fields = part.fields
-        want_envelope = part.envelope
-        check = bool(self.bounds)
-        prev_nl = 0
-        while True:
-            if pos >= n:
-                part.bstart = n
-                return False, None
-            if check and raw[pos] == 0x2D and raw.startswith(b"--", pos):
-                m = self._match(pos)
-                if m is not None:
-                    end = pos - prev_nl
-                    part.bstart = end
-                    return False, (pos, m[0], m[1], end)
-            lf = raw.find(b"\n", pos)
-            if lf < 0:
-                line_end = nxt = n
+        if pos >= n:
+            part.bstart = n
+            return False, None
+        # the header ends at the first empty line, else at the end of input
+        if raw[pos] == 0x0A:
+            eoh = True
+            block_end = pos
+            part.bstart = pos + 1
+        elif raw.startswith(b"\r\n", pos):
+            eoh = True
+            block_end = pos
+            part.bstart = pos + 2
+        else:
+            m = _BLANK_LINE.search(raw, pos)
+            if m is None:
+                eoh = False
+                block_end = part.bstart = n
             else:
-                nxt = lf + 1
-                line_end = lf - 1 if lf > pos and raw[lf - 1] == 0x0D else lf
-            if line_end == pos:
-                part.bstart = nxt
-                return True, None
-            first_end = line_end
-            cont_start = nxt
-            while nxt < n and (raw[nxt] == 0x20 or raw[nxt] == 0x09):
-                lf = raw.find(b"\n", nxt)
-                if lf < 0:
-                    line_end = nxt = n
-                else:
-                    line_end = lf - 1 if raw[lf - 1] == 0x0D else lf
-                    nxt = lf + 1
-            prev_nl = nxt - line_end
-            colon = raw.find(b":", pos, first_end)
-            if colon < 0:
-                pos = nxt  # a line without a colon is no field
-                continue
-            name = raw[pos:colon]
+                eoh = True
+                block_end = m.start() + 1
+                part.bstart = m.end()
+        hit: _Hit | None = None
+        if self.bounds:
+            # a boundary line also ends a header (missing blank line)
+            line = pos
+            while 0 <= line < block_end:
+                if raw.startswith(b"--", line):
+                    found = self._match(line)
+                    if found is not None:
+                        end = line
+                        if end > pos:
+                            end -= 2 if end - 2 >= pos and raw[end - 2] == 0x0D else 1
+                        hit = (line, found[0], found[1], end)
+                        eoh = False
+                        block_end = part.bstart = end
+                        break
+                line = raw.find(b"\n--", line, block_end)
+                if line >= 0:
+                    line += 1
+        if block_end > pos:
+            self._fields(part, raw[pos:block_end])
+        return eoh, hit
+
+    @staticmethod
+    def _fields(part: Part, block: bytes) -> None:
+        """Collect the fields the index needs from a header block."""
+        fields = part.fields
+        pattern = _ENVELOPE_OR_MIME_FIELD if part.envelope else _MIME_FIELD
+        size = len(block)
+        for m in pattern.finditer(block):
+            name = m.group(1).rstrip(b" \t")
             if b"\0" in name:
                 name = name[: name.index(b"\0")]  # names are C strings in Dovecot
-            name = name.rstrip(b" \t").lower()
-            vstart = colon + 1
-            if (
+            name = name.lower()
+            if not (
                 name.startswith(b"content-")
                 or name == b"mime-version"
-                or (want_envelope and name in _ENVELOPE_FIELDS)
+                or (part.envelope and name in _ENVELOPE_FIELDS)
             ):
-                v = vstart
-                while v < first_end and (raw[v] == 0x20 or raw[v] == 0x09):
-                    v += 1
-                if v == first_end and v > vstart:
-                    v = vstart + 1  # only whitespace: skip just one
-                value = raw[v:first_end]
-                if cont_start < nxt:
-                    value = _join_continuations(value, raw[cont_start:nxt])
-                fields.append((name, value))
-            pos = nxt
+                continue
+            value_match = _FOLDED_VALUE.match(block, m.end())
+            assert value_match is not None  # the pattern matches the empty string
+            ended = value_match.end() < size  # a line break follows the value
+            lines = value_match.group().split(b"\n")
+            last = len(lines) - 1
+            for i in range(last + 1):
+                if (i < last or ended) and lines[i].endswith(b"\r"):
+                    lines[i] = lines[i][:-1]
+            first = lines[0]
+            value = first.lstrip(b" \t")
+            if not value and first:
+                value = first[1:]  # only whitespace: skip just one
+            if last:
+                # A continuation line that is a single SP or TAB is joined
+                # without the LF, as Dovecot does; this only shows in
+                # unterminated comments, which keep text up to their last LF.
+                out = bytearray(value)
+                for line in lines[1:]:
+                    if line != b" " and line != b"\t":
+                        out += b"\n"
+                    out += line
+                value = bytes(out)
+            fields.append((name, value))
 
     def _content(self, part: Part, mime_child: bool, digest_parent: bool) -> None:
         """Interpret the Content-* fields like Dovecot's message parser does."""
@@ -374,6 +389,9 @@ class _Scanner:
         part = Part(start)
         part.envelope = envelope
         self.count += 1
+        if self.count >= MAX_PARTS:
+            # the last part parsed: it runs to the end of the message
+            self.bounds.clear()
         eoh, hit = self._header(part)
         self._content(part, mime_child, digest_parent)
         if part.kind != LEAF and (depth + 1 >= MAX_NESTING or self.count >= MAX_PARTS):
@@ -429,15 +447,6 @@ class _Scanner:
                 break
             if lf < 0:
                 hit = None  # the delimiter line runs to the end: no part follows
-                part.bend = self.n
-                break
-            if self.count >= MAX_PARTS:
-                # stop looking at boundaries: the rest is one opaque blob
-                del self.bounds[:]
-                child = Part(lf + 1)
-                child.bstart = child.bend = self.n
-                part.children.append(child)
-                hit = None
                 part.bend = self.n
                 break
             child = self.entity(lf + 1, depth + 1, True, part.digest, False)
@@ -562,17 +571,25 @@ def _body_size(raw: bytes, start: int, end: int) -> tuple[int, int]:
     return end - start + lines - crlf, lines
 
 
-def _write(part: Part, raw: bytes, ext: bool, envelopes: dict[int, bytes]) -> bytes:
+def _write(part: Part, raw: bytes) -> tuple[bytes, bytes]:
+    """(BODY, BODYSTRUCTURE) of a part, without the enclosing parentheses."""
     if part.kind == MULTIPART:
         if part.children:
-            inner = b"".join(b"(" + _write(c, raw, ext, envelopes) + b")" for c in part.children)
+            mbody = bytearray()
+            mext = bytearray()
+            for child in part.children:
+                child_body, child_ext = _write(child, raw)
+                mbody += b"(" + child_body + b")"
+                mext += b"(" + child_ext + b")"
         else:
             # no parts in a multipart is invalid: show one empty text part
-            inner = _EMPTY_BODYSTRUCTURE if ext else _EMPTY_BODY
-        multi = inner + b" " + imapstr.string(part.csub)
-        if ext:
-            multi += b" " + _params(part.cparams, False) + _extension(part)
-        return multi
+            mbody = bytearray(_EMPTY_BODY)
+            mext = bytearray(_EMPTY_BODYSTRUCTURE)
+        subtype = b" " + imapstr.string(part.csub)
+        mbody += subtype
+        mext += subtype
+        mext += b" " + _params(part.cparams, False) + _extension(part)
+        return bytes(mbody), bytes(mext)
     if part.kind == RFC822:
         head = b'"message" "rfc822"'
         text = False
@@ -587,41 +604,26 @@ def _write(part: Part, raw: bytes, ext: bool, envelopes: dict[int, bytes]) -> by
         head = imapstr.string(part.ctype) + b" " + imapstr.string(part.csub)
         text = part.ctype.lower() == b"text"
     size, lines = _body_size(raw, part.bstart, part.bend)
-    out = [
+    common = b"%s %s %s %s %s %d" % (
         head,
-        b" ",
         _params(part.cparams, text),
-        b" ",
         imapstr.nstring_nolf(part.cid),
-        b" ",
         imapstr.nstring_nolf(part.cdesc),
-        b" ",
         imapstr.string(part.cte) if part.cte is not None else b'"7bit"',
-        b" %d" % size,
-    ]
+        size,
+    )
     if text:
-        out.append(b" %d" % lines)
+        common += b" %d" % lines
+        body = ext_body = common
     elif part.kind == RFC822:
         child = part.children[0]
-        out.append(b" ")
-        out.append(_envelope_of(child, envelopes))
-        out.append(b" (")
-        out.append(_write(child, raw, ext, envelopes))
-        out.append(b") %d" % lines)
-    if ext:
-        out.append(b" ")
-        out.append(imapstr.nstring_nolf(part.cmd5))
-        out.append(_extension(part))
-    return b"".join(out)
-
-
-def _envelope_of(part: Part, cache: dict[int, bytes]) -> bytes:
-    key = id(part)
-    env = cache.get(key)
-    if env is None:
-        env = _Envelope(part.fields).write() if part.fields else _EMPTY_ENVELOPE
-        cache[key] = env
-    return env
+        envelope = _Envelope(child.fields).write() if child.fields else _EMPTY_ENVELOPE
+        child_body, child_ext = _write(child, raw)
+        body = b"%s %s (%s) %d" % (common, envelope, child_body, lines)
+        ext_body = b"%s %s (%s) %d" % (common, envelope, child_ext, lines)
+    else:
+        body = ext_body = common
+    return body, ext_body + b" " + imapstr.nstring_nolf(part.cmd5) + _extension(part)
 
 
 def _tree(part: Part) -> list[object]:
@@ -668,11 +670,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
 def _parse(raw: bytes) -> ParsedMessage:
     scanner = _Scanner(raw)
     root = scanner.entity(0, 0, False, False, True)
-    envelopes: dict[int, bytes] = {}
     env = _Envelope(root.fields)
-    envelopes[id(root)] = env.write()
-    bodystructure = b"(" + _write(root, raw, True, envelopes) + b")"
-    body = b"(" + _write(root, raw, False, envelopes) + b")"
+    body, bodystructure = _write(root, raw)
     message_id = ""
     if env.message_id is not None:
         message_id = (
@@ -682,9 +681,9 @@ def _parse(raw: bytes) -> ParsedMessage:
             .strip()
         )
     return ParsedMessage(
-        envelope=envelopes[id(root)],
-        bodystructure=bodystructure,
-        body=body,
+        envelope=env.write(),
+        bodystructure=b"(" + bodystructure + b")",
+        body=b"(" + body + b")",
         parts=json.dumps(_tree(root), separators=(",", ":")),
         header_size=root.bstart,
         sent_date=_sent_date(env.date),
