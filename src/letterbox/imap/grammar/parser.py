@@ -45,6 +45,8 @@ TAG_RE = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+')
 _FLAG = re.compile(rb'\\?[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
 _WORD = re.compile(rb"[A-Za-z][A-Za-z0-9.\-]*")
 _DIGITS = re.compile(rb"[0-9]+")
+# 8-bit octets are let through in quoted strings: IMAP4rev2 and UTF8=ACCEPT allow UTF-8
+# there, and whether raw bytes are acceptable is the session's call (it knows the mode).
 _QUOTED = re.compile(rb'"([^"\\\x00\r\n]*(?:\\["\\][^"\\\x00\r\n]*)*)"')
 _UNESCAPE = re.compile(rb"\\(.)")
 _LITERAL = re.compile(rb"(~?)\{([0-9]+)(\+?)\}")

@@ -106,9 +106,9 @@ class CommandReader:
             mode = self._mode
             if mode in (_LINE, _DISCARD):
                 event = self._read_line()
-                if event is _AGAIN:
+                if isinstance(event, _Again):
                     continue
-                return event  # type: ignore[return-value]
+                return event
             if mode == _LITERAL:
                 end = self._pos + self._literal_size
                 if len(self._buf) < end:
@@ -187,7 +187,7 @@ class CommandReader:
     def _current_tag(self, line: bytes | bytearray) -> str | None:
         return self._tag(self._lines[0] if self._lines else line)
 
-    def _read_line(self) -> Event | object | None:
+    def _read_line(self) -> Event | _Again | None:
         buf = self._buf
         lf = buf.find(b"\n", self._scan)
         if lf < 0:
@@ -247,7 +247,7 @@ class CommandReader:
         self._mode = _DISCARD
         return ParseError(tag, "Command line too long")
 
-    def _start_skip(self, digits: bytes) -> ParseError | object:
+    def _start_skip(self, digits: bytes) -> ParseError | _Again:
         size = int(digits) if len(digits) <= 19 else _MAX63 + 1
         if size > _MAX63:
             self._mode = _CLOSED
@@ -260,7 +260,7 @@ class CommandReader:
 
     def _announce(
         self, line: bytes, start: int, digits: bytes, nonsync: bool, binary: bool
-    ) -> Event | object | None:
+    ) -> Event | _Again | None:
         first = self._lines[0] if self._lines else line
         tag = self._tag(first)
         head = _HEAD.match(first)
@@ -271,7 +271,7 @@ class CommandReader:
         )
         size = int(digits) if len(digits) <= 19 else _MAX63 + 1
 
-        def refuse(text: str, code: str | None = None, status: str = "BAD") -> Event | object:
+        def refuse(text: str, code: str | None = None, status: str = "BAD") -> Event | _Again:
             self._reset_command()
             if nonsync:
                 follow = self._start_skip(digits)
@@ -323,5 +323,8 @@ def _find_literal(line: bytes) -> tuple[int, bytes, bool, bool] | None:
     return brace - binary, m.group(1), bool(m.group(2)), binary
 
 
-# Sentinel: keep going in next_event's loop.
-_AGAIN = object()
+class _Again:
+    """Returned by internal steps that produced no event but may have more to do."""
+
+
+_AGAIN = _Again()
