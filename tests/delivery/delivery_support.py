@@ -171,7 +171,7 @@ class Harness:
             inner = await real(addr)
             return FaultyAccount(inner, **faults) if addr == address else inner
 
-        store.account = account  # type: ignore[method-assign]
+        store.account = account  # type: ignore[method-assign,assignment]
 
     def wait_sessions(self, service: str, count: int, timeout: float = 5) -> None:
         """Wait until the server has noticed connections open or close."""
