@@ -13,6 +13,7 @@ with every byte preserved (strings are the raw bytes decoded as latin-1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -184,19 +185,67 @@ def dovecot_version() -> str:
     return out.stdout.decode().strip()
 
 
+def section_names() -> list[str]:
+    """The BODY[...] sections recorded per message: every part number up to
+    three levels deep (1-3 at the top, 1-2 below), each with no specifier,
+    MIME, HEADER and TEXT, plus the top-level HEADER/TEXT/HEADER.FIELDS."""
+    paths = [str(a) for a in (1, 2, 3)]
+    paths += [f"{p}.{b}" for p in list(paths) for b in (1, 2)]
+    paths += [f"{p}.{c}" for p in paths if p.count(".") == 1 for c in (1, 2)]
+    names = ["", "HEADER", "TEXT", HEADER_FIELDS, HEADER_FIELDS_NOT]
+    for p in paths:
+        names += [p, f"{p}.MIME", f"{p}.HEADER", f"{p}.TEXT"]
+    return names
+
+
+HEADER_FIELDS = "HEADER.FIELDS (FROM TO SUBJECT CONTENT-TYPE)"
+HEADER_FIELDS_NOT = "HEADER.FIELDS.NOT (FROM TO SUBJECT CONTENT-TYPE)"
+
+
+def digest(data: bytes) -> str:
+    return f"{len(data)}:{hashlib.sha256(data).hexdigest()}"
+
+
+def literal_value(item: bytes) -> bytes:
+    """The bytes of an IMAP string answer (literal or quoted)."""
+    if item.startswith(b"{"):
+        return item[item.index(b"\n") + 1 :]
+    if item == b"NIL":
+        return b""
+    return item[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+
+
+def record(path: Path) -> dict[str, object]:
+    raw = path.read_bytes()
+    sections = section_names()
+    items = ITEMS + tuple(f"BODY.PEEK[{name}]" for name in sections)
+    fetched = dovecot_fetch(raw, items)
+    entry: dict[str, object] = {k.lower(): fetched[k].decode("latin-1") for k in ITEMS}
+    answers: dict[str, str] = {}
+    for name in sections:
+        # Dovecot answers a section that does not exist with an empty string;
+        # only the non-empty ones are kept
+        value = literal_value(fetched[f"BODY[{name}]"])
+        if value:
+            answers[name] = digest(value)
+    entry["sections"] = answers
+    return entry
+
+
 def main() -> int:
     if not IMAP_BIN.exists():
         print(f"{IMAP_BIN} not found: install dovecot-imapd", file=sys.stderr)
         return 1
-    results: dict[str, dict[str, str]] = {}
+    results: dict[str, dict[str, object]] = {}
     for path in sorted(CORPUS.glob("*.eml")):
-        items = dovecot_fetch(path.read_bytes())
-        results[path.name] = {k.lower(): v.decode("latin-1") for k, v in items.items()}
+        results[path.name] = record(path)
         print(f"{path.name}: ok")
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "dovecot_version": dovecot_version(),
-        "encoding": "every value is the raw IMAP bytes decoded as latin-1",
+        "encoding": "envelope/bodystructure/body are the raw IMAP bytes decoded as latin-1",
+        "sections": "non-empty BODY[section] answers as 'length:sha256' of the bytes sent",
+        "header_fields": [HEADER_FIELDS, HEADER_FIELDS_NOT],
         "messages": results,
     }
     FIXTURE.write_text(json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=True) + "\n")
