@@ -349,3 +349,21 @@ def test_enhanced_status_codes_on_aiosmtpd_replies(harness: Harness, service: st
         assert c.docmd("RCPT TO:<a@example.com>") == (503, b"5.5.1 Error: need MAIL command")
         assert c.rset() == (250, b"2.0.0 OK")
         assert c.noop() == (250, b"2.0.0 OK")
+
+
+def test_message_refused_as_a_whole_still_gets_one_reply_per_recipient(make_harness) -> None:  # type: ignore[no-untyped-def]
+    """RFC 2033 4.2: the client reads one reply per accepted RCPT after the final dot,
+    also when the message itself is refused; a single reply would leave it waiting."""
+    h = make_harness(max_message_size=2048)
+    h.add_user("alice@example.com")
+    h.add_user("bob@example.com")
+    with lmtp(h) as c:
+        too_big = MSG + (b"x" * 70 + b"\r\n") * 50
+        too_long = MSG + b"y" * 1500 + b"\r\n"
+        for body, code in ((too_big, 552), (too_long, 500)):
+            rcpt, data = transaction(c, ["alice@example.com", "nobody@example.com", "bob@example.com"], body)
+            assert [r[0] for r in rcpt] == [250, 550, 250]
+            assert [r[0] for r in data] == [code, code]
+            assert data[0] == data[1]
+        assert c.noop() == (250, b"2.0.0 OK")
+    assert h.messages("alice@example.com") == h.messages("bob@example.com") == []

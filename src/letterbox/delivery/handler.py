@@ -171,7 +171,8 @@ class DeliveryHandler:
         self, protocol: DeliverySMTP, recipients: list[str], message: bytes, msgid: str, txid: str
     ) -> str:
         if protocol.stop_reason is not None:
-            return f"421 4.3.2 {protocol.stop_reason}"
+            # Nothing stored: refuse for now; the session then says 421 and closes.
+            return f"451 4.3.2 {protocol.stop_reason}"
         # Once the first copy is stored the others are finished even if a shutdown was
         # asked for meanwhile: each is a quick local write, and stopping half-way would
         # leave only bad choices (see below).
@@ -208,7 +209,11 @@ class DeliveryHandler:
     ) -> AppendResult | Refusal:
         # Look the account up again: it may have been disabled, removed or given a new
         # quota since RCPT.
-        account = self.ctx.directory.get(addr)
+        try:
+            account = self.ctx.directory.get(addr)
+        except Exception as e:
+            log.error("%s(%s): msgid=%s: account lookup failed: %s", self.service, addr, msgid, e)
+            return temporary_failure(addr)
         if account is None or not account.enabled:
             refusal = user_unknown(addr) if account is None else mailbox_disabled(addr)
             log.info("%s(%s): msgid=%s: refused: %s", self.service, addr, msgid, refusal.reason)

@@ -76,6 +76,8 @@ class DeliverySMTP(SMTP):
         """Set by `shutdown`: the session must end after the reply in hand."""
         self.storing = False
         """True while handle_DATA writes copies (the client is waiting for us)."""
+        self._data_recipients = 0
+        """Recipients of the DATA in progress, counted once its 354 has gone out."""
 
     # --- life cycle ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,7 +126,10 @@ class DeliverySMTP(SMTP):
 
     # --- commands ------------------------------------------------------------------------
     async def smtp_DATA(self, arg: str) -> None:
-        await super().smtp_DATA(arg)
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_recipients = 0
         if self.stop_reason is not None:
             self._say_goodbye(f"421 4.3.2 {self.stop_reason}")
 
@@ -142,13 +147,30 @@ class DeliverySMTP(SMTP):
         if reply[:1] in ("4", "5") and reply is not status:
             # A refusal decided by aiosmtpd itself (syntax, size, sequence).
             log.info("%s(%s): %s", self.service, self._peer_text(), reply)
+        if reply.startswith("354") and self.envelope is not None:
+            self._data_recipients = len(self.envelope.rcpt_tos)
+        elif self._data_recipients:
+            reply = self.end_of_data_reply(reply, self._data_recipients)
+            self._data_recipients = 0
         await super().push(reply)
+
+    def end_of_data_reply(self, reply: str, recipients: int) -> str:
+        """The reply(s) after the final dot: SMTP has one for the whole message."""
+        return reply
 
 
 class DeliveryLMTP(LMTP, DeliverySMTP):
     """LMTP (aiosmtpd's LHLO, no HELO/EHLO) with the same additions."""
 
     service = "lmtp"
+
+    def end_of_data_reply(self, reply: str, recipients: int) -> str:
+        # RFC 2033 4.2: after the final dot the client reads one reply per accepted
+        # recipient, even when the message as a whole is refused (too big, line too long,
+        # internal error); aiosmtpd sends those as a single reply, so repeat it.
+        if "\n" in reply:
+            return reply
+        return "\r\n".join([reply] * recipients)
 
 
 def _options(ctx: Context) -> dict[str, Any]:
