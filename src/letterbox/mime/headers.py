@@ -19,6 +19,7 @@ def _select_fields(header: bytes, names: frozenset[bytes], wanted: bool) -> byte
     pos = 0
     n = len(header)
     keep = False
+    blank_line = False
     while pos < n:
         lf = header.find(b"\n", pos)
         nxt = n if lf < 0 else lf + 1
@@ -28,7 +29,8 @@ def _select_fields(header: bytes, names: frozenset[bytes], wanted: bool) -> byte
                 out.append(header[pos:nxt])
         else:
             if first == 0x0A or (first == 0x0D and pos + 1 < n and header[pos + 1] == 0x0A):
-                break  # the blank line ending the header
+                blank_line = True  # the empty line ending the header
+                break
             colon = header.find(b":", pos, nxt)
             if colon < 0:
                 end = lf if lf >= 0 else n
@@ -42,9 +44,11 @@ def _select_fields(header: bytes, names: frozenset[bytes], wanted: bool) -> byte
                 out.append(header[pos:nxt])
         pos = nxt
     if out and not out[-1].endswith(b"\n"):
-        # the header ended without a line break: terminate the last field
+        out.append(_CRLF)  # the header ended mid-line: complete the field
+    if blank_line:
+        # RFC 3501 6.4.5: keep the delimiting blank line, unless the
+        # message has none (no body and no blank line)
         out.append(_CRLF)
-    out.append(_CRLF)
     return b"".join(out)
 
 
@@ -54,7 +58,8 @@ def get_header_fields(header: bytes, names: Iterable[bytes]) -> bytes:
     ``header`` is a raw header block (up to and including the blank line that
     ends it, as returned by the HEADER section). Matching is case-insensitive;
     each field is returned byte-exact with its continuation lines, in message
-    order, followed by CRLF (RFC 3501 6.4.5 keeps the delimiting blank line).
+    order, followed by CRLF for the delimiting blank line (RFC 3501 6.4.5),
+    which is left out when the header has none.
     """
     return _select_fields(header, _normalize_names(names), True)
 
