@@ -12,7 +12,7 @@ import collections
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
@@ -116,8 +116,8 @@ class DeliverySMTP(SMTP):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(reply.encode("ascii", "replace") + b"\r\n")
+        # A cast, not an isinstance check: uvloop's transports are not asyncio classes.
+        cast(asyncio.WriteTransport, transport).write(reply.encode("ascii", "replace") + b"\r\n")
         if close:
             transport.close()
 

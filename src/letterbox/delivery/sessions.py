@@ -4,6 +4,7 @@ switched off, and the store writes they started, so it can wait for those to lan
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,11 +13,14 @@ if TYPE_CHECKING:
 
 _EXTRA_KEY = "delivery_sessions"
 
+_registries: weakref.WeakSet[DeliverySessions] = weakref.WeakSet()
+
 
 class DeliverySessions:
     def __init__(self) -> None:
         self._open: dict[str, set[DeliverySMTP]] = {}
         self._writes: set[asyncio.Future[Any]] = set()
+        _registries.add(self)
 
     def add(self, protocol: DeliverySMTP) -> None:
         self._open.setdefault(protocol.service, set()).add(protocol)
@@ -66,3 +70,16 @@ def sessions_for(ctx: Context) -> DeliverySessions:
         sessions = DeliverySessions()
         ctx.extra[_EXTRA_KEY] = sessions
     return sessions
+
+
+def shutdown_all(service: str, reason: str) -> int:
+    """`DeliverySessions.shutdown_all` for every context in this process (a server has
+    one), for callers that hold no Context."""
+    return sum(r.shutdown_all(service, reason) for r in list(_registries))
+
+
+async def drain(timeout: float | None = None) -> bool:
+    """`DeliverySessions.drain` for every context in this process: await it after the
+    listeners are closed and before the store is."""
+    results = [await r.drain(timeout) for r in list(_registries)]
+    return all(results)
