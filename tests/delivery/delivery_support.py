@@ -100,11 +100,17 @@ class FaultyAccount:
 class Harness:
     """A Context plus LMTP (TCP and UNIX) and SMTP listeners on a background loop."""
 
-    def __init__(self, tmp_path: Path, tls: bool = False, **delivery: Any) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        tls: bool = False,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+        **delivery: Any,
+    ) -> None:
         self.tmp_path = tmp_path
         self.settings = make_settings(tmp_path, tls=tls, **delivery)
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
-        self.loop = asyncio.new_event_loop()
+        self.loop = loop_factory()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.servers: list[asyncio.AbstractServer] = []
