@@ -64,9 +64,12 @@ def _item(data: bytes, pos: int) -> tuple[Any, int]:
             if data[pos] == 0x29:
                 return out, pos + 1
             if out:
-                if data[pos] != 0x20:
-                    raise ImapSyntaxError(f"missing space at {pos}")
-                pos += 1
+                # 1*address and 1*body follow each other without a space
+                adjacent_lists = isinstance(out[-1], list) and data[pos] == 0x28
+                if not adjacent_lists:
+                    if data[pos] != 0x20:
+                        raise ImapSyntaxError(f"missing space at {pos}")
+                    pos += 1
             value, pos = _item(data, pos)
             out.append(value)
     if c == 0x22:  # "

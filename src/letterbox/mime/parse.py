@@ -21,6 +21,7 @@ IMAP layer sends the message with CRLF line ends.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from email.utils import mktime_tz, parsedate_tz
 
@@ -38,6 +39,8 @@ from .rfc822 import (
     parse_params,
     parse_token_value,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_NESTING = 100
 """Levels of MIME parts (the message itself is level 0), as in Dovecot."""
@@ -659,11 +662,18 @@ def _joined_search(values: list[bytes]) -> str:
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse ``raw`` (the message exactly as stored) once; never raises."""
+    """Parse ``raw`` (the message exactly as stored) once; never raises.
+
+    Should parsing fail anyway (a bug, or a call from an already deep stack),
+    the message is indexed as a single text/plain part rather than refused.
+    """
     try:
         return _parse(raw)
     except RecursionError:
-        # only reachable when called from an already deep stack
+        log.warning("MIME parse ran out of stack; indexing as one text part")
+        return _fallback(raw)
+    except Exception:
+        log.exception("MIME parse failed; indexing as one text part")
         return _fallback(raw)
 
 
