@@ -185,6 +185,15 @@ def test_deep_stack_falls_back_instead_of_raising() -> None:
     check(raw, msg)
 
 
+def test_fallback_finds_the_header_end() -> None:
+    from letterbox.mime.parse import _fallback
+
+    for raw in (b"A: b\n\nbody\n", b"A: b\r\n\r\nbody", b"\r\nbody", b"no end", b""):
+        msg = _fallback(raw)
+        assert msg.header_size == _parse(raw).header_size
+        check(raw, msg)
+
+
 def test_huge_inputs_stay_linear() -> None:
     # many lines that almost look like delimiters, and many tiny parts
     near = b"Content-Type: multipart/mixed; boundary=abc\r\n\r\n" + b"--ab\r\n" * 200_000

@@ -707,8 +707,11 @@ def _parse(raw: bytes) -> ParsedMessage:
 
 
 def _fallback(raw: bytes) -> ParsedMessage:
-    end = raw.find(b"\r\n\r\n")
-    header_size = len(raw) if end < 0 else end + 4
+    if raw.startswith((b"\n", b"\r\n")):
+        header_size = raw.index(b"\n") + 1
+    else:
+        blank = _BLANK_LINE.search(raw)
+        header_size = len(raw) if blank is None else blank.end()
     size, lines = _body_size(raw, header_size, len(raw))
     body = b'("text" "plain" (%s) NIL NIL "7bit" %d %d)' % (_DEFAULT_CHARSET, size, lines)
     return ParsedMessage(
