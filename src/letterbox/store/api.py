@@ -132,7 +132,7 @@ FetchField = Literal[
 ]
 
 
-SearchField = Literal["subject", "from", "to", "cc", "bcc"]
+SearchField = Literal["subject", "from", "to", "cc", "bcc", "message-id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,8 +286,9 @@ class AccountStore(abc.ABC):
     @abc.abstractmethod
     async def search_headers(self, mailbox_id: int, field: SearchField, needle: str) -> list[int]:
         """UIDs, ascending, whose indexed *field* text (decoded, casefolded: see
-        `MessageRecord.search`) contains *needle*, which the caller casefolds the same way.
-        Lets SEARCH SUBJECT/FROM/TO/CC/BCC run inside the index, without a row per message."""
+        `MessageRecord.search`; the Message-ID lower-cased) contains *needle*, which the
+        caller casefolds the same way. Lets SEARCH SUBJECT/FROM/TO/CC/BCC and HEADER
+        Message-ID run inside the index, without a row per message."""
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod

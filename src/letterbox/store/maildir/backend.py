@@ -75,7 +75,9 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
 }
 
 _SEARCH_COLUMNS: dict[str, str] = {
-    "subject": "subject", "from": "from_", "to": "to_", "cc": "cc", "bcc": "bcc"
+    "subject": "subject", "from": "from_", "to": "to_", "cc": "cc", "bcc": "bcc",
+    # Stored as written; Message-IDs are ASCII, so lower() is their casefold.
+    "message-id": "lower(message_id)",
 }
 
 _flagsets: dict[str, frozenset[str]] = {}
