@@ -143,6 +143,8 @@ CASES = [
     ("HEADER X-Custom \"foo bar\"", [3]),
     ("HEADER x-custom \"\"", [3]),
     ("HEADER Message-ID one@", [1]),
+    ("HEADER MESSAGE-ID \"<ONE@EXAMPLE.ORG>\"", [1]),
+    ("HEADER Message-ID \"\"", [1]),
     ("HEADER Content-Type iso-8859", [4]),
     ("HEADER Subject " + lit("grüße"), [2]),
     ("HEADER MIME-Version \"\"", [2, 3, 4]),
@@ -388,6 +390,7 @@ def test_header_keys_use_the_index(env: Env) -> None:
         s = await env.session()
         assert await search(s, "OR SUBJECT world FROM eve") == [1, 3]
         assert await search(s, "HEADER TO alice") == [3]
+        assert await search(s, "HEADER Message-ID <one@") == [1]
         assert await search(s, "UNSEEN SMALLER 3000 SINCE 1-Jan-2024") == [2]
 
     run(go())

@@ -45,6 +45,8 @@ _INDEXED: dict[str, SearchField] = {
     "CC": "cc",
     "BCC": "bcc",
 }
+# HEADER <name> keys the index answers as well.
+_INDEXED_HEADERS: dict[str, SearchField] = {**_INDEXED, "MESSAGE-ID": "message-id"}
 # Position of each field in MessageRecord.search ("\0"-joined).
 _SEARCH_POS = {"subject": 0, "from": 1, "to": 2, "cc": 3, "bcc": 4}
 
@@ -107,7 +109,7 @@ def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
 def _header_via_index(key: g.SearchHeader) -> bool:
     # HEADER SUBJECT x equals SUBJECT x; an empty value tests presence, which the index
     # cannot tell from an empty field.
-    return key.name.upper() in _INDEXED and bool(key.value)
+    return key.name.upper() in _INDEXED_HEADERS and bool(key.value)
 
 
 # --- text ------------------------------------------------------------------------------
@@ -252,7 +254,7 @@ class _Search:
             return await self._content(_needle(key.value), key.key == "TEXT", cands)
         if isinstance(key, g.SearchHeader):
             if _header_via_index(key):
-                return await self._indexed(_INDEXED[key.name.upper()], _header_needle(key.value), cands)
+                return await self._indexed(_INDEXED_HEADERS[key.name.upper()], _header_needle(key.value), cands)
             return await self._header(key, cands)
         rows = await self.rows(cands, self.fields)
         test = _row_test(key, self.now)
@@ -266,9 +268,9 @@ class _Search:
         return [u for u in cands if u in wanted]
 
     async def _indexed(self, field: SearchField, needle: str, cands: list[int]) -> list[int]:
-        if len(cands) <= _FEW:
+        pos = _SEARCH_POS.get(field)
+        if len(cands) <= _FEW and pos is not None:
             rows = await self.rows(cands, ("search",))
-            pos = _SEARCH_POS[field]
             out = []
             for u in cands:
                 r = rows.get(u)
