@@ -421,7 +421,7 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
             return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
         expunge_issued = expunge_issued or vanished
     else:
-        _send_index_rows(s, plan, view, rows, seen_now)
+        _send_index_rows(s, plan, rows)
     return _done(verb, expunge_issued)
 
 
@@ -461,37 +461,35 @@ def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[byte
     return out
 
 
-def _send_index_rows(
-    s: IMAPSession, plan: _Plan, view: SelectedView, rows: list[tuple[int, MessageRecord]], seen_now: set[int]
-) -> None:
+def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]]) -> None:
+    """Rows made of index items only (no body item, so no implicit \\Seen either).
+
+    This is the `FETCH 1:* (FLAGS)` path: one comprehension per chunk, with the common
+    shapes (UID first, one or two items) formatted in a single %-operation per row.
+    """
     writers = [w for w in plan.index_writers if w is not None]
-    chunk: list[bytes] = []
+    uid_first = plan.items[0] == "UID"
+    if uid_first:
+        writers = writers[1:]
     size = 0
-    sent = 0
-    if len(writers) == 1 and not seen_now:
-        w = writers[0]
-        for start in range(0, len(rows), _BATCH_ROWS):
-            data = b"".join([b"* %d FETCH (%s)\r\n" % (m, w(r)) for m, r in rows[start : start + _BATCH_ROWS]])
-            size += len(data)
-            s.send(data)
-        sent = len(rows)
-    else:
-        for m, r in rows:
-            items = [w(r) for w in writers]
-            if r.uid in seen_now:
-                items += _extra_items(plan, view, r)
-            chunk.append(b"* %d FETCH (%s)\r\n" % (m, b" ".join(items)))
-            if len(chunk) >= _BATCH_ROWS:
-                data = b"".join(chunk)
-                size += len(data)
-                s.send(data)
-                chunk = []
-        if chunk:
-            data = b"".join(chunk)
-            size += len(data)
-            s.send(data)
-        sent = len(rows)
-    s.stats["fetch"] += sent
+    for start in range(0, len(rows), _BATCH_ROWS):
+        batch = rows[start : start + _BATCH_ROWS]
+        if uid_first and not writers:
+            lines = [b"* %d FETCH (UID %d)\r\n" % (m, r.uid) for m, r in batch]
+        elif uid_first and len(writers) == 1:
+            w = writers[0]
+            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, w(r)) for m, r in batch]
+        elif uid_first:
+            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, b" ".join([w(r) for w in writers])) for m, r in batch]
+        elif len(writers) == 1:
+            w = writers[0]
+            lines = [b"* %d FETCH (%s)\r\n" % (m, w(r)) for m, r in batch]
+        else:
+            lines = [b"* %d FETCH (%s)\r\n" % (m, b" ".join([w(r) for w in writers])) for m, r in batch]
+        data = b"".join(lines)
+        size += len(data)
+        s.send(data)
+    s.stats["fetch"] += len(rows)
     s.stats["fetch_bytes"] += size
 
 
