@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import letterbox.imap.session  # noqa: F401  (first: it builds the command table)
-from letterbox.imap.fetch import decode_cte, find_part, internaldate
+from letterbox.imap.fetch import BrokenContent, UnknownCTE, decode_binary, internaldate
 from letterbox.mime import parse_message
 
 from .test_fetch_helpers import Env, run, tagged
@@ -204,9 +204,9 @@ SECTIONS = [
     ("2.TEXT", b""),
     ("4", b""),
     ("3.3", b""),
-    # Part 1 of a non-multipart part is the part itself (Dovecot; RFC 9051 6.4.5).
-    ("1.1", PART1),
-    ("3.1.1", b"inner plain"),
+    # A leaf has no parts (mime.sections; Dovecot would answer 1.1 with part 1).
+    ("1.1", b""),
+    ("3.1.1", b""),
     ("1.2", b""),
     ("0", b""),
 ]
@@ -466,26 +466,25 @@ def test_unknown_transfer_encoding_is_no_unknown_cte(env: Env) -> None:
     run(go())
 
 
-def test_decode_cte() -> None:
-    assert decode_cte("7bit", b"a=20") == b"a=20"
-    assert decode_cte("quoted-printable", b"a=20b=\r\nc") == b"a bc"
-    assert decode_cte("base64", b"aGVs\r\nbG8=\r\n") == b"hello"
-    # Lenient base64: junk skipped, truncated end dropped.
-    assert decode_cte("base64", b"aGVs*bG8") == b"hel"
-    with pytest.raises(Exception, match="x-uue"):
-        decode_cte("x-uue", b"")
+def test_decode_binary() -> None:
+    assert decode_binary("7bit", b"a=20") == b"a=20"
+    assert decode_binary("quoted-printable", b"a=20b=\r\nc") == b"a bc"
+    assert decode_binary("base64", b"aGVs\r\nbG8=\r\n") == b"hello"
+    with pytest.raises(BrokenContent):
+        decode_binary("base64", b"aGVs*bG8")
+    with pytest.raises(UnknownCTE):
+        decode_binary("x-uue", b"")
 
 
-def test_find_part() -> None:
-    import json
+def test_binary_of_broken_base64_is_nil(env: Env) -> None:
+    async def go() -> None:
+        raw = b"Subject: bad\r\nMIME-Version: 1.0\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!*\r\n"
+        await env.append(raw)
+        s = await env.session()
+        out = await s.cmd("a FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1] BODY.PEEK[1])")
+        assert fetch_one(out) == b"BINARY[1] NIL BINARY.SIZE[1] 0 " + literal(b"BODY[1]", b"!!!*\r\n")
 
-    tree = json.loads(parse_message(MULTI).parts)
-    assert find_part(tree, [1]) is tree[6][0]
-    assert find_part(tree, [3, 2]) is tree[6][2][6][0][6][1]
-    assert find_part(tree, [4]) is None
-    single = json.loads(parse_message(SIMPLE).parts)
-    assert find_part(single, [1]) is single
-    assert find_part(single, [1, 1]) is None
+    run(go())
 
 
 # --- CHANGEDSINCE, MODSEQ, expunged messages -----------------------------------------

@@ -14,13 +14,12 @@ NULs in BODY[] data become 0x80, since only literal8 (BINARY) may carry them.
 
 from __future__ import annotations
 
-import binascii
-import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..mime.headers import get_header_fields, get_header_fields_not
+from ..mime.sections import LEAF, Node, decode_part, find_part, find_section, load_parts
 from ..store.api import AccountStore, FetchField, MessageGone, MessageRecord
 from . import grammar as g
 from . import wire
@@ -33,15 +32,18 @@ _BATCH_BYTES = 1 << 20
 
 _MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
 
-# Node layout of the parts JSON (see mime.parse._tree).
-_HSTART, _BSTART, _BEND, _KIND, _CTYPE, _CTE, _CHILDREN = range(7)
-_MULTIPART, _RFC822 = 1, 2
-
-_IDENTITY_CTE = frozenset({"7bit", "8bit", "binary"})
+# Content-Transfer-Encodings that BINARY can undo (others are [UNKNOWN-CTE]).
+_KNOWN_CTE = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
+_IDENTITY_CTE = frozenset({"", "7bit", "8bit", "binary"})
+_BSTART, _BEND, _KIND, _CTE = 1, 2, 3, 5  # parts-JSON node fields (see mime.sections)
 
 
 class UnknownCTE(Exception):
     """A BINARY fetch hit a Content-Transfer-Encoding we cannot decode (RFC 3516 4.3)."""
+
+
+class BrokenContent(Exception):
+    """A BINARY fetch hit data invalid in its (known) encoding: Dovecot answers NIL."""
 
 
 def internaldate(epoch: float) -> bytes:
@@ -54,37 +56,12 @@ def internaldate(epoch: float) -> bytes:
 
 # --- sections --------------------------------------------------------------------------
 
-Node = list  # one parts-JSON node: [hstart, bstart, bend, kind, type, cte, children]
-
-
-def find_part(tree: Node, path: Sequence[int]) -> Node | None:
-    """The node a section part number names, or None.
-
-    In a non-multipart entity only part 1 exists (the entity itself, RFC 9051 6.4.5), and
-    a number continuing past a message/rfc822 part descends into the encapsulated message.
-    """
-    node: Node | None = tree
-    last = len(path) - 1
-    for i, num in enumerate(path):
-        assert node is not None
-        if node[_KIND] == _MULTIPART:
-            children = node[_CHILDREN]
-            node = children[num - 1] if 0 < num <= len(children) else None
-        elif num != 1 or (i < last and node[_KIND] != _RFC822):
-            node = None
-        if node is None:
-            return None
-        if i < last and node[_KIND] == _RFC822:
-            if not node[_CHILDREN]:
-                return None
-            node = node[_CHILDREN][0]
-    return node
-
 
 def section_range(tree: Node | None, rec: MessageRecord, section: g.Section) -> tuple[int, int] | None:
     """Byte range [start, end) of the raw message that *section* covers before any
     HEADER.FIELDS filtering, or None for a section that does not exist."""
     if not section.part:
+        # The message's own sections need no parts tree: the index has the sizes.
         if section.text is None:
             return 0, rec.size
         if section.text == "TEXT":
@@ -92,49 +69,17 @@ def section_range(tree: Node | None, rec: MessageRecord, section: g.Section) -> 
         return 0, rec.header_size  # HEADER, HEADER.FIELDS[.NOT]
     if tree is None:
         return None
-    node = find_part(tree, section.part)
-    if node is None:
-        return None
-    text = section.text
-    if text is None:
-        return node[_BSTART], node[_BEND]
-    if text == "MIME":
-        return node[_HSTART], node[_BSTART]
-    # HEADER and TEXT of a part exist only for message/rfc822 (RFC 9051 6.4.5).
-    if node[_KIND] != _RFC822 or not node[_CHILDREN]:
-        return None
-    inner = node[_CHILDREN][0]
-    if text == "TEXT":
-        return inner[_BSTART], inner[_BEND]
-    return inner[_HSTART], inner[_BSTART]
+    return find_section(tree, section.part, section.text)
 
 
-def decode_cte(cte: str, data: bytes) -> bytes:
-    """Undo a Content-Transfer-Encoding for BINARY; raises UnknownCTE."""
-    if cte in _IDENTITY_CTE:
-        return data
-    if cte == "base64":
-        return _base64(data)
-    if cte == "quoted-printable":
-        return binascii.a2b_qp(data)
-    raise UnknownCTE(cte)
-
-
-def _base64(data: bytes) -> bytes:
-    # Lenient like mail readers: junk is skipped, a truncated final quantum is dropped.
-    try:
-        return binascii.a2b_base64(data)
-    except binascii.Error:
-        pass
-    clean = bytes(c for c in data if c in _B64_ALPHABET)
-    clean = clean[: len(clean) - len(clean) % 4]
-    try:
-        return binascii.a2b_base64(clean)
-    except binascii.Error:
-        return b""
-
-
-_B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+def decode_binary(cte: str, data: bytes) -> bytes:
+    """Undo a Content-Transfer-Encoding for BINARY; raises UnknownCTE or BrokenContent."""
+    if cte not in _KNOWN_CTE:
+        raise UnknownCTE(cte)
+    decoded = decode_part(cte, data)
+    if decoded is None:
+        raise BrokenContent(cte)
+    return decoded
 
 
 def _section_spec(section: g.Section) -> bytes:
@@ -309,7 +254,7 @@ class _Content:
         self.whole = whole
         self.data: bytes | None = None
         self.cache: dict[tuple[int, int], bytes] = {}
-        self.tree: Node | None = json.loads(rec.parts) if tree and rec.parts else None
+        self.tree: Node | None = load_parts(rec.parts) if tree and rec.parts else None
 
     async def read(self, start: int, end: int) -> bytes:
         if end <= start:
@@ -331,7 +276,11 @@ async def _body_item(body: _Body, c: _Content) -> bytes:
     rec = c.rec
     section = body.section
     if body.binary:
-        data = await _binary_data(section, c)
+        try:
+            data = await _binary_data(section, c)
+        except BrokenContent:
+            # Undecodable content in a known encoding: NIL, and size 0, like Dovecot.
+            return body.name + (b" 0" if body.size_only else b" NIL")
         if body.size_only:
             return body.name + b" %d" % len(data)
         if body.partial is not None:
@@ -366,14 +315,14 @@ async def _binary_data(section: g.Section, c: _Content) -> bytes:
     tree = c.tree
     if not section.part:
         # BINARY[]: the header plus the decoded body of a single-part message.
-        if tree is not None and tree[_KIND] == 0 and tree[_CTE] not in _IDENTITY_CTE:
+        if tree is not None and tree[_KIND] == LEAF and tree[_CTE] not in _IDENTITY_CTE:
             header = await c.read(0, rec.header_size)
-            return header + decode_cte(tree[_CTE], await c.read(rec.header_size, rec.size))
+            return header + decode_binary(tree[_CTE], await c.read(rec.header_size, rec.size))
         return await c.read(0, rec.size)
     node = find_part(tree, section.part) if tree is not None else None
     if node is None:
         return b""
-    return decode_cte(node[_CTE], await c.read(node[_BSTART], node[_BEND]))
+    return decode_binary(node[_CTE], await c.read(node[_BSTART], node[_BEND]))
 
 
 # --- the command -----------------------------------------------------------------------
