@@ -11,15 +11,14 @@ headers, base64/quoted-printable and charsets of text parts).
 
 from __future__ import annotations
 
-import binascii
 import calendar
 import datetime
-import json
 import re
 import time
 from collections.abc import Sequence
 
 from ..mime.headers import decode_header_text, search_text
+from ..mime.sections import decode_part, load_parts
 from ..store.api import (
     AccountStore,
     FetchField,
@@ -154,17 +153,6 @@ def _to_text(data: bytes, charset: str | None) -> str:
         return data.decode("latin-1")
 
 
-def _decode_cte(cte: str, data: bytes) -> bytes:
-    try:
-        if cte == "base64":
-            return binascii.a2b_base64(data)
-        if cte == "quoted-printable":
-            return binascii.a2b_qp(data)
-    except (binascii.Error, ValueError):
-        return data
-    return data
-
-
 def message_text(raw: bytes, tree: list | None, header_size: int, with_headers: bool) -> str:
     """Decoded, casefolded text SEARCH BODY (or, *with_headers*, TEXT) matches against:
     the text parts, transfer-decoded and charset-decoded; other media types are left out
@@ -191,7 +179,9 @@ def message_text(raw: bytes, tree: list | None, header_size: int, with_headers: 
             return
         m = _CHARSET.search(header)
         charset = m.group(1).decode("ascii", "replace") if m else None
-        out.append(_to_text(_decode_cte(node[_CTE], raw[node[_BSTART] : node[_BEND]]), charset))
+        body = raw[node[_BSTART] : node[_BEND]]
+        # Content that does not decode is searched as it is.
+        out.append(_to_text(decode_part(node[_CTE], body) or body, charset))
 
     walk(tree)
     return "\n".join(out).casefold()
@@ -314,7 +304,7 @@ class _Search:
                 raw = await self.store.read_message(self.mailbox_id, u)
             except MessageGone:
                 continue
-            tree = json.loads(r.parts) if r.parts else None
+            tree = load_parts(r.parts) if r.parts else None
             if needle in message_text(raw, tree, r.header_size, with_headers):
                 out.append(u)
         return out
