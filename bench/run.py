@@ -15,6 +15,8 @@ import argparse
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -72,6 +74,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "Letterbox stores, which Dovecot re-verifies on every login")
     g.add_argument("--dovecot-no-pop3-lock", action="store_true",
                    help="run Dovecot with pop3_lock_session = no (its default; no [IN-USE])")
+    p.add_argument("--py-spy", metavar="PATH", default=None,
+                   help="profile the Letterbox server with this py-spy binary during each "
+                        "measurement; profiles go next to the JSON result")
+    p.add_argument("--py-spy-format", default="flamegraph", choices=("flamegraph", "speedscope", "raw"),
+                   help="py-spy output format (default: flamegraph; raw is collapsed stacks)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder (path is printed)")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (default: bench/out/bench-TIME.json)")
     args = p.parse_args(argv)
@@ -145,14 +152,22 @@ class Report:
     def details(self) -> str:
         out = []
         for row in self.rows:
-            if row["workload"] != "pop3":
-                continue
             for name, r in row["results"].items():
+                if row["workload"] == "lmtp":
+                    out.append(
+                        f"{row['label']}, {name}: {r['delivered']} delivered, {r['failed']} refused "
+                        f"in {r['elapsed_s']:.1f} s, server CPU {r['server_user_s']:.1f} user + "
+                        f"{r['server_sys_s']:.1f} sys, client CPU {r['client_cpu_s']:.1f} s"
+                    )
+                    continue
+                if row["workload"] != "pop3":
+                    continue
                 out.append(
                     f"{row['label']}, {name}: {r['completed']} sessions completed, "
                     f"{r['in_use']} [IN-USE] refusals, {r['errors']} errors, "
                     f"session p50 {r['session_ms_p50'] or 0:.0f} ms / p95 {r['session_ms_p95'] or 0:.0f} ms, "
-                    f"RETR {r['retr_mb_per_s']:.1f} MB/s, client CPU {r['client_cpu_s']:.1f} s"
+                    f"RETR {r['retr_mb_per_s']:.1f} MB/s, server CPU {r['server_user_s']:.1f} user + "
+                    f"{r['server_sys_s']:.1f} sys, client CPU {r['client_cpu_s']:.1f} s"
                 )
         return "\n".join(out)
 
@@ -180,15 +195,69 @@ def environment(servers: list[BenchServer]) -> dict[str, Any]:
 # --- the run -----------------------------------------------------------------------------
 
 
-def measure(server: BenchServer, fn: Any, *fn_args: Any) -> dict[str, Any]:
-    cpu0 = server.cpu()
-    result: dict[str, Any] = fn(*fn_args)
-    result["server_cpu_s"] = server.cpu() - cpu0
+class Profiler:
+    """py-spy attached to the Letterbox server for the span of one measurement."""
+
+    SUFFIX = {"flamegraph": "svg", "speedscope": "json", "raw": "txt"}
+
+    def __init__(self, binary: str | None, fmt: str, out_dir: Path, stamp: str) -> None:
+        self.binary = binary
+        self.fmt = fmt
+        self.out_dir = out_dir
+        self.stamp = stamp
+        self.written: list[str] = []
+
+    def start(self, server: BenchServer, label: str) -> subprocess.Popen[bytes] | None:
+        if not self.binary or server.name != "Letterbox":
+            return None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        slug = "".join(c if c.isalnum() else "-" for c in label.lower()).strip("-")
+        out = self.out_dir / f"profile-{self.stamp}-{slug}.{self.SUFFIX[self.fmt]}"
+        self.written.append(str(out))
+        proc = subprocess.Popen(
+            [self.binary, "record", "--pid", str(server.pid), "--rate", "200", "--threads",
+             "--format", self.fmt, "--output", str(out)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # attaching takes a moment
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes] | None) -> None:
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+PROFILER: Profiler | None = None
+
+
+def measure(server: BenchServer, label: str, fn: Any, *fn_args: Any) -> dict[str, Any]:
+    prof = PROFILER.start(server, label) if PROFILER else None
+    try:
+        user0, sys0 = server.cpu()
+        result: dict[str, Any] = fn(*fn_args)
+        user1, sys1 = server.cpu()
+        result["server_user_s"] = user1 - user0
+        result["server_sys_s"] = sys1 - sys0
+        result["server_cpu_s"] = result["server_user_s"] + result["server_sys_s"]
+    finally:
+        Profiler.stop(prof)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
+    global PROFILER
     args = parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or Path(__file__).resolve().parent / "out" / f"bench-{stamp}.json"
+    if args.py_spy:
+        PROFILER = Profiler(args.py_spy, args.py_spy_format, out.parent, stamp)
     root = make_root()
     servers: list[BenchServer] = []
     if "letterbox" in args.servers:
@@ -218,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in _ints(args.lmtp_senders):
                 per: dict[str, dict[str, Any]] = {}
                 for name, (s, lmtp_ep, _) in eps.items():
-                    per[name] = measure(s, workloads.lmtp, lmtp_ep, n, args.lmtp_messages,
+                    per[name] = measure(s, f"lmtp-{n}", workloads.lmtp, lmtp_ep, n, args.lmtp_messages,
                                         args.lmtp_min_size, args.lmtp_max_size, lmtp_rcpts,
                                         args.seed, args.client_procs)
                     time.sleep(1)
@@ -237,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             for n in _ints(args.pop3_clients):
                 per = {}
                 for name, (s, _, pop3_ep) in eps.items():
-                    per[name] = measure(s, workloads.pop3, pop3_ep, n, pop3_users, PASSWORD,
+                    per[name] = measure(s, f"pop3-{n}", workloads.pop3, pop3_ep, n, pop3_users, PASSWORD,
                                         args.pop3_messages, args.pop3_duration, args.client_procs)
                     time.sleep(1)
                 report.add("pop3", f"POP3 sessions, {n} clients", "sessions_per_s", "sessions/s",
@@ -253,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  ({time.time() - t0:.0f} s)", flush=True)
             per_stat: dict[str, dict[str, Any]] = {}
             for name, (s, _, pop3_ep) in eps.items():
-                per_stat[name] = measure(s, workloads.pop3_big, pop3_ep, big_user, PASSWORD,
+                per_stat[name] = measure(s, "pop3big", workloads.pop3_big, pop3_ep, big_user, PASSWORD,
                                          args.big_reps, args.big_messages)
             label = f"{args.big_messages:,}-msg mailbox"
             report.add("pop3big", f"{label}: login+STAT", "login_stat_ms", "ms", False, per_stat)
@@ -284,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     if details:
         print()
         print(details)
-    out = args.out or Path(__file__).resolve().parent / "out" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    if PROFILER and PROFILER.written:
+        print("profiles: " + ", ".join(PROFILER.written))
     out.parent.mkdir(parents=True, exist_ok=True)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     out.write_text(json.dumps({"environment": env, "parameters": params, "rows": report.rows,

@@ -46,19 +46,21 @@ def _children_map() -> dict[int, list[int]]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system seconds of *pid*, its living descendants and all reaped children."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) seconds of *pid*, its living descendants and all reaped children."""
     children = _children_map()
-    total = 0
+    user = system = 0
     stack = [pid]
     while stack:
         p = stack.pop()
         fields = _stat_fields(p)
         if fields is not None:
             # After "(comm) ": state ppid ... utime(12th) stime cutime cstime.
-            total += sum(int(f) for f in fields[11:15])
+            utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+            user += utime + cutime
+            system += stime + cstime
         stack.extend(children.get(p, ()))
-    return total / CLK_TCK
+    return user / CLK_TCK, system / CLK_TCK
 
 
 def free_port() -> int:
@@ -102,7 +104,8 @@ class BenchServer:
         assert self.proc is not None
         return self.proc.pid
 
-    def cpu(self) -> float:
+    def cpu(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the server so far."""
         return cpu_seconds(self.pid)
 
     def add_users(self, users: list[str], password: str) -> None:

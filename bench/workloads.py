@@ -199,9 +199,11 @@ def _pop3_worker(job: dict[str, Any]) -> dict[str, Any]:
 
     async def client(i: int) -> None:
         nonlocal errors
-        k = 0
+        # Spread the starting mailboxes evenly: clients that start on neighbouring
+        # mailboxes would trail each other and collide on every step.
+        k = i * len(users) // job["clients"]
         while time.time() < deadline:
-            user = users[(i + k) % len(users)]
+            user = users[k % len(users)]
             k += 1
             try:
                 await session(user)
@@ -230,7 +232,7 @@ def pop3(ep: Endpoint, clients: int, users: list[str], password: str, expect: in
     start_at = time.time() + 0.3
     jobs = [
         {"host": ep.host, "port": ep.port, "ids": ids, "users": users, "password": password,
-         "expect": expect, "start_at": start_at, "duration": duration}
+         "expect": expect, "start_at": start_at, "duration": duration, "clients": clients}
         for ids in _split(list(range(clients)), procs)
     ]
     results = _in_workers(_pop3_worker, jobs)
