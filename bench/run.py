@@ -189,7 +189,16 @@ def environment(servers: list[BenchServer]) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
         "versions": {s.name: s.version() for s in servers},
+        "loadavg_start": _loadavg(),
     }
+
+
+def _loadavg() -> str:
+    # Anything else running on the machine skews the figures; the load average shows it.
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""
 
 
 # --- the run -----------------------------------------------------------------------------
@@ -272,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     big_user = f"big@{DOMAIN}"
     env = environment(servers)
     print(f"Letterbox vs Dovecot on loopback — {env['cpus']} CPUs ({env['cpu_model']}), "
-          f"Python {env['python']}, {env['versions'].get('Dovecot', '')}", flush=True)
+          f"Python {env['python']}, {env['versions'].get('Dovecot', '')}, "
+          f"load average {env['loadavg_start']}", flush=True)
     print(f"workloads: {', '.join(args.only)}; temp folder {root}", flush=True)
     try:
         for s in servers:
@@ -347,12 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             remove_root(root)
 
+    env["loadavg_end"] = _loadavg()
     print()
     print(report.table())
     details = report.details()
     if details:
         print()
         print(details)
+    print(f"load average at the start {env['loadavg_start']}, at the end {env['loadavg_end']}")
     if PROFILER and PROFILER.written:
         print("profiles: " + ", ".join(PROFILER.written))
     out.parent.mkdir(parents=True, exist_ok=True)
