@@ -462,6 +462,9 @@ def test_unknown_transfer_encoding_is_no_unknown_cte(env: Env) -> None:
         assert tagged(await s.cmd("a FETCH 2 BINARY.SIZE[1]")).startswith(b"a NO [UNKNOWN-CTE]")
         # BODY[] is not affected.
         assert tagged(await s.cmd("a FETCH 2 BODY.PEEK[1]")) == b"a OK FETCH completed"
+        # A non-peek BINARY that fails still reports the \Seen it set.
+        out = await s.cmd("b FETCH 2 BINARY[1]")
+        assert out == b"* 2 FETCH (FLAGS (\\Seen))\r\nb NO [UNKNOWN-CTE] Unknown Content-Transfer-Encoding\r\n"
 
     run(go())
 

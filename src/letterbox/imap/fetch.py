@@ -472,6 +472,15 @@ async def _send_with_content(
             continue
         except UnknownCTE:
             unknown_cte = True
+            if r.uid not in seen_now:
+                continue
+            # \Seen was set already and is not echoed later: report the flags alone.
+            items = [plan.flags_writer(r)]
+            if view.condstore:
+                items += [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
+            line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(items))
+            chunk.append(line)
+            chunk_size += len(line)
             continue
         if r.uid in seen_now:
             items += _extra_items(plan, view, r)
