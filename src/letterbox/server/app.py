@@ -154,9 +154,9 @@ class Server:
             self.connections[service].add(conn)
             await conn.run()
 
-        return await asyncio.start_server(
-            on_client, host, port, ssl=tls if implicit_tls else None, ssl_handshake_timeout=30
-        )
+        if implicit_tls:
+            return await asyncio.start_server(on_client, host, port, ssl=tls, ssl_handshake_timeout=30)
+        return await asyncio.start_server(on_client, host, port)
 
     def _connection_done(self, conn: Connection) -> None:
         self.connections[conn.session.protocol].discard(conn)
@@ -285,6 +285,9 @@ class Server:
             t.cancel()
         for service in list(self.listeners):
             await self._stop_service(service, "server shutting down")
+        if self._delivery is not None:
+            # Store writes of departing delivery sessions finish before the store closes.
+            await self._delivery.drain(10.0)
         if self._control is not None:
             self._control.close()
         (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)

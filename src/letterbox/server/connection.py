@@ -49,6 +49,26 @@ class Connection:
             self.writer.writelines(out)
             await asyncio.wait_for(self.writer.drain(), timeout=self.session.timeout)
 
+    async def _upgrade(self) -> None:
+        """STARTTLS/STLS: answer, then switch the stream to TLS.
+
+        Reading pauses before the answer goes out, so the client's first TLS bytes
+        cannot land in the plaintext buffer; plaintext the client pipelined after the
+        command is dropped, never read as if it had come through TLS (RFC 3207 4.2).
+        """
+        s = self.session
+        s.start_tls = False
+        if self.tls is None:
+            s.closing = True
+            return
+        self.writer.transport.pause_reading()
+        await self._flush()
+        buffered = getattr(self.reader, "_buffer", None)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
+        await self.writer.start_tls(self.tls)
+        s.tls_started()
+
     async def run(self) -> None:
         s = self.session
         read_task: asyncio.Task[bytes] | None = None
@@ -84,13 +104,7 @@ class Connection:
                         break
                     await s.receive(data)
                     if s.start_tls and not s.closing:
-                        await self._flush()
-                        s.start_tls = False
-                        if self.tls is None:
-                            s.closing = True
-                        else:
-                            await self.writer.start_tls(self.tls)
-                            s.tls_started()
+                        await self._upgrade()
                 else:
                     sub_task = None
                     sub_for = None

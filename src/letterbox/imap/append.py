@@ -1,0 +1,41 @@
+"""APPEND (with MULTIAPPEND, RFC 3502) and its UIDPLUS answer."""
+
+from __future__ import annotations
+
+from ..store.api import MailboxNotFound, StoreError
+from . import grammar as g
+from .session import Done, IMAPSession, store_failure
+
+
+async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
+    assert s.store is not None
+    name = s.decode_name(cmd.mailbox)
+    try:
+        mailbox = await s.store.get_mailbox(name)
+    except MailboxNotFound:
+        # RFC 9051 6.3.12: TRYCREATE tells the client it may CREATE and retry.
+        return Done("NO", f"Mailbox {name!r} does not exist", "TRYCREATE")
+    quota = s.account.quota if s.account is not None else None
+    done: list[int] = []
+    uidvalidity = mailbox.uidvalidity
+    for msg in cmd.messages:
+        if not msg.data:
+            await _undo(s, mailbox.id, done)
+            return Done("NO", "Empty messages cannot be appended", "CANNOT")
+        when = msg.internal_date.timestamp() if msg.internal_date is not None else None
+        try:
+            result = await s.store.append(mailbox.name, msg.data, msg.flags, when, quota)
+        except StoreError as e:
+            # RFC 3502: MULTIAPPEND is all or nothing.
+            await _undo(s, mailbox.id, done)
+            return store_failure(e)
+        uidvalidity = result.uidvalidity
+        done.append(result.uid)
+        s.stats["append"] += 1
+    uids = ",".join(map(str, done)) if len(done) < 2 or done[-1] - done[0] != len(done) - 1 else f"{done[0]}:{done[-1]}"
+    return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {uids}")
+
+
+async def _undo(s: IMAPSession, mailbox_id: int, uids: list[int]) -> None:
+    if uids and s.store is not None:
+        await s.store.expunge(mailbox_id, uids)

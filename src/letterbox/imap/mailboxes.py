@@ -1,0 +1,176 @@
+"""Mailbox commands: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS."""
+
+from __future__ import annotations
+
+import re
+
+from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
+from . import grammar as g
+from . import wire
+from .session import AUTHED, Done, IMAPSession, Spec
+
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
+                "HIGHESTMODSEQ", "APPENDLIMIT")
+
+
+def _store(s: IMAPSession) -> AccountStore:
+    assert s.store is not None
+    return s.store
+
+
+async def cmd_create(s: IMAPSession, cmd: g.Create) -> Done:
+    name = s.decode_name(cmd.mailbox)
+    # RFC 9051 6.3.4: a trailing delimiter only says children are intended.
+    name = name.rstrip(DELIMITER) or name
+    if name.upper() == "INBOX":
+        return Done("NO", "INBOX always exists", "ALREADYEXISTS")
+    use = None
+    for attr in cmd.special_use:
+        canon = {u.lower(): u for u in SPECIAL_USES}.get(attr.lower())
+        if canon is None:
+            return Done("NO", f"Unsupported special-use attribute {attr}", "USEATTR")
+        use = canon
+    await _store(s).create_mailbox(name, use)
+    return Done(text="CREATE completed")
+
+
+async def cmd_delete(s: IMAPSession, cmd: g.Delete) -> Done:
+    name = s.decode_name(cmd.mailbox)
+    if s.view is not None and (await _store(s).get_mailbox(name)).id == s.view.mailbox.id:
+        s._close_view()
+    await _store(s).delete_mailbox(name)
+    return Done(text="DELETE completed")
+
+
+async def cmd_rename(s: IMAPSession, cmd: g.Rename) -> Done:
+    old, new = s.decode_name(cmd.mailbox), s.decode_name(cmd.new_name)
+    await _store(s).rename_mailbox(old, new)
+    return Done(text="RENAME completed")
+
+
+async def cmd_subscribe(s: IMAPSession, cmd: g.Subscribe) -> Done:
+    await _store(s).set_subscribed(s.decode_name(cmd.mailbox), True)
+    return Done(text="SUBSCRIBE completed")
+
+
+async def cmd_unsubscribe(s: IMAPSession, cmd: g.Unsubscribe) -> Done:
+    await _store(s).set_subscribed(s.decode_name(cmd.mailbox), False)
+    return Done(text="UNSUBSCRIBE completed")
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """RFC 9051 6.3.9: "*" matches anything, "%" anything but the delimiter.
+    INBOX is case-insensitive, also as the first component of a pattern."""
+    head, sep, rest = pattern.partition(DELIMITER)
+    if head.upper() == "INBOX":
+        pattern = "INBOX" + sep + rest
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(f"[^{re.escape(DELIMITER)}]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _attributes(mbox: Mailbox, names: set[str], want_subscribed: bool, special: bool) -> list[str]:
+    attrs = []
+    prefix = mbox.name + DELIMITER
+    has_children = any(n.startswith(prefix) for n in names)
+    attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+    if want_subscribed and mbox.subscribed:
+        attrs.append("\\Subscribed")
+    if special and mbox.special_use:
+        attrs.append(mbox.special_use)
+    return attrs
+
+
+async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> bytes:
+    st = await _store(s).status(name)
+    values = {
+        "MESSAGES": st.messages,
+        "RECENT": st.recent,
+        "UIDNEXT": st.mailbox.uidnext,
+        "UIDVALIDITY": st.mailbox.uidvalidity,
+        "UNSEEN": st.unseen,
+        "DELETED": st.deleted,
+        "SIZE": st.size,
+        "HIGHESTMODSEQ": st.mailbox.highestmodseq,
+        "APPENDLIMIT": s.settings.max_literal_size,
+    }
+    parts = []
+    for item in items:
+        key = item.upper()
+        if key in values:
+            parts.append(b"%s %d" % (key.encode(), values[key]))
+    return b"* STATUS " + s.encode_name(st.mailbox.name) + b" (" + b" ".join(parts) + b")\r\n"
+
+
+async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
+    reference = s.decode_name(cmd.reference) if cmd.reference else ""
+    patterns = [s.decode_name(p) if p else "" for p in cmd.patterns]
+    sel = {o.upper() for o in cmd.selection}
+    ret = {o.upper() for o in cmd.returns}
+    if patterns == [""] and not cmd.extended:
+        # RFC 9051 6.3.9: an empty pattern asks for the delimiter and root.
+        s.send(b'* LIST (\\Noselect) "/" ""\r\n')
+        return Done(text="LIST completed")
+    mailboxes = await _store(s).list_mailboxes()
+    names = {m.name for m in mailboxes}
+    regexes = [pattern_regex(reference + p) for p in patterns if p or reference]
+    want_sub = "SUBSCRIBED" in ret or "SUBSCRIBED" in sel
+    for mbox in mailboxes:
+        if not any(r.fullmatch(mbox.name) for r in regexes):
+            continue
+        if "SUBSCRIBED" in sel and not mbox.subscribed:
+            continue
+        if "SPECIAL-USE" in sel and not mbox.special_use:
+            continue
+        attrs = _attributes(mbox, names, want_sub, True)
+        s.send(b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(mbox.name) + b"\r\n")
+        if cmd.status_items:
+            s.send(await _status_line(s, mbox.name, cmd.status_items))
+    if "SUBSCRIBED" in sel and "RECURSIVEMATCH" in sel:
+        # RFC 5258 3: parents of subscribed mailboxes that are not subscribed themselves.
+        for mbox in mailboxes:
+            if mbox.subscribed or not any(r.fullmatch(mbox.name) for r in regexes):
+                continue
+            prefix = mbox.name + DELIMITER
+            if any(m.subscribed and m.name.startswith(prefix) for m in mailboxes):
+                s.send(b"* LIST () \"/\" " + s.encode_name(mbox.name) + b' ("CHILDINFO" ("SUBSCRIBED"))\r\n')
+    return Done(text="LIST completed")
+
+
+async def cmd_lsub(s: IMAPSession, cmd: g.Lsub) -> Done:
+    reference = s.decode_name(cmd.reference) if cmd.reference else ""
+    pattern = s.decode_name(cmd.pattern) if cmd.pattern else ""
+    if not pattern:
+        s.send(b'* LSUB (\\Noselect) "/" ""\r\n')
+        return Done(text="LSUB completed")
+    regex = pattern_regex(reference + pattern)
+    for name in await _store(s).subscriptions():
+        if regex.fullmatch(name):
+            s.send(b'* LSUB () "/" ' + s.encode_name(name) + b"\r\n")
+    return Done(text="LSUB completed")
+
+
+async def cmd_status(s: IMAPSession, cmd: g.Status) -> Done:
+    for item in cmd.items:
+        if item.upper() not in STATUS_ITEMS:
+            return Done("BAD", f"Unknown STATUS item {item}")
+    s.send(await _status_line(s, s.decode_name(cmd.mailbox), cmd.items))
+    return Done(text="STATUS completed")
+
+
+COMMANDS = {
+    "CREATE": Spec(cmd_create, AUTHED),
+    "DELETE": Spec(cmd_delete, AUTHED),
+    "RENAME": Spec(cmd_rename, AUTHED),
+    "SUBSCRIBE": Spec(cmd_subscribe, AUTHED),
+    "UNSUBSCRIBE": Spec(cmd_unsubscribe, AUTHED),
+    "LIST": Spec(cmd_list, AUTHED),
+    "LSUB": Spec(cmd_lsub, AUTHED),
+    "STATUS": Spec(cmd_status, AUTHED),
+}

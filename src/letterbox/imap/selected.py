@@ -1,0 +1,197 @@
+"""SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, STORE, COPY and MOVE."""
+
+from __future__ import annotations
+
+from ..store.api import AccountStore
+from . import grammar as g
+from . import wire
+from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
+from .view import SelectedView
+
+
+def _store(s: IMAPSession) -> AccountStore:
+    assert s.store is not None
+    return s.store
+
+
+def _view(s: IMAPSession) -> SelectedView:
+    assert s.view is not None
+    return s.view
+
+
+async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
+    name = s.decode_name(cmd.mailbox)
+    was_selected = s.view is not None
+    s._close_view()
+    if was_selected:
+        # RFC 9051 7.1: [CLOSED] marks where the old mailbox's responses end.
+        s.send(wire.untagged_status("OK", "Previous mailbox closed", "CLOSED"))
+    store = _store(s)
+    mailbox, metas = await store.snapshot(name)
+    readonly = cmd.readonly
+    recent_from = mailbox.uidnext
+    if not readonly and not s.rev2:
+        recent_from = await store.take_recent(mailbox.id)
+    view = SelectedView(mailbox, metas, readonly, recent_from)
+    view.condstore = cmd.condstore
+    s.select_view(view)
+    s.send(view.flags_response())
+    s.send(b"* %d EXISTS\r\n" % view.exists)
+    if not s.rev2:
+        s.send(b"* %d RECENT\r\n" % view.recent_count())
+        first_unseen = next((i + 1 for i, m in enumerate(metas) if "\\Seen" not in m.flags), None)
+        if first_unseen is not None:
+            s.send(wire.untagged_status("OK", f"First unseen is {first_unseen}", f"UNSEEN {first_unseen}"))
+    if readonly:
+        s.send(wire.untagged_status("OK", "No permanent flags permitted", "PERMANENTFLAGS ()"))
+    else:
+        s.send(view.permanent_flags_response())
+    s.send(wire.untagged_status("OK", "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
+    s.send(wire.untagged_status("OK", "Predicted next UID", f"UIDNEXT {mailbox.uidnext}"))
+    s.send(wire.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {mailbox.highestmodseq}"))
+    if s.rev2:
+        attrs = "\\HasNoChildren" if mailbox.special_use is None else f"\\HasNoChildren {mailbox.special_use}"
+        s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(mailbox.name) + b"\r\n")
+    code = "READ-ONLY" if readonly else "READ-WRITE"
+    return Done("OK", f"{cmd.name} completed", code)
+
+
+async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
+    view = _view(s)
+    if not view.readonly:
+        uids = await _deleted_uids(s, list(view.uids))
+        if uids:
+            gone = await _store(s).expunge(view.mailbox.id, uids)
+            s.stats["expunge"] += len(gone)
+    # RFC 9051 6.4.1: CLOSE reports no EXPUNGE responses.
+    s._close_view()
+    return Done(text="CLOSE completed")
+
+
+async def cmd_unselect(s: IMAPSession, cmd: g.Unselect) -> Done:
+    s._close_view()
+    return Done(text="UNSELECT completed")
+
+
+async def _deleted_uids(s: IMAPSession, uids: list[int]) -> list[int]:
+    view = _view(s)
+    recs = await _store(s).fetch(view.mailbox.id, uids, ["flags"])
+    return [r.uid for r in recs if "\\Deleted" in r.flags]
+
+
+async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
+    view = _view(s)
+    if view.readonly:
+        return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    if cmd.sequence_set is not None:
+        candidates = [u for _, u in view.resolve(cmd.sequence_set, True)]
+    else:
+        candidates = list(view.uids)
+    uids = await _deleted_uids(s, candidates)
+    if uids:
+        gone = await _store(s).expunge(view.mailbox.id, uids)
+        s.stats["expunge"] += len(gone)
+        for line in view.remove_own(gone):
+            s.send(line)
+    return Done(text=f"{'UID ' if cmd.uid else ''}EXPUNGE completed")
+
+
+async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
+    view = _view(s)
+    if not cmd.uid and not view.valid_msns(cmd.sequence_set):
+        return Done("BAD", "Message sequence number out of range")
+    if view.readonly:
+        return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    uids = [u for _, u in pairs if u not in view.pending_expunge]
+    mode = {"+": "add", "-": "remove"}.get(cmd.mode, "replace")
+    flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    store = _store(s)
+    changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince)  # type: ignore[arg-type]
+    s.stats["store"] += len(changed)
+    for m in changed:
+        view.own_modseqs.add(m.modseq)
+    modified: list[int] = []
+    if cmd.unchangedsince is not None:
+        changed_uids = {m.uid for m in changed}
+        recs = await store.fetch(view.mailbox.id, uids, ["modseq"])
+        modified = [r.uid for r in recs if r.uid not in changed_uids and r.modseq > cmd.unchangedsince]
+    if not cmd.silent:
+        recs = await store.fetch(view.mailbox.id, uids, ["flags", "modseq"])
+        for r in recs:
+            msn = view.msn(r.uid)
+            if msn is None:
+                continue
+            items = [b"FLAGS " + wire.flag_list(view.shown_flags(r.uid, r.flags, s.rev2))]
+            if cmd.uid:
+                items.append(b"UID %d" % r.uid)
+            if view.condstore or cmd.unchangedsince is not None:
+                items.append(b"MODSEQ (%d)" % r.modseq)
+            s.send(wire.fetch_response(msn, items))
+    if modified:
+        numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
+        return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
+    if len(uids) < len(pairs):
+        return Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
+
+
+async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Done:
+    view = _view(s)
+    if not cmd.uid and not view.valid_msns(cmd.sequence_set):
+        return Done("BAD", "Message sequence number out of range")
+    if move and view.readonly:
+        return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    dest = s.decode_name(cmd.mailbox)
+    store = _store(s)
+    try:
+        await store.get_mailbox(dest)
+    except Exception:
+        return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
+    uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
+    verb = ("UID " if cmd.uid else "") + ("MOVE" if move else "COPY")
+    if not uids:
+        return Done(text=f"{verb} completed (no messages)")
+    quota = s.account.quota if s.account is not None else None
+    if move:
+        if (await store.get_mailbox(dest)).id == view.mailbox.id:
+            return Done("NO", "Source and destination are the same mailbox", "CANNOT")
+        result = await store.copy(view.mailbox.id, uids, dest, quota)
+        await store.expunge(view.mailbox.id, list(result.source_uids))
+    else:
+        result = await store.copy(view.mailbox.id, uids, dest, quota)
+    code = None
+    if result.source_uids:
+        code = (
+            f"COPYUID {result.uidvalidity} {wire.sequence_set(result.source_uids).decode()} "
+            f"{wire.sequence_set(result.dest_uids).decode()}"
+        )
+    if move:
+        # RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs.
+        if code:
+            s.send(wire.untagged_status("OK", "Moved UIDs", code))
+        for line in view.remove_own(result.source_uids):
+            s.send(line)
+        s.stats["expunge"] += len(result.source_uids)
+        return Done(text=f"{verb} completed")
+    return Done("OK", f"{verb} completed", code)
+
+
+async def cmd_copy(s: IMAPSession, cmd: g.Copy) -> Done:
+    return await _copy_or_move(s, cmd, move=False)
+
+
+async def cmd_move(s: IMAPSession, cmd: g.Move) -> Done:
+    return await _copy_or_move(s, cmd, move=True)
+
+
+COMMANDS = {
+    "SELECT": Spec(cmd_select, AUTHED),
+    "EXAMINE": Spec(cmd_select, AUTHED),
+    "CLOSE": Spec(cmd_close, ONLY_SELECTED),
+    "UNSELECT": Spec(cmd_unselect, ONLY_SELECTED),
+    "EXPUNGE": Spec(cmd_expunge, ONLY_SELECTED),
+    "STORE": Spec(cmd_store, ONLY_SELECTED, may_expunge=False),
+    "COPY": Spec(cmd_copy, ONLY_SELECTED),
+    "MOVE": Spec(cmd_move, ONLY_SELECTED),
+}

@@ -1,0 +1,488 @@
+"""The IMAP session: states, command dispatch, authentication, IDLE, untagged updates.
+
+Commands live in modules by family (mailboxes, selected, append, fetch, search, quota);
+each handler takes the session and its parsed command, queues untagged responses and
+returns the tagged outcome. The dispatcher checks the state first (RFC 9051 section 3:
+a command outside its state is BAD), and after the handler it sends the updates other
+sessions caused, with EXPUNGE held back where 7.5.1 forbids it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .. import __version__
+from ..auth.authenticator import Outcome
+from ..auth.directory import Account
+from ..auth.sasl import SASLError, b64decode, decode_plain
+from ..server.context import Context
+from ..server.session import Peer, Session
+from ..store.api import AccountStore, StoreError
+from . import grammar as g
+from . import wire
+from .grammar import mutf7
+from .view import SelectedView, ViewGone
+
+log = logging.getLogger("letterbox.imap")
+
+NOT_AUTH, AUTH, SELECTED, LOGOUT = "not authenticated", "authenticated", "selected", "logout"
+ANY = frozenset({NOT_AUTH, AUTH, SELECTED})
+AUTHED = frozenset({AUTH, SELECTED})
+ONLY_SELECTED = frozenset({SELECTED})
+
+MAX_BAD_COMMANDS = 20
+
+
+@dataclass(slots=True)
+class Done:
+    """A handler's tagged outcome."""
+
+    status: str = "OK"
+    text: str = "completed"
+    code: str | None = None
+
+
+Handler = Callable[["IMAPSession", Any], Awaitable[Done | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    handler: Handler
+    states: frozenset[str]
+    may_expunge: bool = True
+    """False for FETCH, STORE and SEARCH (RFC 9051 7.5.1); their UID forms may."""
+
+
+class IMAPSession(Session):
+    protocol = "imap"
+
+    def __init__(self, ctx: Context, peer: Peer, implicit_tls: bool = False) -> None:
+        super().__init__(peer)
+        self.ctx = ctx
+        self.settings = ctx.settings.imap
+        self.reader = self._new_reader()
+        self.state = NOT_AUTH
+        self.rev2 = False
+        self.store: AccountStore | None = None
+        self.account: Account | None = None
+        self.view: SelectedView | None = None
+        self.idle_tag: str | None = None
+        self._sasl: tuple[str, str, list[bytes]] | None = None
+        self._dirty = False
+        self._bad = 0
+        self._failed_logins = 0
+        self._ended = "connection closed"
+        self.stats: dict[str, int] = {"fetch": 0, "fetch_bytes": 0, "append": 0, "expunge": 0, "store": 0}
+
+    def _new_reader(self) -> g.CommandReader:
+        s = self.settings
+        return g.CommandReader(
+            max_line_length=s.max_line_length,
+            max_literal_size=s.max_literal_size,
+            non_sync_literals="LITERAL+",
+        )
+
+    # --- capabilities ------------------------------------------------------------------
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
+        if self.state == NOT_AUTH:
+            if self.ctx.tls is not None and not self.peer.secure:
+                caps.append("STARTTLS")
+            if self.ctx.auth.plaintext_allowed(self.peer.secure, self.peer.ip):
+                caps += ["AUTH=PLAIN", "AUTH=LOGIN"]
+            else:
+                caps.append("LOGINDISABLED")
+            return caps
+        caps += [
+            "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
+            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
+            f"APPENDLIMIT={self.settings.max_literal_size}",
+        ]
+        return caps
+
+    def capability_code(self) -> str:
+        return "CAPABILITY " + " ".join(self.capabilities())
+
+    # --- names -------------------------------------------------------------------------
+    def decode_name(self, raw: bytes) -> str:
+        """A mailbox name as the client wrote it: UTF-8 in rev2, modified UTF-7 in rev1."""
+        if self.rev2:
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadName("mailbox name is not valid UTF-8") from None
+        try:
+            return mutf7.decode(raw)
+        except ValueError:
+            raise BadName("mailbox name is not valid modified UTF-7") from None
+
+    def encode_name(self, name: str) -> bytes:
+        if self.rev2:
+            return wire.astring(name, utf8=True)
+        return wire.astring(mutf7.encode(name))
+
+    # --- Session contract --------------------------------------------------------------
+    @property
+    def timeout(self) -> float:
+        if self.state == NOT_AUTH or self.reader.in_command or self._sasl is not None:
+            return self.settings.login_timeout
+        return self.settings.idle_timeout
+
+    async def start(self) -> None:
+        self.send(wire.untagged_status("OK", f"{self.ctx.hostname} Letterbox ready.", self.capability_code()))
+
+    async def receive(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while not self.closing:
+            event = self.reader.next_event()
+            if event is None:
+                return
+            await self._event(event)
+            if self.start_tls:
+                return
+
+    async def changed(self) -> None:
+        if self.subscription is not None:
+            self.subscription.take()
+        self._dirty = True
+        if self.idle_tag is not None and self.view is not None:
+            await self._send_updates(allow_expunge=True)
+
+    def tls_started(self) -> None:
+        super().tls_started()
+
+    async def shutdown(self, reason: str) -> None:
+        self._ended = f"server ended session: {reason}"
+        self.send(wire.untagged_status("BYE", reason, "UNAVAILABLE"))
+        self.closing = True
+
+    async def timed_out(self) -> None:
+        self._ended = "autologout"
+        self.send(wire.untagged_status("BYE", "Autologout: idle for too long"))
+        self.closing = True
+
+    async def connection_lost(self) -> None:
+        self._close_view()
+
+    def summary(self) -> str:
+        who = f"imap({self.user})<{self.peer.ip}>" if self.user else f"imap<{self.peer.ip}>"
+        if self.user is None:
+            return f"{who}: Disconnected: {self._ended} (no login, {self._failed_logins} failed attempts)"
+        s = self.stats
+        return (
+            f"{who}: Disconnected: {self._ended} fetch={s['fetch']}/{s['fetch_bytes']}"
+            f" append={s['append']} expunge={s['expunge']} store={s['store']}"
+        )
+
+    # --- events ------------------------------------------------------------------------
+    async def _event(self, event: g.Event) -> None:
+        if isinstance(event, g.ParseError):
+            self.send(event.response())
+            if event.fatal:
+                self._ended = "protocol error"
+                self.closing = True
+            else:
+                self._count_bad()
+            return
+        if isinstance(event, g.NeedContinuation):
+            if self.state == NOT_AUTH and event.size > 8192:
+                self.reader.cancel_command()
+                self.send(wire.tagged(event.tag, "NO", "Literal too large before login", "LIMIT"))
+                return
+            self.send(b"+ Ready for literal data\r\n")
+            return
+        if isinstance(event, g.Line):
+            await self._line(event.data)
+            return
+        await self._command(event)
+
+    def _count_bad(self) -> None:
+        self._bad += 1
+        if self._bad >= MAX_BAD_COMMANDS:
+            self.send(wire.untagged_status("BYE", "Too many invalid commands"))
+            self._ended = "too many invalid commands"
+            self.closing = True
+
+    async def _command(self, cmd: g.Command) -> None:
+        spec = COMMANDS.get(cmd.name)
+        if spec is None:
+            self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not supported"))
+            self._count_bad()
+            return
+        if self.state not in spec.states:
+            self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not allowed in the {self.state} state"))
+            self._count_bad()
+            return
+        uid = bool(getattr(cmd, "uid", False))
+        try:
+            done = await spec.handler(self, cmd)
+        except BadName as e:
+            done = Done("BAD" if self.rev2 else "NO", str(e), None if self.rev2 else "CANNOT")
+        except ViewGone:
+            self._close_view()
+            self.send(wire.untagged_status("BYE", "The selected mailbox was deleted or renamed"))
+            self.closing = True
+            return
+        except StoreError as e:
+            done = store_failure(e)
+        if done is DEFERRED:
+            return
+        if done is None:
+            done = Done(text=f"{cmd.name} completed")
+        if done.status == "BAD":
+            self._count_bad()
+        else:
+            self._bad = 0
+        if self.view is not None and self.state == SELECTED and not self.closing:
+            await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+        self.send(wire.tagged(cmd.tag, done.status, done.text, done.code))
+
+    async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
+        view, store = self.view, self.store
+        if view is None or store is None:
+            return
+        if self.subscription is not None and self.subscription.pending():
+            self.subscription.take()
+            self._dirty = True
+        if not self._dirty and not (allow_expunge and view.pending_expunge):
+            return
+        self._dirty = False
+        try:
+            for line in await view.sync(store, allow_expunge, self.rev2, with_uid):
+                self.send(line)
+        except ViewGone:
+            self._close_view()
+            self.send(wire.untagged_status("BYE", "The selected mailbox was deleted or renamed"))
+            self.closing = True
+
+    async def _line(self, data: bytes) -> None:
+        if self.idle_tag is not None:
+            tag, self.idle_tag = self.idle_tag, None
+            if data.strip().upper() == b"DONE":
+                self.send(wire.tagged(tag, "OK", "IDLE terminated"))
+            else:
+                self.send(wire.tagged(tag, "BAD", "Expected DONE to end IDLE"))
+            return
+        if self._sasl is not None:
+            await self._sasl_step(data)
+
+    # --- selection helpers -------------------------------------------------------------
+    def select_view(self, view: SelectedView) -> None:
+        self._close_view()
+        self.view = view
+        self.state = SELECTED
+        assert self.user is not None
+        self.subscription = self.ctx.store.subscribe(self.user)
+
+    def _close_view(self) -> None:
+        if self.subscription is not None:
+            self.subscription.close()
+            self.subscription = None
+        self.view = None
+        if self.state == SELECTED:
+            self.state = AUTH
+
+    # --- authentication ----------------------------------------------------------------
+    async def login(self, tag: str, user: str, password: str) -> Done:
+        if not self.ctx.auth.plaintext_allowed(self.peer.secure, self.peer.ip):
+            return Done("NO", "Plaintext authentication disallowed on non-secure connection", "PRIVACYREQUIRED")
+        if self.state != NOT_AUTH:
+            return Done("BAD", "Already authenticated")
+        result = await self.ctx.auth.login(user, password, "imap", self.peer.ip)
+        if result.outcome is Outcome.OK and result.account is not None:
+            self.account = result.account
+            self.user = result.account.address
+            self.store = await self.ctx.store.account(self.user)
+            self.state = AUTH
+            log.info("imap(%s)<%s>: logged in", self.user, self.peer.ip)
+            return Done("OK", "Logged in", self.capability_code())
+        self._failed_logins += 1
+        if result.outcome is Outcome.PROTOCOL_DISABLED:
+            return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
+        if result.outcome is Outcome.ACCOUNT_DISABLED:
+            return Done("NO", "This account is disabled", "CONTACTADMIN")
+        return Done("NO", "Authentication failed", "AUTHENTICATIONFAILED")
+
+    async def authenticate(self, cmd: g.Authenticate) -> Done | None:
+        mech = cmd.mechanism.upper()
+        if mech not in ("PLAIN", "LOGIN"):
+            return Done("NO", f"Unsupported authentication mechanism {mech}", "CANNOT")
+        if not self.ctx.auth.plaintext_allowed(self.peer.secure, self.peer.ip):
+            return Done("NO", "Plaintext authentication disallowed on non-secure connection", "PRIVACYREQUIRED")
+        self._sasl = (cmd.tag, mech, [])
+        if cmd.initial_response is not None:
+            await self._sasl_step(cmd.initial_response)
+            return DEFERRED
+        self._sasl_prompt()
+        return DEFERRED
+
+    def _sasl_prompt(self) -> None:
+        assert self._sasl is not None
+        _, mech, got = self._sasl
+        if mech == "PLAIN":
+            self.send(b"+ \r\n")
+        else:
+            self.send(b"+ VXNlcm5hbWU6\r\n" if not got else b"+ UGFzc3dvcmQ6\r\n")
+        self.reader.expect_line()
+
+    async def _sasl_step(self, data: bytes) -> None:
+        assert self._sasl is not None
+        tag, mech, got = self._sasl
+        if data.strip() == b"*":
+            self._sasl = None
+            self.send(wire.tagged(tag, "BAD", "Authentication cancelled"))
+            return
+        try:
+            if mech == "PLAIN":
+                user, password = decode_plain(data if data.strip() not in (b"=", b"") else b"")
+            else:
+                got.append(b64decode(data) if data.strip() != b"=" else b"")
+                if len(got) < 2:
+                    self._sasl_prompt()
+                    return
+                user, password = got[0].decode("utf-8"), got[1].decode("utf-8")
+        except (SASLError, UnicodeDecodeError) as e:
+            self._sasl = None
+            self._failed_logins += 1
+            self.send(wire.tagged(tag, "BAD", f"Invalid SASL response: {e}"))
+            return
+        self._sasl = None
+        done = await self.login(tag, user, password)
+        self.send(wire.tagged(tag, done.status, done.text, done.code))
+
+
+class BadName(Exception):
+    pass
+
+
+DEFERRED = Done("DEFERRED")
+"""Returned by handlers that answer later themselves (AUTHENTICATE, IDLE)."""
+
+
+def store_failure(e: StoreError) -> Done:
+    from ..store.api import BadMailboxName, MailboxExists, MailboxNotFound, MessageGone, OverQuota
+
+    if isinstance(e, MailboxNotFound):
+        return Done("NO", str(e), "NONEXISTENT")
+    if isinstance(e, MailboxExists):
+        return Done("NO", str(e), "ALREADYEXISTS")
+    if isinstance(e, OverQuota):
+        return Done("NO", "Quota exceeded", "OVERQUOTA")
+    if isinstance(e, BadMailboxName):
+        return Done("NO", str(e), "CANNOT")
+    if isinstance(e, MessageGone):
+        return Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    return Done("NO", str(e) or "Operation failed", "CANNOT")
+
+
+# --- commands valid in any state -------------------------------------------------------
+async def cmd_capability(s: IMAPSession, cmd: g.Capability) -> Done:
+    s.send(b"* CAPABILITY " + " ".join(s.capabilities()).encode() + b"\r\n")
+    return Done(text="CAPABILITY completed")
+
+
+async def cmd_noop(s: IMAPSession, cmd: g.Command) -> Done:
+    s._dirty = True
+    return Done(text=f"{cmd.name} completed")
+
+
+async def cmd_logout(s: IMAPSession, cmd: g.Logout) -> Done:
+    s.send(wire.untagged_status("BYE", "Logging out"))
+    s._ended = "Logged out"
+    s.closing = True
+    s._close_view()
+    s.state = LOGOUT
+    return Done(text="LOGOUT completed")
+
+
+async def cmd_id(s: IMAPSession, cmd: g.Id) -> Done:
+    s.send(b'* ID ("name" "Letterbox" "version" ' + wire.quoted(__version__) + b")\r\n")
+    return Done(text="ID completed")
+
+
+async def cmd_starttls(s: IMAPSession, cmd: g.StartTLS) -> Done:
+    if s.state != NOT_AUTH:
+        return Done("BAD", "STARTTLS is only allowed before login")
+    if s.ctx.tls is None or s.peer.secure:
+        return Done("BAD", "TLS is not available" if s.ctx.tls is None else "TLS is already active")
+    # RFC 9051 6.2.1: data pipelined after STARTTLS must not be acted upon (it would
+    # have been injected in the clear); a fresh reader drops it.
+    s.reader = s._new_reader()
+    s.start_tls = True
+    return Done(text="Begin TLS negotiation now")
+
+
+async def cmd_login(s: IMAPSession, cmd: g.Login) -> Done:
+    try:
+        user = cmd.userid.decode("utf-8")
+        password = cmd.password.decode("utf-8")
+    except UnicodeDecodeError:
+        return Done("NO", "User name and password must be UTF-8", "AUTHENTICATIONFAILED")
+    return await s.login(cmd.tag, user, password)
+
+
+async def cmd_authenticate(s: IMAPSession, cmd: g.Authenticate) -> Done | None:
+    if s.state != NOT_AUTH:
+        return Done("BAD", "Already authenticated")
+    return await s.authenticate(cmd)
+
+
+async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
+    enabled = []
+    for cap in cmd.capabilities:
+        c = cap.upper()
+        if c == "IMAP4REV2" and not s.rev2:
+            s.rev2 = True
+            enabled.append("IMAP4rev2")
+    s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
+    return Done(text="ENABLE completed")
+
+
+async def cmd_namespace(s: IMAPSession, cmd: g.Namespace) -> Done:
+    s.send(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+    return Done(text="NAMESPACE completed")
+
+
+async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
+    s.idle_tag = cmd.tag
+    s.send(b"+ idling\r\n")
+    s.reader.expect_line()
+    if s.view is not None:
+        s._dirty = True
+        await s._send_updates(allow_expunge=True)
+    return DEFERRED
+
+
+def _registry() -> dict[str, Spec]:
+    from . import append, fetch, mailboxes, quota, search, selected
+
+    table: dict[str, Spec] = {
+        "CAPABILITY": Spec(cmd_capability, ANY),
+        "NOOP": Spec(cmd_noop, ANY),
+        "LOGOUT": Spec(cmd_logout, ANY),
+        "ID": Spec(cmd_id, ANY),
+        "STARTTLS": Spec(cmd_starttls, frozenset({NOT_AUTH})),
+        "LOGIN": Spec(cmd_login, frozenset({NOT_AUTH})),
+        "AUTHENTICATE": Spec(cmd_authenticate, frozenset({NOT_AUTH})),
+        "ENABLE": Spec(cmd_enable, AUTHED),
+        "NAMESPACE": Spec(cmd_namespace, AUTHED),
+        "IDLE": Spec(cmd_idle, AUTHED),
+        "CHECK": Spec(cmd_noop, ONLY_SELECTED),
+        "FETCH": Spec(fetch.cmd_fetch, ONLY_SELECTED, may_expunge=False),
+        "SEARCH": Spec(search.cmd_search, ONLY_SELECTED, may_expunge=False),
+        "GETQUOTA": Spec(quota.cmd_getquota, AUTHED),
+        "GETQUOTAROOT": Spec(quota.cmd_getquotaroot, AUTHED),
+        "SETQUOTA": Spec(quota.cmd_setquota, AUTHED),
+        "APPEND": Spec(append.cmd_append, AUTHED),
+    }
+    table.update(mailboxes.COMMANDS)
+    table.update(selected.COMMANDS)
+    return table
+
+
+COMMANDS: dict[str, Spec] = {}
+COMMANDS.update(_registry())

@@ -1,0 +1,183 @@
+"""A selected mailbox as one session sees it: message sequence numbers <-> UIDs.
+
+The view holds only UIDs (a compact array) and the MODSEQ it has caught up to; flags and
+everything else are read from the index when asked for. Changes made by other sessions
+reach the view through `sync`, which turns a store ChangeSet into the untagged
+responses RFC 9051 allows at that moment: EXISTS and FETCH FLAGS at any command's end,
+EXPUNGE only where the command permits it (never during FETCH, STORE or SEARCH, 7.5.1),
+so sequence numbers never shift under a client.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections.abc import Iterable
+
+from ..store.api import AccountStore, Mailbox, MessageMeta
+from . import wire
+from .grammar import SequenceSet
+
+
+class ViewGone(Exception):
+    """The selected mailbox was deleted or renamed away by another session."""
+
+
+class SelectedView:
+    __slots__ = (
+        "mailbox",
+        "readonly",
+        "uids",
+        "modseq",
+        "uidnext",
+        "recent_from",
+        "pending_expunge",
+        "own_modseqs",
+        "keywords",
+        "condstore",
+        "saved",
+    )
+
+    def __init__(self, mailbox: Mailbox, metas: list[MessageMeta], readonly: bool, recent_from: int) -> None:
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids = array("L", (m.uid for m in metas))
+        self.modseq = mailbox.highestmodseq
+        self.uidnext = mailbox.uidnext
+        self.recent_from = recent_from
+        """UIDs at or above this are \\Recent to this session (IMAP4rev1 only)."""
+        self.pending_expunge: set[int] = set()
+        self.own_modseqs: set[int] = set()
+        self.keywords = set(mailbox.keywords)
+        self.condstore = False
+        self.saved: list[int] = []
+        """UIDs saved by SEARCH RETURN (SAVE), referred to as $ (RFC 5182)."""
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def msn(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            return i + 1
+        return None
+
+    def recent_count(self) -> int:
+        return len(self.uids) - bisect.bisect_left(self.uids, self.recent_from)
+
+    # --- resolving sequence sets -------------------------------------------------------
+    def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        """(msn, uid) pairs named by *seqset*, ascending. Numbers that name no message
+        are skipped for UID sets; for sequence numbers the caller checks `valid_msns`."""
+        if seqset.last_result:
+            uids = self.saved
+            return [(m, u) for u in uids if (m := self.msn(u)) is not None]
+        if uid:
+            star = self.uids[-1] if self.uids else 0
+            out: list[tuple[int, int]] = []
+            for lo, hi in seqset.resolve(star):
+                i = bisect.bisect_left(self.uids, lo)
+                j = bisect.bisect_right(self.uids, hi)
+                out.extend((k + 1, self.uids[k]) for k in range(i, j))
+            return out
+        n = len(self.uids)
+        out = []
+        for lo, hi in seqset.resolve(n):
+            for k in range(max(lo, 1), min(hi, n) + 1):
+                out.append((k, self.uids[k - 1]))
+        return out
+
+    def valid_msns(self, seqset: SequenceSet) -> bool:
+        """RFC 9051 6.4.4: a message sequence number beyond EXISTS is an error (BAD)."""
+        if seqset.last_result:
+            return True
+        n = len(self.uids)
+        for lo, hi in seqset.resolve(max(n, 1)):
+            if lo < 1 or hi > n:
+                return False
+        return True
+
+    # --- applying changes --------------------------------------------------------------
+    async def sync(self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False) -> list[bytes]:
+        """Catch up with the store; return the untagged responses to send now."""
+        cs = await store.changes_since(self.mailbox.id, self.modseq)
+        if cs.uidvalidity_changed:
+            raise ViewGone()
+        out: list[bytes] = []
+        present = set()
+        if cs.expunged:
+            for u in cs.expunged:
+                if self.msn(u) is not None:
+                    present.add(u)
+            self.pending_expunge |= present
+        if allow_expunge and self.pending_expunge:
+            out.extend(self._expunge_now())
+        new: list[int] = []
+        flag_updates: list[MessageMeta] = []
+        last = self.uids[-1] if self.uids else 0
+        for meta in cs.updated:
+            if meta.uid > last and meta.uid not in self.pending_expunge:
+                new.append(meta.uid)
+            elif meta.modseq not in self.own_modseqs and self.msn(meta.uid) is not None:
+                flag_updates.append(meta)
+        for meta in cs.updated:
+            for f in meta.flags:
+                if not f.startswith("\\") and f not in self.keywords:
+                    self.keywords.add(f)
+                    out.append(self.flags_response())
+                    break
+        if new:
+            self.uids.extend(new)
+            self.uidnext = max(self.uidnext, new[-1] + 1)
+            out.append(b"* %d EXISTS\r\n" % len(self.uids))
+            if not rev2:
+                out.append(b"* %d RECENT\r\n" % self.recent_count())
+        for meta in flag_updates:
+            msn = self.msn(meta.uid)
+            if msn is None:
+                continue
+            items = [b"FLAGS " + wire.flag_list(self.shown_flags(meta.uid, meta.flags, rev2))]
+            if with_uid or self.condstore:
+                items.append(b"UID %d" % meta.uid)
+            if self.condstore:
+                items.append(b"MODSEQ (%d)" % meta.modseq)
+            out.append(wire.fetch_response(msn, items))
+        self.modseq = max(self.modseq, cs.highestmodseq)
+        self.own_modseqs = {m for m in self.own_modseqs if m > self.modseq}
+        return out
+
+    def _expunge_now(self) -> list[bytes]:
+        """EXPUNGE responses, highest sequence number first so that none needs adjusting."""
+        out = []
+        msns = sorted((m for u in self.pending_expunge if (m := self.msn(u)) is not None), reverse=True)
+        for m in msns:
+            out.append(b"* %d EXPUNGE\r\n" % m)
+            del self.uids[m - 1]
+        self.pending_expunge.clear()
+        self.saved = [u for u in self.saved if self.msn(u) is not None]
+        return out
+
+    def remove_own(self, uids: Iterable[int]) -> list[bytes]:
+        """This session expunged *uids*: report them now (EXPUNGE, CLOSE, MOVE)."""
+        self.pending_expunge |= {u for u in uids if self.msn(u) is not None}
+        return self._expunge_now()
+
+    def vanished_now(self, uids: Iterable[int]) -> None:
+        """Forget *uids* without reporting (CLOSE: RFC 9051 6.4.1 sends no EXPUNGE)."""
+        gone = set(uids)
+        self.uids = array("L", (u for u in self.uids if u not in gone))
+
+    def shown_flags(self, uid: int, flags: Iterable[str], rev2: bool) -> list[str]:
+        out = sorted(flags)
+        if not rev2 and uid >= self.recent_from:
+            out.append("\\Recent")
+        return out
+
+    def flags_response(self) -> bytes:
+        flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *sorted(self.keywords)]
+        return b"* FLAGS " + wire.flag_list(flags) + b"\r\n"
+
+    def permanent_flags_response(self) -> bytes:
+        flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *sorted(self.keywords), "\\*"]
+        return b"* OK [PERMANENTFLAGS " + wire.flag_list(flags) + b"] Flags permitted.\r\n"
