@@ -7,9 +7,11 @@ body sections, and then only for the byte range the section covers. Responses ar
 into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
 start-up and per-line overhead would dominate it.
 
-Section semantics follow Dovecot, which the output is compared against: a part that does
-not exist, or HEADER/TEXT of a part that is not message/rfc822, is an empty literal;
-NULs in BODY[] data become 0x80, since only literal8 (BINARY) may carry them.
+Sections are located by `mime.sections`. The answers follow Dovecot, which the output is
+compared against: a part that does not exist, or HEADER/TEXT of a part that is not
+message/rfc822, is an empty literal (`{0}`); NULs in BODY[] data become 0x80, since only
+literal8 (BINARY) may carry them; BINARY of undecodable data is NIL. Message bytes go out
+exactly as stored, so their length always equals RFC822.SIZE.
 """
 
 from __future__ import annotations

@@ -11,11 +11,12 @@ headers, base64/quoted-printable and charsets of text parts).
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import datetime
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..mime.headers import decode_header_text, search_text
 from ..mime.sections import decode_part, load_parts
@@ -36,6 +37,8 @@ CHARSETS = ("US-ASCII", "UTF-8")
 
 # Below this many candidates, reading their index rows beats scanning the mailbox.
 _FEW = 500
+# Searches that read files let other sessions run every this many messages.
+_YIELD_EVERY = 100
 
 _INDEXED: dict[str, SearchField] = {
     "SUBJECT": "subject",
@@ -275,7 +278,9 @@ class _Search:
         needle = _header_needle(key.value)
         rows = await self.rows(cands, ("header_size",))
         out = []
-        for u in cands:
+        for i, u in enumerate(cands):
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             r = rows.get(u)
             if r is None:
                 continue
@@ -293,7 +298,9 @@ class _Search:
     async def _content(self, needle: str, with_headers: bool, cands: list[int]) -> list[int]:
         rows = await self.rows(cands, ("header_size", "parts"))
         out = []
-        for u in cands:
+        for i, u in enumerate(cands):
+            if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                await asyncio.sleep(0)
             r = rows.get(u)
             if r is None:
                 continue
@@ -314,7 +321,10 @@ def _day_start(day: datetime.date) -> int:
     return calendar.timegm(day.timetuple())
 
 
-def _row_test(key: g.SearchKey, now: float):  # type: ignore[no-untyped-def]
+RowTest = Callable[[MessageRecord], bool]
+
+
+def _row_test(key: g.SearchKey, now: float) -> RowTest:
     """A predicate over an index row for the keys that need only the row."""
     if isinstance(key, g.SearchFlag):
         flag, present = key.flag, key.present
