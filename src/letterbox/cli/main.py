@@ -24,10 +24,14 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 
 def _register() -> None:
-    from . import deliver, protocols, quota, serve, user
+    from .deliver import COMMANDS as deliver_commands
+    from .protocols import COMMANDS as protocol_commands
+    from .quota import COMMANDS as quota_commands
+    from .serve import COMMANDS as serve_commands
+    from .user import COMMANDS as user_commands
 
-    for module in (serve, user, quota, protocols, deliver):
-        for command in module.COMMANDS:
+    for commands in (serve_commands, user_commands, quota_commands, protocol_commands, deliver_commands):
+        for command in commands:
             cli.add_command(command)
 
 

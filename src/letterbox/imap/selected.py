@@ -109,8 +109,8 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     store = _store(s)
     changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince)  # type: ignore[arg-type]
     s.stats["store"] += len(changed)
-    for m in changed:
-        view.own_modseqs.add(m.modseq)
+    for meta in changed:
+        view.own_modseqs.add(meta.modseq)
     modified: list[int] = []
     if cmd.unchangedsince is not None:
         changed_uids = {m.uid for m in changed}

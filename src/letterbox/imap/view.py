@@ -93,10 +93,7 @@ class SelectedView:
         if seqset.last_result:
             return True
         n = len(self.uids)
-        for lo, hi in seqset.resolve(max(n, 1)):
-            if lo < 1 or hi > n:
-                return False
-        return True
+        return all(lo >= 1 and hi <= n for lo, hi in seqset.resolve(max(n, 1)))
 
     # --- applying changes --------------------------------------------------------------
     async def sync(self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False) -> list[bytes]:

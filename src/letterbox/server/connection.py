@@ -61,7 +61,10 @@ class Connection:
         if self.tls is None:
             s.closing = True
             return
-        self.writer.transport.pause_reading()
+        # uvloop's transports are not asyncio.ReadTransport subclasses: look it up.
+        pause = getattr(self.writer.transport, "pause_reading", None)
+        if pause is not None:
+            pause()
         await self._flush()
         buffered = getattr(self.reader, "_buffer", None)
         if isinstance(buffered, bytearray):
