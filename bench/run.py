@@ -49,8 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", default="letterbox,dovecot",
                    help="comma-separated servers to measure (default: letterbox,dovecot)")
     p.add_argument("--seed", type=int, default=20250602, help="seed for message sizes and text")
-    p.add_argument("--client-procs", type=int, default=2,
-                   help="client worker processes for the concurrent workloads (default: 2)")
+    p.add_argument("--client-procs", type=int, default=1,
+                   help="client processes for the concurrent workloads (default: 1; one "
+                        "asyncio process keeps up with either server on loopback, and more "
+                        "take CPU from the server on small machines)")
     g = p.add_argument_group("LMTP delivery")
     g.add_argument("--lmtp-senders", default="4,16", help="concurrent senders, one run each (default: 4,16)")
     g.add_argument("--lmtp-messages", type=int, default=1000, help="messages per sender (default: 1000)")
