@@ -6,7 +6,6 @@ import re
 
 from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
 from . import grammar as g
-from . import wire
 from .session import AUTHED, Done, IMAPSession, Spec
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
