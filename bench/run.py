@@ -1,6 +1,6 @@
 """Letterbox against Dovecot on loopback: the same workloads, side by side.
 
-    .venv/bin/python bench/run.py                 # full run (about 10 minutes)
+    .venv/bin/python bench/run.py                 # full run (a few minutes)
     .venv/bin/python bench/run.py --quick         # smoke run (well under a minute)
     .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big)
 
