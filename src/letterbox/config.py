@@ -117,10 +117,14 @@ class POP3Settings(_Section):
     max_line_length: int = Field(default=512, ge=255, le=65536)
 
 
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
 class LMTPSettings(_Section):
     enabled: bool = True
     listen: Listen = ["127.0.0.1:1024"]
-    unix_socket: Path | None = Path("lmtp.sock")
+    unix_socket: Annotated[Path | None, BeforeValidator(_empty_is_none)] = Path("lmtp.sock")
     """UNIX socket for the MTA (relative to run_dir); empty to turn off."""
 
 

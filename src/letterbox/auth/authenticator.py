@@ -61,7 +61,7 @@ class CredentialCache:
         self._salt = os.urandom(16)
         self._entries: dict[bytes, float] = {}
 
-    def _key(self, account: Account, password: str) -> bytes:
+    def key(self, account: Account, password: str) -> bytes:
         msg = b"\0".join(
             (account.address.encode(), account.password_hash.encode(), password.encode("utf-8", "surrogateescape"))
         )
@@ -70,7 +70,7 @@ class CredentialCache:
     def hit(self, account: Account, password: str) -> bool:
         if self.ttl <= 0:
             return False
-        key = self._key(account, password)
+        key = self.key(account, password)
         expires = self._entries.get(key)
         if expires is None:
             return False
@@ -84,7 +84,7 @@ class CredentialCache:
             return
         if len(self._entries) > 100_000:
             self.purge()
-        self._entries[self._key(account, password)] = time.monotonic() + self.ttl
+        self._entries[self.key(account, password)] = time.monotonic() + self.ttl
 
     def purge(self) -> None:
         now = time.monotonic()
@@ -129,6 +129,23 @@ class Authenticator:
         self.settings = settings
         self.cache = CredentialCache(settings.cache_ttl)
         self.failures = FailureTracker(settings.max_failures_per_ip, settings.failure_window)
+        self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+
+    async def _verify(self, account: Account | None, password: str) -> bool:
+        """argon2 in a worker thread. Concurrent logins with the same credentials share
+        one verification, so a burst of reconnecting clients costs one hash, not many."""
+        if account is None:
+            return await asyncio.to_thread(verify_password, None, password)
+        key = self.cache.key(account, password)
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(verify_password, account.password_hash, password))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        ok = await asyncio.shield(pending)
+        if ok:
+            self.cache.remember(account, password)
+        return ok
 
     def plaintext_allowed(self, secure: bool, client_ip: str) -> bool:
         """Passwords in the clear only over TLS or loopback, unless configured otherwise."""
@@ -143,10 +160,7 @@ class Authenticator:
         account = self.directory.get(address) if address else None
         verified = account is not None and self.cache.hit(account, password)
         if not verified:
-            stored = account.password_hash if account else None
-            verified = await asyncio.to_thread(verify_password, stored, password)
-            if verified and account is not None:
-                self.cache.remember(account, password)
+            verified = await self._verify(account, password)
         if not verified or account is None:
             self.failures.record(client_ip)
             log.warning("%s login failed for %r from %s", protocol, address, client_ip)

@@ -372,7 +372,7 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
             return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
         expunge_issued = expunge_issued or vanished
     else:
-        _send_index_rows(s, plan, rows)
+        await _send_index_rows(s, plan, rows)
     return _done(verb, expunge_issued)
 
 
@@ -412,7 +412,7 @@ def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[byte
     return out
 
 
-def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]]) -> None:
+async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]]) -> None:
     """Rows made of index items only (no body item, so no implicit \\Seen either).
 
     This is the `FETCH 1:* (FLAGS)` path: one comprehension per chunk, with the common
@@ -440,6 +440,7 @@ def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageR
         data = b"".join(lines)
         size += len(data)
         s.send(data)
+        await s.flush()
     s.stats["fetch"] += len(rows)
     s.stats["fetch_bytes"] += size
 
@@ -491,6 +492,7 @@ async def _send_with_content(
         chunk_size += len(line)
         if len(chunk) >= _BATCH_ROWS or chunk_size >= _BATCH_BYTES:
             s.send(b"".join(chunk))
+            await s.flush()
             s.stats["fetch"] += len(chunk)
             s.stats["fetch_bytes"] += chunk_size
             chunk, chunk_size = [], 0

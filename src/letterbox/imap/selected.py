@@ -33,7 +33,7 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     if not readonly and not s.rev2:
         recent_from = await store.take_recent(mailbox.id)
     view = SelectedView(mailbox, metas, readonly, recent_from)
-    view.condstore = cmd.condstore
+    view.condstore = cmd.condstore or s.condstore
     s.select_view(view)
     s.send(view.flags_response())
     s.send(b"* %d EXISTS\r\n" % view.exists)

@@ -66,6 +66,8 @@ class IMAPSession(Session):
         self.reader = self._new_reader()
         self.state = NOT_AUTH
         self.rev2 = False
+        self.condstore = False
+        """ENABLE CONDSTORE (RFC 7162 3.1): MODSEQ in every FETCH of selected mailboxes."""
         self.store: AccountStore | None = None
         self.account: Account | None = None
         self.view: SelectedView | None = None
@@ -99,6 +101,7 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
+            "CONDSTORE", "WITHIN",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
@@ -208,6 +211,8 @@ class IMAPSession(Session):
             self.closing = True
 
     async def _command(self, cmd: g.Command) -> None:
+        if not COMMANDS:
+            COMMANDS.update(_registry())
         spec = COMMANDS.get(cmd.name)
         if spec is None:
             self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not supported"))
@@ -218,6 +223,10 @@ class IMAPSession(Session):
             self._count_bad()
             return
         uid = bool(getattr(cmd, "uid", False))
+        if self.view is not None and self.subscription is not None and self.subscription.pending():
+            # Catch up first, so that this command already knows what other sessions
+            # expunged (held back, not reported: 7.5.1) and added.
+            await self._send_updates(allow_expunge=False, with_uid=uid)
         try:
             done = await spec.handler(self, cmd)
         except BadName as e:
@@ -438,6 +447,9 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
         if c == "IMAP4REV2" and not s.rev2:
             s.rev2 = True
             enabled.append("IMAP4rev2")
+        elif c == "CONDSTORE" and not s.condstore:
+            s.condstore = True
+            enabled.append("CONDSTORE")
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 
@@ -485,4 +497,4 @@ def _registry() -> dict[str, Spec]:
 
 
 COMMANDS: dict[str, Spec] = {}
-COMMANDS.update(_registry())
+"""Filled on first use: the command modules import this one."""

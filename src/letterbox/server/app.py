@@ -32,6 +32,9 @@ from .session import Peer, Session
 log = logging.getLogger("letterbox.server")
 
 POLL_INTERVAL = 0.5
+# A burst of reconnecting clients (a server restart, a network blip) must not overflow
+# the accept queue; the default of 100 did at a few hundred clients.
+BACKLOG = 1024
 EXPIRE_INTERVAL = 3600.0
 
 _REFUSALS = {
@@ -63,6 +66,10 @@ def _session_factory(service: str) -> Callable[[Context, Peer, bool], Session]:
     return IMAPSession
 
 
+class StartupError(Exception):
+    pass
+
+
 class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -86,17 +93,21 @@ class Server:
         overrides = self.ctx.directory.switches()
         return {s: overrides.get(s, self.configured(s)) for s in SERVICES}
 
-    async def apply_switches(self) -> None:
+    async def apply_switches(self) -> list[str]:
+        """Start and stop services to match the switches; returns services that failed."""
+        failed = []
         for service, want in self.switches().items():
             running = service in self.listeners
             if want and not running:
-                await self._start_service(service)
+                if not await self._start_service(service):
+                    failed.append(service)
             elif not want and running:
                 await self._stop_service(service, f"{service.upper()} has been disabled by the administrator")
         self._write_listener_file()
+        return failed
 
     # --- listeners -----------------------------------------------------------------------
-    async def _start_service(self, service: str) -> None:
+    async def _start_service(self, service: str) -> bool:
         servers: list[tuple[str, asyncio.Server]] = []
         loop = asyncio.get_running_loop()
         section = getattr(self.settings, service)
@@ -116,7 +127,7 @@ class Server:
                 )
                 for addr in section.listen:
                     host, port = parse_listen(addr)
-                    servers.append((service, await loop.create_server(factory, host, port)))
+                    servers.append((service, await loop.create_server(factory, host, port, backlog=BACKLOG)))
                 if service == "lmtp" and section.unix_socket:
                     path = self.settings.run_dir / section.unix_socket
                     path.unlink(missing_ok=True)
@@ -126,11 +137,12 @@ class Server:
             for _, srv in servers:
                 srv.close()
             log.error("cannot start %s: %s", service.upper(), e)
-            return
+            return False
         self.listeners[service] = servers
         for label, srv in servers:
             for name in _socket_names(srv):
                 log.info("%s listening on %s", label.upper().replace("_UNIX", " (unix)"), name)
+        return True
 
     async def _listen_session(self, service: str, addr: str, implicit_tls: bool) -> asyncio.Server:
         host, port = parse_listen(addr)
@@ -155,8 +167,10 @@ class Server:
             await conn.run()
 
         if implicit_tls:
-            return await asyncio.start_server(on_client, host, port, ssl=tls, ssl_handshake_timeout=30)
-        return await asyncio.start_server(on_client, host, port)
+            return await asyncio.start_server(
+                on_client, host, port, ssl=tls, ssl_handshake_timeout=30, backlog=BACKLOG
+            )
+        return await asyncio.start_server(on_client, host, port, backlog=BACKLOG)
 
     def _connection_done(self, conn: Connection) -> None:
         self.connections[conn.session.protocol].discard(conn)
@@ -276,7 +290,11 @@ class Server:
             if any(stats.values()):
                 log.warning("start-up reconciliation repaired the index: %s", stats)
         self._control = await control.serve(self.settings.run_dir, self._handle_control)
-        await self.apply_switches()
+        failed = await self.apply_switches()
+        if failed:
+            # Like any daemon: a configured port that cannot be bound stops the start.
+            await self.stop()
+            raise StartupError(f"cannot start {', '.join(f.upper() for f in failed)}: see the log above")
         self._tasks.append(asyncio.create_task(self._poll()))
         self._tasks.append(asyncio.create_task(self._expire()))
 

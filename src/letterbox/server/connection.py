@@ -36,6 +36,7 @@ class Connection:
         self.on_done = on_done
         self._stop_reason: str | None = None
         self._wake = asyncio.Event()
+        session.flusher = self._flush
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the session to say goodbye and close (thread-unsafe; call from the loop)."""

@@ -9,6 +9,7 @@ to worry about two events interleaving.
 from __future__ import annotations
 
 import abc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..store.feed import Subscription
@@ -35,9 +36,16 @@ class Session(abc.ABC):
         self.subscription: Subscription | None = None
         """Set while the core wants change-feed events (IMAP selected state, IDLE)."""
         self.user: str | None = None
+        self.flusher: Callable[[], Awaitable[None]] | None = None
+        """Set by the runner: sends `out` now."""
 
     def send(self, data: bytes) -> None:
         self.out.append(data)
+
+    async def flush(self) -> None:
+        """Send what is queued so far, so a long answer streams instead of piling up."""
+        if self.flusher is not None and self.out:
+            await self.flusher()
 
     def take_output(self) -> list[bytes]:
         out, self.out = self.out, []
