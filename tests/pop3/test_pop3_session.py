@@ -856,7 +856,7 @@ def test_maildrop_failure_at_login_releases_the_lock(env: Env, monkeypatch: pyte
         async def broken(*args: object) -> object:
             raise StoreError("index unreadable")
 
-        monkeypatch.setattr(store, "snapshot", broken)
+        monkeypatch.setattr(store, "pop3_maildrop", broken)
         c = await env.client()
         await c.cmd(f"USER {ALICE}")
         assert await c.cmd(f"PASS {PASSWORD}") == (

@@ -371,10 +371,7 @@ class POP3Session(Session):
             try:
                 store = await self.ctx.store.account(address)
                 await stack.enter_async_context(store.pop3_lock())
-                mailbox, metas = await store.snapshot("INBOX")
-                records = await store.fetch(
-                    mailbox.id, [m.uid for m in metas], ["size", "pop3"]
-                )
+                mailbox, listing = await store.pop3_maildrop()
             except MailboxInUse:
                 self._auth_failure = "mailbox in use"
                 self._err("[IN-USE] Mailbox is locked by another POP3 session")
@@ -388,7 +385,7 @@ class POP3Session(Session):
         self._store = store
         self._mailbox_id = mailbox.id
         self._uidvalidity = mailbox.uidvalidity
-        self._messages = [_Message(r.uid, r.size) for r in records if not r.pop3_hidden]
+        self._messages = [_Message(uid, size) for uid, size in listing]
         self._stats.start_messages = len(self._messages)
         self._stats.start_bytes = sum(m.size for m in self._messages)
         return True

@@ -292,6 +292,10 @@ class AccountStore(abc.ABC):
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod
+    async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:
+        """INBOX as POP3 sees it: (UID, size) of every message not hidden from POP3."""
+
+    @abc.abstractmethod
     def pop3_lock(self) -> AbstractAsyncContextManager[None]:
         """Exclusive maildrop lock for one POP3 session; raises MailboxInUse."""
 

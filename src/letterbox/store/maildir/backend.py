@@ -706,6 +706,14 @@ class MaildirAccount(AccountStore):
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:
+        inbox = self._mailbox_by_name("INBOX")
+        rows = self.db.execute(
+            "SELECT uid, size FROM messages WHERE mailbox_id = ? AND NOT pop3_hidden ORDER BY uid",
+            (inbox.id,),
+        ).fetchall()
+        return inbox, rows
+
     async def pop3_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:
         if not uids:
             return
