@@ -365,3 +365,36 @@ def test_server_shutdown_and_timeout(ctx) -> None:  # type: ignore[no-untyped-de
         assert d.take().startswith(b"* BYE Autologout")
 
     run(go())
+
+
+def test_same_script_rev1_and_rev2(ctx) -> None:  # type: ignore[no-untyped-def]
+    """One client script, answered by IMAP4rev1 rules and after ENABLE IMAP4rev2."""
+    script = [
+        "s1 SELECT INBOX",
+        "s2 SEARCH SUBJECT hello",
+        "s3 FETCH 1 (FLAGS)",
+        'd LIST "" "*"',
+        "s4 CREATE \"Ünïcode\"",
+        "s5 STATUS INBOX (MESSAGES RECENT)",
+    ]
+
+    async def go() -> dict[str, list[bytes]]:
+        await deliver(ctx, 2)
+        answers: dict[str, list[bytes]] = {}
+        for mode in ("rev1", "rev2"):
+            c = Client(ctx)
+            await c.login(USER)
+            if mode == "rev2":
+                await c.cmd("e ENABLE IMAP4rev2")
+            answers[mode] = [await c.cmd(line.replace("Ünïcode", "Ünïcode" + mode).encode("utf-8")) for line in script]
+        return answers
+
+    a = run(go())
+    r1, r2 = a["rev1"], a["rev2"]
+    assert b"* 2 RECENT" in r1[0] and b"RECENT" not in r2[0]
+    assert b"* SEARCH 1 2\r\n" in r1[1]
+    assert b'* ESEARCH (TAG "s2") ALL 1:2\r\n' in r2[1]
+    assert b"\\Recent" in r1[2] and b"\\Recent" not in r2[2]
+    # Mailbox names: rev1 refuses raw 8-bit names (modified UTF-7 required); rev2 takes UTF-8.
+    assert r1[4].startswith(b"s4 NO") or r1[4].startswith(b"s4 BAD")
+    assert r2[4].startswith(b"s4 OK")
