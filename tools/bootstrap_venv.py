@@ -37,6 +37,8 @@ def _pip_wheel(dest: Path) -> Path:
 
 def main(target: str) -> None:
     path = Path(target)
+    if (path / "bin" / "pip").exists():
+        return  # already there; `make` only needs the packages refreshed
     try:
         venv.create(path, with_pip=True, clear=True)
         return
