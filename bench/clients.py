@@ -1,4 +1,4 @@
-"""Minimal asyncio LMTP and POP3 clients and the deterministic message corpus.
+"""Minimal asyncio LMTP, POP3 and IMAP clients and the deterministic message corpus.
 
 The clients do the least work a correct client can: replies are split with the C-level
 search of StreamReader.readuntil (one call per multi-line response, not one per line),
@@ -55,14 +55,16 @@ class Corpus:
         rng = random.Random(f"{self.seed}:sizes:{key}")
         return [rng.randint(low, high) for _ in range(count)]
 
-    def message(self, key: str, size: int, rcpt: str) -> bytes:
+    def message(self, key: str, size: int, rcpt: str, subject: str | None = None) -> bytes:
         """About *size* bytes (within one line), CRLF line ends, ending in CRLF."""
         rng = random.Random(f"{self.seed}:msg:{key}")
+        if subject is None:
+            subject = f"benchmark message {key}"
         header = (
             f"Return-Path: <bench@example.org>\r\n"
             f"From: Bench Sender <bench@example.org>\r\n"
             f"To: <{rcpt}>\r\n"
-            f"Subject: benchmark message {key}\r\n"
+            f"Subject: {subject}\r\n"
             f"Date: Mon, 02 Jun 2025 10:00:00 +0000\r\n"
             f"Message-ID: <{key}.{self.seed}@bench.example.org>\r\n"
             f"MIME-Version: 1.0\r\n"
@@ -211,3 +213,129 @@ class POP3Client:
 
     def abort(self) -> None:
         self.writer.close()
+
+
+# --- IMAP --------------------------------------------------------------------------------
+
+
+class IMAPClient:
+    """Tagged commands; the response to one command is read as one block.
+
+    The block up to the tagged line is found with readuntil on the tag, literals
+    included, so a 100,000-line FETCH costs the client little. That would misfire only if
+    a literal held a line starting with the tag: tags are lowercase ("a17 ") and the
+    corpus starts every body line with a capital. Pipelined commands are read with
+    responses().
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self._n = 0
+
+    @classmethod
+    async def connect(cls, host: str, port: int) -> IMAPClient:
+        reader, writer = await asyncio.open_connection(host, port, limit=READ_LIMIT)
+        c = cls(reader, writer)
+        greeting = await reader.readuntil(b"\r\n")
+        if not greeting.startswith(b"* OK"):
+            writer.close()
+            raise ProtocolError(f"greeting: {greeting!r}")
+        return c
+
+    def send(self, command: bytes) -> bytes:
+        """Queue *command* (without tag and CRLF); return its tag."""
+        self._n += 1
+        tag = b"a%d" % self._n
+        self.writer.write(tag + b" " + command + b"\r\n")
+        return tag
+
+    async def response(self, tag: bytes) -> bytes:
+        """The untagged data before *tag*'s completion; raises unless it is OK."""
+        head = tag + b" "
+        first = await self.reader.readuntil(b"\r\n")
+        if first.startswith(head):
+            untagged, last = b"", first[len(head):]
+        else:
+            block = first
+            while True:
+                # The tag counts only at the start of a line ("a1 " also ends "xa1 ").
+                block += await self.reader.readuntil(head)
+                if block[-len(head) - 2 : -len(head)] == b"\r\n":
+                    break
+            last = await self.reader.readuntil(b"\r\n")
+            untagged = block[: -len(head)]
+        if not last.startswith(b"OK"):
+            raise ProtocolError(f"{tag.decode()} -> {last[:200]!r}")
+        return untagged
+
+    async def responses(self, tags: list[bytes]) -> bytes:
+        """The untagged data of pipelined commands, read together until every tag has
+        completed: the server may interleave them (Dovecot runs commands that do not
+        conflict in parallel). Read line by line, literals by their announced size."""
+        pending = {tag + b" " for tag in tags}
+        chunks: list[bytes] = []
+        while pending:
+            line = await self.reader.readuntil(b"\r\n")
+            head = line[: line.find(b" ") + 1]
+            if head in pending:
+                if not line[len(head):].startswith(b"OK"):
+                    raise ProtocolError(f"{head.decode()}-> {line[:200]!r}")
+                pending.discard(head)
+                continue
+            chunks.append(line)
+            while line.endswith(b"}\r\n"):
+                size = line[line.rfind(b"{") + 1 : -3].rstrip(b"+")
+                if not size.isdigit():
+                    break
+                chunks.append(await self.reader.readexactly(int(size)))
+                line = await self.reader.readuntil(b"\r\n")
+                chunks.append(line)
+        return b"".join(chunks)
+
+    async def command(self, command: bytes) -> bytes:
+        return await self.response(self.send(command))
+
+    async def login(self, user: str, password: str) -> None:
+        await self.command(b"LOGIN " + _quoted(user) + b" " + _quoted(password))
+
+    async def select(self, mailbox: bytes = b"INBOX") -> int:
+        """SELECT; returns the number of messages (EXISTS)."""
+        data = await self.command(b"SELECT " + mailbox)
+        end = data.find(b" EXISTS\r\n")
+        if end < 0:
+            raise ProtocolError(f"SELECT without EXISTS: {data[:200]!r}")
+        return int(data[data.rindex(b"* ", 0, end) + 2 : end])
+
+    async def append(self, mailbox: bytes, message: bytes, flags: bytes = b"") -> None:
+        """APPEND with a LITERAL+ literal: no round trip for a continuation."""
+        flag_part = b" (" + flags + b")" if flags else b""
+        await self.command(b"APPEND %s%s {%d+}\r\n%s" % (mailbox, flag_part, len(message), message))
+
+    async def idle(self) -> bytes:
+        """Start IDLE; returns the tag, for done()."""
+        tag = self.send(b"IDLE")
+        line = await self.reader.readuntil(b"\r\n")
+        while line.startswith(b"* "):
+            line = await self.reader.readuntil(b"\r\n")
+        if not line.startswith(b"+"):
+            raise ProtocolError(f"IDLE -> {line[:200]!r}")
+        return tag
+
+    async def done(self, tag: bytes) -> None:
+        self.writer.write(b"DONE\r\n")
+        await self.response(tag)
+
+    async def logout(self) -> None:
+        try:
+            await self.command(b"LOGOUT")
+        except (ProtocolError, ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.close()
+
+
+def _quoted(text: str) -> bytes:
+    return b'"' + text.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'

@@ -1,12 +1,15 @@
 """Letterbox against Dovecot on loopback: the same workloads, side by side.
 
-    .venv/bin/python bench/run.py                 # full run (a few minutes)
-    .venv/bin/python bench/run.py --quick         # smoke run (well under a minute)
-    .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big)
+    .venv/bin/python bench/run.py                 # full run (about a quarter of an hour)
+    .venv/bin/python bench/run.py --quick         # smoke run (about a minute)
+    .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big,
+                                                  # imap, imapbig, imapidle)
 
 Both servers start in a fresh temporary folder on ephemeral 127.0.0.1 ports and are
-stopped (and the folder removed) at the end. Results are printed as a table and written
-as JSON under bench/out/. The exit status is 1 when a workload saw errors.
+stopped (and the folder removed) at the end; imapbig and imapidle restart them. Results
+are printed as a table and written as JSON under bench/out/, where the message files of
+the big IMAP mailbox are also kept for later runs (bench/out/cache/). The exit status is
+1 when a workload saw errors.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -31,7 +35,7 @@ from bench.clients import Corpus  # noqa: E402
 from bench.servers import BenchServer, Dovecot, Letterbox, make_root, remove_root  # noqa: E402
 from bench.workloads import Endpoint  # noqa: E402
 
-WORKLOADS = ("lmtp", "pop3", "pop3big")
+WORKLOADS = ("lmtp", "pop3", "pop3big", "imap", "imapbig", "imapidle")
 PASSWORD = "bench-Passw0rd"
 DOMAIN = "example.com"
 KB = 1024
@@ -45,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small counts and short runs: a smoke test")
     p.add_argument("--only", default=",".join(WORKLOADS),
-                   help="comma-separated workloads to run: lmtp, pop3, pop3big (default: all)")
+                   help="comma-separated workloads to run: " + ", ".join(WORKLOADS) + " (default: all)")
     p.add_argument("--servers", default="letterbox,dovecot",
                    help="comma-separated servers to measure (default: letterbox,dovecot)")
     p.add_argument("--seed", type=int, default=20250602, help="seed for message sizes and text")
@@ -69,6 +73,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--big-max-size", type=int, default=10 * KB,
                    help="largest message in bytes, smallest is 1 KiB (default: 10240)")
     g.add_argument("--big-reps", type=int, default=7, help="repetitions; the median is reported (default: 7)")
+    g = p.add_argument_group("IMAP sessions (imaptest-like mix)")
+    g.add_argument("--imap-clients", default="10,50",
+                   help="concurrent clients, one account each, one run each (default: 10,50)")
+    g.add_argument("--imap-duration", type=float, default=30.0, help="seconds per run (default: 30)")
+    g.add_argument("--imap-messages", type=int, default=20, help="messages per mailbox (default: 20)")
+    g.add_argument("--imap-bodies", type=int, default=3,
+                   help="messages fetched with BODY.PEEK[] per session (default: 3)")
+    g.add_argument("--imap-min-size", type=int, default=1 * KB, help="bytes, APPENDed and filled (default: 1024)")
+    g.add_argument("--imap-max-size", type=int, default=10 * KB, help="bytes (default: 10240)")
+    g = p.add_argument_group("IMAP on one big mailbox")
+    g.add_argument("--imapbig-messages", type=int, default=100_000, help="messages (default: 100000)")
+    g.add_argument("--imapbig-max-size", type=int, default=10 * KB,
+                   help="largest message in bytes, smallest is 1 KiB (default: 10240)")
+    g.add_argument("--cache", type=Path, default=Path(__file__).resolve().parent / "out" / "cache",
+                   help="where the big mailbox's message files are kept between runs "
+                        "(default: bench/out/cache)")
+    g = p.add_argument_group("IMAP sessions held in IDLE")
+    g.add_argument("--idle-sessions", type=int, default=5000, help="sessions held at once (default: 5000)")
+    g.add_argument("--idle-users", type=int, default=50,
+                   help="accounts the sessions log in to, in turn (default: 50)")
+    g.add_argument("--idle-wave", type=int, default=200,
+                   help="sessions opened at once, so accept queues do not overflow (default: 200)")
+    g.add_argument("--idle-dovecot-shared", type=int, default=1000,
+                   help="also measure Dovecot with this many sessions per imap process "
+                        "(service imap client_limit; 0: skip; default: 1000)")
     g = p.add_argument_group("Dovecot")
     g.add_argument("--dovecot-scheme", default="SSHA512", choices=("SSHA512", "ARGON2ID", "PLAIN"),
                    help="password scheme in Dovecot's passwd-file. SSHA512 (default) costs about "
@@ -89,6 +118,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.pop3_duration = min(args.pop3_duration, 3.0)
         args.big_messages = min(args.big_messages, 500)
         args.big_reps = min(args.big_reps, 3)
+        args.imap_duration = min(args.imap_duration, 3.0)
+        args.imapbig_messages = min(args.imapbig_messages, 2000)
+        args.idle_sessions = min(args.idle_sessions, 300)
+        args.idle_wave = min(args.idle_wave, 100)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     for w in args.only:
         if w not in WORKLOADS:
@@ -101,6 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- reporting ---------------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    # Seconds and small per-session figures need more than one decimal to be compared.
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3f}"
 
 
 class Report:
@@ -123,12 +163,13 @@ class Report:
                 print(f"  ! {name}: errors in {label}: {r.get('error_samples') or r.get('errors')}",
                       flush=True)
         print(f"  {label}: " + ", ".join(
-            f"{name} {r[metric]:.1f} {unit} (server CPU {r['server_cpu_s']:.1f} s)"
+            f"{name} {_num(r[metric])} {unit} (server CPU {r['server_cpu_s']:.1f} s)"
             for name, r in per_server.items() if r.get(metric) is not None), flush=True)
 
     def table(self) -> str:
         names = ["Letterbox", "Dovecot"]
-        head = f"{'workload':<34} {'unit':<22}" + "".join(f"{n:>12} {'CPU s':>7}" for n in names)
+        width = max([34, *(len(row["label"]) for row in self.rows)])
+        head = f"{'workload':<{width}} {'unit':<22}" + "".join(f"{n:>12} {'CPU s':>7}" for n in names)
         head += f" {'Letterbox/Dovecot':>18}"
         lines = [head, "-" * len(head)]
         for row in self.rows:
@@ -140,26 +181,52 @@ class Report:
                 if r is None or r.get(row["metric"]) is None:
                     cells += f"{'-':>12} {'-':>7}"
                 else:
-                    cells += f"{r[row['metric']]:>12.1f} {r['server_cpu_s']:>7.1f}"
+                    cells += f"{_num(r[row['metric']]):>12} {r['server_cpu_s']:>7.1f}"
             ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-            lines.append(f"{row['label']:<34} {unit:<22}{cells} {ratio:>18}")
+            lines.append(f"{row['label']:<{width}} {unit:<22}{cells} {ratio:>18}")
         lines.append("")
-        lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s) above 1 means "
-                     "Letterbox is faster;")
-        lines.append("for latency (ms) below 1 means Letterbox is faster. CPU s = server-side CPU "
-                     "seconds (user+system,")
-        lines.append("Dovecot summed over all its processes) spent during that measurement.")
+        lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s, loops/s) above 1 "
+                     "means Letterbox is faster;")
+        lines.append("for latency (ms, s) and memory (KiB) below 1 means Letterbox is better. CPU s = "
+                     "server-side CPU seconds")
+        lines.append("(user+system, Dovecot summed over all its processes) spent during that "
+                     "measurement or step.")
         return "\n".join(lines)
 
     def details(self) -> str:
         out = []
+        seen: set[int] = set()
         for row in self.rows:
             for name, r in row["results"].items():
+                if id(r) in seen:  # a result shown in several rows
+                    continue
+                seen.add(id(r))
                 if row["workload"] == "lmtp":
                     out.append(
                         f"{row['label']}, {name}: {r['delivered']} delivered, {r['failed']} refused "
                         f"in {r['elapsed_s']:.1f} s, server CPU {r['server_user_s']:.1f} user + "
                         f"{r['server_sys_s']:.1f} sys, client CPU {r['client_cpu_s']:.1f} s"
+                    )
+                    continue
+                if row["workload"] == "imap":
+                    ops = ", ".join(f"{k} {v:.0f}" for k, v in r["ops_per_s"].items())
+                    out.append(
+                        f"{row['label']}, {name}: {r['loops']} loops, {r['errors']} errors, "
+                        f"{r['commands_per_s']:.0f} commands/s ({ops}), "
+                        f"loop p50 {r['loop_ms_p50'] or 0:.0f} ms / p95 {r['loop_ms_p95'] or 0:.0f} ms, "
+                        f"server CPU {r['server_user_s']:.1f} user + {r['server_sys_s']:.1f} sys, "
+                        f"client CPU {r['client_cpu_s']:.1f} s"
+                    )
+                    continue
+                if row["workload"] == "imapidle" and row["metric"] == "rss_kib_per_session":
+                    mem = [r[k] for k in ("fresh", "before", "during", "after")]
+                    out.append(
+                        f"{row['label']}, {name}: {r['sessions']} sessions on {r['accounts']} accounts "
+                        f"opened in {r['open_s']:.1f} s; fresh / after one login per account / "
+                        f"during / after: RSS "
+                        + " / ".join(f"{m['rss_kib'] / 1024:.0f}" for m in mem) + " MiB, PSS "
+                        + " / ".join(f"{m['pss_kib'] / 1024:.0f}" for m in mem) + " MiB, processes "
+                        + " / ".join(str(m["processes"]) for m in mem)
                     )
                     continue
                 if row["workload"] != "pop3":
@@ -193,6 +260,18 @@ def environment(servers: list[BenchServer]) -> dict[str, Any]:
         "versions": {s.name: s.version() for s in servers},
         "loadavg_start": _loadavg(),
     }
+
+
+def _raise_nofile(want: int) -> None:
+    """Client sockets, and the servers' too: children inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        # Without privileges only the soft limit can grow, up to the hard one.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _loadavg() -> str:
@@ -262,6 +341,114 @@ def measure(server: BenchServer, label: str, fn: Any, *fn_args: Any) -> dict[str
     return result
 
 
+def _fill_imap(servers: list[BenchServer], args: argparse.Namespace, corpus: Corpus,
+               users: list[str], what: str) -> None:
+    plan = [
+        (u, f"imap-{u}-{j}", size)
+        for u in users
+        for j, size in enumerate(corpus.sizes(f"imap-{u}", args.imap_messages,
+                                              args.imap_min_size, args.imap_max_size))
+    ]
+    for s in servers:
+        print(f"filling {len(users)} {what} mailboxes on {s.name}", flush=True)
+        workloads.fill(Endpoint("127.0.0.1", s.lmtp_port), plan, args.seed)
+
+
+def _restart(s: BenchServer, timeout: float = 600.0) -> None:
+    s.stop()
+    time.sleep(0.5)  # ports and processes wind down
+    s.start(timeout=timeout)
+
+
+def run_imap(args: argparse.Namespace, servers: list[BenchServer], report: Report, corpus: Corpus,
+             users: list[str]) -> None:
+    _fill_imap(servers, args, corpus, users, "IMAP")
+    for n in _ints(args.imap_clients):
+        per: dict[str, dict[str, Any]] = {}
+        for s in servers:
+            per[s.name] = measure(s, f"imap-{n}", workloads.imap, Endpoint("127.0.0.1", s.imap_port), n,
+                                  users, PASSWORD, args.imap_messages, args.imap_duration,
+                                  args.imap_min_size, args.imap_max_size, args.seed, args.client_procs,
+                                  args.imap_bodies)
+            time.sleep(1)
+        report.add("imap", f"IMAP mix, {n} clients", "loops_per_s", "loops/s", True, per)
+
+
+BIG_STEPS = (
+    ("select", "LOGIN+SELECT"),
+    ("fetch_flags", "UID FETCH 1:* (FLAGS)"),
+    ("search", "SEARCH SUBJECT"),
+    ("fetch_envelope", "FETCH 1:* (ENVELOPE)"),
+)
+
+
+def run_imap_big(args: argparse.Namespace, servers: list[BenchServer], report: Report, corpus: Corpus,
+                 user: str) -> None:
+    t0 = time.time()
+    owner = None
+    for s in servers:
+        if isinstance(s, Dovecot):
+            owner = (s.uid, s.gid)
+    files, matches = workloads.big_mailbox_files(args.cache, corpus, args.imapbig_messages, KB,
+                                                 args.imapbig_max_size, user, owner)
+    print(f"IMAP big mailbox: {len(files):,} message files ({matches} with the SEARCH word) in "
+          f"{time.time() - t0:.0f} s", flush=True)
+    starts: dict[str, dict[str, Any]] = {}
+    per: dict[str, dict[str, Any]] = {}
+    for s in servers:
+        s.stop()
+        s.import_messages(user, files)
+        time.sleep(0.5)
+        # Letterbox indexes the new files before it listens; Dovecot at the first SELECT.
+        s.start(timeout=3600)
+        user_s, sys_s = s.cpu()
+        starts[s.name] = {"start_s": s.start_s, "server_user_s": user_s, "server_sys_s": sys_s,
+                          "server_cpu_s": user_s + sys_s}
+        print(f"  {s.name} started in {s.start_s:.1f} s", flush=True)
+        per[s.name] = measure(s, "imapbig", workloads.imap_big, Endpoint("127.0.0.1", s.imap_port), user,
+                              PASSWORD, len(files), matches, lambda s=s: sum(s.cpu()))
+    label = f"{len(files):,}-msg INBOX"
+    report.add("imapbig", f"{label}: server start", "start_s", "s", False, starts)
+    for key, title in BIG_STEPS:
+        for when in ("first", "second"):
+            rows = {name: {"seconds": r[f"{key}_{when}_s"], "server_cpu_s": r[f"{key}_{when}_cpu_s"]}
+                    for name, r in per.items()}
+            report.add("imapbig", f"{label}: {title}, {when}", "seconds", "s", False, rows)
+
+
+def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: Report, corpus: Corpus,
+                  users: list[str]) -> None:
+    _fill_imap(servers, args, corpus, users, "IDLE")
+    per: dict[str, dict[str, Any]] = {}
+    for s in servers:
+        # A fresh process: memory left over from earlier workloads is not in the baseline.
+        _restart(s)
+        print(f"opening {args.idle_sessions} IDLE sessions on {s.name}", flush=True)
+        per[s.name] = measure(s, "imapidle", workloads.imap_idle, Endpoint("127.0.0.1", s.imap_port), users,
+                              PASSWORD, args.idle_sessions, args.idle_wave, s.memory)
+    label = f"IDLE, {args.idle_sessions:,} sessions"
+    report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, per)
+    report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, per)
+    dovecot = next((s for s in servers if isinstance(s, Dovecot)), None)
+    if dovecot is None or not args.idle_dovecot_shared:
+        return
+    shared = args.idle_dovecot_shared
+    try:
+        dovecot.configure(imap_client_limit=shared)
+        _restart(dovecot)
+        print(f"opening {args.idle_sessions} IDLE sessions on Dovecot, {shared} per imap process", flush=True)
+        result = measure(dovecot, "imapidle-shared", workloads.imap_idle,
+                         Endpoint("127.0.0.1", dovecot.imap_port), users, PASSWORD, args.idle_sessions,
+                         args.idle_wave, dovecot.memory)
+    finally:
+        dovecot.configure()
+        _restart(dovecot)
+    both = {**{k: v for k, v in per.items() if k != "Dovecot"}, "Dovecot": result}
+    label = f"{label}, Dovecot {shared} per process"
+    report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, both)
+    report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, both)
+
+
 def main(argv: list[str] | None = None) -> int:
     global PROFILER
     args = parse_args(argv)
@@ -281,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
     pop3_users = [f"p{i:02d}@{DOMAIN}" for i in range(args.pop3_users)]
     lmtp_rcpts = [f"d{i:02d}@{DOMAIN}" for i in range(args.lmtp_recipients)]
     big_user = f"big@{DOMAIN}"
+    imap_users = [f"m{i:02d}@{DOMAIN}" for i in range(max(_ints(args.imap_clients), default=0))]
+    idle_users = [f"i{i:04d}@{DOMAIN}" for i in range(args.idle_users)]
+    imapbig_user = f"ibig@{DOMAIN}"
+    if "imapidle" in args.only:
+        # Each session is a socket at both ends, and Letterbox also opens each account's index.
+        _raise_nofile(2 * args.idle_sessions + 4 * args.idle_users + 1024)
     env = environment(servers)
     print(f"Letterbox vs Dovecot on loopback — {env['cpus']} CPUs ({env['cpu_model']}), "
           f"Python {env['python']}, {env['versions'].get('Dovecot', '')}, "
@@ -288,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workloads: {', '.join(args.only)}; temp folder {root}", flush=True)
     try:
         for s in servers:
-            s.add_users(pop3_users + lmtp_rcpts + [big_user], PASSWORD)
+            s.add_users(pop3_users + lmtp_rcpts + [big_user] + imap_users + idle_users + [imapbig_user],
+                        PASSWORD)
             s.start()
         eps = {s.name: (s, Endpoint("127.0.0.1", s.lmtp_port), Endpoint("127.0.0.1", s.pop3_port))
                for s in servers}
@@ -339,6 +533,12 @@ def main(argv: list[str] | None = None) -> int:
             label = f"{args.big_messages:,}-msg mailbox"
             report.add("pop3big", f"{label}: login+STAT", "login_stat_ms", "ms", False, per_stat)
             report.add("pop3big", f"{label}: UIDL", "uidl_ms", "ms", False, per_stat)
+        if "imap" in args.only:
+            run_imap(args, servers, report, corpus, imap_users)
+        if "imapbig" in args.only:
+            run_imap_big(args, servers, report, corpus, imapbig_user)
+        if "imapidle" in args.only:
+            run_imap_idle(args, servers, report, corpus, idle_users)
     except Exception:
         traceback.print_exc()
         report.failed = True

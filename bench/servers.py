@@ -2,8 +2,9 @@
 
 Both run on 127.0.0.1 with ephemeral ports. CPU time is read from /proc: a process's own
 user+system time plus that of the children it has reaped (cutime/cstime), summed over the
-process and its living descendants. Dovecot forks a process per login, per LMTP and POP3
-session and for auth; the master reaps them, so their time lands in its cutime/cstime.
+process and its living descendants. Dovecot forks a process per login, per LMTP, POP3
+and IMAP session and for auth; the master reaps them, so their time lands in its
+cutime/cstime. Memory is summed the same way over the living processes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,39 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return user / CLK_TCK, system / CLK_TCK
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """RSS and PSS in KiB, summed over *pid* and its living descendants.
+
+    RSS counts pages shared between processes (Dovecot's code, its mmapped indexes) once
+    per process; PSS splits each shared page among the processes sharing it.
+    """
+    children = _children_map()
+    rss = pss = procs = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, ()))
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        procs += 1
+        for line in text.splitlines():
+            if line.startswith("Rss:"):
+                rss += int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss += int(line.split()[1])
+    return {"rss_kib": rss, "pss_kib": pss, "processes": procs}
+
+
+def link_or_copy(src: Path, dest: Path) -> None:
+    """Message files are never rewritten in place, so servers may share one inode."""
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -93,7 +127,10 @@ class BenchServer:
     name = "?"
     lmtp_port = 0
     pop3_port = 0
+    imap_port = 0
     proc: subprocess.Popen[bytes] | None = None
+    start_s = 0.0
+    """Seconds the last start() took until the server accepted connections."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -107,6 +144,14 @@ class BenchServer:
     def cpu(self) -> tuple[float, float]:
         """(user, system) CPU seconds of the server so far."""
         return cpu_seconds(self.pid)
+
+    def memory(self) -> dict[str, int]:
+        return memory_kib(self.pid)
+
+    def import_messages(self, user: str, sources: list[Path]) -> None:
+        """Put message files into *user*'s INBOX while the server is stopped, as another
+        delivery agent would; the server indexes them in its own way."""
+        raise NotImplementedError
 
     def add_users(self, users: list[str], password: str) -> None:
         raise NotImplementedError
@@ -141,12 +186,12 @@ hostname = "bench.localhost"
 data_dir = "data"
 run_dir = "run"
 log_level = "info"
-# The POP3 run opens up to 50 sessions at once from one address, plus reconnects.
-max_connections_per_ip = 1000
+# Every client connects from 127.0.0.1; the IDLE run holds thousands of sessions.
+max_connections_per_ip = 10000
 
-# Not measured here.
 [imap]
-enabled = false
+listen = ["127.0.0.1:0"]
+tls_listen = []
 
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -198,6 +243,7 @@ class Letterbox(BenchServer):
         run_dir = self.root / "run"
         listeners = run_dir / "listeners.json"
         listeners.unlink(missing_ok=True)
+        t0 = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "letterbox", "-c", str(self.config), "serve"],
@@ -216,16 +262,28 @@ class Letterbox(BenchServer):
                 continue
             if data.get("pid") == self.proc.pid:
                 bound = data["listeners"]
-                missing = [k for k in ("lmtp", "pop3") if k not in bound]
+                missing = [k for k in ("lmtp", "pop3", "imap") if k not in bound]
                 if missing:
                     raise RuntimeError(
                         f"letterbox started without {', '.join(missing)}:\n{_tail(self.log)}"
                     )
                 self.lmtp_port = int(bound["lmtp"][0].rsplit(":", 1)[1])
                 self.pop3_port = int(bound["pop3"][0].rsplit(":", 1)[1])
+                self.imap_port = int(bound["imap"][0].rsplit(":", 1)[1])
+                self.start_s = time.monotonic() - t0
                 return
             time.sleep(0.05)
         raise RuntimeError(f"letterbox did not start:\n{_tail(self.log)}")
+
+    def import_messages(self, user: str, sources: list[Path]) -> None:
+        # Start-up reconciliation gives files in new/ fresh UIDs, parses and indexes them.
+        from letterbox.config import load
+
+        local, _, domain = user.rpartition("@")
+        new = load(self.config).data_dir / "mail" / domain / local / "new"
+        new.mkdir(parents=True, exist_ok=True)
+        for j, src in enumerate(sources):
+            link_or_copy(src, new / f"{IMPORT_TIME + j}.M{j}P1.bench")
 
     def version(self) -> str:
         try:
@@ -239,6 +297,8 @@ class Letterbox(BenchServer):
 # --- Dovecot -----------------------------------------------------------------------------
 
 DOVECOT_BIN = "/usr/sbin/dovecot"
+# Modification times of imported message files, one second apart, as if delivered so.
+IMPORT_TIME = 1_700_000_000
 
 DOVECOT_CONFIG = """\
 # Private benchmark instance: loopback, unprivileged ports, everything under {root}.
@@ -273,6 +333,13 @@ protocol pop3 {{
   pop3_lock_session = {pop3_lock}
   mail_max_userip_connections = 1000
 }}
+protocol imap {{
+  # The IDLE run holds thousands of sessions from 127.0.0.1, many per account.
+  mail_max_userip_connections = 10000
+}}
+# Room for thousands of IMAP processes: every one of them is a client of the log, anvil,
+# stats and auth services, and the master.
+default_client_limit = 12000
 service pop3-login {{
   inet_listener pop3 {{
     port = {pop3_port}
@@ -288,6 +355,12 @@ service imap-login {{
   inet_listener imaps {{
     port = 0
   }}
+  # Debian's high-security mode (one login process per connection, handing over to
+  # imap after login), with room for the IDLE run's waves of logins.
+  process_limit = 1000
+}}
+service imap {{
+  process_limit = 6000{imap_sharing}
 }}
 service lmtp {{
   inet_listener lmtp {{
@@ -343,6 +416,7 @@ class Dovecot(BenchServer):
     def __init__(self, root: Path, scheme: str = "SSHA512", pop3_lock: bool = True) -> None:
         super().__init__(root)
         self.scheme = scheme
+        self.pop3_lock = pop3_lock
         self.uid, self.gid, _ = _mail_owner()
         root.mkdir(parents=True, exist_ok=True)
         for sub in ("base", "state", "mail"):
@@ -353,20 +427,33 @@ class Dovecot(BenchServer):
         self.imap_port = free_port()
         self.log = root / "dovecot.log"
         self.config = root / "dovecot.conf"
+        self.configure()
+        (root / "passwd").write_text("")
+
+    def configure(self, imap_client_limit: int = 1) -> None:
+        """(Re)write the config; takes effect at the next start.
+
+        imap_client_limit 1 is Dovecot's default, one imap process per session. Above 1,
+        processes live on (service_count = 0) and take up to that many sessions each.
+        """
+        sharing = ""
+        if imap_client_limit > 1:
+            sharing = (f"\n  client_limit = {imap_client_limit}\n  service_count = 0"
+                       "\n  vsz_limit = 2G")
         self.config.write_text(
             DOVECOT_CONFIG.format(
-                root=root,
+                root=self.root,
                 port_hint=self.lmtp_port,
                 users=_service_users(),
                 uid=self.uid,
                 gid=self.gid,
-                pop3_lock="yes" if pop3_lock else "no",
+                pop3_lock="yes" if self.pop3_lock else "no",
                 lmtp_port=self.lmtp_port,
                 pop3_port=self.pop3_port,
                 imap_port=self.imap_port,
+                imap_sharing=sharing,
             )
         )
-        (root / "passwd").write_text("")
 
     def add_users(self, users: list[str], password: str) -> None:
         hashed = _dovecot_hash(self.scheme, password)
@@ -378,6 +465,7 @@ class Dovecot(BenchServer):
         if not Path(DOVECOT_BIN).exists():
             raise RuntimeError(f"{DOVECOT_BIN} not found (apt-get install dovecot-pop3d dovecot-lmtpd)")
         out = self.root / "stdout.log"
+        t0 = time.monotonic()
         with open(out, "ab") as log:
             self.proc = subprocess.Popen(
                 [DOVECOT_BIN, "-F", "-c", str(self.config)],
@@ -385,11 +473,24 @@ class Dovecot(BenchServer):
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
             )
-        for port in (self.lmtp_port, self.pop3_port):
+        for port in (self.lmtp_port, self.pop3_port, self.imap_port):
             try:
                 _wait_port(port, self.proc, self.log, timeout)
             except RuntimeError as e:
                 raise RuntimeError(f"{e}\n{_tail(out)}") from None
+        self.start_s = time.monotonic() - t0
+
+    def import_messages(self, user: str, sources: list[Path]) -> None:
+        # Files in cur/ with no dovecot-uidlist yet: the first SELECT gives them UIDs and
+        # builds the index. S= spares Dovecot a stat() for the size, as its own names do.
+        home = self.root / "mail" / user
+        for sub in ("", "cur", "new", "tmp"):
+            (home / sub).mkdir(exist_ok=True)
+            os.chown(home / sub, self.uid, self.gid)
+        for j, src in enumerate(sources):
+            dest = home / "cur" / f"{IMPORT_TIME + j}.M{j}P1.bench,S={src.stat().st_size}:2,"
+            link_or_copy(src, dest)
+            os.chown(dest, self.uid, self.gid)
 
     def version(self) -> str:
         try:

@@ -8,15 +8,22 @@ start time, so "elapsed" covers the same interval for all of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import multiprocessing
+import os
+import random
 import resource
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
-from .clients import Corpus, InUse, LMTPClient, POP3Client, ProtocolError
+from .clients import Corpus, IMAPClient, InUse, LMTPClient, POP3Client, ProtocolError
+from .servers import IMPORT_TIME
 
 T = TypeVar("T")
 SENDER = "bench@example.org"
@@ -289,5 +296,289 @@ async def _big(ep: Endpoint, user: str, password: str, reps: int, expect: int) -
 def pop3_big(ep: Endpoint, user: str, password: str, reps: int, expect: int) -> dict[str, Any]:
     cpu0 = _own_cpu()
     out = run_async(lambda: _big(ep, user, password, reps, expect))
+    out["client_cpu_s"] = _own_cpu() - cpu0
+    return out
+
+
+# --- IMAP stress mix ---------------------------------------------------------------------
+
+IMAP_COMMANDS = ("LOGIN", "SELECT", "FETCH FLAGS", "FETCH BODY", "STORE", "EXPUNGE", "APPEND", "LOGOUT")
+
+
+def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Each client loops over one full session on its own account, as imaptest's default
+    mix does: LOGIN, SELECT, FETCH 1:* FLAGS, BODY.PEEK[] of a few messages, STORE \\Seen
+    and \\Deleted, EXPUNGE, APPEND (back to the starting size), LOGOUT."""
+    corpus = Corpus(job["seed"])
+    deadline = job["start_at"] + job["duration"]
+    target: int = job["messages"]
+    sizes = corpus.sizes("imap-append", 64, job["low"], job["high"])
+    pool = [corpus.message(f"imap-append-{k}", size, "imap@example.com") for k, size in enumerate(sizes)]
+    ops: Counter[str] = Counter()
+    loops = errors = 0
+    latencies: list[float] = []
+    samples: list[str] = []
+
+    def done(command: str, n: int = 1) -> None:
+        if time.time() <= deadline:
+            ops[command] += n
+
+    async def session(user: str, rng: random.Random) -> None:
+        nonlocal loops
+        t0 = time.time()
+        c = await IMAPClient.connect(job["host"], job["port"])
+        try:
+            await c.login(user, job["password"])
+            done("LOGIN")
+            n = await c.select()
+            done("SELECT")
+            if n == 0:
+                raise ProtocolError(f"{user}: INBOX is empty")
+            listed = (await c.command(b"FETCH 1:* (FLAGS)")).count(b" FETCH (")
+            if listed != n:
+                raise ProtocolError(f"{user}: FETCH 1:* (FLAGS) listed {listed} of {n}")
+            done("FETCH FLAGS")
+            # A client reading a few messages asks for them together: pipelined.
+            picks = rng.sample(range(1, n + 1), min(job["bodies"], n))
+            tags = [c.send(b"FETCH %d BODY.PEEK[]" % m) for m in picks]
+            got = (await c.responses(tags)).count(b"BODY[] {")
+            if got != len(tags):
+                raise ProtocolError(f"{user}: {len(tags)} FETCH BODY.PEEK[] returned {got} bodies")
+            done("FETCH BODY", len(tags))
+            tags = [c.send(b"STORE %d +FLAGS (\\Seen)" % rng.randint(1, n)),
+                    c.send(b"STORE %d +FLAGS (\\Deleted)" % rng.randint(1, n))]
+            await c.responses(tags)
+            done("STORE", len(tags))
+            gone = (await c.command(b"EXPUNGE")).count(b" EXPUNGE\r\n")
+            if gone < 1:
+                raise ProtocolError(f"{user}: EXPUNGE removed nothing")
+            done("EXPUNGE")
+            # Usually one; more after a loop cut off at the deadline between STORE and
+            # EXPUNGE left a second \\Deleted message behind.
+            for _ in range(max(1, target - (n - gone))):
+                await c.append(b"INBOX", pool[rng.randrange(len(pool))])
+                done("APPEND")
+            await c.command(b"LOGOUT")
+            done("LOGOUT")
+            end = time.time()
+            if end <= deadline:
+                loops += 1
+                latencies.append(end - t0)
+        finally:
+            c.abort()
+
+    async def client(i: int) -> None:
+        nonlocal errors
+        rng = random.Random(f"{job['seed']}:imap:{i}")
+        user = job["users"][i]
+        while time.time() < deadline:
+            try:
+                await session(user, rng)
+            except NETWORK_ERRORS as e:
+                errors += 1
+                samples.append(f"{type(e).__name__}: {e}")
+                await asyncio.sleep(0.01)
+
+    async def main() -> None:
+        await asyncio.sleep(max(0.0, job["start_at"] - time.time()))
+        tasks = [asyncio.ensure_future(client(i)) for i in job["ids"]]
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.time()) + 0.05)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    cpu0 = _own_cpu()
+    run_async(main)
+    return {"loops": loops, "ops": dict(ops), "errors": errors, "samples": samples,
+            "latencies": latencies, "client_cpu": _own_cpu() - cpu0}
+
+
+def imap(ep: Endpoint, clients: int, users: list[str], password: str, messages: int, duration: float,
+         low: int, high: int, seed: int, procs: int, bodies: int = 3) -> dict[str, Any]:
+    if clients > len(users):
+        raise ValueError(f"{clients} IMAP clients need as many accounts, have {len(users)}")
+    start_at = time.time() + 0.3
+    jobs = [
+        {"host": ep.host, "port": ep.port, "ids": ids, "users": users, "password": password,
+         "messages": messages, "start_at": start_at, "duration": duration, "low": low,
+         "high": high, "seed": seed, "bodies": bodies}
+        for ids in _split(list(range(clients)), procs)
+    ]
+    results = _in_workers(_imap_worker, jobs)
+    lat = sorted(x for r in results for x in r["latencies"])
+    ops: Counter[str] = Counter()
+    for r in results:
+        ops.update(r["ops"])
+    loops = sum(r["loops"] for r in results)
+    return {
+        "loops": loops,
+        "errors": sum(r["errors"] for r in results),
+        "error_samples": _errors([e for r in results for e in r["samples"]]),
+        "duration_s": duration,
+        "loops_per_s": loops / duration,
+        "ops_per_s": {k: ops[k] / duration for k in IMAP_COMMANDS},
+        "commands_per_s": sum(ops.values()) / duration,
+        "loop_ms_p50": 1000 * lat[len(lat) // 2] if lat else None,
+        "loop_ms_p95": 1000 * lat[int(len(lat) * 0.95)] if lat else None,
+        "client_cpu_s": sum(r["client_cpu"] for r in results),
+    }
+
+
+# --- IMAP on one big mailbox -------------------------------------------------------------
+
+BIG_NEEDLE = "invoice"
+"""The subject word SEARCH looks for: in one message of every hundred."""
+
+
+def big_mailbox_files(cache: Path, corpus: Corpus, count: int, low: int, high: int,
+                      rcpt: str, owner: tuple[int, int] | None = None) -> tuple[list[Path], int]:
+    """*count* message files under *cache* (written once, reused by later runs) and how
+    many carry BIG_NEEDLE in their subject."""
+    folder = cache / f"imapbig-{count}-{low}-{high}-{corpus.seed}"
+    marker = folder / "complete.json"
+    paths = [folder / f"{j:07d}.eml" for j in range(count)]
+    if marker.exists():
+        return paths, int(json.loads(marker.read_text())["matches"])
+    folder.mkdir(parents=True, exist_ok=True)
+    matches = 0
+    for j, size in enumerate(corpus.sizes("imapbig", count, low, high)):
+        key = f"imapbig-{j}"
+        if j % 100 == 37:
+            subject = f"benchmark {BIG_NEEDLE} {key}"
+            matches += 1
+        else:
+            subject = f"benchmark message {key}"
+        paths[j].write_bytes(corpus.message(key, size, rcpt, subject=subject))
+        # Internal dates one second apart; the servers link these very inodes.
+        os.utime(paths[j], (IMPORT_TIME + j, IMPORT_TIME + j))
+        if owner is not None:
+            os.chown(paths[j], *owner)
+    marker.write_text(json.dumps({"count": count, "matches": matches}))
+    return paths, matches
+
+
+async def _imap_big(ep: Endpoint, user: str, password: str, expect: int, matches: int,
+                    cpu: Callable[[], float]) -> dict[str, Any]:
+    names = ("select", "fetch_flags", "search", "fetch_envelope")
+    out: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def timed(name: str, when: str) -> Iterator[None]:
+        c0 = cpu()
+        t0 = time.perf_counter()
+        yield
+        out[f"{name}_{when}_s"] = time.perf_counter() - t0
+        out[f"{name}_{when}_cpu_s"] = cpu() - c0
+
+    def check(what: str, got: int, want: int) -> None:
+        if got != want:
+            raise ProtocolError(f"big mailbox: {what} gave {got}, expected {want}")
+
+    for when in ("first", "second"):
+        with timed(names[0], when):
+            c = await IMAPClient.connect(ep.host, ep.port)
+            await c.login(user, password)
+            n = await c.select()
+        try:
+            check("SELECT (EXISTS)", n, expect)
+            with timed(names[1], when):
+                data = await c.command(b"UID FETCH 1:* (FLAGS)")
+            check("UID FETCH 1:* (FLAGS)", data.count(b" FETCH ("), expect)
+            with timed(names[2], when):
+                data = await c.command(b"SEARCH SUBJECT " + BIG_NEEDLE.encode())
+            line = data[data.index(b"* SEARCH") :].split(b"\r\n", 1)[0]
+            check(f"SEARCH SUBJECT {BIG_NEEDLE}", len(line.split()) - 2, matches)
+            with timed(names[3], when):
+                data = await c.command(b"FETCH 1:* (ENVELOPE)")
+            check("FETCH 1:* (ENVELOPE)", data.count(b" FETCH ("), expect)
+        finally:
+            await c.logout()
+    return out
+
+
+def imap_big(ep: Endpoint, user: str, password: str, expect: int, matches: int,
+             cpu: Callable[[], float]) -> dict[str, Any]:
+    """Each step twice, on two sessions one after the other: the first time right after
+    the server started, the second with whatever the first left cached."""
+    cpu0 = _own_cpu()
+    out = run_async(lambda: _imap_big(ep, user, password, expect, matches, cpu))
+    out["client_cpu_s"] = _own_cpu() - cpu0
+    return out
+
+
+# --- IMAP sessions held in IDLE ----------------------------------------------------------
+
+
+async def _idle(ep: Endpoint, users: list[str], password: str, count: int, wave: int,
+                memory: Callable[[], dict[str, int]], settle: float) -> dict[str, Any]:
+    held: list[tuple[IMAPClient, bytes]] = []
+    samples: list[str] = []
+
+    async def open_one(user: str) -> None:
+        c = await IMAPClient.connect(ep.host, ep.port)
+        try:
+            await c.login(user, password)
+            await c.select()
+            held.append((c, await c.idle()))
+        except BaseException:
+            c.abort()
+            raise
+
+    async def close_one(c: IMAPClient, tag: bytes) -> None:
+        try:
+            await c.done(tag)
+            await c.logout()
+        finally:
+            c.abort()
+
+    async def in_waves(batch: list[str]) -> None:
+        for start in range(0, len(batch), wave):
+            part = batch[start : start + wave]
+            for r in await asyncio.gather(*(open_one(u) for u in part), return_exceptions=True):
+                if isinstance(r, BaseException):
+                    samples.append(f"{type(r).__name__}: {r}")
+
+    fresh = memory()
+    # One session per account first, closed again: code loaded on first use, each
+    # account's first password check and its index are costs of the account, not of a
+    # connection. "fresh" to "before" shows them.
+    await in_waves(users[:count])
+    while held:
+        await close_one(*held.pop())
+    await asyncio.sleep(settle)
+    before = memory()
+    t0 = time.perf_counter()
+    await in_waves([users[i % len(users)] for i in range(count)])
+    opened_s = time.perf_counter() - t0
+    await asyncio.sleep(settle)
+    during = memory()
+    for start in range(0, len(held), wave):
+        await asyncio.gather(*(close_one(c, t) for c, t in held[start : start + wave]),
+                             return_exceptions=True)
+    n = len(held)
+    held.clear()
+    await asyncio.sleep(settle)
+    after = memory()
+    return {
+        "sessions": n,
+        "errors": count - n,
+        "error_samples": _errors(samples),
+        "accounts": min(count, len(users)),
+        "open_s": opened_s,
+        "fresh": fresh,
+        "before": before,
+        "during": during,
+        "after": after,
+        "rss_kib_per_session": (during["rss_kib"] - before["rss_kib"]) / n if n else None,
+        "pss_kib_per_session": (during["pss_kib"] - before["pss_kib"]) / n if n else None,
+    }
+
+
+def imap_idle(ep: Endpoint, users: list[str], password: str, count: int, wave: int,
+              memory: Callable[[], dict[str, int]], settle: float = 2.0) -> dict[str, Any]:
+    """*count* sessions (LOGIN, SELECT INBOX, IDLE) opened *wave* at a time and held while
+    the server's memory is read; users are taken in turn."""
+    cpu0 = _own_cpu()
+    out = run_async(lambda: _idle(ep, users, password, count, wave, memory, settle))
     out["client_cpu_s"] = _own_cpu() - cpu0
     return out
