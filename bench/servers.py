@@ -156,7 +156,7 @@ class BenchServer:
     def add_users(self, users: list[str], password: str) -> None:
         raise NotImplementedError
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30.0) -> None:
         raise NotImplementedError
 
     def _terminate(self, timeout: float = 20.0) -> None:
