@@ -131,7 +131,7 @@ def test_select_rev1_and_rev2(ctx) -> None:  # type: ignore[no-untyped-def]
         assert out == b"* ENABLED IMAP4rev2\r\nc OK ENABLE completed\r\n"
         out = await c3.cmd("d EXAMINE INBOX")
         assert b"RECENT" not in out and b"UNSEEN" not in out
-        assert b'* LIST (\\HasNoChildren) "/" INBOX' in out
+        assert b'* LIST () "/" INBOX' in out
         assert out.endswith(b"d OK [READ-ONLY] EXAMINE completed\r\n")
         out = await c3.cmd("e SELECT Sent")
         assert out.startswith(b"* OK [CLOSED]")
@@ -398,3 +398,38 @@ def test_same_script_rev1_and_rev2(ctx) -> None:  # type: ignore[no-untyped-def]
     # Mailbox names: rev1 refuses raw 8-bit names (modified UTF-7 required); rev2 takes UTF-8.
     assert r1[4].startswith(b"s4 NO") or r1[4].startswith(b"s4 BAD")
     assert r2[4].startswith(b"s4 OK")
+
+
+def test_review_regressions(ctx) -> None:  # type: ignore[no-untyped-def]
+    async def go() -> None:
+        # A root name with CR/LF/NUL is answered, not fatal.
+        c = Client(ctx)
+        await c.login(USER)
+        out = await c.send(b"q GETQUOTA {3+}\r\na\r\n\r\n")
+        assert b"q NO [NONEXISTENT]" in out
+        # No limits: QUOTAROOT without roots, no empty QUOTA list (RFC 9208 grammar).
+        out = await c.cmd("r GETQUOTAROOT INBOX")
+        assert out == b"* QUOTAROOT INBOX\r\nr OK GETQUOTAROOT completed\r\n"
+        # Before login, literal data is bounded however it is sent.
+        d = Client(ctx)
+        await d.start()
+        out = await d.send(b"x APPEND INBOX {60000000+}\r\n" + b"a" * 100000)
+        assert b"x NO" in out or b"x BAD" in out
+        assert d.session.reader.pending_bytes < 65536
+        # Deleting one's own selected mailbox says [CLOSED].
+        await c.cmd("s CREATE Tmp")
+        await c.cmd("t SELECT Tmp")
+        out = await c.cmd("u DELETE Tmp")
+        assert b"* OK [CLOSED]" in out and out.endswith(b"u OK DELETE completed\r\n")
+        # A quota change reaches an open session: MOVE still works at the limit, APPEND not.
+        await deliver(ctx, 2)
+        ctx.directory.set_quota(USER, Quota(messages=2))
+        await c.cmd("v SELECT INBOX")
+        assert (await c.cmd("w MOVE 1 Trash")).endswith(b"w OK MOVE completed\r\n")
+        out = await c.send(b"x APPEND INBOX {%d+}\r\n" % len(MSG) + MSG + b"\r\n")
+        assert out.startswith(b"x NO [OVERQUOTA]")
+        # CONDSTORE: .SILENT with UNCHANGEDSINCE still reports the new MODSEQ.
+        out = await c.cmd("y STORE 1 (UNCHANGEDSINCE 999999) +FLAGS.SILENT (\\Seen)")
+        assert re.search(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)", out), out
+
+    run(go())

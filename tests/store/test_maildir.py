@@ -318,3 +318,71 @@ def test_pop3_hide_and_expire(root: Path) -> None:
         assert [m.uid for m in metas] == [1, 3]
 
     run(go())
+
+
+def test_concurrent_appends_become_visible_in_uid_order(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow large message and a quick small one: the small one must not be committed
+    under a higher UID while the large one's lower UID is still invisible."""
+    from letterbox.store.maildir import files
+
+    real = files.write_tmp
+
+    def slow_for_big(folder, name, data):  # type: ignore[no-untyped-def]
+        if len(data) > 1000:
+            import time as _t
+
+            _t.sleep(0.3)
+        return real(folder, name, data)
+
+    monkeypatch.setattr(files, "write_tmp", slow_for_big)
+
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        inbox = await acc.get_mailbox("INBOX")
+        big = asyncio.create_task(acc.append("INBOX", MSG + b"x" * 5000 + b"\r\n"))
+        await asyncio.sleep(0.05)
+        small = await acc.append("INBOX", MSG)
+        # Whatever is visible now must be a prefix of the final UID order.
+        _, now = await acc.snapshot("INBOX")
+        await big
+        _, final = await acc.snapshot("INBOX")
+        assert [m.uid for m in final] == [1, 2]
+        assert [m.uid for m in now] == [m.uid for m in final][: len(now)]
+        assert small.uid in [m.uid for m in final]
+        cs = await acc.changes_since(inbox.id, inbox.highestmodseq)
+        assert [m.uid for m in cs.updated] == [1, 2]
+
+    run(go())
+
+
+def test_copy_skips_a_source_expunged_meanwhile(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        for _ in range(2):
+            await acc.append("INBOX", MSG)
+        inbox = await acc.get_mailbox("INBOX")
+        folder = root / "example.com" / "alice" / "cur"
+        victim = next(p for p in folder.iterdir() if ",U=1:" in p.name)
+        victim.unlink()  # as if another session's expunge unlinked it just now
+        res = await acc.copy(inbox.id, [1, 2], "Trash")
+        assert res.source_uids == (2,)
+        trash = await acc.get_mailbox("Trash")
+        _, metas = await acc.snapshot("Trash")
+        assert [m.uid for m in metas] == list(res.dest_uids)
+        assert await acc.read_message(trash.id, res.dest_uids[0]) == MSG
+
+    run(go())
+
+
+def test_move_is_not_refused_at_quota(root: Path) -> None:
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        q = Quota(messages=2)
+        await acc.append("INBOX", MSG, quota=q)
+        await acc.append("INBOX", MSG, quota=q)
+        inbox = await acc.get_mailbox("INBOX")
+        res = await acc.move(inbox.id, [1], "Trash")
+        assert res.dest_uids == (1,)
+        assert await acc.uids_with_flag(inbox.id, "\\Deleted") == []
+
+    run(go())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..store.api import MailboxNotFound, StoreError
 from . import grammar as g
+from . import wire
 from .session import Done, IMAPSession, store_failure
 
 
@@ -15,7 +16,7 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
     except MailboxNotFound:
         # RFC 9051 6.3.12: TRYCREATE tells the client it may CREATE and retry.
         return Done("NO", f"Mailbox {name!r} does not exist", "TRYCREATE")
-    quota = s.account.quota if s.account is not None else None
+    quota = s.current_quota()
     done: list[int] = []
     uidvalidity = mailbox.uidvalidity
     for msg in cmd.messages:
@@ -32,8 +33,7 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
         uidvalidity = result.uidvalidity
         done.append(result.uid)
         s.stats["append"] += 1
-    uids = ",".join(map(str, done)) if len(done) < 2 or done[-1] - done[0] != len(done) - 1 else f"{done[0]}:{done[-1]}"
-    return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {uids}")
+    return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}")
 
 
 async def _undo(s: IMAPSession, mailbox_id: int, uids: list[int]) -> None:

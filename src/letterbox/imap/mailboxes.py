@@ -6,6 +6,7 @@ import re
 
 from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
 from . import grammar as g
+from . import wire
 from .session import AUTHED, Done, IMAPSession, Spec
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
@@ -37,6 +38,7 @@ async def cmd_delete(s: IMAPSession, cmd: g.Delete) -> Done:
     name = s.decode_name(cmd.mailbox)
     if s.view is not None and (await _store(s).get_mailbox(name)).id == s.view.mailbox.id:
         s._close_view()
+        s.send(wire.untagged_status("OK", "Selected mailbox deleted", "CLOSED"))
     await _store(s).delete_mailbox(name)
     return Done(text="DELETE completed")
 

@@ -50,7 +50,7 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     s.send(wire.untagged_status("OK", "Predicted next UID", f"UIDNEXT {mailbox.uidnext}"))
     s.send(wire.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {mailbox.highestmodseq}"))
     if s.rev2:
-        attrs = "\\HasNoChildren" if mailbox.special_use is None else f"\\HasNoChildren {mailbox.special_use}"
+        attrs = mailbox.special_use or ""
         s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(mailbox.name) + b"\r\n")
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Done("OK", f"{cmd.name} completed", code)
@@ -59,7 +59,7 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
 async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
     view = _view(s)
     if not view.readonly:
-        uids = await _deleted_uids(s, list(view.uids))
+        uids = await _deleted_uids(s)
         if uids:
             gone = await _store(s).expunge(view.mailbox.id, uids)
             s.stats["expunge"] += len(gone)
@@ -73,20 +73,21 @@ async def cmd_unselect(s: IMAPSession, cmd: g.Unselect) -> Done:
     return Done(text="UNSELECT completed")
 
 
-async def _deleted_uids(s: IMAPSession, uids: list[int]) -> list[int]:
+async def _deleted_uids(s: IMAPSession, uids: list[int] | None = None) -> list[int]:
+    """\\Deleted messages of the view (among *uids* if given), from one index query."""
     view = _view(s)
-    recs = await _store(s).fetch(view.mailbox.id, uids, ["flags"])
-    return [r.uid for r in recs if "\\Deleted" in r.flags]
+    marked = await _store(s).uids_with_flag(view.mailbox.id, "\\Deleted")
+    wanted = set(view.uids) if uids is None else set(uids)
+    return [u for u in marked if u in wanted]
 
 
 async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
     view = _view(s)
     if view.readonly:
         return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    candidates = None
     if cmd.sequence_set is not None:
         candidates = [u for _, u in view.resolve(cmd.sequence_set, True)]
-    else:
-        candidates = list(view.uids)
     uids = await _deleted_uids(s, candidates)
     if uids:
         gone = await _store(s).expunge(view.mailbox.id, uids)
@@ -128,6 +129,13 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
             if view.condstore or cmd.unchangedsince is not None:
                 items.append(b"MODSEQ (%d)" % r.modseq)
             s.send(wire.fetch_response(msn, items))
+    if cmd.silent and (view.condstore or cmd.unchangedsince is not None):
+        # RFC 7162 3.1.3: .SILENT does not hide the new MODSEQ of changed messages.
+        for meta in changed:
+            msn = view.msn(meta.uid)
+            if msn is not None:
+                items = [b"UID %d" % meta.uid] if cmd.uid else []
+                s.send(wire.fetch_response(msn, [*items, b"MODSEQ (%d)" % meta.modseq]))
     if modified:
         numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
         return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
@@ -152,12 +160,11 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     verb = ("UID " if cmd.uid else "") + ("MOVE" if move else "COPY")
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
-    quota = s.account.quota if s.account is not None else None
+    quota = s.current_quota()
     if move:
         if (await store.get_mailbox(dest)).id == view.mailbox.id:
             return Done("NO", "Source and destination are the same mailbox", "CANNOT")
-        result = await store.copy(view.mailbox.id, uids, dest, quota)
-        await store.expunge(view.mailbox.id, list(result.source_uids))
+        result = await store.move(view.mailbox.id, uids, dest)
     else:
         result = await store.copy(view.mailbox.id, uids, dest, quota)
     code = None

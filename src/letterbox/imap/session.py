@@ -20,7 +20,7 @@ from ..auth.directory import Account
 from ..auth.sasl import SASLError, b64decode, decode_plain
 from ..server.context import Context
 from ..server.session import Peer, Session
-from ..store.api import AccountStore, StoreError
+from ..store.api import AccountStore, Quota, StoreError
 from . import grammar as g
 from . import wire
 from .grammar import mutf7
@@ -34,6 +34,7 @@ AUTHED = frozenset({AUTH, SELECTED})
 ONLY_SELECTED = frozenset({SELECTED})
 
 MAX_BAD_COMMANDS = 20
+PRE_AUTH_LIMIT = 8192
 
 
 @dataclass(slots=True)
@@ -80,12 +81,22 @@ class IMAPSession(Session):
         self.stats: dict[str, int] = {"fetch": 0, "fetch_bytes": 0, "append": 0, "expunge": 0, "store": 0}
 
     def _new_reader(self) -> g.CommandReader:
-        s = self.settings
+        # Before login nobody may make the server hold more than a LOGIN needs.
         return g.CommandReader(
-            max_line_length=s.max_line_length,
-            max_literal_size=s.max_literal_size,
+            max_line_length=PRE_AUTH_LIMIT,
+            max_literal_size=PRE_AUTH_LIMIT,
+            max_string_literal_size=PRE_AUTH_LIMIT,
+            max_command_size=PRE_AUTH_LIMIT,
             non_sync_literals="LITERAL+",
         )
+
+    def _raise_limits(self) -> None:
+        s = self.settings
+        r = self.reader
+        r.max_line_length = s.max_line_length
+        r.max_literal_size = s.max_literal_size
+        r.max_string_literal_size = max(65536, s.max_line_length)
+        r.max_command_size = s.max_literal_size * 2
 
     # --- capabilities ------------------------------------------------------------------
     def capabilities(self) -> list[str]:
@@ -192,7 +203,7 @@ class IMAPSession(Session):
                 self._count_bad()
             return
         if isinstance(event, g.NeedContinuation):
-            if self.state == NOT_AUTH and event.size > 8192:
+            if self.state == NOT_AUTH and event.size > PRE_AUTH_LIMIT:
                 self.reader.cancel_command()
                 self.send(wire.tagged(event.tag, "NO", "Literal too large before login", "LIMIT"))
                 return
@@ -238,6 +249,10 @@ class IMAPSession(Session):
             return
         except StoreError as e:
             done = store_failure(e)
+        except Exception:
+            # A defect costs the one command, not the session.
+            log.exception("imap(%s): %s failed", self.user, cmd.name)
+            done = Done("NO", "Internal error; the administrator can find details in the log", "SERVERBUG")
         if done is DEFERRED:
             return
         if done is None:
@@ -248,6 +263,8 @@ class IMAPSession(Session):
             self._bad = 0
         if self.view is not None and self.state == SELECTED and not self.closing:
             await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+        if self.closing and self.state != LOGOUT:
+            return  # a BYE ended the session; no tagged answer follows it
         self.send(wire.tagged(cmd.tag, done.status, done.text, done.code))
 
     async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
@@ -279,6 +296,14 @@ class IMAPSession(Session):
         if self._sasl is not None:
             await self._sasl_step(data)
 
+    def current_quota(self) -> Quota | None:
+        """The account's quota as the directory has it now (an administrator may have
+        changed it since login)."""
+        if self.user is None:
+            return None
+        account = self.ctx.directory.get(self.user)
+        return account.quota if account is not None else None
+
     # --- selection helpers -------------------------------------------------------------
     def select_view(self, view: SelectedView) -> None:
         self._close_view()
@@ -307,6 +332,7 @@ class IMAPSession(Session):
             self.user = result.account.address
             self.store = await self.ctx.store.account(self.user)
             self.state = AUTH
+            self._raise_limits()
             log.info("imap(%s)<%s>: logged in", self.user, self.peer.ip)
             return Done("OK", "Logged in", self.capability_code())
         self._failed_logins += 1

@@ -160,11 +160,6 @@ class SelectedView:
         self.pending_expunge |= {u for u in uids if self.msn(u) is not None}
         return self._expunge_now()
 
-    def vanished_now(self, uids: Iterable[int]) -> None:
-        """Forget *uids* without reporting (CLOSE: RFC 9051 6.4.1 sends no EXPUNGE)."""
-        gone = set(uids)
-        self.uids = array("L", (u for u in self.uids if u not in gone))
-
     def shown_flags(self, uid: int, flags: Iterable[str], rev2: bool) -> list[str]:
         out = sorted(flags)
         if not rev2 and uid >= self.recent_from:

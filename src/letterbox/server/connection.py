@@ -18,6 +18,8 @@ from .session import Session
 log = logging.getLogger("letterbox.session")
 
 READ_SIZE = 65536
+# How much a session may queue before pipelined commands wait for the client to read.
+OUTPUT_LIMIT = 256 * 1024
 
 
 class Connection:
@@ -37,6 +39,7 @@ class Connection:
         self._stop_reason: str | None = None
         self._wake = asyncio.Event()
         session.flusher = self._flush
+        session.output_limit = OUTPUT_LIMIT
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the session to say goodbye and close (thread-unsafe; call from the loop)."""
@@ -107,6 +110,9 @@ class Connection:
                     if not data:
                         break
                     await s.receive(data)
+                    while s.backlog and not s.closing:
+                        await self._flush()
+                        await s.resume()
                     if s.start_tls and not s.closing:
                         await self._upgrade()
                 else:

@@ -42,6 +42,17 @@ class Session(abc.ABC):
     def send(self, data: bytes) -> None:
         self.out.append(data)
 
+    output_limit: int | None = None
+    """Set by the runner: a core that queues this much should hold back pipelined
+    commands (`backlog`) until the runner has sent it and calls `resume()`."""
+
+    @property
+    def backlog(self) -> bool:
+        return False
+
+    async def resume(self) -> None:  # noqa: B027 - optional hook
+        """Go on with commands held back by `output_limit`."""
+
     async def flush(self) -> None:
         """Send what is queued so far, so a long answer streams instead of piling up."""
         if self.flusher is not None and self.out:

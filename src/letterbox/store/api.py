@@ -258,6 +258,10 @@ class AccountStore(abc.ABC):
         """Store a message durably (file fsynced, index committed) before returning."""
 
     @abc.abstractmethod
+    async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:
+        """UIDs of the messages that have *flag* (e.g. \\Deleted for EXPUNGE)."""
+
+    @abc.abstractmethod
     async def store_flags(
         self,
         mailbox_id: int,

@@ -441,21 +441,22 @@ class MaildirAccount(AccountStore):
         except FileNotFoundError:
             raise MessageGone(f"message UID {uid} has been expunged") from None
 
-    def _allocate_uids(self, mailbox_id: int, count: int, size: int, quota: Quota | None) -> tuple[int, int]:
-        """Reserve *count* UIDs (committed at once, so never reused); check the quota."""
-        with self._tx() as db:
-            if quota is not None and (quota.bytes or quota.messages):
-                usage = self._usage(db)
-                if quota.exceeded_by(usage, size, count):
-                    raise OverQuota("quota exceeded")
-            row = db.execute(
-                "SELECT uidnext, uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)
-            ).fetchone()
-            if row is None:
-                raise MailboxNotFound("mailbox no longer exists")
-            db.execute(
-                "UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?", (count, mailbox_id)
-            )
+    def _allocate_uids(
+        self, db: sqlite3.Connection, mailbox_id: int, count: int, size: int, quota: Quota | None
+    ) -> tuple[int, int]:
+        """Reserve *count* UIDs inside the caller's transaction, after the quota check."""
+        if (
+            quota is not None
+            and (quota.bytes or quota.messages)
+            and quota.exceeded_by(self._usage(db), size, count)
+        ):
+            raise OverQuota("quota exceeded")
+        row = db.execute(
+            "SELECT uidnext, uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        db.execute("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?", (count, mailbox_id))
         return int(row[0]), int(row[1])
 
     def _insert(
@@ -514,20 +515,48 @@ class MaildirAccount(AccountStore):
     ) -> AppendResult:
         mbox = self._mailbox_by_name(mailbox)
         flagset = _normalize_flags(flags)
+        if quota is not None and quota.exceeded_by(self._usage(self.db), len(data), 1):
+            raise OverQuota("quota exceeded")  # early, before writing anything
         parsed = parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(
             parse_message, data
         )
-        uid, uidvalidity = self._allocate_uids(mbox.id, 1, len(data), quota)
-        filename = files.new_filename(len(data), uid)
         folder = self._folder(mbox.id)
-        await asyncio.to_thread(files.write_durably, folder, filename, data)
+        tmp_name = files.new_filename(len(data), None)
+        tmp = await asyncio.to_thread(files.write_tmp, folder, tmp_name, data)
         when = time.time() if internaldate is None else internaldate
-        with self._tx() as db:
-            modseq = self._bump_modseq(db, mbox.id, flagset)
-            self._insert(db, mbox.id, uid, modseq, _flag_text(flagset), len(data), when,
-                         filename, parsed)
+        final: Path | None = None
+        try:
+            # UID allocation, the rename into cur/ and the row share one transaction:
+            # SQLite's write lock orders them, also across processes, so UIDs become
+            # visible strictly in ascending order and never before their file exists.
+            with self._tx() as db:
+                uid, uidvalidity = self._allocate_uids(db, mbox.id, 1, len(data), quota)
+                filename = files.with_uid(tmp_name, uid)
+                final = folder / "cur" / filename
+                os.rename(tmp, final)
+                modseq = self._bump_modseq(db, mbox.id, flagset)
+                self._insert(db, mbox.id, uid, modseq, _flag_text(flagset), len(data), when,
+                             filename, parsed)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if final is not None:
+                final.unlink(missing_ok=True)
+            raise
+        # The rename is durable once the directory is; only then is the message acknowledged.
+        await asyncio.to_thread(files.fsync_dir, folder / "cur")
         self._publish(mbox.id, modseq, "append")
         return AppendResult(uidvalidity, uid)
+
+    async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:
+        like = flag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE ?"
+                " ESCAPE '\\' ORDER BY uid",
+                (mailbox_id, f"% {like} %"),
+            )
+        ]
 
     async def store_flags(
         self,
@@ -607,47 +636,52 @@ class MaildirAccount(AccountStore):
         )
         if not rows:
             return CopyResult(dst.uidvalidity, (), ())
-        total = sum(r[2] for r in rows)
-        first, uidvalidity = self._allocate_uids(dst.id, len(rows), total, quota)
-        src_folder, dst_folder = self._folder(mailbox_id), self._folder(dst.id)
-        plan = []
-        for i, (uid, fl, size, idate, fn) in enumerate(rows):
-            new_uid = first + i
-            plan.append((uid, new_uid, fl, size, idate, fn, files.new_filename(size, new_uid)))
-
-        def link_all() -> None:
-            for _uid, _nu, _fl, _sz, _id, fn, new_fn in plan:
-                files.link_durably(src_folder / "cur" / fn, dst_folder, new_fn)
-
-        await asyncio.to_thread(link_all)
-        with self._tx() as db:
-            modseq = self._bump_modseq(
-                db, dst.id, {f for r in plan for f in r[2].split()}
-            )
-            for uid, new_uid, fl, size, idate, _fn, new_fn in plan:
-                db.execute(
-                    "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate,"
-                    " filename) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (dst.id, new_uid, fl, modseq, size, idate, new_fn),
+        src_cur, dst_folder = self._folder(mailbox_id) / "cur", self._folder(dst.id)
+        linked: list[Path] = []
+        done: list[tuple[int, int]] = []
+        try:
+            # As in append: links and rows in one transaction, so UIDs appear in order.
+            with self._tx() as db:
+                first, uidvalidity = self._allocate_uids(
+                    db, dst.id, len(rows), sum(r[2] for r in rows), quota
                 )
-                db.execute(
-                    "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
-                    " message_id FROM headers WHERE mailbox_id = ? AND uid = ?",
-                    (dst.id, new_uid, mailbox_id, uid),
-                )
-                db.execute(
-                    "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
-                    " parts FROM parsed WHERE mailbox_id = ? AND uid = ?",
-                    (dst.id, new_uid, mailbox_id, uid),
-                )
+                modseq = self._bump_modseq(db, dst.id, {f for r in rows for f in r[1].split()})
+                for i, (uid, fl, size, idate, fn) in enumerate(rows):
+                    new_uid = first + i
+                    new_fn = files.new_filename(size, new_uid)
+                    target = dst_folder / "cur" / new_fn
+                    if not files.link_or_copy(src_cur / fn, target):
+                        continue  # expunged meanwhile by another session: skip it
+                    linked.append(target)
+                    done.append((uid, new_uid))
+                    db.execute(
+                        "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate,"
+                        " filename) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (dst.id, new_uid, fl, modseq, size, idate, new_fn),
+                    )
+                    db.execute(
+                        "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
+                        " message_id FROM headers WHERE mailbox_id = ? AND uid = ?",
+                        (dst.id, new_uid, mailbox_id, uid),
+                    )
+                    db.execute(
+                        "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
+                        " parts FROM parsed WHERE mailbox_id = ? AND uid = ?",
+                        (dst.id, new_uid, mailbox_id, uid),
+                    )
+        except BaseException:
+            for p in linked:
+                p.unlink(missing_ok=True)
+            raise
+        await asyncio.to_thread(files.fsync_dir, dst_folder / "cur")
         self._publish(dst.id, modseq, "append")
-        return CopyResult(
-            uidvalidity, tuple(p[0] for p in plan), tuple(p[1] for p in plan)
-        )
+        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
 
     async def move(
         self, mailbox_id: int, uids: Sequence[int], dest: str
     ) -> CopyResult:
+        """No quota check: moving does not grow the account (clients delete by moving
+        to Trash, and must be able to do so at the limit)."""
         result = await self.copy(mailbox_id, uids, dest)
         await self.expunge(mailbox_id, result.source_uids)
         return result
@@ -863,11 +897,7 @@ class MaildirStore(Store):
         return self.root / domain / local
 
     async def account(self, address: str) -> MaildirAccount:
-        acc = self._accounts.get(address)
-        if acc is None:
-            acc = MaildirAccount(self, address, self.account_dir(address))
-            self._accounts[address] = acc
-        return acc
+        return self.account_sync(address)
 
     def account_sync(self, address: str) -> MaildirAccount:
         """For start-up and the CLI, outside an event loop."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -43,11 +44,18 @@ def make_dirs(folder: Path) -> None:
         (folder / sub).mkdir(parents=True, exist_ok=True)
 
 
-def new_filename(size: int, uid: int) -> str:
+def new_filename(size: int, uid: int | None) -> str:
+    """A unique Maildir name; without a UID for the tmp/ copy, with one in cur/."""
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size},U={uid}:2,"
+    base = f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size}"
+    return f"{base},U={uid}:2," if uid is not None else base
+
+
+def with_uid(tmp_name: str, uid: int) -> str:
+    """The cur/ name of a message written to tmp/ as *tmp_name*."""
+    return f"{tmp_name},U={uid}:2,"
 
 
 def uid_from_filename(filename: str) -> int | None:
@@ -68,8 +76,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(folder: Path, filename: str, data: bytes) -> None:
-    """Write via tmp/, fsync, rename into cur/, fsync cur/: the file survives a crash."""
+def write_tmp(folder: Path, filename: str, data: bytes) -> Path:
+    """Write *data* to tmp/ and fsync it; the caller renames it into cur/."""
     tmp = folder / "tmp" / filename
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -83,20 +91,23 @@ def write_durably(folder: Path, filename: str, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     os.close(fd)
-    os.rename(tmp, folder / "cur" / filename)
-    fsync_dir(folder / "cur")
+    return tmp
 
 
-def link_durably(src: Path, folder: Path, filename: str) -> None:
-    """COPY: hard-link the file into another folder (same bytes, no extra disk)."""
-    dest = folder / "cur" / filename
+def link_or_copy(src: Path, dest: Path) -> bool:
+    """COPY: hard-link (same bytes, no extra disk); False if the source is gone."""
     try:
         os.link(src, dest)
+    except FileNotFoundError:
+        return False
     except OSError:
-        data = src.read_bytes()
-        write_durably(folder, filename, data)
-        return
-    fsync_dir(folder / "cur")
+        try:
+            shutil.copyfile(src, dest)
+        except FileNotFoundError:
+            return False
+        with open(dest, "rb") as f:
+            os.fsync(f.fileno())
+    return True
 
 
 def remove_files(paths: list[Path]) -> None:
