@@ -1,6 +1,6 @@
 """Letterbox against Dovecot on loopback: the same workloads, side by side.
 
-    .venv/bin/python bench/run.py                 # full run (about a quarter of an hour)
+    .venv/bin/python bench/run.py                 # full run (under ten minutes)
     .venv/bin/python bench/run.py --quick         # smoke run (under two minutes)
     .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big,
                                                   # imap, imapbig, imapidle)
