@@ -386,3 +386,21 @@ def test_move_is_not_refused_at_quota(root: Path) -> None:
         assert await acc.uids_with_flag(inbox.id, "\\Deleted") == []
 
     run(go())
+
+
+def test_files_dropped_into_new_get_uids_in_arrival_order(root: Path) -> None:
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+    new = root / "example.com" / "alice" / "new"
+    for i, name in enumerate(["c.host", "a.host", "b.host"]):
+        p = new / name
+        p.write_bytes(b"Subject: %d\r\n\r\nx\r\n" % i)
+        os.utime(p, (1_700_000_000 + i, 1_700_000_000 + i))
+    acc.reconcile()
+
+    async def check() -> None:
+        mbox, metas = await acc.snapshot("INBOX")
+        bodies = [await acc.read_message(mbox.id, m.uid) for m in metas]
+        assert [b.split(b"\r\n")[0] for b in bodies] == [b"Subject: 0", b"Subject: 1", b"Subject: 2"]
+
+    run(check())

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import AuthSettings
@@ -23,6 +24,10 @@ from .directory import Account, Directory
 from .passwords import verify_password
 
 log = logging.getLogger("letterbox.auth")
+
+# argon2 needs 19 MiB per hash and glibc keeps each thread's arena afterwards: a small
+# dedicated pool bounds that memory (and argon2 cannot use more cores than there are).
+_ARGON2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
 class Outcome(enum.Enum):
@@ -134,12 +139,15 @@ class Authenticator:
     async def _verify(self, account: Account | None, password: str) -> bool:
         """argon2 in a worker thread. Concurrent logins with the same credentials share
         one verification, so a burst of reconnecting clients costs one hash, not many."""
+        loop = asyncio.get_running_loop()
         if account is None:
-            return await asyncio.to_thread(verify_password, None, password)
+            return await loop.run_in_executor(_ARGON2, verify_password, None, password)
         key = self.cache.key(account, password)
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(asyncio.to_thread(verify_password, account.password_hash, password))
+            pending = asyncio.ensure_future(
+                loop.run_in_executor(_ARGON2, verify_password, account.password_hash, password)
+            )
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
         ok = await asyncio.shield(pending)

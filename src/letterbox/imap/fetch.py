@@ -16,6 +16,7 @@ exactly as stored, so their length always equals RFC822.SIZE.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -340,6 +341,13 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if plan.has_modseq:
         # RFC 7162 3.1: MODSEQ (and CHANGEDSINCE, which implies it) enables CONDSTORE.
         view.condstore = True
+    if (
+        plan.items in (["FLAGS"], ["UID", "FLAGS"])
+        and cmd.changedsince is None
+        and not view.pending_expunge
+        and not cmd.sequence_set.last_result
+    ):
+        return await _fetch_flags_fast(s, view, store, cmd, verb, plan.items[0] == "UID")
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
     gone = view.pending_expunge
     # RFC 2180 4.1.2: messages another session expunged (not yet reported) return nothing;
@@ -374,6 +382,64 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     else:
         await _send_index_rows(s, plan, rows)
     return _done(verb, expunge_issued)
+
+
+async def _fetch_flags_fast(
+    s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, with_uid: bool
+) -> Done:
+    """`FETCH 1:* (FLAGS)` and `UID FETCH 1:* (FLAGS)`, the commands clients resync with:
+    one index query per range, merged with the view's UIDs; the `FLAGS (...)` bytes are
+    built once per distinct flag set."""
+    uids = view.uids
+    n = len(uids)
+    if not n:
+        return _done(verb, False)
+    if cmd.uid:
+        uid_ranges = cmd.sequence_set.resolve(uids[-1])
+    else:
+        uid_ranges = [(uids[lo - 1], uids[hi - 1]) for lo, hi in cmd.sequence_set.resolve(n) if lo <= n]
+    recent_from = view.recent_from if not s.rev2 else 1 << 62
+    shown: dict[tuple[frozenset[str], bool], bytes] = {}
+    missing = False
+    count = size = 0
+    for lo, hi in uid_ranges:
+        rows = await store.flags_in_range(view.mailbox.id, lo, hi)
+        k = bisect.bisect_left(uids, lo)
+        end = bisect.bisect_right(uids, hi)
+        expected = end - k
+        lines = []
+        for uid, flags, _ms in rows:
+            while k < end and uids[k] < uid:
+                k += 1
+            if k >= end or uids[k] != uid:
+                continue  # added by another session, not yet announced to this one
+            key = (flags, uid >= recent_from)
+            fb = shown.get(key)
+            if fb is None:
+                fb = shown[key] = wire.flag_list(view.shown_flags(uid, flags, s.rev2))
+            k += 1
+            if with_uid:
+                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (k, uid, fb))
+            else:
+                lines.append(b"* %d FETCH (FLAGS %s)\r\n" % (k, fb))
+            if len(lines) >= _BATCH_ROWS:
+                data = b"".join(lines)
+                size += len(data)
+                count += len(lines)
+                s.send(data)
+                await s.flush()
+                expected -= len(lines)
+                lines = []
+        if lines:
+            data = b"".join(lines)
+            size += len(data)
+            count += len(lines)
+            s.send(data)
+            expected -= len(lines)
+        missing = missing or expected > 0
+    s.stats["fetch"] += count
+    s.stats["fetch_bytes"] += size
+    return _done(verb, missing)
 
 
 def _done(verb: str, expunge_issued: bool) -> Done:

@@ -239,6 +239,13 @@ class AccountStore(abc.ABC):
         """Index rows for *uids* that still exist, in UID order."""
 
     @abc.abstractmethod
+    async def flags_in_range(
+        self, mailbox_id: int, first: int, last: int
+    ) -> list[tuple[int, frozenset[str], int]]:
+        """(UID, flags, MODSEQ) for first <= UID <= last, ascending: the plain rows that
+        FETCH FLAGS over a large mailbox needs, without building a record per message."""
+
+    @abc.abstractmethod
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
         """The stored bytes, exactly as delivered; raises MessageGone."""
 

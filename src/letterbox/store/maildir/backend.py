@@ -411,6 +411,16 @@ class MaildirAccount(AccountStore):
             out.append(rec)
         return out
 
+    async def flags_in_range(
+        self, mailbox_id: int, first: int, last: int
+    ) -> list[tuple[int, frozenset[str], int]]:
+        rows = self.db.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+            " ORDER BY uid",
+            (mailbox_id, first, last),
+        ).fetchall()
+        return [(uid, _flags(fl), ms) for uid, fl, ms in rows]
+
     def _path(self, mailbox_id: int, uid: int) -> Path:
         row = self.db.execute(
             "SELECT filename FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
@@ -844,10 +854,17 @@ class MaildirAccount(AccountStore):
         highest = max([0, *indexed_uids, *expunged, *seen])
         with self._tx() as db:
             db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (highest + 1, mid))
-        # Files dropped into new/ by another delivery agent join too, under fresh UIDs.
-        for fn in os.listdir(folder / "new"):
-            strays.append("../new/" + fn)
-        for fn in sorted(strays, key=lambda f: files.uid_from_filename(f) or 1 << 62):
+        # Files dropped into new/ by another delivery agent join too, under fresh UIDs
+        # given in order of arrival (Maildir names start with the delivery time).
+        def arrival(fn: str) -> tuple[float, str]:
+            try:
+                return (os.stat(folder / "new" / fn).st_mtime, fn)
+            except OSError:
+                return (0.0, fn)
+
+        strays.sort(key=lambda f: files.uid_from_filename(f) or 0)
+        strays += ["../new/" + fn for fn in sorted(os.listdir(folder / "new"), key=arrival)]
+        for fn in strays:
             path = (folder / "cur" / fn).resolve()
             uid = files.uid_from_filename(fn) if not fn.startswith("../new/") else None
             if uid is not None and (uid in expunged or uid in indexed_uids):
