@@ -2,7 +2,9 @@
 and the server-wide protocol switches. One SQLite file shared by the server and the CLI.
 
 The server notices CLI changes within a second through PRAGMA data_version (and at once
-when the CLI pokes the control socket), so changes apply without a restart.
+when the CLI pokes the control socket), so changes apply without a restart. Lookups are
+cached, and the cache is dropped as soon as data_version shows another connection's
+commit or this connection writes, so a lookup never sees older data than a query would.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from ..store.api import Quota
 
 PROTOCOLS = ("imap", "pop3")
+_CACHE_MAX = 10_000
 SERVICES = ("imap", "pop3", "lmtp", "smtp")
 
 _LOCAL_RE = re.compile(r"^[a-z0-9!#$%&'*+=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+=?^_`{|}~-]+)*$")
@@ -83,12 +86,27 @@ class Directory:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._version = self.data_version()
+        # Delivery looks each recipient up two or three times per message.
+        self._cached_version = -1
+        self._accounts: dict[str, Account | None] = {}
+        self._domains: frozenset[str] | None = None
 
     def close(self) -> None:
         self.db.close()
 
     def data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    def _current(self) -> None:
+        """Drop cached lookups if another connection committed since they were made."""
+        version = self.data_version()
+        if version != self._cached_version:
+            self._cached_version = version
+            self._forget()
+
+    def _forget(self) -> None:
+        self._accounts.clear()
+        self._domains = None
 
     def changed(self) -> bool:
         """True once after another process committed a change."""
@@ -102,10 +120,18 @@ class Directory:
     _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created"
 
     def get(self, address: str) -> Account | None:
-        row = self.db.execute(
-            f"SELECT {self._COLS} FROM accounts WHERE address = ?", (address.strip().lower(),)
-        ).fetchone()
-        return _row_to_account(row) if row else None
+        key = address.strip().lower()
+        self._current()
+        try:
+            return self._accounts[key]
+        except KeyError:
+            pass
+        row = self.db.execute(f"SELECT {self._COLS} FROM accounts WHERE address = ?", (key,)).fetchone()
+        account = _row_to_account(row) if row else None
+        if len(self._accounts) >= _CACHE_MAX:  # misses for made-up addresses included
+            self._accounts.clear()
+        self._accounts[key] = account
+        return account
 
     def require(self, address: str) -> Account:
         acc = self.get(normalize_address(address))
@@ -133,15 +159,18 @@ class Directory:
             )
         except sqlite3.IntegrityError:
             raise DirectoryError(f"account {addr!r} already exists") from None
+        self._forget()  # this connection's own commits leave data_version as it is
         return self.require(addr)
 
     def delete(self, address: str) -> None:
         addr = self.require(address).address
         self.db.execute("DELETE FROM accounts WHERE address = ?", (addr,))
+        self._forget()
 
     def _update(self, address: str, column: str, value: object) -> Account:
         addr = self.require(address).address
         self.db.execute(f"UPDATE accounts SET {column} = ? WHERE address = ?", (value, addr))
+        self._forget()
         return self.require(addr)
 
     def set_password(self, address: str, password_hash: str) -> Account:
@@ -159,15 +188,19 @@ class Directory:
             "UPDATE accounts SET quota_bytes = ?, quota_messages = ? WHERE address = ?",
             (quota.bytes, quota.messages, addr),
         )
+        self._forget()
         return self.require(addr)
 
-    def local_domains(self) -> set[str]:
-        return {
-            r[0]
-            for r in self.db.execute(
-                "SELECT DISTINCT substr(address, instr(address, '@') + 1) FROM accounts"
+    def local_domains(self) -> frozenset[str]:
+        self._current()
+        if self._domains is None:
+            self._domains = frozenset(
+                r[0]
+                for r in self.db.execute(
+                    "SELECT DISTINCT substr(address, instr(address, '@') + 1) FROM accounts"
+                )
             )
-        }
+        return self._domains
 
     # --- server-wide switches ---------------------------------------------------------
     def switches(self) -> dict[str, bool]:
