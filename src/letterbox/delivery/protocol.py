@@ -30,6 +30,14 @@ _aiosmtpd_log = logging.getLogger("mail.log")
 if _aiosmtpd_log.level == logging.NOTSET:
     _aiosmtpd_log.setLevel(logging.WARNING)
 
+# What MTAs send in MAIL FROM and RCPT TO: "<local@domain>" with a dot-atom local part and
+# a plain domain, then parameters. aiosmtpd's parser (the email package's, plus a class
+# it defines per call) costs a tenth of a delivery; anything else still goes to it.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+([^ \t(].*))?",
+    re.DOTALL,
+)
 _HAS_STATUS = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}( |$)")
 # RFC 3463 codes for aiosmtpd's own replies, which carry none.
 _DEFAULT_STATUS = {
@@ -260,6 +268,12 @@ class DeliverySMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
         await self.push("250 OK" if status is MISSING else status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        m = _SIMPLE_PATH.fullmatch(arg)
+        if m is None or self.local_part_limit:
+            return super()._getaddr(arg)
+        return m[1], m[2] or ""
 
     async def smtp_AUTH(self, arg: str) -> None:
         await self.push("502 5.5.1 AUTH not available: this service only accepts mail for local users")
