@@ -112,7 +112,7 @@ def _maildir_files(folder: Path) -> list[Path]:
 def test_mbsync_two_way(server: ServerProcess, tmp_path: Path) -> None:
     mbsync = require_program("mbsync")
     server.add_user("sync@example.com", PASSWORD)
-    deliver(server, "sync@example.com", "first", "second", "third")
+    deliver(server, "sync@example.com", "first", "second", "third", "extra")
     c = imap(server, "sync@example.com")
     c.create("Projects")
     c.append("Projects", None, None, msg("project plan"))
@@ -135,7 +135,7 @@ def test_mbsync_two_way(server: ServerProcess, tmp_path: Path) -> None:
 
     sync()
     inbox = _maildir_files(local / "INBOX")
-    assert len(inbox) == 3
+    assert len(inbox) == 4
     assert len(_maildir_files(local / "Projects")) == 1
     # Local changes: flag one message seen, delete one, and a new folder with a message.
     first = next(p for p in inbox if b"Subject: first" in p.read_bytes())
@@ -147,16 +147,18 @@ def test_mbsync_two_way(server: ServerProcess, tmp_path: Path) -> None:
     for sub in ("cur", "new", "tmp"):
         (newbox / sub).mkdir(parents=True)
     (newbox / "new" / "1700000000.1.host").write_bytes(msg("made locally"))
-    # Server changes: new mail, and a flag set by another client.
+    # Server changes: new mail, a flag set and a message deleted by another client.
     deliver(server, "sync@example.com", "fourth")
     c = imap(server, "sync@example.com")
     c.select("INBOX")
     c.uid("STORE", "3", "+FLAGS", "(\\Answered)")
+    c.uid("STORE", "4", "+FLAGS", "(\\Deleted)")
+    c.expunge()
     c.logout()
     sync()
     c = imap(server, "sync@example.com")
     typ, data = c.select("INBOX")
-    assert data == [b"3"]  # 3 + fourth - second
+    assert data == [b"3"]  # first, third, fourth: second deleted locally, extra on the server
     typ, data = c.uid("SEARCH", None, "SUBJECT", "first")
     uid_first = data[0]
     typ, data = c.uid("FETCH", uid_first, "(FLAGS)")
@@ -166,6 +168,7 @@ def test_mbsync_two_way(server: ServerProcess, tmp_path: Path) -> None:
     c.logout()
     inbox = _maildir_files(local / "INBOX")
     assert len(inbox) == 3
+    assert not any(b"Subject: extra" in p.read_bytes() for p in inbox)
     third = next(p for p in inbox if b"Subject: third" in p.read_bytes())
     assert "R" in third.name.split(":2,")[1]
 
