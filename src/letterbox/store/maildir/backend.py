@@ -525,7 +525,11 @@ class MaildirAccount(AccountStore):
     ) -> AppendResult:
         mbox = self._mailbox_by_name(mailbox)
         flagset = _normalize_flags(flags)
-        if quota is not None and quota.exceeded_by(self._usage(self.db), len(data), 1):
+        if (
+            quota is not None
+            and (quota.bytes or quota.messages)
+            and quota.exceeded_by(self._usage(self.db), len(data), 1)
+        ):
             raise OverQuota("quota exceeded")  # early, before writing anything
         parsed = parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(
             parse_message, data
