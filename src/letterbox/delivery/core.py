@@ -76,10 +76,11 @@ def resolve_recipient(ctx: Context, address: str) -> tuple[str, Account] | Refus
         if domain and domain in ctx.directory.local_domains():
             return user_unknown(address.lower())
         return relaying_denied()
-    if addr.rpartition("@")[2] not in ctx.directory.local_domains():
-        return relaying_denied()
     account = ctx.directory.get(addr)
     if account is None:
+        # An account's domain is local by definition; only a miss needs the domain list.
+        if addr.rpartition("@")[2] not in ctx.directory.local_domains():
+            return relaying_denied()
         return user_unknown(addr)
     if not account.enabled:
         return mailbox_disabled(addr)
