@@ -536,7 +536,7 @@ class MaildirAccount(AccountStore):
         )
         folder = self._folder(mbox.id)
         tmp_name = files.new_filename(len(data), None)
-        tmp = await asyncio.to_thread(files.write_tmp, folder, tmp_name, data)
+        tmp = await files.disk_threads.run(files.write_tmp, folder, tmp_name, data)
         when = time.time() if internaldate is None else internaldate
         final: Path | None = None
         try:
@@ -557,7 +557,7 @@ class MaildirAccount(AccountStore):
                 final.unlink(missing_ok=True)
             raise
         # The rename is durable once the directory is; only then is the message acknowledged.
-        await asyncio.to_thread(files.fsync_dir, folder / "cur")
+        await files.disk_threads.run(files.fsync_dir, folder / "cur")
         self._publish(mbox.id, modseq, "append")
         return AppendResult(uidvalidity, uid)
 

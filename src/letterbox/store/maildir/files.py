@@ -7,13 +7,20 @@ Flags live in the index only, so a flag change never renames a file.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
+import queue
 import re
 import shutil
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _counter = itertools.count(1)
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
@@ -37,6 +44,71 @@ def folder_name(dirname: str) -> str:
         return "INBOX"
     parts = dirname[1:].split(".")
     return "/".join(re.sub(r"%([0-9A-F]{2})", lambda m: chr(int(m.group(1), 16)), p) for p in parts)
+
+
+class _DiskThreads:
+    """Threads for the durable writes of APPEND and delivery, which wait on fsync.
+
+    asyncio.to_thread would do, but its executor runs a dozen Python calls (locks,
+    futures chained to futures) per job in the worker, holding the GIL each time, and the
+    event loop thread stalls on the GIL meanwhile: with a delivery every millisecond that
+    was a visible share of the loop's time. Here a job is one queue get and one callback.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._jobs: queue.SimpleQueue[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any],
+                                            Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Call fn(*args) in a worker thread; the future completes on the calling loop.
+        Cancelling the future does not stop a call already started."""
+        if not self._started:
+            self._start()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._jobs.put((loop, fut, fn, args))
+        return fut
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            for i in range(self._size):
+                # Daemon: idle ones must not hold up exit; the server awaits its writes
+                # before it closes the store, so none is cut short.
+                threading.Thread(target=self._work, name=f"letterbox-disk-{i}", daemon=True).start()
+            self._started = True
+
+    def _work(self) -> None:
+        while True:
+            loop, fut, fn, args = self._jobs.get()
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as e:
+                error = e
+            try:
+                loop.call_soon_threadsafe(_settle, fut, result, error)
+            except RuntimeError:
+                pass  # that loop is closed; nobody waits for the result
+            del loop, fut, fn, args, result, error
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+# Concurrent fsyncs let the filesystem commit several in one journal write.
+disk_threads = _DiskThreads(16)
 
 
 def make_dirs(folder: Path) -> None:
