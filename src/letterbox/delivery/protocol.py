@@ -124,16 +124,36 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: i
     buf = bytearray(b"\r\n")
     searched = 0  # the end marker does not start before this offset
     checked = 2  # the lines before this offset fit in line_limit
+    dots = False  # a line before `searched` starts with a dot
     refusal: str | None = None
     while True:
         chunk = await reader.read(_ALL)
         if not chunk:
             raise ConnectionResetError("connection closed during DATA")
         buf += chunk
-        end = buf.find(_END, searched)
+        end = -1
+        while not dots:
+            # Most messages have no line starting with a dot but the final one: looking
+            # for the dot finds the end and tells that there is no dot-stuffing to undo
+            # in one pass over the message.
+            dot = buf.find(b"\r\n.", searched)
+            if dot < 0:
+                searched = max(0, len(buf) - 2)
+                break
+            if len(buf) < dot + len(_END):
+                searched = dot  # too soon to tell
+                break
+            if buf[dot + 3] == 13 and buf[dot + 4] == 10:  # "\r\n"
+                end = dot
+                break
+            dots = True
+            searched = dot
+        if dots:
+            end = buf.find(_END, searched)
+            if end < 0:
+                searched = max(0, len(buf) - len(_END) + 1)
         if end >= 0:
             break
-        searched = max(0, len(buf) - len(_END) + 1)
         if refusal is None:
             checked = long_line_from(buf, checked, line_limit)
             refusal = _verdict(buf, checked, size_limit, line_limit)
@@ -155,7 +175,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: i
     if refusal is not None:
         return refusal
     # RFC 5321 4.5.2: a line starting with a dot loses that dot.
-    if buf.find(b"\r\n.") >= 0:
+    if dots:
         buf = buf.replace(b"\r\n.", b"\r\n")
     return bytes(memoryview(buf)[2:])
 
