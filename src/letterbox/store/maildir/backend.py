@@ -113,6 +113,10 @@ def _normalize_flags(flags: Iterable[str]) -> set[str]:
 
 
 class MaildirAccount(AccountStore):
+    _inbox_id: int | None = None
+    """INBOX can be neither deleted nor renamed (renaming it moves its messages out), so
+    its id holds for the account's life; append, once per delivered copy, skips the lookup."""
+
     def __init__(self, store: MaildirStore, address: str, root: Path) -> None:
         self.address = address
         self.root = root
@@ -523,7 +527,13 @@ class MaildirAccount(AccountStore):
         internaldate: float | None = None,
         quota: Quota | None = None,
     ) -> AppendResult:
-        mbox = self._mailbox_by_name(mailbox)
+        if mailbox == "INBOX" and self._inbox_id is not None:
+            mailbox_id = self._inbox_id
+        else:
+            mbox = self._mailbox_by_name(mailbox)
+            mailbox_id = mbox.id
+            if mbox.name == "INBOX":
+                self._inbox_id = mailbox_id
         flagset = _normalize_flags(flags)
         if (
             quota is not None
@@ -534,7 +544,7 @@ class MaildirAccount(AccountStore):
         parsed = parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(
             parse_message, data
         )
-        folder = self._folder(mbox.id)
+        folder = self._folder(mailbox_id)
         tmp_name = files.new_filename(len(data), None)
         tmp = await files.disk_threads.run(files.write_tmp, folder, tmp_name, data)
         when = time.time() if internaldate is None else internaldate
@@ -544,12 +554,12 @@ class MaildirAccount(AccountStore):
             # SQLite's write lock orders them, also across processes, so UIDs become
             # visible strictly in ascending order and never before their file exists.
             with self._tx() as db:
-                uid, uidvalidity = self._allocate_uids(db, mbox.id, 1, len(data), quota)
+                uid, uidvalidity = self._allocate_uids(db, mailbox_id, 1, len(data), quota)
                 filename = files.with_uid(tmp_name, uid)
                 final = folder / "cur" / filename
                 os.rename(tmp, final)
-                modseq = self._bump_modseq(db, mbox.id, flagset)
-                self._insert(db, mbox.id, uid, modseq, _flag_text(flagset), len(data), when,
+                modseq = self._bump_modseq(db, mailbox_id, flagset)
+                self._insert(db, mailbox_id, uid, modseq, _flag_text(flagset), len(data), when,
                              filename, parsed)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -558,7 +568,7 @@ class MaildirAccount(AccountStore):
             raise
         # The rename is durable once the directory is; only then is the message acknowledged.
         await files.disk_threads.run(files.fsync_dir, folder / "cur")
-        self._publish(mbox.id, modseq, "append")
+        self._publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
 
     async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:
