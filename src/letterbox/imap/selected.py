@@ -27,19 +27,19 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
         # RFC 9051 7.1: [CLOSED] marks where the old mailbox's responses end.
         s.send(wire.untagged_status("OK", "Previous mailbox closed", "CLOSED"))
     store = _store(s)
-    mailbox, metas = await store.snapshot(name)
+    mailbox, uids, first_unseen_uid = await store.select_info(name)
     readonly = cmd.readonly
     recent_from = mailbox.uidnext
     if not readonly and not s.rev2:
         recent_from = await store.take_recent(mailbox.id)
-    view = SelectedView(mailbox, metas, readonly, recent_from)
+    view = SelectedView(mailbox, uids, readonly, recent_from)
     view.condstore = cmd.condstore or s.condstore
     s.select_view(view)
     s.send(view.flags_response())
     s.send(b"* %d EXISTS\r\n" % view.exists)
     if not s.rev2:
         s.send(b"* %d RECENT\r\n" % view.recent_count())
-        first_unseen = next((i + 1 for i, m in enumerate(metas) if "\\Seen" not in m.flags), None)
+        first_unseen = view.msn(first_unseen_uid) if first_unseen_uid is not None else None
         if first_unseen is not None:
             s.send(wire.untagged_status("OK", f"First unseen is {first_unseen}", f"UNSEEN {first_unseen}"))
     if readonly:

@@ -38,10 +38,10 @@ class SelectedView:
         "saved",
     )
 
-    def __init__(self, mailbox: Mailbox, metas: list[MessageMeta], readonly: bool, recent_from: int) -> None:
+    def __init__(self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent_from: int) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
-        self.uids = array("L", (m.uid for m in metas))
+        self.uids = array("L", uids)
         self.modseq = mailbox.highestmodseq
         self.uidnext = mailbox.uidnext
         self.recent_from = recent_from

@@ -233,6 +233,10 @@ class AccountStore(abc.ABC):
         """Every message's UID, flags and MODSEQ, in UID order: what SELECT needs."""
 
     @abc.abstractmethod
+    async def select_info(self, mailbox: str) -> tuple[Mailbox, list[int], int | None]:
+        """What SELECT needs and no more: the UIDs in order and the first unseen UID."""
+
+    @abc.abstractmethod
     async def fetch(
         self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField]
     ) -> list[MessageRecord]:

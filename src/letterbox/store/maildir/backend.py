@@ -361,6 +361,17 @@ class MaildirAccount(AccountStore):
         ).fetchall()
         return mbox, [MessageMeta(uid, _flags(fl), ms) for uid, fl, ms in rows]
 
+    async def select_info(self, mailbox: str) -> tuple[Mailbox, list[int], int | None]:
+        mbox = self._mailbox_by_name(mailbox)
+        uids = [r[0] for r in self.db.execute(
+            "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mbox.id,)
+        )]
+        row = self.db.execute(
+            "SELECT min(uid) FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Seen') = 0",
+            (mbox.id,),
+        ).fetchone()
+        return mbox, uids, row[0]
+
     def _select_uids(
         self, sql: str, mailbox_id: int, uids: Sequence[int]
     ) -> list[tuple]:
