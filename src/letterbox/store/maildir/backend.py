@@ -1,8 +1,10 @@
 """The embedded store: Maildir++ folders of message files plus a SQLite index per account.
 
 Ordering that makes a crash harmless (the reconciler relies on it):
-  append:  allocate UID (commit) -> write file to tmp/, fsync, rename to cur/ (UID in the
-           name), fsync dir -> insert index row (commit) -> acknowledge.
+  append:  write file to tmp/ and fsync it -> one transaction: allocate the UID, rename
+           the file into cur/ (UID in its name), insert the row (commit) -> fsync cur/
+           -> acknowledge. SQLite's write lock orders these transactions, also across
+           processes, so UIDs become visible strictly in ascending order.
   expunge: delete rows and record tombstones (commit) -> unlink files.
 A file without a row is indexed at start-up under the UID in its name, unless a tombstone
 says it was expunged; a row without a file is dropped. UIDNEXT never moves backwards.
@@ -223,8 +225,9 @@ class MaildirAccount(AccountStore):
             self._known[mid] = hms
 
     def _publish(self, mailbox_id: int, modseq: int, kind: Literal["append", "flags", "expunge", "mailbox"]) -> None:
+        # data_version is deliberately not refreshed here: that would hide a change
+        # another process committed since the last poll.
         self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
-        self._data_version = self._pragma_data_version()
         self._store.feed.publish(Change(self.address, mailbox_id, modseq, kind))
 
     def check_external(self) -> None:
