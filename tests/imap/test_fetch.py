@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import letterbox.imap.session  # noqa: F401  (first: it builds the command table)
-from letterbox.imap.fetch import BrokenContent, UnknownCTE, decode_binary, internaldate
+from letterbox.imap import wire
+from letterbox.imap.fetch import BrokenContent, UnknownCTE, decode_binary
 from letterbox.mime import parse_message
 
 from .test_fetch_helpers import Env, run, tagged
@@ -127,9 +128,9 @@ def test_macros(env: Env) -> None:
 
 
 def test_internaldate_format() -> None:
-    assert internaldate(DATE) == b'"26-Nov-2025 08:41:44 +0000"'
-    assert internaldate(0) == b'"01-Jan-1970 00:00:00 +0000"'
-    assert internaldate(1709251199.9) == b'"29-Feb-2024 23:59:59 +0000"'
+    assert wire.epoch_date_time(DATE) == b'"26-Nov-2025 08:41:44 +0000"'
+    assert wire.epoch_date_time(0) == b'"01-Jan-1970 00:00:00 +0000"'
+    assert wire.epoch_date_time(1709251199.9) == b'"29-Feb-2024 23:59:59 +0000"'
 
 
 def test_uid_fetch_always_returns_uid_first(env: Env) -> None:

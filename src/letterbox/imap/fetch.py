@@ -17,7 +17,6 @@ exactly as stored, so their length always equals RFC822.SIZE.
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,8 +32,6 @@ from .view import SelectedView
 _BATCH_ROWS = 1000
 _BATCH_BYTES = 1 << 20
 
-_MONTHS = (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")
-
 # Content-Transfer-Encodings that BINARY can undo (others are [UNKNOWN-CTE]).
 _KNOWN_CTE = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
 _IDENTITY_CTE = frozenset({"", "7bit", "8bit", "binary"})
@@ -47,14 +44,6 @@ class UnknownCTE(Exception):
 
 class BrokenContent(Exception):
     """A BINARY fetch hit data invalid in its (known) encoding: Dovecot answers NIL."""
-
-
-def internaldate(epoch: float) -> bytes:
-    """INTERNALDATE as a quoted date-time in UTC (the index keeps no sender zone)."""
-    t = time.gmtime(epoch)
-    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec
-    )
 
 
 # --- sections --------------------------------------------------------------------------
@@ -199,7 +188,7 @@ def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
     if name == "MODSEQ":
         return lambda r: b"MODSEQ (%d)" % r.modseq
     if name == "INTERNALDATE":
-        return lambda r: b"INTERNALDATE " + internaldate(r.internaldate)
+        return lambda r: b"INTERNALDATE " + wire.epoch_date_time(r.internaldate)
     if name == "RFC822.SIZE":
         return lambda r: b"RFC822.SIZE %d" % r.size
     if name == "ENVELOPE":

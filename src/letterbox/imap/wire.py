@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import time
 from collections.abc import Iterable
 
 # Longer strings go out as literals: quoting them saves nothing and clients cope better.
@@ -150,6 +151,15 @@ def date_time(value: datetime.datetime) -> bytes:
         sign,
         hours,
         mins,
+    )
+
+
+def epoch_date_time(epoch: float) -> bytes:
+    """`date_time` of seconds since the epoch, in UTC (INTERNALDATE: the index keeps no
+    sender zone); without a datetime object, since FETCH formats one per message."""
+    t = time.gmtime(epoch)
+    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec
     )
 
 
