@@ -241,6 +241,68 @@ def test_reconcile_restores_files_without_rows_and_drops_rows_without_files(root
     assert acc2.reconcile() == {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
 
 
+def test_reconcile_imports_foreign_maildir_files_with_their_flags(root: Path) -> None:
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+    run(acc.append("INBOX", MSG))
+    folder = root / "example.com" / "alice"
+    # Files another Maildir server left in cur/ (flags in the ":2," info) and two copies
+    # claiming one UID, as a careless copy would leave them.
+    (folder / "cur" / "1600000000.a.host:2,SF").write_bytes(MSG + b"a\r\n")
+    (folder / "cur" / "1600000001.b.host:2,RT").write_bytes(MSG + b"b\r\n")
+    (folder / "cur" / "1600000002.c.host,U=7:2,").write_bytes(MSG + b"c\r\n")
+    (folder / "cur" / "1600000003.d.host,U=7:2,").write_bytes(MSG + b"d\r\n")
+    acc.close()
+
+    acc2 = MaildirStore(root).account_sync("alice@example.com")
+    assert acc2.reconcile()["indexed"] == 4
+
+    async def check() -> None:
+        mbox, metas = await acc2.snapshot("INBOX")
+        assert [m.uid for m in metas] == [1, 7, 8, 9, 10]
+        bodies = {m.uid: await acc2.read_message(mbox.id, m.uid) for m in metas}
+        assert sorted(bodies.values()) == sorted([MSG] + [MSG + x + b"\r\n" for x in (b"a", b"b", b"c", b"d")])
+        flags = {bodies[m.uid][-3:-2]: set(m.flags) for m in metas if m.uid != 1}
+        assert flags == {b"a": {"\\Seen", "\\Flagged"}, b"b": {"\\Answered", "\\Deleted"}, b"c": set(), b"d": set()}
+        assert mbox.uidnext == 11
+
+    run(check())
+    assert acc2.reconcile()["indexed"] == 0
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_reconcile_indexes_new_files_in_arrival_order(root: Path, monkeypatch: pytest.MonkeyPatch, pool: bool) -> None:
+    from letterbox.store.maildir import backend, strays
+
+    monkeypatch.setattr(backend, "_RECONCILE_BATCH", 7)
+    monkeypatch.setattr(strays, "_POOL_MIN", 1 if pool else 10**9)
+    monkeypatch.setattr(strays, "_POOL_CHUNK", 3)
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+    run(acc.append("INBOX", MSG))
+    new = root / "example.com" / "alice" / "new"
+    for i in range(40):
+        name = new / f"{2000000000 - i}.outside{i}.host"  # names sort opposite to arrival
+        name.write_bytes(b"Subject: n%d\r\n\r\nbody %d\r\n" % (i, i))
+        os.utime(name, (1700000000 + i, 1700000000 + i))
+    acc.close()
+
+    acc2 = MaildirStore(root).account_sync("alice@example.com")
+    assert acc2.reconcile()["indexed"] == 40
+
+    async def check() -> None:
+        mbox, metas = await acc2.snapshot("INBOX")
+        assert [m.uid for m in metas] == list(range(1, 42))
+        for i in (0, 6, 7, 39):
+            assert await acc2.read_message(mbox.id, i + 2) == b"Subject: n%d\r\n\r\nbody %d\r\n" % (i, i)
+        recs = await acc2.fetch(mbox.id, [2, 41], ["envelope"])
+        assert [b"n0" in r.envelope for r in recs] == [True, False]
+        assert mbox.uidnext == 42 and mbox.highestmodseq > 1
+
+    run(check())
+    assert not os.listdir(new)
+
+
 def test_expunged_file_left_behind_is_not_resurrected(root: Path) -> None:
     store = MaildirStore(root)
     acc = store.account_sync("alice@example.com")

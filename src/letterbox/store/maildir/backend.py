@@ -52,7 +52,7 @@ from ..api import (
     Usage,
 )
 from ..feed import ChangeFeed, Subscription
-from . import files
+from . import files, strays
 from .index import connect
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 # Reading files bigger than this happens in a worker thread so the event loop stays free.
 _THREAD_READ = 256 * 1024
 _IN_CHUNK = 500
+# Stray files indexed per transaction at start-up.
+_RECONCILE_BATCH = 500
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "flags": ("m.flags",),
@@ -876,51 +878,54 @@ class MaildirAccount(AccountStore):
             stats["dropped"] += len(missing)
         expunged = {r[0] for r in self.db.execute("SELECT uid FROM expunged WHERE mailbox_id = ?", (mid,))}
         indexed_uids = set(rows.values())
-        strays = [fn for fn in on_disk if fn not in rows]
+        stray_names = [fn for fn in on_disk if fn not in rows]
         # Never hand out a UID that any row, file or tombstone has used.
-        seen = [u for fn in strays if (u := files.uid_from_filename(fn)) is not None]
+        seen = [u for fn in stray_names if (u := files.uid_from_filename(fn)) is not None]
         highest = max([0, *indexed_uids, *expunged, *seen])
         with self._tx() as db:
             db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (highest + 1, mid))
-        # Files dropped into new/ by another delivery agent join too, under fresh UIDs
-        # given in order of arrival (Maildir names start with the delivery time).
-        def arrival(fn: str) -> tuple[float, str]:
-            try:
-                return (os.stat(folder / "new" / fn).st_mtime, fn)
-            except OSError:
-                return (0.0, fn)
-
-        strays.sort(key=lambda f: files.uid_from_filename(f) or 0)
-        strays += ["../new/" + fn for fn in sorted(os.listdir(folder / "new"), key=arrival)]
-        for fn in strays:
-            path = (folder / "cur" / fn).resolve()
-            uid = files.uid_from_filename(fn) if not fn.startswith("../new/") else None
-            if uid is not None and (uid in expunged or uid in indexed_uids):
-                path.unlink(missing_ok=True)
+        found = []
+        claimed: set[int] = set()
+        for stray in strays.find(folder, stray_names):
+            if stray.uid is not None and (stray.uid in expunged or stray.uid in indexed_uids):
+                stray.path.unlink(missing_ok=True)  # expunged, or a leftover copy of an indexed one
                 stats["removed"] += 1
                 continue
-            try:
-                data = path.read_bytes()
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue
-            parsed = parse_message(data)
-            with self._tx() as db:
-                if uid is None:
-                    uid = int(db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mid,)).fetchone()[0])
-                db.execute(
-                    "UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (uid + 1, mid)
-                )
-                name = path.name
-                if fn.startswith("../new/") or files.uid_from_filename(name) is None:
-                    name = files.new_filename(len(data), uid)
-                    os.rename(path, folder / "cur" / name)
-                modseq = self._bump_modseq(db, mid)
-                self._insert(db, mid, uid, modseq, "", len(data), mtime, name, parsed)
-            indexed_uids.add(uid)
-            stats["indexed"] += 1
-        if strays:
+            if stray.uid in claimed:
+                stray.uid = None  # two files claim one UID: the later one gets a fresh UID
+            elif stray.uid is not None:
+                claimed.add(stray.uid)
+            found.append(stray)
+        batch: list[strays.Loaded] = []
+        for loaded in strays.load(found):
+            batch.append(loaded)
+            if len(batch) >= _RECONCILE_BATCH:
+                self._index_strays(mid, folder, batch)
+                stats["indexed"] += len(batch)
+                batch = []
+        if batch:
+            self._index_strays(mid, folder, batch)
+            stats["indexed"] += len(batch)
+        if found:
             files.fsync_dir(folder / "cur")
+
+    def _index_strays(self, mid: int, folder: Path, batch: list[strays.Loaded]) -> None:
+        """One transaction for a batch of stray files: new/ ones get the next UIDs and move
+        into cur/ under a name that carries the UID."""
+        with self._tx() as db:
+            uidnext = int(db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mid,)).fetchone()[0])
+            modseq = self._bump_modseq(db, mid)
+            for item in batch:
+                stray = item.stray
+                uid = stray.uid
+                name = stray.path.name
+                if uid is None:
+                    uid = uidnext
+                    name = files.new_filename(item.size, uid)
+                    os.rename(stray.path, folder / "cur" / name)
+                uidnext = max(uidnext, uid + 1)
+                self._insert(db, mid, uid, modseq, stray.flags, item.size, item.mtime, name, item.parsed)
+            db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (uidnext, mid))
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,101 @@
+"""Message files the index does not know yet, found at start-up.
+
+Two kinds: files in cur/ whose index row was lost in a crash (they keep the UID in their
+name), and files another delivery agent dropped into new/ (they get fresh UIDs in order of
+arrival). Reading and parsing them is the slow part; on a machine with several cores a
+big batch is parsed by a pool of processes, in order, while the caller writes the index.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...mime import ParsedMessage, parse_message
+from . import files
+
+# Below this many files the start-up cost of worker processes is not worth it.
+_POOL_MIN = 2000
+_POOL_CHUNK = 64
+
+# Maildir "info" letters (the part after ":2,") and the IMAP flags they stand for.
+_INFO_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
+
+
+@dataclass(slots=True)
+class Stray:
+    path: Path
+    uid: int | None  # from a cur/ name; None for new/
+    flags: str  # stored flag text, from the Maildir info of a cur/ name
+
+
+@dataclass(slots=True)
+class Loaded:
+    stray: Stray
+    size: int
+    mtime: float
+    parsed: ParsedMessage
+
+
+def flags_from_name(filename: str) -> str:
+    """The flags a foreign Maildir name carries in its ``:2,`` info, as stored text."""
+    _, sep, info = filename.partition(":2,")
+    if not sep:
+        return ""
+    return " ".join(sorted({_INFO_FLAGS[c] for c in info if c in _INFO_FLAGS}))
+
+
+def find(folder: Path, cur_names: Iterable[str]) -> list[Stray]:
+    """*cur_names* (cur/ files without a row) by UID, then every new/ file by arrival.
+
+    Maildir names start with the delivery time, and the mtime says when the file was
+    completed, so new/ files are sorted by (mtime, name)."""
+    out = sorted(
+        (Stray(folder / "cur" / fn, files.uid_from_filename(fn), flags_from_name(fn)) for fn in cur_names),
+        key=lambda s: s.uid or 0,
+    )
+    arrivals = []
+    with os.scandir(folder / "new") as it:
+        for entry in it:
+            try:
+                mtime = entry.stat().st_mtime
+            except OSError:
+                continue
+            arrivals.append((mtime, entry.name))
+    arrivals.sort()
+    out += [Stray(folder / "new" / name, None, "") for _, name in arrivals]
+    return out
+
+
+def _load(path: str) -> tuple[int, float, ParsedMessage] | None:
+    try:
+        with open(path, "rb") as f:
+            mtime = os.fstat(f.fileno()).st_mtime
+            data = f.read()
+    except OSError:
+        return None  # gone meanwhile (another agent moved it); nothing to index
+    return len(data), mtime, parse_message(data)
+
+
+def load(strays: list[Stray]) -> Iterator[Loaded]:
+    """Read and parse *strays* in order, skipping files that vanished."""
+    paths = [str(s.path) for s in strays]
+    workers = min(os.cpu_count() or 1, 8)
+    if len(strays) < _POOL_MIN or workers < 2:
+        results: Iterable[tuple[int, float, ParsedMessage] | None] = map(_load, paths)
+        yield from _pair(strays, results)
+        return
+    # fork: the workers need nothing but this module, and start in milliseconds.
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        yield from _pair(strays, pool.map(_load, paths, chunksize=_POOL_CHUNK))
+
+
+def _pair(strays: list[Stray], results: Iterable[tuple[int, float, ParsedMessage] | None]) -> Iterator[Loaded]:
+    for stray, r in zip(strays, results, strict=True):
+        if r is not None:
+            yield Loaded(stray, *r)
