@@ -501,20 +501,29 @@ class MaildirAccount(AccountStore):
         filename: str,
         parsed: ParsedMessage,
     ) -> None:
-        db.execute(
+        self._insert_many(db, mailbox_id, [(uid, modseq, flags, size, internaldate, filename, parsed)])
+
+    @staticmethod
+    def _insert_many(
+        db: sqlite3.Connection,
+        mailbox_id: int,
+        rows: Sequence[tuple[int, int, str, int, float, str, ParsedMessage]],
+    ) -> None:
+        """Rows of (UID, MODSEQ, flags, size, INTERNALDATE, file name, parsed message)."""
+        db.executemany(
             "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (mailbox_id, uid, flags, modseq, size, internaldate, filename),
+            [(mailbox_id, uid, fl, ms, size, idate, fn) for uid, ms, fl, size, idate, fn, _ in rows],
         )
-        db.execute(
+        db.executemany(
             "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mailbox_id, uid, parsed.sent_date, parsed.subject, parsed.from_, parsed.to,
-             parsed.cc, parsed.bcc, parsed.message_id),
+            [(mailbox_id, uid, p.sent_date, p.subject, p.from_, p.to, p.cc, p.bcc, p.message_id)
+             for uid, *_, p in rows],
         )
-        db.execute(
+        db.executemany(
             "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (mailbox_id, uid, parsed.header_size, parsed.envelope, parsed.body,
-             parsed.bodystructure, parsed.parts),
+            [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts)
+             for uid, *_, p in rows],
         )
 
     def _bump_modseq(self, db: sqlite3.Connection, mailbox_id: int, keywords: Iterable[str] = ()) -> int:
@@ -888,7 +897,8 @@ class MaildirAccount(AccountStore):
         claimed: set[int] = set()
         for stray in strays.find(folder, stray_names):
             if stray.uid is not None and (stray.uid in expunged or stray.uid in indexed_uids):
-                stray.path.unlink(missing_ok=True)  # expunged, or a leftover copy of an indexed one
+                with contextlib.suppress(FileNotFoundError):  # expunged, or a leftover copy
+                    os.unlink(os.path.join(stray.dir, stray.name))
                 stats["removed"] += 1
                 continue
             if stray.uid in claimed:
@@ -912,19 +922,22 @@ class MaildirAccount(AccountStore):
     def _index_strays(self, mid: int, folder: Path, batch: list[strays.Loaded]) -> None:
         """One transaction for a batch of stray files: new/ ones get the next UIDs and move
         into cur/ under a name that carries the UID."""
+        cur = os.path.join(folder, "cur")
+        rows = []
         with self._tx() as db:
             uidnext = int(db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mid,)).fetchone()[0])
             modseq = self._bump_modseq(db, mid)
             for item in batch:
                 stray = item.stray
                 uid = stray.uid
-                name = stray.path.name
+                name = stray.name
                 if uid is None:
                     uid = uidnext
                     name = files.new_filename(item.size, uid)
-                    os.rename(stray.path, folder / "cur" / name)
+                    os.rename(os.path.join(stray.dir, stray.name), os.path.join(cur, name))
                 uidnext = max(uidnext, uid + 1)
-                self._insert(db, mid, uid, modseq, stray.flags, item.size, item.mtime, name, item.parsed)
+                rows.append((uid, modseq, stray.flags, item.size, item.mtime, name, item.parsed))
+            self._insert_many(db, mid, rows)
             db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (uidnext, mid))
 
     def close(self) -> None:

@@ -28,7 +28,8 @@ _INFO_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen
 
 @dataclass(slots=True)
 class Stray:
-    path: Path
+    dir: str
+    name: str
     uid: int | None  # from a cur/ name; None for new/
     flags: str  # stored flag text, from the Maildir info of a cur/ name
 
@@ -54,12 +55,13 @@ def find(folder: Path, cur_names: Iterable[str]) -> list[Stray]:
 
     Maildir names start with the delivery time, and the mtime says when the file was
     completed, so new/ files are sorted by (mtime, name)."""
+    cur, new = os.path.join(folder, "cur"), os.path.join(folder, "new")
     out = sorted(
-        (Stray(folder / "cur" / fn, files.uid_from_filename(fn), flags_from_name(fn)) for fn in cur_names),
+        (Stray(cur, fn, files.uid_from_filename(fn), flags_from_name(fn)) for fn in cur_names),
         key=lambda s: s.uid or 0,
     )
     arrivals = []
-    with os.scandir(folder / "new") as it:
+    with os.scandir(new) as it:
         for entry in it:
             try:
                 mtime = entry.stat().st_mtime
@@ -67,7 +69,7 @@ def find(folder: Path, cur_names: Iterable[str]) -> list[Stray]:
                 continue
             arrivals.append((mtime, entry.name))
     arrivals.sort()
-    out += [Stray(folder / "new" / name, None, "") for _, name in arrivals]
+    out += [Stray(new, name, None, "") for _, name in arrivals]
     return out
 
 
@@ -83,7 +85,7 @@ def _load(path: str) -> tuple[int, float, ParsedMessage] | None:
 
 def load(strays: list[Stray]) -> Iterator[Loaded]:
     """Read and parse *strays* in order, skipping files that vanished."""
-    paths = [str(s.path) for s in strays]
+    paths = [os.path.join(s.dir, s.name) for s in strays]
     workers = min(os.cpu_count() or 1, 8)
     if len(strays) < _POOL_MIN or workers < 2:
         results: Iterable[tuple[int, float, ParsedMessage] | None] = map(_load, paths)
