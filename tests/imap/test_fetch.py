@@ -599,3 +599,51 @@ def test_large_fetch_is_sent_in_few_chunks(env: Env, monkeypatch: pytest.MonkeyP
         assert out.count(b" FETCH (ENVELOPE (") == 2100
 
     run(go())
+
+
+def test_fetch_flags_fast_path_matches_the_row_by_row_answer(env: Env) -> None:
+    async def go() -> None:
+        acc = await env.account()
+        for flags in ([], ["\\Seen"], ["$Work", "\\Flagged"], []):
+            await acc.append("INBOX", SIMPLE, flags, DATE)
+        first = await env.session()  # rev1: takes \Recent for messages 1-4
+        await acc.append("INBOX", SIMPLE, ["\\Seen"], DATE)
+        await acc.append("INBOX", SIMPLE, [], DATE)
+        s = await env.session()  # \Recent for 5 and 6 only
+        out = await s.cmd("a FETCH 1:* (FLAGS)")
+        assert out == (
+            b"* 1 FETCH (FLAGS ())\r\n* 2 FETCH (FLAGS (\\Seen))\r\n"
+            b"* 3 FETCH (FLAGS ($Work \\Flagged))\r\n* 4 FETCH (FLAGS ())\r\n"
+            b"* 5 FETCH (FLAGS (\\Seen \\Recent))\r\n* 6 FETCH (FLAGS (\\Recent))\r\n"
+            b"a OK FETCH completed\r\n"
+        )
+        # The slow path (another item alongside) gives the same flags.
+        slow = await s.cmd("a FETCH 1:* (FLAGS RFC822.SIZE)")
+        assert re.findall(rb"FLAGS \([^)]*\)", slow) == re.findall(rb"FLAGS \([^)]*\)", out)
+        out = await s.cmd("b UID FETCH 2:3,6:9 (FLAGS)")
+        assert out == (
+            b"* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n* 3 FETCH (UID 3 FLAGS ($Work \\Flagged))\r\n"
+            b"* 6 FETCH (UID 6 FLAGS (\\Recent))\r\nb OK UID FETCH completed\r\n"
+        )
+        # A message this session has not been told of yet stays out, even under '*'.
+        await acc.append("INBOX", SIMPLE, [], DATE)
+        if s.s.subscription is not None:
+            s.s.subscription.take()
+        out = await s.cmd("c UID FETCH 5:* (FLAGS)")
+        assert out == (
+            b"* 5 FETCH (UID 5 FLAGS (\\Seen \\Recent))\r\n* 6 FETCH (UID 6 FLAGS (\\Recent))\r\n"
+            b"c OK UID FETCH completed\r\n"
+        )
+        # Expunged in the store, the session not yet told: the rest keep their numbers.
+        mbox = await acc.get_mailbox("INBOX")
+        await acc.expunge(mbox.id, [2])
+        if s.s.subscription is not None:
+            s.s.subscription.take()
+        out = await s.cmd("d FETCH 1:3 (FLAGS)")
+        assert out == (
+            b"* 1 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ($Work \\Flagged))\r\n"
+            b"d OK [EXPUNGEISSUED] Some messages were already expunged\r\n"
+        )
+        await first.cmd("z LOGOUT")
+
+    run(go())

@@ -17,7 +17,7 @@ exactly as stored, so their length always equals RFC822.SIZE.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..mime.headers import get_header_fields, get_header_fields_not
@@ -376,59 +376,80 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
 async def _fetch_flags_fast(
     s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, with_uid: bool
 ) -> Done:
-    """`FETCH 1:* (FLAGS)` and `UID FETCH 1:* (FLAGS)`, the commands clients resync with:
-    one index query per range, merged with the view's UIDs; the `FLAGS (...)` bytes are
-    built once per distinct flag set."""
+    """`FETCH 1:* (FLAGS)` and `UID FETCH 1:* (FLAGS)`, the commands clients resync with,
+    answered from the store's flag table and formatted in bulk, with one `FLAGS (...)`
+    text per distinct flag set."""
     uids = view.uids
     n = len(uids)
     if not n:
         return _done(verb, False)
+    last = uids[-1]
     if cmd.uid:
-        uid_ranges = cmd.sequence_set.resolve(uids[-1])
+        # Messages the view has not announced yet have higher UIDs: leave them out.
+        uid_ranges = [(lo, min(hi, last)) for lo, hi in cmd.sequence_set.resolve(last) if lo <= last]
     else:
         uid_ranges = [(uids[lo - 1], uids[hi - 1]) for lo, hi in cmd.sequence_set.resolve(n) if lo <= n]
+    table = await store.flag_table(view.mailbox.id)
+    tuids, tids = table.uids, table.flag_ids
+    shown = [view.shown_flags(0, t.split(), True) for t in table.texts]
+    plain = [wire.flag_list(f) for f in shown]
+    recent = [wire.flag_list([*f, "\\Recent"]) for f in shown]
     recent_from = view.recent_from if not s.rev2 else 1 << 62
-    shown: dict[tuple[frozenset[str], bool], bytes] = {}
     missing = False
     count = size = 0
     for lo, hi in uid_ranges:
-        rows = await store.flags_in_range(view.mailbox.id, lo, hi)
-        k = bisect.bisect_left(uids, lo)
-        end = bisect.bisect_right(uids, hi)
-        expected = end - k
-        lines = []
-        for uid, flags, _ms in rows:
-            while k < end and uids[k] < uid:
-                k += 1
-            if k >= end or uids[k] != uid:
-                continue  # added by another session, not yet announced to this one
-            key = (flags, uid >= recent_from)
-            fb = shown.get(key)
-            if fb is None:
-                fb = shown[key] = wire.flag_list(view.shown_flags(uid, flags, s.rev2))
-            k += 1
-            if with_uid:
-                lines.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (k, uid, fb))
-            else:
-                lines.append(b"* %d FETCH (FLAGS %s)\r\n" % (k, fb))
-            if len(lines) >= _BATCH_ROWS:
-                data = b"".join(lines)
-                size += len(data)
-                count += len(lines)
-                s.send(data)
-                await s.flush()
-                expected -= len(lines)
-                lines = []
-        if lines:
-            data = b"".join(lines)
+        k, end = bisect.bisect_left(uids, lo), bisect.bisect_right(uids, hi)
+        i, j = bisect.bisect_left(tuids, lo), bisect.bisect_right(tuids, hi)
+        msns: Sequence[int]
+        if end - k == j - i:
+            # No UID the view lacks is at or below its last one, so an equal count means
+            # the same messages: message k + 1 + x is the table's row i + x.
+            msns, ruids, rids = range(k + 1, end + 1), tuids[i:j], tids[i:j]
+        else:  # the view still shows messages expunged meanwhile (reported later)
+            msns, ruids, rids = _common_rows(uids, k, end, tuids, tids, i, j)
+            missing = True
+        for a in range(0, len(msns), _BATCH_ROWS):
+            b = min(a + _BATCH_ROWS, len(msns))
+            split = bisect.bisect_left(ruids, recent_from, a, b)
+            data = _flag_lines(msns[a:split], ruids[a:split], rids[a:split], plain, with_uid)
+            if split < b:
+                data += _flag_lines(msns[split:b], ruids[split:b], rids[split:b], recent, with_uid)
             size += len(data)
-            count += len(lines)
+            count += b - a
             s.send(data)
-            expected -= len(lines)
-        missing = missing or expected > 0
+            await s.flush()
     s.stats["fetch"] += count
     s.stats["fetch_bytes"] += size
     return _done(verb, missing)
+
+
+def _flag_lines(
+    msns: Sequence[int], uids: Sequence[int], ids: Sequence[int], flags: list[bytes], with_uid: bool
+) -> bytes:
+    shown = map(flags.__getitem__, ids)
+    if with_uid:
+        return b"".join(map(b"* %d FETCH (UID %d FLAGS %s)\r\n".__mod__, zip(msns, uids, shown, strict=True)))
+    return b"".join(map(b"* %d FETCH (FLAGS %s)\r\n".__mod__, zip(msns, shown, strict=True)))
+
+
+def _common_rows(
+    uids: Sequence[int], k: int, end: int, tuids: Sequence[int], tids: Sequence[int], i: int, j: int
+) -> tuple[list[int], list[int], list[int]]:
+    """(message number, UID, flag id) of the messages both the view (its positions k to
+    end) and the table (its rows i to j) hold."""
+    msns, ruids, rids = [], [], []
+    while k < end and i < j:
+        if uids[k] < tuids[i]:
+            k += 1
+        elif uids[k] > tuids[i]:
+            i += 1
+        else:
+            msns.append(k + 1)
+            ruids.append(uids[k])
+            rids.append(tids[i])
+            k += 1
+            i += 1
+    return msns, ruids, rids
 
 
 def _done(verb: str, expunge_issued: bool) -> Done:

@@ -136,6 +136,19 @@ SearchField = Literal["subject", "from", "to", "cc", "bcc", "message-id"]
 
 
 @dataclass(frozen=True, slots=True)
+class FlagTable:
+    """Every message of a mailbox as of one MODSEQ: UIDs ascending, and for each the
+    index of its flags in *texts* (flag names sorted, space-separated, as stored).
+    Never changed once handed out; *texts* only grows."""
+
+    modseq: int
+    uidvalidity: int
+    uids: Sequence[int]
+    flag_ids: Sequence[int]
+    texts: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     uidvalidity: int
     uid: int
@@ -233,7 +246,7 @@ class AccountStore(abc.ABC):
         """Every message's UID, flags and MODSEQ, in UID order: what SELECT needs."""
 
     @abc.abstractmethod
-    async def select_info(self, mailbox: str) -> tuple[Mailbox, list[int], int | None]:
+    async def select_info(self, mailbox: str) -> tuple[Mailbox, Sequence[int], int | None]:
         """What SELECT needs and no more: the UIDs in order and the first unseen UID."""
 
     @abc.abstractmethod
@@ -243,11 +256,9 @@ class AccountStore(abc.ABC):
         """Index rows for *uids* that still exist, in UID order."""
 
     @abc.abstractmethod
-    async def flags_in_range(
-        self, mailbox_id: int, first: int, last: int
-    ) -> list[tuple[int, frozenset[str], int]]:
-        """(UID, flags, MODSEQ) for first <= UID <= last, ascending: the plain rows that
-        FETCH FLAGS over a large mailbox needs, without building a record per message."""
+    async def flag_table(self, mailbox_id: int) -> FlagTable:
+        """Every message's UID and flags, current: what `FETCH 1:* (FLAGS)` over a large
+        mailbox needs, without a record per message."""
 
     @abc.abstractmethod
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:

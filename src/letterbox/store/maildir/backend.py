@@ -36,6 +36,7 @@ from ..api import (
     ChangeSet,
     CopyResult,
     FetchField,
+    FlagTable,
     Mailbox,
     MailboxExists,
     MailboxInUse,
@@ -53,6 +54,7 @@ from ..api import (
 )
 from ..feed import ChangeFeed, Subscription
 from . import files, strays
+from .flagtables import FlagTables
 from .index import connect
 
 log = logging.getLogger(__name__)
@@ -282,6 +284,7 @@ class MaildirAccount(AccountStore):
             db.execute("DELETE FROM mailboxes WHERE id = ?", (mbox.id,))
         self._dirs.pop(mbox.id, None)
         self._known.pop(mbox.id, None)
+        self._store.flag_tables.drop((self.address, mbox.id))
         await asyncio.to_thread(shutil.rmtree, folder, True)
         self._publish(mbox.id, mbox.highestmodseq + 1, "mailbox")
 
@@ -366,16 +369,15 @@ class MaildirAccount(AccountStore):
         ).fetchall()
         return mbox, [MessageMeta(uid, _flags(fl), ms) for uid, fl, ms in rows]
 
-    async def select_info(self, mailbox: str) -> tuple[Mailbox, list[int], int | None]:
+    async def select_info(self, mailbox: str) -> tuple[Mailbox, Sequence[int], int | None]:
         mbox = self._mailbox_by_name(mailbox)
-        uids = [r[0] for r in self.db.execute(
-            "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mbox.id,)
-        )]
-        row = self.db.execute(
-            "SELECT min(uid) FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Seen') = 0",
-            (mbox.id,),
-        ).fetchone()
-        return mbox, uids, row[0]
+        table = await self.flag_table(mbox.id)
+        first = len(table.uids)
+        for fid, text in enumerate(table.texts):
+            if "\\Seen" not in text.split():
+                with contextlib.suppress(ValueError):
+                    first = min(first, table.flag_ids.index(fid))
+        return mbox, table.uids, table.uids[first] if first < len(table.uids) else None
 
     def _select_uids(
         self, sql: str, mailbox_id: int, uids: Sequence[int]
@@ -431,15 +433,8 @@ class MaildirAccount(AccountStore):
             out.append(rec)
         return out
 
-    async def flags_in_range(
-        self, mailbox_id: int, first: int, last: int
-    ) -> list[tuple[int, frozenset[str], int]]:
-        rows = self.db.execute(
-            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
-            " ORDER BY uid",
-            (mailbox_id, first, last),
-        ).fetchall()
-        return [(uid, _flags(fl), ms) for uid, fl, ms in rows]
+    async def flag_table(self, mailbox_id: int) -> FlagTable:
+        return self._store.flag_tables.get(self.db, (self.address, mailbox_id))
 
     def _path(self, mailbox_id: int, uid: int) -> Path:
         row = self.db.execute(
@@ -941,6 +936,7 @@ class MaildirAccount(AccountStore):
             db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (uidnext, mid))
 
     def close(self) -> None:
+        self._store.flag_tables.drop_account(self.address)
         self.db.close()
 
 
@@ -950,6 +946,7 @@ class MaildirStore(Store):
     def __init__(self, root: Path, feed: ChangeFeed | None = None) -> None:
         self.root = root
         self.feed = feed or ChangeFeed()
+        self.flag_tables = FlagTables()
         self._accounts: dict[str, MaildirAccount] = {}
         root.mkdir(parents=True, exist_ok=True)
 
