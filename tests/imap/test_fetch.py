@@ -205,9 +205,10 @@ SECTIONS = [
     ("2.TEXT", b""),
     ("4", b""),
     ("3.3", b""),
-    # A leaf has no parts (mime.sections; Dovecot would answer 1.1 with part 1).
-    ("1.1", b""),
-    ("3.1.1", b""),
+    # A leaf has no parts, but as in Dovecot "N.1" of a leaf in a multipart is N.
+    ("1.1", PART1),
+    ("3.1.1", b"inner plain"),
+    ("1.1.1", b""),
     ("1.2", b""),
     ("0", b""),
 ]

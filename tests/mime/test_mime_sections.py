@@ -85,7 +85,8 @@ def test_single_part_message(path: tuple[int, ...], spec: str | None, expected: 
         ((1,), None, b"one"),  # the CRLF before a delimiter is the delimiter's
         ((1,), "MIME", b"Content-Type: text/plain\r\n\r\n"),
         ((1,), "TEXT", None),
-        ((1, 1), None, None),  # a text part has no part 1
+        ((1, 1), None, b"one"),  # a text part has no part 1; Dovecot answers with the part
+        ((1, 1, 1), None, None),
         ((2,), None, b"Subject: inner\r\n\r\ninner body"),
         ((2,), "MIME", b"Content-Type: message/rfc822\r\n\r\n"),
         ((2,), "HEADER", b"Subject: inner\r\n\r\n"),

@@ -55,6 +55,7 @@ def find_part(parts: str | Node, path: Sequence[int]) -> Node | None:
     """
     node = _node(parts)
     as_message = True  # ``node`` is a message and ``num`` indexes its body
+    in_multipart = False  # ``node`` is a part of a multipart
     for num in path:
         if num < 1:
             return None
@@ -62,14 +63,22 @@ def find_part(parts: str | Node, path: Sequence[int]) -> Node | None:
             if node[3] == RFC822:
                 node = node[6][0]
             elif node[3] != MULTIPART:
-                return None  # a leaf has no parts
+                # A leaf has no parts. Dovecot answers "N.1" of a leaf N in a multipart
+                # with N itself (not "N.1.1", nor "1.1" of a single-part message).
+                if num != 1 or not in_multipart:
+                    return None
+                in_multipart = False
+                continue
         if node[3] == MULTIPART:
             children = node[6]
             if num > len(children):
                 return None
             node = children[num - 1]
+            in_multipart = True
         elif num != 1:
             return None
+        else:
+            in_multipart = False
         as_message = False
     return node
 
