@@ -512,8 +512,12 @@ def test_vanished_earlier(env: Env) -> None:
     async def go() -> None:
         await env.append(SIMPLE, SIMPLE, SIMPLE, SIMPLE)
         s = await env.session(rev2=True)
+        # RFC 7162 3.2.6: VANISHED only after ENABLE QRESYNC.
+        out = await s.cmd("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+        assert out == b"a BAD VANISHED needs ENABLE QRESYNC first\r\n"
+        assert b"* ENABLED QRESYNC\r\n" in await s.cmd("a ENABLE QRESYNC")
         await s.cmd("a STORE 2:3 +FLAGS.SILENT (\\Deleted)")
-        await s.cmd("a EXPUNGE")
+        assert await s.cmd("a EXPUNGE") == b"* VANISHED 2:3\r\na OK EXPUNGE completed\r\n"
         out = await s.cmd("a UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
         assert out.startswith(b"* VANISHED (EARLIER) 2:3\r\n* 1 FETCH (UID 1 FLAGS () MODSEQ (2))\r\n")
 

@@ -326,6 +326,8 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     verb = "UID FETCH" if cmd.uid else "FETCH"
     if not cmd.uid and not view.valid_msns(cmd.sequence_set):
         return Done("BAD", "Message sequence number out of range")
+    if cmd.vanished and not s.qresync:
+        return Done("BAD", "VANISHED needs ENABLE QRESYNC first")  # RFC 7162 3.2.6
     plan = _Plan(s, view, cmd)
     if plan.has_modseq:
         # RFC 7162 3.1: MODSEQ (and CHANGEDSINCE, which implies it) enables CONDSTORE.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from ..store.api import AccountStore
 from . import grammar as g
 from . import wire
@@ -20,6 +22,8 @@ def _view(s: IMAPSession) -> SelectedView:
 
 
 async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
+    if cmd.qresync is not None and not s.qresync:
+        return Done("BAD", "QRESYNC must be enabled first (ENABLE QRESYNC)")
     name = s.decode_name(cmd.mailbox)
     was_selected = s.view is not None
     s._close_view()
@@ -33,7 +37,9 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     if not readonly and not s.rev2:
         recent_from = await store.take_recent(mailbox.id)
     view = SelectedView(mailbox, uids, readonly, recent_from)
-    view.condstore = cmd.condstore or s.condstore
+    # RFC 7162 3.1: CONDSTORE and QRESYNC parameters are CONDSTORE enabling.
+    view.condstore = cmd.condstore or cmd.qresync is not None or s.condstore
+    view.qresync = s.qresync
     s.select_view(view)
     s.send(view.flags_response())
     s.send(b"* %d EXISTS\r\n" % view.exists)
@@ -52,8 +58,44 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     if s.rev2:
         attrs = mailbox.special_use or ""
         s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(mailbox.name) + b"\r\n")
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
+        await _quick_resync(s, view, cmd.qresync)
     code = "READ-ONLY" if readonly else "READ-WRITE"
     return Done("OK", f"{cmd.name} completed", code)
+
+
+async def _quick_resync(s: IMAPSession, view: SelectedView, q: g.QResync) -> None:
+    """RFC 7162 3.2.5.1: what changed since the client's MODSEQ, as a VANISHED (EARLIER)
+    for expunged UIDs, then a FETCH per changed message, limited to the known UIDs."""
+    cs = await _store(s).changes_since(view.mailbox.id, q.modseq)
+    star = max(view.uidnext - 1, 1)
+    known = q.known_uids.resolve(star) if q.known_uids is not None else None
+    starts = [lo for lo, _ in known] if known is not None else []
+
+    def wanted(uid: int) -> bool:
+        if known is None:
+            return True
+        i = bisect.bisect_right(starts, uid) - 1
+        return i >= 0 and uid <= known[i][1]
+
+    # 3.2.5.2: a matching (number, UID) pair shows the client knows every expunge up to
+    # that UID; the pairs are checked in order until one does not match.
+    floor = 0
+    if q.seq_match is not None:
+        msns, uids = q.seq_match
+        for seq, known_uid in zip(msns.iter(len(view.uids)), uids.iter(star), strict=False):
+            if seq > len(view.uids) or view.uids[seq - 1] != known_uid:
+                break
+            floor = known_uid
+    gone = [u for u in cs.expunged if u > floor and wanted(u)]
+    if gone:
+        s.send(b"* VANISHED (EARLIER) " + wire.sequence_set(gone) + b"\r\n")
+    for meta in cs.updated:
+        msn = view.msn(meta.uid)
+        if msn is None or not wanted(meta.uid):
+            continue
+        flags = wire.flag_list(view.shown_flags(meta.uid, meta.flags, s.rev2))
+        s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"FLAGS " + flags, b"MODSEQ (%d)" % meta.modseq]))
 
 
 async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:

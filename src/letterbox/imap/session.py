@@ -69,6 +69,8 @@ class IMAPSession(Session):
         self.rev2 = False
         self.condstore = False
         """ENABLE CONDSTORE (RFC 7162 3.1): MODSEQ in every FETCH of selected mailboxes."""
+        self.qresync = False
+        """ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE, SELECT (QRESYNC ...)."""
         self.store: AccountStore | None = None
         self.account: Account | None = None
         self.view: SelectedView | None = None
@@ -112,7 +114,7 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
-            "CONDSTORE", "WITHIN",
+            "CONDSTORE", "QRESYNC", "WITHIN",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
@@ -468,14 +470,21 @@ async def cmd_authenticate(s: IMAPSession, cmd: g.Authenticate) -> Done | None:
 
 async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
     enabled = []
+    had_condstore = s.condstore
     for cap in cmd.capabilities:
         c = cap.upper()
         if c == "IMAP4REV2" and not s.rev2:
             s.rev2 = True
             enabled.append("IMAP4rev2")
-        elif c == "CONDSTORE" and not s.condstore:
+        elif c == "CONDSTORE" and not had_condstore and "CONDSTORE" not in enabled:
             s.condstore = True
             enabled.append("CONDSTORE")
+        elif c == "QRESYNC" and not s.qresync:
+            # RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
+            s.qresync = s.condstore = True
+            enabled.append("QRESYNC")
+            if s.view is not None:
+                s.view.condstore = s.view.qresync = True
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 

@@ -35,6 +35,7 @@ class SelectedView:
         "own_modseqs",
         "keywords",
         "condstore",
+        "qresync",
         "saved",
     )
 
@@ -50,6 +51,8 @@ class SelectedView:
         self.own_modseqs: set[int] = set()
         self.keywords = set(mailbox.keywords)
         self.condstore = False
+        self.qresync = False
+        """RFC 7162 3.2.10.2: report expunges as VANISHED, not EXPUNGE."""
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), referred to as $ (RFC 5182)."""
 
@@ -145,11 +148,15 @@ class SelectedView:
         return out
 
     def _expunge_now(self) -> list[bytes]:
-        """EXPUNGE responses, highest sequence number first so that none needs adjusting."""
+        """EXPUNGE responses, highest sequence number first so that none needs adjusting,
+        or with QRESYNC one VANISHED response for them all."""
         out = []
         msns = sorted((m for u in self.pending_expunge if (m := self.msn(u)) is not None), reverse=True)
+        if self.qresync and msns:
+            out.append(b"* VANISHED " + wire.sequence_set(self.uids[m - 1] for m in reversed(msns)) + b"\r\n")
         for m in msns:
-            out.append(b"* %d EXPUNGE\r\n" % m)
+            if not self.qresync:
+                out.append(b"* %d EXPUNGE\r\n" % m)
             del self.uids[m - 1]
         self.pending_expunge.clear()
         self.saved = [u for u in self.saved if self.msn(u) is not None]
