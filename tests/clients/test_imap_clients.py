@@ -203,32 +203,78 @@ def test_offlineimap_full_sync(server: ServerProcess, tmp_path: Path) -> None:
     assert lists and len(_maildir_files(lists[0])) == 1
 
 
+class NeoMutt:
+    """neomutt in a detached tmux session, on one account, with a header cache."""
+
+    def __init__(self, srv: ServerProcess, user: str, tmp_path: Path, extra: str = "") -> None:
+        self.tmux = require_program("tmux")
+        self.neomutt = require_program("neomutt")
+        self.tmp_path = tmp_path
+        self.muttrc = tmp_path / "muttrc"
+        self.muttrc.write_text(
+            f'set imap_user="{user}"\nset imap_pass="{PASSWORD}"\n'
+            f'set folder="imap://127.0.0.1:{srv.port("imap")}/"\n'
+            'set spoolfile="+INBOX"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
+            f'set header_cache="{tmp_path}/hc"\nset message_cachedir="{tmp_path}/mc"\n'
+            "set mail_check=1\nset timeout=1\n" + extra
+        )
+        self.env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
+        self.runs = 0
+
+    def screen_with(self, *wanted: str, unwanted: tuple[str, ...] = ()) -> tuple[str, str]:
+        """Start neomutt, wait until the index shows every *wanted* text and none of
+        *unwanted*, quit; returns the screen and neomutt's protocol log."""
+        self.runs += 1
+        name = f"lb{os.getpid()}-{self.runs}"
+        log = self.tmp_path / f"neomutt{self.runs}.log"
+        subprocess.run([self.tmux, "new-session", "-d", "-s", name, "-x", "160", "-y", "40",
+                        f"{self.neomutt} -n -d 5 -l {log} -F {self.muttrc}"], check=True, env=self.env)
+        try:
+            screen = ""
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                screen = subprocess.run([self.tmux, "capture-pane", "-p", "-t", name], capture_output=True,
+                                        text=True, env=self.env).stdout
+                if all(w in screen for w in wanted) and not any(u in screen for u in unwanted):
+                    break
+                time.sleep(0.3)
+            assert all(w in screen for w in wanted) and not any(u in screen for u in unwanted), screen
+        finally:
+            subprocess.run([self.tmux, "send-keys", "-t", name, "q"], env=self.env)
+            time.sleep(0.5)
+            subprocess.run([self.tmux, "kill-session", "-t", name], env=self.env, stderr=subprocess.DEVNULL)
+        # neomutt appends a number to the log file's name.
+        return screen, "".join(p.read_text(errors="replace") for p in self.tmp_path.glob(log.name + "*"))
+
+
 def test_neomutt_shows_subject(server: ServerProcess, tmp_path: Path) -> None:
-    tmux = require_program("tmux")
-    neomutt = require_program("neomutt")
     server.add_user("mutt@example.com", PASSWORD)
     deliver(server, "mutt@example.com", "Quarterly numbers from Letterbox")
-    muttrc = tmp_path / "muttrc"
-    muttrc.write_text(
-        f'set imap_user="mutt@example.com"\nset imap_pass="{PASSWORD}"\n'
-        f'set folder="imap://127.0.0.1:{server.port("imap")}/"\n'
-        'set spoolfile="+INBOX"\nset ssl_starttls=no\nset ssl_force_tls=no\n'
-        f'set header_cache="{tmp_path}/hc"\nset message_cachedir="{tmp_path}/mc"\n'
-        "set mail_check=1\nset timeout=1\n"
-    )
-    name = f"lb{os.getpid()}"
-    env = {**os.environ, "HOME": str(tmp_path), "TERM": "xterm"}
-    subprocess.run([tmux, "new-session", "-d", "-s", name, "-x", "160", "-y", "40",
-                    f"{neomutt} -n -F {muttrc}"], check=True, env=env)
-    try:
-        screen = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            screen = subprocess.run([tmux, "capture-pane", "-p", "-t", name], capture_output=True,
-                                    text=True, env=env).stdout
-            if "Quarterly numbers from Letterbox" in screen:
-                break
-            time.sleep(0.3)
-        assert "Quarterly numbers from Letterbox" in screen, screen
-    finally:
-        subprocess.run([tmux, "kill-session", "-t", name], env=env)
+    NeoMutt(server, "mutt@example.com", tmp_path).screen_with("Quarterly numbers from Letterbox")
+
+
+def test_neomutt_resyncs_with_qresync(server: ServerProcess, tmp_path: Path) -> None:
+    """neomutt with its header cache and imap_qresync: a second start asks only for what
+    changed (UID FETCH ... CHANGEDSINCE ... VANISHED) and shows the same as a full sync."""
+    server.add_user("mutt@example.com", PASSWORD)
+    deliver(server, "mutt@example.com", "First subject", "Second subject")
+    mutt = NeoMutt(server, "mutt@example.com", tmp_path, "set imap_qresync=yes\n")
+    _, log = mutt.screen_with("First subject", "Second subject")
+    assert "ENABLED QRESYNC" in log
+
+    c = imap(server, "mutt@example.com")
+    c.select("INBOX")
+    c.store("2", "+FLAGS", "(\\Flagged)")
+    c.logout()
+    deliver(server, "mutt@example.com", "Third subject")
+    screen, log = mutt.screen_with("Third subject")
+    assert "VANISHED)" in log and "QRESYNC failed" not in log
+    assert any("Second subject" in line and "!" in line for line in screen.splitlines()), screen
+
+    c = imap(server, "mutt@example.com")
+    c.select("INBOX")
+    c.store("1", "+FLAGS", "(\\Deleted)")
+    c.expunge()
+    c.logout()
+    screen, log = mutt.screen_with("Second subject", "Third subject", unwanted=("First subject",))
+    assert "* VANISHED (EARLIER) 1" in log
