@@ -496,6 +496,29 @@ async def _imap_big(ep: Endpoint, user: str, password: str, expect: int, matches
     return out
 
 
+async def _wait_messages(ep: Endpoint, user: str, password: str, expect: int, timeout: float) -> float:
+    t0 = time.perf_counter()
+    c = await IMAPClient.connect(ep.host, ep.port)
+    try:
+        await c.login(user, password)
+        while True:
+            data = await c.command(b"STATUS INBOX (MESSAGES)")
+            got = int(data[data.index(b"MESSAGES ") + 9 :].split(b")")[0])
+            if got >= expect:
+                return time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise ProtocolError(f"big mailbox: {got} of {expect} messages after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+    finally:
+        await c.logout()
+
+
+def wait_messages(ep: Endpoint, user: str, password: str, expect: int, timeout: float = 3600.0) -> float:
+    """Seconds until STATUS INBOX shows *expect* messages (Letterbox indexes a big new/
+    backlog while it already serves)."""
+    return run_async(lambda: _wait_messages(ep, user, password, expect, timeout))
+
+
 def imap_big(ep: Endpoint, user: str, password: str, expect: int, matches: int,
              cpu: Callable[[], float]) -> dict[str, Any]:
     """Each step twice, on two sessions one after the other: the first time right after

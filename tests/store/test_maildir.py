@@ -466,3 +466,31 @@ def test_files_dropped_into_new_get_uids_in_arrival_order(root: Path) -> None:
         assert [b.split(b"\r\n")[0] for b in bodies] == [b"Subject: 0", b"Subject: 1", b"Subject: 2"]
 
     run(check())
+
+
+def test_big_new_backlog_waits_for_index_new(root: Path) -> None:
+    import threading
+
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+    run(acc.append("INBOX", MSG))
+    new = root / "example.com" / "alice" / "new"
+    for i in range(12):
+        (new / f"{1700000000 + i}.x{i}.host").write_bytes(MSG)
+    acc.close()
+
+    store2 = MaildirStore(root)
+    assert store2.reconcile_all(new_limit=10)["indexed"] == 0
+    assert store2.new_waiting == {"alice@example.com": 12}
+    # Set before it starts: nothing is indexed, nothing is lost.
+    stopped = threading.Event()
+    stopped.set()
+    assert store2.index_waiting(stopped) == 0 and len(os.listdir(new)) == 12
+    assert store2.index_waiting(threading.Event()) == 12
+    assert not os.listdir(new) and store2.new_waiting == {}
+    acc2 = store2.account_sync("alice@example.com")
+    _, metas = run(acc2.snapshot("INBOX"))  # the server's own connection sees them
+    assert [m.uid for m in metas] == list(range(1, 14))
+    # Few enough: indexed at once.
+    (new / "1800000000.y.host").write_bytes(MSG)
+    assert MaildirStore(root).reconcile_all(new_limit=10)["indexed"] == 1

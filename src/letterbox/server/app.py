@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,6 +38,8 @@ POLL_INTERVAL = 0.5
 # the accept queue; the default of 100 did at a few hundred clients.
 BACKLOG = 1024
 EXPIRE_INTERVAL = 3600.0
+# A folder with more files than this in new/ is indexed after the listeners open.
+NEW_FILES_AT_START = 1000
 
 _REFUSALS = {
     "imap": b"* BYE Too many connections from your address\r\n",
@@ -81,6 +84,8 @@ class Server:
         self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
         self.per_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._indexing: asyncio.Task[None] | None = None
+        self._stop_indexing = threading.Event()
         self._control: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._delivery: Any = None
@@ -287,7 +292,7 @@ class Server:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         store = self.ctx.store
         if isinstance(store, MaildirStore):
-            stats = await asyncio.to_thread(store.reconcile_all)
+            stats = await asyncio.to_thread(store.reconcile_all, NEW_FILES_AT_START)
             if any(stats.values()):
                 log.warning("start-up reconciliation repaired the index: %s", stats)
         self._control = await control.serve(self.settings.run_dir, self._handle_control)
@@ -298,10 +303,29 @@ class Server:
             raise StartupError(f"cannot start {', '.join(f.upper() for f in failed)}: see the log above")
         self._tasks.append(asyncio.create_task(self._poll()))
         self._tasks.append(asyncio.create_task(self._expire()))
+        if isinstance(store, MaildirStore) and store.new_waiting:
+            self._indexing = asyncio.create_task(self._index_waiting(store))
+
+    async def _index_waiting(self, store: MaildirStore) -> None:
+        """Big new/ backlogs are indexed while the server already serves; sessions see
+        the messages arrive as if delivered."""
+        waiting = sum(store.new_waiting.values())
+        log.info("indexing %d files found in new/ folders in the background", waiting)
+        t0 = time.monotonic()
+        try:
+            done = await asyncio.to_thread(store.index_waiting, self._stop_indexing)
+        except Exception:
+            log.exception("indexing files from new/ failed; they stay there for the next start")
+            return
+        log.info("indexed %d of %d files from new/ folders in %.1f s", done, waiting, time.monotonic() - t0)
 
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self._indexing is not None:
+            # The indexer finishes its batch (the files stay consistent) and gives up.
+            self._stop_indexing.set()
+            await self._indexing
         for service in list(self.listeners):
             await self._stop_service(service, "server shutting down")
         if self._delivery is not None:

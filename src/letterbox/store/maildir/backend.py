@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -133,6 +134,8 @@ class MaildirAccount(AccountStore):
         self._known: dict[int, int] = {}
         self._data_version = self._pragma_data_version()
         self._pop3_fd: int | None = None
+        self.new_waiting = 0
+        """Files left in new/ by the last reconcile, for index_new."""
         self._ensure_default_mailboxes()
         self._remember_modseqs()
 
@@ -835,9 +838,13 @@ class MaildirAccount(AccountStore):
         return self._usage(self.db)
 
     # --- start-up reconciliation ---------------------------------------------------------
-    def reconcile(self) -> dict[str, int]:
-        """Make index and files agree after a crash. Returns counts of what was repaired."""
+    def reconcile(self, new_limit: int | None = None) -> dict[str, int]:
+        """Make index and files agree after a crash. Returns counts of what was repaired.
+
+        A folder with more than *new_limit* files in new/ keeps them there for index_new;
+        new_waiting counts them."""
         stats = {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
+        self.new_waiting = 0
         known_dirs = {r[0] for r in self.db.execute("SELECT dirname FROM mailboxes")}
         for entry in sorted(os.listdir(self.root)):
             if entry.startswith(".") and entry not in known_dirs and (self.root / entry / "cur").is_dir():
@@ -852,12 +859,12 @@ class MaildirAccount(AccountStore):
         for mid, dirname in self.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
             folder = self.root / dirname if dirname else self.root
             self._dirs[mid] = folder
-            self._reconcile_folder(mid, folder, stats)
+            self._reconcile_folder(mid, folder, stats, new_limit)
         self._remember_modseqs()
         self._data_version = self._pragma_data_version()
         return stats
 
-    def _reconcile_folder(self, mid: int, folder: Path, stats: dict[str, int]) -> None:
+    def _reconcile_folder(self, mid: int, folder: Path, stats: dict[str, int], new_limit: int | None) -> None:
         files.make_dirs(folder)
         now = time.time()
         for fn in os.listdir(folder / "tmp"):
@@ -888,9 +895,15 @@ class MaildirAccount(AccountStore):
         highest = max([0, *indexed_uids, *expunged, *seen])
         with self._tx() as db:
             db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (highest + 1, mid))
+        # Many files in new/ (a migration, an outside agent's backlog) are indexed after
+        # the server opens, by index_new; a few are indexed before, at once.
+        waiting = strays.count_new(folder)
+        take_new = new_limit is None or waiting <= new_limit
+        if not take_new:
+            self.new_waiting += waiting
         found = []
         claimed: set[int] = set()
-        for stray in strays.find(folder, stray_names):
+        for stray in strays.find(folder, stray_names, new=take_new):
             if stray.uid is not None and (stray.uid in expunged or stray.uid in indexed_uids):
                 with contextlib.suppress(FileNotFoundError):  # expunged, or a leftover copy
                     os.unlink(os.path.join(stray.dir, stray.name))
@@ -901,18 +914,37 @@ class MaildirAccount(AccountStore):
             elif stray.uid is not None:
                 claimed.add(stray.uid)
             found.append(stray)
+        stats["indexed"] += self._index_found(mid, folder, found)
+
+    def index_new(self, stop: threading.Event | None = None) -> int:
+        """Index every file in the new/ folders; returns how many. Stops between two
+        batches once *stop* is set."""
+        done = 0
+        for mid, dirname in self.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
+            if stop is not None and stop.is_set():
+                break
+            folder = self.root / dirname if dirname else self.root
+            done += self._index_found(mid, folder, strays.find(folder, [], new=True), stop)
+        self.new_waiting = 0
+        return done
+
+    def _index_found(
+        self, mid: int, folder: Path, found: list[strays.Stray], stop: threading.Event | None = None
+    ) -> int:
+        done = 0
         batch: list[strays.Loaded] = []
-        for loaded in strays.load(found):
+        for loaded in strays.load(found, stop):
             batch.append(loaded)
             if len(batch) >= _RECONCILE_BATCH:
                 self._index_strays(mid, folder, batch)
-                stats["indexed"] += len(batch)
+                done += len(batch)
                 batch = []
         if batch:
             self._index_strays(mid, folder, batch)
-            stats["indexed"] += len(batch)
-        if found:
+            done += len(batch)
+        if done:
             files.fsync_dir(folder / "cur")
+        return done
 
     def _index_strays(self, mid: int, folder: Path, batch: list[strays.Loaded]) -> None:
         """One transaction for a batch of stray files: new/ ones get the next UIDs and move
@@ -947,6 +979,8 @@ class MaildirStore(Store):
         self.root = root
         self.feed = feed or ChangeFeed()
         self.flag_tables = FlagTables()
+        self.new_waiting: dict[str, int] = {}
+        """Accounts whose new/ files reconcile_all left for index_waiting, and how many."""
         self._accounts: dict[str, MaildirAccount] = {}
         root.mkdir(parents=True, exist_ok=True)
 
@@ -978,15 +1012,40 @@ class MaildirStore(Store):
                     out.append(f"{local}@{domain}")
         return out
 
-    def reconcile_all(self) -> dict[str, int]:
+    def reconcile_all(self, new_limit: int | None = None) -> dict[str, int]:
+        """Reconcile every account (see MaildirAccount.reconcile); accounts with more than
+        *new_limit* files waiting in a new/ folder are listed in new_waiting."""
         total = {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
+        self.new_waiting.clear()
         for address in self.addresses_on_disk():
-            stats = self.account_sync(address).reconcile()
+            acc = self.account_sync(address)
+            stats = acc.reconcile(new_limit)
             for k, v in stats.items():
                 total[k] += v
             if any(stats.values()):
                 log.info("reconciled %s: %s", address, stats)
+            if acc.new_waiting:
+                self.new_waiting[address] = acc.new_waiting
         return total
+
+    def index_waiting(self, stop: threading.Event) -> int:
+        """Index the new/ files reconcile_all left waiting, in the calling thread. Each
+        account gets its own connection, as another process delivering would; sessions
+        learn of the messages through the usual check for outside changes."""
+        done = 0
+        for address in list(self.new_waiting):
+            if stop.is_set():
+                break
+            other = MaildirStore(self.root)
+            try:
+                n = other.account_sync(address).index_new(stop)
+            finally:
+                for acc in other._accounts.values():
+                    acc.close()
+            done += n
+            log.info("indexed %d files from new/ of %s", n, address)
+            self.new_waiting.pop(address, None)
+        return done
 
     async def delete_account(self, address: str) -> None:
         acc = self._accounts.pop(address, None)
