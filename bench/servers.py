@@ -328,8 +328,8 @@ userdb {{
   args = uid={uid} gid={gid} home={root}/mail/%u
 }}
 protocol pop3 {{
-  # RFC 1939 exclusive access, as Letterbox enforces; Dovecot waits for the lock
-  # (up to its built-in timeout) where Letterbox answers [IN-USE] at once.
+  # RFC 1939 exclusive access, as Letterbox enforces; both wait for the lock (Dovecot
+  # up to its built-in timeout, Letterbox up to [pop3] lock_wait) before [IN-USE].
   pop3_lock_session = {pop3_lock}
   mail_max_userip_connections = 1000
 }}

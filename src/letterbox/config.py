@@ -115,6 +115,8 @@ class POP3Settings(_Section):
     idle_timeout: float = Field(default=600.0, ge=600.0)
     """RFC 1939 section 3: the autologout timer must be at least 10 minutes."""
     max_line_length: int = Field(default=512, ge=255, le=65536)
+    lock_wait: float = Field(default=5.0, ge=0.0, le=60.0)
+    """Seconds a login waits for another session on the same maildrop to end before [IN-USE]."""
 
 
 def _empty_is_none(value: Any) -> Any:

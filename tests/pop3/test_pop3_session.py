@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import time
 
 import pytest
 
@@ -612,7 +614,9 @@ def test_uidl_stable_across_sessions(env: Env) -> None:
     run(go())
 
 
-def test_in_use(env: Env) -> None:
+def test_in_use(make_env: MakeEnv) -> None:
+    env = make_env(lock_wait=0.0)
+
     async def go() -> None:
         await two_messages(env)
         a = await env.logged_in()
@@ -630,6 +634,36 @@ def test_in_use(env: Env) -> None:
         assert (await b.cmd(f"AUTH PLAIN {PLAIN_ALICE}")).startswith(b"+OK Logged in")
         await a.close()
         await b.close()
+
+    run(go())
+
+
+def test_login_waits_for_the_session_holding_the_lock(make_env: MakeEnv) -> None:
+    env = make_env(lock_wait=2.0)
+
+    async def go() -> None:
+        await two_messages(env)
+        a = await env.logged_in()
+        b, c = await env.client(), await env.client()
+        await b.cmd(f"USER {ALICE}")
+        await c.cmd(f"USER {ALICE}")
+        waiting_b = asyncio.ensure_future(b.cmd(f"PASS {PASSWORD}"))
+        await asyncio.sleep(0.05)
+        waiting_c = asyncio.ensure_future(c.cmd(f"PASS {PASSWORD}"))
+        await asyncio.sleep(0.1)
+        assert not waiting_b.done() and not waiting_c.done()
+        t0 = time.monotonic()
+        await a.cmd("QUIT")
+        # The first in line gets the maildrop at once; the second waits for it in turn,
+        # and gives up with [IN-USE] when the wait is over.
+        assert (await asyncio.wait_for(waiting_b, 1)).startswith(b"+OK Logged in")
+        assert time.monotonic() - t0 < 0.2
+        assert await waiting_c == b"-ERR [IN-USE] Mailbox is locked by another POP3 session\r\n"
+        assert time.monotonic() - t0 > 1.5
+        await b.cmd("QUIT")
+        assert (await c.cmd(f"PASS {PASSWORD}")).startswith(b"-ERR")  # USER is needed again
+        for x in (a, b, c):
+            await x.close()
 
     run(go())
 

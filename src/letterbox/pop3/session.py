@@ -370,7 +370,7 @@ class POP3Session(Session):
         async with AsyncExitStack() as stack:
             try:
                 store = await self.ctx.store.account(address)
-                await stack.enter_async_context(store.pop3_lock())
+                await stack.enter_async_context(store.pop3_lock(self.settings.lock_wait))
                 mailbox, listing = await store.pop3_maildrop()
             except MailboxInUse:
                 self._auth_failure = "mailbox in use"

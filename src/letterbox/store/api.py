@@ -322,8 +322,9 @@ class AccountStore(abc.ABC):
         """INBOX as POP3 sees it: (UID, size) of every message not hidden from POP3."""
 
     @abc.abstractmethod
-    def pop3_lock(self) -> AbstractAsyncContextManager[None]:
-        """Exclusive maildrop lock for one POP3 session; raises MailboxInUse."""
+    def pop3_lock(self, wait: float = 0.0) -> AbstractAsyncContextManager[None]:
+        """Exclusive maildrop lock for one POP3 session, waiting up to *wait* seconds for
+        the session holding it to end; raises MailboxInUse."""
 
     @abc.abstractmethod
     async def pop3_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:

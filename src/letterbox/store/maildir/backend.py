@@ -13,6 +13,7 @@ says it was expunged; a row without a file is dropped. UIDNEXT never moves backw
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import fcntl
 import logging
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 # Reading files bigger than this happens in a worker thread so the event loop stays free.
 _THREAD_READ = 256 * 1024
 _IN_CHUNK = 500
+# A POP3 session waiting for the maildrop lock checks this often for holders in other
+# processes (holders in this process wake it at once).
+_POP3_LOCK_POLL = 0.25
 # Stray files indexed per transaction at start-up.
 _RECONCILE_BATCH = 500
 
@@ -134,6 +138,7 @@ class MaildirAccount(AccountStore):
         self._known: dict[int, int] = {}
         self._data_version = self._pragma_data_version()
         self._pop3_fd: int | None = None
+        self._pop3_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.new_waiting = 0
         """Files left in new/ by the last reconcile, for index_new."""
         self._ensure_default_mailboxes()
@@ -772,20 +777,47 @@ class MaildirAccount(AccountStore):
 
     # --- POP3 ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def pop3_lock(self) -> AsyncIterator[None]:
+    async def pop3_lock(self, wait: float = 0.0) -> AsyncIterator[None]:
         # flock is per open file, so it excludes sessions in this process and in other
         # front ends sharing the directory alike.
         fd = os.open(self.root / "pop3.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            await self._pop3_acquire(fd, time.monotonic() + wait)
+        except BaseException:
             os.close(fd)
-            raise MailboxInUse("another POP3 session is using this mailbox") from None
+            raise
         try:
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+            # The next session of this process in line goes at once; one in another
+            # process notices at its next poll.
+            while self._pop3_waiters:
+                waiter = self._pop3_waiters.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    break
+
+    async def _pop3_acquire(self, fd: int, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise MailboxInUse("another POP3 session is using this mailbox") from None
+            waiter = loop.create_future()
+            self._pop3_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, min(left, _POP3_LOCK_POLL))
+            except TimeoutError:
+                pass
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
 
     async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:
         inbox = self._mailbox_by_name("INBOX")
