@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -70,12 +69,6 @@ MULTI = (
 )
 DATE = 1764146504.0  # 26-Nov-2025 08:41:44 UTC
 
-
-@pytest.fixture
-def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    e = Env(tmp_path)
-    yield e
-    e.close()
 
 
 def literal(name: bytes, data: bytes) -> bytes:
@@ -559,8 +552,7 @@ def test_message_file_gone_before_the_view_knows(env: Env) -> None:
         mbox = await acc.get_mailbox("INBOX")
         # Expunged in the store, and this session not yet told (no change delivered).
         await acc.expunge(mbox.id, [1])
-        if s.s.subscription is not None:
-            s.s.subscription.take()
+        s.miss_changes()
         out = await s.cmd("a FETCH 1:2 (UID BODY.PEEK[])")
         assert b"* 1 FETCH" not in out and b"* 2 FETCH (UID 2 BODY[]" in out
         assert b"EXPUNGEISSUED" in tagged(out)
@@ -632,8 +624,7 @@ def test_fetch_flags_fast_path_matches_the_row_by_row_answer(env: Env) -> None:
         )
         # A message this session has not been told of yet stays out, even under '*'.
         await acc.append("INBOX", SIMPLE, [], DATE)
-        if s.s.subscription is not None:
-            s.s.subscription.take()
+        s.miss_changes()
         out = await s.cmd("c UID FETCH 5:* (FLAGS)")
         assert out == (
             b"* 5 FETCH (UID 5 FLAGS (\\Seen \\Recent))\r\n* 6 FETCH (UID 6 FLAGS (\\Recent))\r\n"
@@ -642,8 +633,7 @@ def test_fetch_flags_fast_path_matches_the_row_by_row_answer(env: Env) -> None:
         # Expunged in the store, the session not yet told: the rest keep their numbers.
         mbox = await acc.get_mailbox("INBOX")
         await acc.expunge(mbox.id, [2])
-        if s.s.subscription is not None:
-            s.s.subscription.take()
+        s.miss_changes()
         out = await s.cmd("d FETCH 1:3 (FLAGS)")
         assert out == (
             b"* 1 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ($Work \\Flagged))\r\n"

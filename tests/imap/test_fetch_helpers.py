@@ -67,6 +67,11 @@ class Session:
     def take(self) -> bytes:
         return b"".join(self.s.take_output())
 
+    def miss_changes(self) -> None:
+        """Drop the change notices queued for this session: it has not been told yet."""
+        if self.s.subscription is not None:
+            self.s.subscription.take()
+
     async def send(self, data: bytes) -> bytes:
         await self.s.receive(data)
         return self.take()

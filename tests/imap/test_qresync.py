@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-
-import pytest
 
 import letterbox.imap.session  # noqa: F401  (first: it builds the command table)
 
@@ -13,12 +10,6 @@ from .test_fetch_helpers import Env, run
 
 SIMPLE = b"Subject: s\r\n\r\nbody\r\n"
 
-
-@pytest.fixture
-def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    e = Env(tmp_path)
-    yield e
-    e.close()
 
 
 def status(out: bytes, code: str) -> int:
