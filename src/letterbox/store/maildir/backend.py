@@ -13,6 +13,7 @@ says it was expunged; a row without a file is dropped. UIDNEXT never moves backw
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import contextlib
 import fcntl
@@ -351,6 +352,19 @@ class MaildirAccount(AccountStore):
         messages, size, recent_uid = self.db.execute(
             "SELECT messages, bytes, recent_uid FROM mailboxes WHERE id = ?", (mbox.id,)
         ).fetchone()
+        table = self._store.flag_tables.get_cached(self.db, (self.address, mbox.id))
+        if table is not None:
+            # A mailbox some session has open: count from its flag table.
+            unseen = deleted = 0
+            ids = table.flag_ids
+            for fid, text in enumerate(table.texts):
+                flags = text.split()
+                if "\\Seen" not in flags or "\\Deleted" in flags:
+                    n = ids.count(fid)
+                    unseen += n if "\\Seen" not in flags else 0
+                    deleted += n if "\\Deleted" in flags else 0
+            recent = len(table.uids) - bisect.bisect_left(table.uids, recent_uid)
+            return MailboxStatus(mbox, len(table.uids), unseen, deleted, size, recent)
         unseen, deleted, recent = self.db.execute(
             "SELECT coalesce(sum(instr(flags, '\\Seen') = 0), 0),"
             " coalesce(sum(instr(flags, '\\Deleted') > 0), 0),"
