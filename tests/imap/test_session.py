@@ -433,3 +433,9 @@ def test_review_regressions(ctx) -> None:  # type: ignore[no-untyped-def]
         assert re.search(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)", out), out
 
     run(go())
+
+
+def test_ancestors_are_whole_components() -> None:
+    from letterbox.imap.mailboxes import ancestors
+
+    assert ancestors(["Work/2024/Q1", "Workshop", "INBOX", "a/b"]) == {"Work", "Work/2024", "a"}

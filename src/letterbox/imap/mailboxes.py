@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
 from . import grammar as g
@@ -76,11 +77,19 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
-def _attributes(mbox: Mailbox, names: set[str], want_subscribed: bool, special: bool) -> list[str]:
+def ancestors(names: Iterable[str]) -> set[str]:
+    """Every name that is a proper prefix (at a delimiter) of one of *names*."""
+    out = set()
+    for name in names:
+        while (cut := name.rfind(DELIMITER)) > 0:
+            name = name[:cut]
+            out.add(name)
+    return out
+
+
+def _attributes(mbox: Mailbox, parents: set[str], want_subscribed: bool, special: bool) -> list[str]:
     attrs = []
-    prefix = mbox.name + DELIMITER
-    has_children = any(n.startswith(prefix) for n in names)
-    attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+    attrs.append("\\HasChildren" if mbox.name in parents else "\\HasNoChildren")
     if want_subscribed and mbox.subscribed:
         attrs.append("\\Subscribed")
     if special and mbox.special_use:
@@ -119,7 +128,7 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
         s.send(b'* LIST (\\Noselect) "/" ""\r\n')
         return Done(text="LIST completed")
     mailboxes = await _store(s).list_mailboxes()
-    names = {m.name for m in mailboxes}
+    parents = ancestors(m.name for m in mailboxes)
     regexes = [pattern_regex(reference + p) for p in patterns if p or reference]
     want_sub = "SUBSCRIBED" in ret or "SUBSCRIBED" in sel
     for mbox in mailboxes:
@@ -129,17 +138,17 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
             continue
         if "SPECIAL-USE" in sel and not mbox.special_use:
             continue
-        attrs = _attributes(mbox, names, want_sub, True)
+        attrs = _attributes(mbox, parents, want_sub, True)
         s.send(b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(mbox.name) + b"\r\n")
         if cmd.status_items:
             s.send(await _status_line(s, mbox.name, cmd.status_items))
     if "SUBSCRIBED" in sel and "RECURSIVEMATCH" in sel:
         # RFC 5258 3: parents of subscribed mailboxes that are not subscribed themselves.
+        subscribed_below = ancestors(m.name for m in mailboxes if m.subscribed)
         for mbox in mailboxes:
             if mbox.subscribed or not any(r.fullmatch(mbox.name) for r in regexes):
                 continue
-            prefix = mbox.name + DELIMITER
-            if any(m.subscribed and m.name.startswith(prefix) for m in mailboxes):
+            if mbox.name in subscribed_below:
                 s.send(b"* LIST () \"/\" " + s.encode_name(mbox.name) + b' ("CHILDINFO" ("SUBSCRIBED"))\r\n')
     return Done(text="LIST completed")
 
