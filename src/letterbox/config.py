@@ -70,7 +70,8 @@ class ServerSettings(_Section):
     """Control socket, LMTP socket and the listener file (relative to the config file)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_connections_per_ip: int = Field(default=50, ge=1)
-    """Concurrent connections one client address may hold, all protocols together."""
+    """Concurrent IMAP+POP3 connections one client address may hold; inbound SMTP has
+    the same limit on its own; LMTP (the local MTA) none."""
 
 
 class TLSSettings(_Section):

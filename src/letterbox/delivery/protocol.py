@@ -185,7 +185,9 @@ class DeliverySMTP(SMTP):
 
     service = "smtp"
 
-    def __init__(self, handler: DeliveryHandler, *, sessions: DeliverySessions, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: DeliveryHandler, *, sessions: DeliverySessions, max_per_ip: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this on the class, so one session's EHLO would raise the limits
         # of all; give each session its own.
@@ -197,16 +199,33 @@ class DeliverySMTP(SMTP):
         """True while handle_DATA writes copies (the client is waiting for us)."""
         self._data_recipients = 0
         """Recipients of the DATA in progress, counted once its 354 has gone out."""
+        self.max_per_ip = max_per_ip
+        self._ip = ""
+        self._refused = False
 
     # --- life cycle ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self.transport is None  # STARTTLS calls this again with the TLS transport
-        super().connection_made(transport)
         if first:
-            self.sessions.add(self)
+            peer = transport.get_extra_info("peername")
+            # Inbound SMTP faces the world: like IMAP and POP3, one address may hold only
+            # so many sessions. LMTP comes from the local MTA and is not limited.
+            self._ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            limit = self.max_per_ip if self.service == "smtp" else 0
+            if not self.sessions.add(self, self._ip, limit):
+                self._refused = True
+                log.warning("smtp connection from %s refused: %d connections already", self._ip, limit)
+                cast(asyncio.WriteTransport, transport).write(
+                    b"421 4.7.0 Too many connections from your address\r\n"
+                )
+                transport.close()
+                return
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self.sessions.discard(self)
+        if self._refused:
+            return  # never started: aiosmtpd has nothing to clean up
+        self.sessions.discard(self, self._ip)
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
@@ -372,6 +391,7 @@ def smtp_protocol_factory(
         return DeliverySMTP(
             handler,
             sessions=registry,
+            max_per_ip=ctx.settings.server.max_connections_per_ip,
             ident="Letterbox ESMTP ready",
             tls_context=ctx.tls,
             require_starttls=False,

@@ -4,6 +4,7 @@ switched off, and the store writes they started, so it can wait for those to lan
 from __future__ import annotations
 
 import asyncio
+import collections
 import weakref
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,28 @@ class DeliverySessions:
     def __init__(self) -> None:
         self._open: dict[str, set[DeliverySMTP]] = {}
         self._writes: set[asyncio.Future[Any]] = set()
+        self._per_ip: collections.Counter[str] = collections.Counter()
         _registries.add(self)
 
-    def add(self, protocol: DeliverySMTP) -> None:
+    def add(self, protocol: DeliverySMTP, ip: str = "", limit: int = 0) -> bool:
+        """Register a new session; False (and nothing registered) when *ip* already holds
+        *limit* sessions. No IP (a UNIX socket) or no limit: always admitted."""
+        if ip and limit:
+            if self._per_ip[ip] >= limit:
+                return False
+            self._per_ip[ip] += 1
         self._open.setdefault(protocol.service, set()).add(protocol)
+        return True
 
-    def discard(self, protocol: DeliverySMTP) -> None:
-        self._open.get(protocol.service, set()).discard(protocol)
+    def discard(self, protocol: DeliverySMTP, ip: str = "") -> None:
+        opened = self._open.get(protocol.service, set())
+        if protocol not in opened:
+            return
+        opened.discard(protocol)
+        if ip and ip in self._per_ip:
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]
 
     def count(self, service: str | None = None) -> int:
         if service is not None:
