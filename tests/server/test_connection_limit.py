@@ -4,6 +4,7 @@ local MTA) never limited."""
 from __future__ import annotations
 
 import socket
+import time
 
 from tests.conftest import ServerProcess
 
@@ -41,6 +42,14 @@ def test_per_address_limits(make_server) -> None:  # type: ignore[no-untyped-def
             s, greeting = connect(srv, "lmtp")
             held.append(s)
             assert greeting.startswith(b"220 ")
+        # LMTP sessions ending do not give SMTP places back.
+        for lmtp in held[-5:-2]:
+            lmtp.sendall(b"QUIT\r\n")
+            assert lmtp.recv(100).startswith(b"221")
+        time.sleep(0.2)
+        s, refusal = connect(srv, "smtp")
+        assert refusal.startswith(b"421 4.7.0")
+        s.close()
 
         # A session that ends frees its place.
         smtp = held[3]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ USER = "alice@example.com"
 
 
 def pairs(table: FlagTable) -> list[tuple[int, str]]:
+    assert dict(table.counts) == dict(Counter(table.flag_ids))
     return [(u, table.texts[f]) for u, f in zip(table.uids, table.flag_ids, strict=True)]
 
 
@@ -133,5 +135,23 @@ def test_status_counts_the_same_from_the_table_and_from_sql(tmp_path: Path) -> N
         store.flag_tables.drop((USER, inbox.id))
         assert counts(await acc.status("INBOX")) == from_table
         assert from_table[:3] == (7, 2, 4)
+
+    asyncio.run(go())
+
+
+def test_flag_texts_nobody_uses_are_dropped(tmp_path: Path) -> None:
+    async def go() -> None:
+        acc = MaildirStore(tmp_path).account_sync(USER)
+        for _ in range(10):
+            await acc.append("INBOX", MSG)
+        inbox = await acc.get_mailbox("INBOX")
+        await acc.flag_table(inbox.id)
+        for i in range(300):  # one message goes through 300 keyword sets
+            await acc.store_flags(inbox.id, [1], "replace", [f"$k{i}"])
+            table = await acc.flag_table(inbox.id)
+            assert len(table.texts) <= 4 * len(table.counts) + 65
+        assert pairs(table)[0] == (1, "$k299") and len(table.counts) == 2
+        st = await acc.status("INBOX")
+        assert (st.messages, st.unseen) == (10, 10)
 
     asyncio.run(go())

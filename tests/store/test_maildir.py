@@ -363,6 +363,43 @@ def test_pop3_lock_is_exclusive(root: Path) -> None:
     run(go())
 
 
+def test_pop3_lock_waits_in_line_and_polls_other_processes(root: Path) -> None:
+    import fcntl
+    import time
+
+    async def go() -> None:
+        acc = await MaildirStore(root).account("alice@example.com")
+        # Held by "another process": a lock on a file description of its own.
+        other = os.open(root / "example.com" / "alice" / "pop3.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        t0 = time.monotonic()
+        with pytest.raises(MailboxInUse):
+            async with acc.pop3_lock(wait=0.6):
+                pass
+        assert time.monotonic() - t0 >= 0.6
+        assert not acc._pop3_waiters  # type: ignore[attr-defined]
+        order: list[str] = []
+
+        async def session(name: str, hold: float) -> None:
+            async with acc.pop3_lock(wait=5):
+                order.append(name)
+                await asyncio.sleep(hold)
+
+        first = asyncio.ensure_future(session("first", 0.1))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(session("second", 0))
+        await asyncio.sleep(0.05)
+        fcntl.flock(other, fcntl.LOCK_UN)  # noticed at the next poll
+        await asyncio.sleep(0.01)
+        late = asyncio.ensure_future(session("late", 0))  # queues behind the others
+        await asyncio.gather(first, second, late)
+        assert order == ["first", "second", "late"]
+        assert not acc._pop3_waiters  # type: ignore[attr-defined]
+        os.close(other)
+
+    run(go())
+
+
 def test_pop3_hide_and_expire(root: Path) -> None:
     async def go() -> None:
         acc = await MaildirStore(root).account("alice@example.com")
@@ -494,3 +531,38 @@ def test_big_new_backlog_waits_for_index_new(root: Path) -> None:
     # Few enough: indexed at once.
     (new / "1800000000.y.host").write_bytes(MSG)
     assert MaildirStore(root).reconcile_all(new_limit=10)["indexed"] == 1
+
+
+def test_new_file_taken_away_during_indexing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from letterbox.store.maildir import backend
+
+    store = MaildirStore(root)
+    acc = store.account_sync("alice@example.com")
+    run(acc.append("INBOX", MSG))
+    new = root / "example.com" / "alice" / "new"
+    for i in range(5):
+        (new / f"{1700000000 + i}.n{i}.host").write_bytes(MSG + b"%d\r\n" % i)
+    acc.close()
+    real_rename = os.rename
+
+    def rename(src: str, dst: str) -> None:
+        if src.endswith(".n2.host"):  # another agent moves it away first
+            os.unlink(src)
+            raise FileNotFoundError(src)
+        real_rename(src, dst)
+
+    monkeypatch.setattr(backend.os, "rename", rename)
+    acc2 = MaildirStore(root).account_sync("alice@example.com")
+    assert acc2.reconcile()["indexed"] == 4
+    monkeypatch.setattr(backend.os, "rename", real_rename)
+
+    async def check() -> None:
+        mbox, metas = await acc2.snapshot("INBOX")
+        bodies = [await acc2.read_message(mbox.id, m.uid) for m in metas]
+        assert bodies == [MSG] + [MSG + b"%d\r\n" % i for i in (0, 1, 3, 4)]
+        # The UID the lost file was given stays unused.
+        assert [m.uid for m in metas] == [1, 2, 3, 5, 6]
+        assert (await acc2.append("INBOX", MSG)).uid == 7
+
+    run(check())
+    assert acc2.reconcile() == {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}

@@ -210,11 +210,13 @@ class DeliverySMTP(SMTP):
             peer = transport.get_extra_info("peername")
             # Inbound SMTP faces the world: like IMAP and POP3, one address may hold only
             # so many sessions. LMTP comes from the local MTA and is not limited.
-            self._ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+            ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
             limit = self.max_per_ip if self.service == "smtp" else 0
-            if not self.sessions.add(self, self._ip, limit):
+            # Only a session counted against its address gives the place back.
+            self._ip = ip if limit else ""
+            if not self.sessions.add(self, ip, limit):
                 self._refused = True
-                log.warning("smtp connection from %s refused: %d connections already", self._ip, limit)
+                log.warning("smtp connection from %s refused: %d connections already", ip, limit)
                 cast(asyncio.WriteTransport, transport).write(
                     b"421 4.7.0 Too many connections from your address\r\n"
                 )

@@ -35,6 +35,7 @@ class DeliverySessions:
         return True
 
     def discard(self, protocol: DeliverySMTP, ip: str = "") -> None:
+        """Forget a session; *ip* is the address it was counted under by `add`, if any."""
         opened = self._open.get(protocol.service, set())
         if protocol not in opened:
             return

@@ -9,7 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -138,7 +138,8 @@ SearchField = Literal["subject", "from", "to", "cc", "bcc", "message-id"]
 @dataclass(frozen=True, slots=True)
 class FlagTable:
     """Every message of a mailbox as of one MODSEQ: UIDs ascending, and for each the
-    index of its flags in *texts* (flag names sorted, space-separated, as stored).
+    index of its flags in *texts* (flag names sorted, space-separated, as stored);
+    *counts* says how many messages have each index (only indexes in use).
     Never changed once handed out; *texts* only grows."""
 
     modseq: int
@@ -146,6 +147,7 @@ class FlagTable:
     uids: Sequence[int]
     flag_ids: Sequence[int]
     texts: Sequence[str]
+    counts: Mapping[int, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,8 +68,8 @@ _IN_CHUNK = 500
 # A POP3 session waiting for the maildrop lock checks this often for holders in other
 # processes (holders in this process wake it at once).
 _POP3_LOCK_POLL = 0.25
-# Stray files indexed per transaction at start-up.
-_RECONCILE_BATCH = 500
+# Stray files indexed per transaction at start-up (small: the server may be serving).
+_RECONCILE_BATCH = 200
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "flags": ("m.flags",),
@@ -93,6 +93,14 @@ _SEARCH_COLUMNS: dict[str, str] = {
 }
 
 _flagsets: dict[str, frozenset[str]] = {}
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
 
 
 def _flags(text: str) -> frozenset[str]:
@@ -356,13 +364,10 @@ class MaildirAccount(AccountStore):
         if table is not None:
             # A mailbox some session has open: count from its flag table.
             unseen = deleted = 0
-            ids = table.flag_ids
-            for fid, text in enumerate(table.texts):
-                flags = text.split()
-                if "\\Seen" not in flags or "\\Deleted" in flags:
-                    n = ids.count(fid)
-                    unseen += n if "\\Seen" not in flags else 0
-                    deleted += n if "\\Deleted" in flags else 0
+            for fid, n in table.counts.items():
+                flags = table.texts[fid].split()
+                unseen += n if "\\Seen" not in flags else 0
+                deleted += n if "\\Deleted" in flags else 0
             recent = len(table.uids) - bisect.bisect_left(table.uids, recent_uid)
             return MailboxStatus(mbox, len(table.uids), unseen, deleted, size, recent)
         unseen, deleted, recent = self.db.execute(
@@ -395,10 +400,9 @@ class MaildirAccount(AccountStore):
         mbox = self._mailbox_by_name(mailbox)
         table = await self.flag_table(mbox.id)
         first = len(table.uids)
-        for fid, text in enumerate(table.texts):
-            if "\\Seen" not in text.split():
-                with contextlib.suppress(ValueError):
-                    first = min(first, table.flag_ids.index(fid))
+        for fid in table.counts:
+            if "\\Seen" not in table.texts[fid].split():
+                first = min(first, table.flag_ids.index(fid))
         return mbox, table.uids, table.uids[first] if first < len(table.uids) else None
 
     def _select_uids(
@@ -805,33 +809,36 @@ class MaildirAccount(AccountStore):
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
-            # The next session of this process in line goes at once; one in another
-            # process notices at its next poll.
-            while self._pop3_waiters:
-                waiter = self._pop3_waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            self._pop3_wake_first()
 
     async def _pop3_acquire(self, fd: int, deadline: float) -> None:
+        """Sessions of this process wait in line: the first is woken when the lock is
+        let go here, and polls for holders in other processes."""
+        if not self._pop3_waiters and _try_flock(fd):
+            return
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
+        me: asyncio.Future[None] = loop.create_future()
+        self._pop3_waiters.append(me)
+        try:
+            while True:
+                if self._pop3_waiters[0] is me and _try_flock(fd):
+                    return
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise MailboxInUse("another POP3 session is using this mailbox") from None
-            waiter = loop.create_future()
-            self._pop3_waiters.append(waiter)
-            try:
-                await asyncio.wait_for(waiter, min(left, _POP3_LOCK_POLL))
-            except TimeoutError:
-                pass
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
+                    raise MailboxInUse("another POP3 session is using this mailbox")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(me), min(left, _POP3_LOCK_POLL))
+                if me.done():  # woken: stay in the same place in line with a fresh future
+                    fresh: asyncio.Future[None] = loop.create_future()
+                    self._pop3_waiters[self._pop3_waiters.index(me)] = fresh
+                    me = fresh
+        finally:
+            self._pop3_waiters.remove(me)
+            self._pop3_wake_first()
+
+    def _pop3_wake_first(self) -> None:
+        if self._pop3_waiters and not self._pop3_waiters[0].done():
+            self._pop3_waiters[0].set_result(None)
 
     async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:
         inbox = self._mailbox_by_name("INBOX")
@@ -982,36 +989,52 @@ class MaildirAccount(AccountStore):
         for loaded in strays.load(found, stop):
             batch.append(loaded)
             if len(batch) >= _RECONCILE_BATCH:
-                self._index_strays(mid, folder, batch)
-                done += len(batch)
+                done += self._index_strays(mid, folder, batch)
                 batch = []
         if batch:
-            self._index_strays(mid, folder, batch)
-            done += len(batch)
+            done += self._index_strays(mid, folder, batch)
         if done:
             files.fsync_dir(folder / "cur")
         return done
 
-    def _index_strays(self, mid: int, folder: Path, batch: list[strays.Loaded]) -> None:
-        """One transaction for a batch of stray files: new/ ones get the next UIDs and move
-        into cur/ under a name that carries the UID."""
+    def _index_strays(self, mid: int, folder: Path, batch: list[strays.Loaded]) -> int:
+        """Index a batch of stray files, returning how many: new/ ones get the next UIDs
+        and move into cur/ under a name that carries the UID.
+
+        Their UIDs are reserved (committed) before any file moves, so a file renamed
+        into cur/ never shares its UID with a later append, whatever fails after; at
+        worst it is indexed under that UID at the next start."""
         cur = os.path.join(folder, "cur")
-        rows = []
+        fresh = sum(1 for item in batch if item.stray.uid is None)
+        next_uid = 0
+        if fresh:
+            with self._tx() as db:
+                next_uid = int(db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mid,)).fetchone()[0])
+                db.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (next_uid + fresh, mid))
+        placed: list[tuple[strays.Loaded, int, str]] = []
+        for item in batch:
+            stray = item.stray
+            if stray.uid is not None:
+                placed.append((item, stray.uid, stray.name))
+                continue
+            uid, next_uid = next_uid, next_uid + 1
+            name = files.new_filename(item.size, uid)
+            try:
+                os.rename(os.path.join(stray.dir, stray.name), os.path.join(cur, name))
+            except FileNotFoundError:
+                continue  # taken away meanwhile by whoever put it there; its UID stays unused
+            placed.append((item, uid, name))
+        if not placed:
+            return 0
         with self._tx() as db:
-            uidnext = int(db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mid,)).fetchone()[0])
             modseq = self._bump_modseq(db, mid)
-            for item in batch:
-                stray = item.stray
-                uid = stray.uid
-                name = stray.name
-                if uid is None:
-                    uid = uidnext
-                    name = files.new_filename(item.size, uid)
-                    os.rename(os.path.join(stray.dir, stray.name), os.path.join(cur, name))
-                uidnext = max(uidnext, uid + 1)
-                rows.append((uid, modseq, stray.flags, item.size, item.mtime, name, item.parsed))
-            self._insert_many(db, mid, rows)
-            db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (uidnext, mid))
+            self._insert_many(db, mid, [
+                (uid, modseq, item.stray.flags, item.size, item.mtime, name, item.parsed)
+                for item, uid, name in placed
+            ])
+            top = max(uid for _, uid, _ in placed)
+            db.execute("UPDATE mailboxes SET uidnext = max(uidnext, ?) WHERE id = ?", (top + 1, mid))
+        return len(placed)
 
     def close(self) -> None:
         self._store.flag_tables.drop_account(self.address)

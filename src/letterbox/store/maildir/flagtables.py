@@ -13,12 +13,12 @@ from __future__ import annotations
 import bisect
 import sqlite3
 from array import array
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from operator import itemgetter
 
 from ..api import FlagTable, MailboxNotFound
 
-# Messages kept in all tables together (about 12 bytes each); the least recently used
+# Messages kept in all tables together (about 16 bytes each); the least recently used
 # mailbox goes first.
 MAX_MESSAGES = 2_000_000
 # More changed rows than this share of the table: reading it whole is cheaper.
@@ -73,10 +73,13 @@ class FlagTables:
             raise MailboxNotFound("mailbox no longer exists")
         modseq, uidvalidity = int(row[0]), int(row[1])
         entry = self._tables.get(key)
-        if entry is not None and entry[0].uidvalidity == uidvalidity:
+        if entry is not None and entry[0].uidvalidity != uidvalidity:
+            self.drop(key)  # the mailbox was deleted and made again
+            entry = None
+        if entry is not None:
             table, texts = entry
             if table.modseq != modseq:
-                table = _update(db, mailbox_id, table, texts, modseq)
+                table, texts = _update(db, mailbox_id, table, texts, modseq)
         elif load:
             texts = _Texts()
             table = _load(db, mailbox_id, modseq, uidvalidity, texts)
@@ -88,7 +91,7 @@ class FlagTables:
     def drop(self, key: Key) -> None:
         entry = self._tables.pop(key, None)
         if entry is not None:
-            self._total -= len(entry[0].uids)
+            self._total -= _weight(entry[0])
 
     def drop_account(self, address: str) -> None:
         for key in [k for k in self._tables if k[0] == address]:
@@ -97,10 +100,14 @@ class FlagTables:
     def _keep(self, key: Key, table: FlagTable, texts: _Texts) -> None:
         self.drop(key)
         self._tables[key] = (table, texts)
-        self._total += len(table.uids)
+        self._total += _weight(table)
         while self._total > self.max_messages and len(self._tables) > 1:
             _, (oldest, _) = self._tables.popitem(last=False)
-            self._total -= len(oldest.uids)
+            self._total -= _weight(oldest)
+
+
+def _weight(table: FlagTable) -> int:
+    return len(table.uids) + 1  # an empty mailbox's table costs something too
 
 def _load(db: sqlite3.Connection, mailbox_id: int, modseq: int, uidvalidity: int, texts: _Texts) -> FlagTable:
     # *modseq* was read first, so the rows are at least that new; a change that lands in
@@ -112,28 +119,35 @@ def _load(db: sqlite3.Connection, mailbox_id: int, modseq: int, uidvalidity: int
         texts.id(text)
     uids = array("L", map(itemgetter(0), rows))
     flag_ids = array("L", map(texts.ids.__getitem__, map(itemgetter(1), rows)))
-    return FlagTable(modseq, uidvalidity, uids, flag_ids, texts.texts)
+    return FlagTable(modseq, uidvalidity, uids, flag_ids, texts.texts, Counter(flag_ids))
 
 
-def _update(db: sqlite3.Connection, mailbox_id: int, old: FlagTable, texts: _Texts, modseq: int) -> FlagTable:
+def _update(
+    db: sqlite3.Connection, mailbox_id: int, old: FlagTable, texts: _Texts, modseq: int
+) -> tuple[FlagTable, _Texts]:
     changed = db.execute(
         "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
         (mailbox_id, old.modseq),
     ).fetchall()
-    if len(changed) > len(old.uids) // _RELOAD_SHARE + 64:
-        return _load(db, mailbox_id, modseq, old.uidvalidity, texts)
+    if len(changed) > len(old.uids) // _RELOAD_SHARE + 64 or len(texts.texts) > 4 * len(old.counts) + 64:
+        # Many changes, or many flag texts no message has any more: start afresh.
+        texts = _Texts()
+        return _load(db, mailbox_id, modseq, old.uidvalidity, texts), texts
     gone = [r[0] for r in db.execute(
         "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, old.modseq)
     )]
     uids, flag_ids = array("L", old.uids), array("L", old.flag_ids)
+    counts = Counter(old.counts)
     for uid, text in changed:
         fid = texts.id(text)
+        counts[fid] += 1
         if not uids or uid > uids[-1]:
             uids.append(uid)
             flag_ids.append(fid)
             continue
         i = bisect.bisect_left(uids, uid)
         if uids[i] == uid:
+            counts[flag_ids[i]] -= 1
             flag_ids[i] = fid
         else:  # a row indexed late under an old UID (start-up reconciliation elsewhere)
             uids.insert(i, uid)
@@ -143,10 +157,13 @@ def _update(db: sqlite3.Connection, mailbox_id: int, old: FlagTable, texts: _Tex
         keep = [i for i, u in enumerate(uids) if u not in dead]
         uids = array("L", map(uids.__getitem__, keep))
         flag_ids = array("L", map(flag_ids.__getitem__, keep))
+        counts = Counter(flag_ids)
     else:
         for uid in gone:
             i = bisect.bisect_left(uids, uid)
             if i < len(uids) and uids[i] == uid:
+                counts[flag_ids[i]] -= 1
                 del uids[i]
                 del flag_ids[i]
-    return FlagTable(modseq, old.uidvalidity, uids, flag_ids, texts.texts)
+    counts = Counter({fid: n for fid, n in counts.items() if n > 0})
+    return FlagTable(modseq, old.uidvalidity, uids, flag_ids, texts.texts, counts), texts
