@@ -89,9 +89,13 @@ def test_expunges_are_vanished_responses(env: Env) -> None:
         out = await s.cmd("a NOOP")
         assert out == b"* VANISHED 1:2,4\r\na OK NOOP completed\r\n"
         await s.cmd("b STORE 1 +FLAGS.SILENT (\\Deleted)")
-        assert await s.cmd("c UID EXPUNGE 3") == b"* VANISHED 3\r\nc OK UID EXPUNGE completed\r\n"
+        # RFC 7162 3.2.9 (and 3.2.7, RFC 6851 4.4): the tagged OK tells the new HIGHESTMODSEQ.
+        out = await s.cmd("c UID EXPUNGE 3")
+        assert re.fullmatch(rb"\* VANISHED 3\r\nc OK \[HIGHESTMODSEQ \d+\] UID EXPUNGE completed\r\n", out)
         out = await s.cmd("d UID MOVE 5 Archive")
         assert b"* VANISHED 5\r\n" in out and b"EXPUNGE\r\n" not in out
+        assert re.search(rb"d OK \[HIGHESTMODSEQ \d+\] UID MOVE completed", out)
+        assert b"HIGHESTMODSEQ" not in await s.cmd("d2 UID EXPUNGE 1:*")  # nothing expunged
         assert await s.cmd("f UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)") == (
             b"* VANISHED (EARLIER) 1:5\r\nf OK UID FETCH completed\r\n"
         )
@@ -102,5 +106,29 @@ def test_expunges_are_vanished_responses(env: Env) -> None:
         await s.cmd("g STORE 1 +FLAGS.SILENT (\\Deleted)")
         await s.cmd("g EXPUNGE")
         assert await plain.cmd("h NOOP") == b"* 1 EXPUNGE\r\nh OK NOOP completed\r\n"
+
+    run(go())
+
+
+def test_modseqs_sent_while_expunges_wait_come_with_a_lower_highestmodseq(env: Env) -> None:
+    async def go() -> None:
+        await env.append(*[SIMPLE] * 3)
+        s = await env.session(select=None)
+        await s.cmd("e ENABLE QRESYNC")
+        out = await s.cmd("s SELECT INBOX")
+        before = status(out, "HIGHESTMODSEQ")
+        other = await env.session(rev2=True)
+        await other.cmd("x STORE 3 +FLAGS.SILENT (\\Deleted)")
+        await other.cmd("x EXPUNGE")
+        await other.cmd("x STORE 1 +FLAGS.SILENT (\\Flagged)")
+        # FETCH may not report the expunge (RFC 9051 7.5.1), but shows the flag change
+        # with its MODSEQ; the HIGHESTMODSEQ that follows stays below the expunge's.
+        out = await s.cmd("a FETCH 2 (FLAGS)")
+        assert b"VANISHED" not in out
+        assert re.search(rb"\* 1 FETCH \(FLAGS \(\\Flagged \\Recent\) UID 1 MODSEQ \(\d+\)\)", out), out
+        # All three changes were learned at once: the floor is what the session had.
+        assert status(out, "HIGHESTMODSEQ") == before
+        out = await s.cmd("b NOOP")
+        assert b"* VANISHED 3\r\n" in out and b"HIGHESTMODSEQ" not in out
 
     run(go())

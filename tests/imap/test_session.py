@@ -430,7 +430,8 @@ def test_review_regressions(ctx) -> None:  # type: ignore[no-untyped-def]
         assert out.startswith(b"x NO [OVERQUOTA]")
         # CONDSTORE: .SILENT with UNCHANGEDSINCE still reports the new MODSEQ.
         out = await c.cmd("y STORE 1 (UNCHANGEDSINCE 999999) +FLAGS.SILENT (\\Seen)")
-        assert re.search(rb"\* 1 FETCH \(MODSEQ \(\d+\)\)", out), out
+        # RFC 7162 3.2.4: and from now on every untagged FETCH has UID and MODSEQ.
+        assert re.search(rb"\* 1 FETCH \(UID \d+ MODSEQ \(\d+\)\)", out), out
 
     run(go())
 

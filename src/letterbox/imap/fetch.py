@@ -331,7 +331,7 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     plan = _Plan(s, view, cmd)
     if plan.has_modseq:
         # RFC 7162 3.1: MODSEQ (and CHANGEDSINCE, which implies it) enables CONDSTORE.
-        view.condstore = True
+        s.enable_condstore()
     if (
         plan.items in (["FLAGS"], ["UID", "FLAGS"])
         and cmd.changedsince is None
@@ -403,13 +403,12 @@ async def _fetch_flags_fast(
         k, end = bisect.bisect_left(uids, lo), bisect.bisect_right(uids, hi)
         i, j = bisect.bisect_left(tuids, lo), bisect.bisect_right(tuids, hi)
         msns: Sequence[int]
-        if end - k == j - i:
-            # No UID the view lacks is at or below its last one, so an equal count means
-            # the same messages: message k + 1 + x is the table's row i + x.
+        if end - k == j - i and uids[k:end] == tuids[i:j]:
+            # The same messages (the usual case): message k + 1 + x is the table's row i + x.
             msns, ruids, rids = range(k + 1, end + 1), tuids[i:j], tids[i:j]
         else:  # the view still shows messages expunged meanwhile (reported later)
             msns, ruids, rids = _common_rows(uids, k, end, tuids, tids, i, j)
-            missing = True
+            missing = missing or len(msns) < end - k
         for a in range(0, len(msns), _BATCH_ROWS):
             b = min(a + _BATCH_ROWS, len(msns))
             split = bisect.bisect_left(ruids, recent_from, a, b)

@@ -382,7 +382,7 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     fields: set[FetchField] = set()
     has_modseq = _fields(cmd.key, fields)
     if has_modseq:
-        view.condstore = True  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
     gone = view.pending_expunge
     cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
     search = _Search(s, view, store, fields)

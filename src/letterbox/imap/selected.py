@@ -37,8 +37,9 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     if not readonly and not s.rev2:
         recent_from = await store.take_recent(mailbox.id)
     view = SelectedView(mailbox, uids, readonly, recent_from)
-    # RFC 7162 3.1: CONDSTORE and QRESYNC parameters are CONDSTORE enabling.
-    view.condstore = cmd.condstore or cmd.qresync is not None or s.condstore
+    if cmd.condstore or cmd.qresync is not None:
+        s.condstore = True  # RFC 7162 3.1: CONDSTORE enabling, for the whole connection
+    view.condstore = s.condstore
     view.qresync = s.qresync
     s.select_view(view)
     s.send(view.flags_response())
@@ -131,12 +132,13 @@ async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
     if cmd.sequence_set is not None:
         candidates = [u for _, u in view.resolve(cmd.sequence_set, True)]
     uids = await _deleted_uids(s, candidates)
+    gone: list[int] = []
     if uids:
         gone = await _store(s).expunge(view.mailbox.id, uids)
         s.stats["expunge"] += len(gone)
         for line in view.remove_own(gone):
             s.send(line)
-    return Done(text=f"{'UID ' if cmd.uid else ''}EXPUNGE completed")
+    return Done(text=f"{'UID ' if cmd.uid else ''}EXPUNGE completed", expunged=bool(gone))
 
 
 async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
@@ -145,6 +147,8 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
         return Done("BAD", "Message sequence number out of range")
     if view.readonly:
         return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    if cmd.unchangedsince is not None:
+        s.enable_condstore()  # RFC 7162 3.1
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
     uids = [u for _, u in pairs if u not in view.pending_expunge]
     mode = {"+": "add", "-": "remove"}.get(cmd.mode, "replace")
@@ -166,18 +170,17 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
             if msn is None:
                 continue
             items = [b"FLAGS " + wire.flag_list(view.shown_flags(r.uid, r.flags, s.rev2))]
-            if cmd.uid:
+            if cmd.uid or view.condstore:
                 items.append(b"UID %d" % r.uid)
-            if view.condstore or cmd.unchangedsince is not None:
+            if view.condstore:
                 items.append(b"MODSEQ (%d)" % r.modseq)
             s.send(wire.fetch_response(msn, items))
-    if cmd.silent and (view.condstore or cmd.unchangedsince is not None):
+    if cmd.silent and view.condstore:
         # RFC 7162 3.1.3: .SILENT does not hide the new MODSEQ of changed messages.
         for meta in changed:
             msn = view.msn(meta.uid)
             if msn is not None:
-                items = [b"UID %d" % meta.uid] if cmd.uid else []
-                s.send(wire.fetch_response(msn, [*items, b"MODSEQ (%d)" % meta.modseq]))
+                s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq]))
     if modified:
         numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
         return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
@@ -222,7 +225,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
         for line in view.remove_own(result.source_uids):
             s.send(line)
         s.stats["expunge"] += len(result.source_uids)
-        return Done(text=f"{verb} completed")
+        return Done(text=f"{verb} completed", expunged=bool(result.source_uids))
     return Done("OK", f"{verb} completed", code)
 
 

@@ -44,6 +44,9 @@ class Done:
     status: str = "OK"
     text: str = "completed"
     code: str | None = None
+    expunged: bool = False
+    """Messages were expunged: with QRESYNC the tagged OK carries HIGHESTMODSEQ (RFC 7162
+    3.2.7, 3.2.9; RFC 6851 4.4)."""
 
 
 Handler = Callable[["IMAPSession", Any], Awaitable[Done | None]]
@@ -263,11 +266,27 @@ class IMAPSession(Session):
             self._count_bad()
         else:
             self._bad = 0
-        if self.view is not None and self.state == SELECTED and not self.closing:
+        view = self.view
+        if view is not None and self.state == SELECTED and not self.closing:
             await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+            if view.condstore and view.expunge_floor is not None:
+                # RFC 7162 3.2: MODSEQs may have gone out while expunges are held back;
+                # a client that resyncs from here must still learn of those.
+                self.send(wire.untagged_status(
+                    "OK", "Expunges not reported yet", f"HIGHESTMODSEQ {view.expunge_floor}"
+                ))
+            elif done.expunged and self.qresync and done.status == "OK" and done.code is None:
+                done = Done(done.status, done.text, f"HIGHESTMODSEQ {view.modseq}")
         if self.closing and self.state != LOGOUT:
             return  # a BYE ended the session; no tagged answer follows it
         self.send(wire.tagged(cmd.tag, done.status, done.text, done.code))
+
+    def enable_condstore(self) -> None:
+        """RFC 7162 3.1: after a CONDSTORE enabling command, every untagged FETCH carries
+        UID and MODSEQ until the connection closes."""
+        self.condstore = True
+        if self.view is not None:
+            self.view.condstore = True
 
     async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
         view, store = self.view, self.store

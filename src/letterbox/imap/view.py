@@ -36,6 +36,7 @@ class SelectedView:
         "keywords",
         "condstore",
         "qresync",
+        "expunge_floor",
         "saved",
     )
 
@@ -53,6 +54,8 @@ class SelectedView:
         self.condstore = False
         self.qresync = False
         """RFC 7162 3.2.10.2: report expunges as VANISHED, not EXPUNGE."""
+        self.expunge_floor: int | None = None
+        """While expunges are held back: a MODSEQ below all of theirs."""
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), referred to as $ (RFC 5182)."""
 
@@ -111,6 +114,8 @@ class SelectedView:
                 if self.msn(u) is not None:
                     present.add(u)
             self.pending_expunge |= present
+            if present and self.expunge_floor is None:
+                self.expunge_floor = self.modseq  # they all came after what we had
         if allow_expunge and self.pending_expunge:
             out.extend(self._expunge_now())
         new: list[int] = []
@@ -158,6 +163,7 @@ class SelectedView:
             if not self.qresync:
                 out.append(b"* %d EXPUNGE\r\n" % m)
             del self.uids[m - 1]
+        self.expunge_floor = None
         self.pending_expunge.clear()
         self.saved = [u for u in self.saved if self.msn(u) is not None]
         return out
