@@ -74,7 +74,7 @@ _piece = st.sampled_from([b"a", b"Bob", b"x1", b" ", b"  ", b"\t", b".", b"@", b
                           b"-", b"+", b"'", b"example", b"com", b":", b";", b"[", b"]", b"\\", b"\x80", b"\0"])
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(_piece, max_size=14).map(b"".join))
 def test_random_values_agree(value: bytes) -> None:
     assert parse_addresses(value) == _AddressParser(value).parse()
@@ -84,7 +84,7 @@ _atomish = st.text(alphabet="aZ09!#$%&'*+/=?^_`{|}~-.\"( )<>@,;:\\", min_size=1,
 _space = st.sampled_from([b"", b" ", b"  ", b"\t"])
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(_atomish, max_size=3), _space, _atomish, _atomish, _space, st.booleans())
 def test_address_shaped_values_agree(
     words: list[bytes], gap: bytes, local: bytes, domain: bytes, pad: bytes, angle: bool
