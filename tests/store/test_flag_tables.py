@@ -113,32 +113,6 @@ def test_select_info_first_unseen(tmp_path: Path) -> None:
     asyncio.run(go())
 
 
-def test_status_counts_the_same_from_the_table_and_from_sql(tmp_path: Path) -> None:
-    async def go() -> None:
-        store = MaildirStore(tmp_path)
-        acc = store.account_sync(USER)
-        for flags in ([], ["\\Seen"], ["\\Deleted"], ["\\Seen", "\\Deleted"], ["$Seen"], ["\\Seen", "$x"]):
-            await acc.append("INBOX", MSG, flags)
-        inbox = await acc.get_mailbox("INBOX")
-        await acc.take_recent(inbox.id)
-        await acc.append("INBOX", MSG)
-
-        def counts(st):  # type: ignore[no-untyped-def]
-            return (st.messages, st.unseen, st.deleted, st.size, st.recent)
-
-        from_sql = counts(await acc.status("INBOX"))
-        assert from_sql[:3] == (7, 4, 2) and from_sql[4] == 1
-        await acc.flag_table(inbox.id)
-        assert counts(await acc.status("INBOX")) == from_sql
-        await acc.store_flags(inbox.id, [1, 5], "add", ["\\Seen", "\\Deleted"])
-        from_table = counts(await acc.status("INBOX"))
-        store.flag_tables.drop((USER, inbox.id))
-        assert counts(await acc.status("INBOX")) == from_table
-        assert from_table[:3] == (7, 2, 4)
-
-    asyncio.run(go())
-
-
 def test_flag_texts_nobody_uses_are_dropped(tmp_path: Path) -> None:
     async def go() -> None:
         acc = MaildirStore(tmp_path).account_sync(USER)

@@ -13,7 +13,6 @@ says it was expunged; a row without a file is dropped. UIDNEXT never moves backw
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import contextlib
 import fcntl
@@ -357,24 +356,13 @@ class MaildirAccount(AccountStore):
 
     async def status(self, mailbox: str) -> MailboxStatus:
         mbox = self._mailbox_by_name(mailbox)
-        messages, size, recent_uid = self.db.execute(
-            "SELECT messages, bytes, recent_uid FROM mailboxes WHERE id = ?", (mbox.id,)
-        ).fetchone()
-        table = self._store.flag_tables.get_cached(self.db, (self.address, mbox.id))
-        if table is not None:
-            # A mailbox some session has open: count from its flag table.
-            unseen = deleted = 0
-            for fid, n in table.counts.items():
-                flags = table.texts[fid].split()
-                unseen += n if "\\Seen" not in flags else 0
-                deleted += n if "\\Deleted" in flags else 0
-            recent = len(table.uids) - bisect.bisect_left(table.uids, recent_uid)
-            return MailboxStatus(mbox, len(table.uids), unseen, deleted, size, recent)
-        unseen, deleted, recent = self.db.execute(
-            "SELECT coalesce(sum(instr(flags, '\\Seen') = 0), 0),"
-            " coalesce(sum(instr(flags, '\\Deleted') > 0), 0),"
-            " coalesce(sum(uid >= ?), 0) FROM messages WHERE mailbox_id = ?",
-            (recent_uid, mbox.id),
+        # The counts are kept by triggers (index.TRIGGERS); \Recent needs the UIDs at or
+        # above recent_uid, a range of the primary key.
+        messages, size, unseen, deleted, recent = self.db.execute(
+            "SELECT messages, bytes, unseen, deleted,"
+            " (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id AND uid >= recent_uid)"
+            " FROM mailboxes WHERE id = ?",
+            (mbox.id,),
         ).fetchone()
         return MailboxStatus(mbox, messages, unseen, deleted, size, recent)
 

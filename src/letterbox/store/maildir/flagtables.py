@@ -55,15 +55,6 @@ class FlagTables:
         self._total = 0
 
     def get(self, db: sqlite3.Connection, key: Key) -> FlagTable:
-        table = self._get(db, key, load=True)
-        assert table is not None
-        return table
-
-    def get_cached(self, db: sqlite3.Connection, key: Key) -> FlagTable | None:
-        """The table brought up to date if one is kept; None rather than loading one."""
-        return self._get(db, key, load=False)
-
-    def _get(self, db: sqlite3.Connection, key: Key, load: bool) -> FlagTable | None:
         mailbox_id = key[1]
         row = db.execute(
             "SELECT highestmodseq, uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)
@@ -80,11 +71,9 @@ class FlagTables:
             table, texts = entry
             if table.modseq != modseq:
                 table, texts = _update(db, mailbox_id, table, texts, modseq)
-        elif load:
+        else:
             texts = _Texts()
             table = _load(db, mailbox_id, modseq, uidvalidity, texts)
-        else:
-            return None
         self._keep(key, table, texts)
         return table
 
