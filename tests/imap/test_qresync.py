@@ -132,3 +132,34 @@ def test_modseqs_sent_while_expunges_wait_come_with_a_lower_highestmodseq(env: E
         assert b"* VANISHED 3\r\n" in out and b"HIGHESTMODSEQ" not in out
 
     run(go())
+
+
+def test_condstore_enabled_while_selected(env: Env) -> None:
+    async def go() -> None:
+        await env.append(SIMPLE, SIMPLE)
+        s = await env.session(rev2=True)
+        # RFC 7162 3.1: the first CONDSTORE enabling command with a mailbox selected
+        # returns HIGHESTMODSEQ; later ones do not.
+        out = await s.cmd("a ENABLE CONDSTORE")
+        assert re.fullmatch(rb"\* ENABLED CONDSTORE\r\n\* OK \[HIGHESTMODSEQ \d+\] Highest\r\na OK ENABLE completed\r\n", out)
+        assert b"HIGHESTMODSEQ" not in await s.cmd("b FETCH 1 (MODSEQ)")
+        # 3.2.4: from now on an untagged FETCH caused by another session has UID and MODSEQ.
+        other = await env.session(rev2=True)
+        await other.cmd("x STORE 2 +FLAGS.SILENT (\\Flagged)")
+        out = await s.cmd("c NOOP")
+        assert re.search(rb"\* 2 FETCH \(FLAGS \(\\Flagged\) UID 2 MODSEQ \(\d+\)\)", out), out
+
+    run(go())
+
+
+def test_status_highestmodseq_enables_condstore(env: Env) -> None:
+    async def go() -> None:
+        await env.append(SIMPLE)
+        s = await env.session(rev2=True)
+        out = await s.cmd("a STATUS Archive (HIGHESTMODSEQ)")
+        assert b"* OK [HIGHESTMODSEQ" in out
+        other = await env.session(rev2=True)
+        await other.cmd("x STORE 1 +FLAGS.SILENT (\\Seen)")
+        assert re.search(rb"\* 1 FETCH \(FLAGS \(\\Seen\) UID 1 MODSEQ", await s.cmd("b NOOP"))
+
+    run(go())

@@ -232,7 +232,8 @@ def test_modseq_search_reports_the_highest(env: Env) -> None:
         # Appends got modseqs 4..7 (2 and 3 went to the expunged first message); the
         # STORE makes message 2's 8.
         out = await s.cmd("a SEARCH MODSEQ 8")
-        assert out == b"* SEARCH 2 (MODSEQ 8)\r\na OK SEARCH completed\r\n"
+        # The first CONDSTORE enabling command announces HIGHESTMODSEQ (RFC 7162 3.1).
+        assert out == b"* SEARCH 2 (MODSEQ 8)\r\n* OK [HIGHESTMODSEQ 8] Highest\r\na OK SEARCH completed\r\n"
         out = await s.cmd('a SEARCH MODSEQ "/flags/\\\\draft" all 5')
         assert out == b"* SEARCH 2 3 4 (MODSEQ 8)\r\na OK SEARCH completed\r\n"
         out = await s.cmd("a SEARCH MODSEQ 6 NOT FLAGGED")

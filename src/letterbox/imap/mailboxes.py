@@ -98,6 +98,8 @@ def _attributes(mbox: Mailbox, parents: set[str], want_subscribed: bool, special
 
 
 async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> bytes:
+    if any(item.upper() == "HIGHESTMODSEQ" for item in items):
+        s.enable_condstore()  # RFC 7162 3.1
     st = await _store(s).status(name)
     values = {
         "MESSAGES": st.messages,

@@ -74,6 +74,7 @@ class IMAPSession(Session):
         """ENABLE CONDSTORE (RFC 7162 3.1): MODSEQ in every FETCH of selected mailboxes."""
         self.qresync = False
         """ENABLE QRESYNC (RFC 7162 3.2.3): VANISHED instead of EXPUNGE, SELECT (QRESYNC ...)."""
+        self._announce_modseq = False
         self.store: AccountStore | None = None
         self.account: Account | None = None
         self.view: SelectedView | None = None
@@ -269,14 +270,20 @@ class IMAPSession(Session):
         view = self.view
         if view is not None and self.state == SELECTED and not self.closing:
             await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+        if view is not None and self.view is view and not self.closing:
             if view.condstore and view.expunge_floor is not None:
                 # RFC 7162 3.2: MODSEQs may have gone out while expunges are held back;
                 # a client that resyncs from here must still learn of those.
                 self.send(wire.untagged_status(
                     "OK", "Expunges not reported yet", f"HIGHESTMODSEQ {view.expunge_floor}"
                 ))
+            elif self._announce_modseq:
+                # RFC 7162 3.1: the first CONDSTORE enabling command with a mailbox
+                # selected returns its HIGHESTMODSEQ.
+                self.send(wire.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {view.modseq}"))
             elif done.expunged and self.qresync and done.status == "OK" and done.code is None:
                 done = Done(done.status, done.text, f"HIGHESTMODSEQ {view.modseq}")
+        self._announce_modseq = False
         if self.closing and self.state != LOGOUT:
             return  # a BYE ended the session; no tagged answer follows it
         self.send(wire.tagged(cmd.tag, done.status, done.text, done.code))
@@ -285,8 +292,9 @@ class IMAPSession(Session):
         """RFC 7162 3.1: after a CONDSTORE enabling command, every untagged FETCH carries
         UID and MODSEQ until the connection closes."""
         self.condstore = True
-        if self.view is not None:
+        if self.view is not None and not self.view.condstore:
             self.view.condstore = True
+            self._announce_modseq = True
 
     async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
         view, store = self.view, self.store
@@ -496,14 +504,15 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
             s.rev2 = True
             enabled.append("IMAP4rev2")
         elif c == "CONDSTORE" and not had_condstore and "CONDSTORE" not in enabled:
-            s.condstore = True
+            s.enable_condstore()
             enabled.append("CONDSTORE")
         elif c == "QRESYNC" and not s.qresync:
             # RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
-            s.qresync = s.condstore = True
+            s.qresync = True
+            s.enable_condstore()
             enabled.append("QRESYNC")
             if s.view is not None:
-                s.view.condstore = s.view.qresync = True
+                s.view.qresync = True
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 

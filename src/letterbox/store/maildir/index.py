@@ -9,6 +9,7 @@ Usage totals and the unseen and deleted counts are kept by triggers, so quota ch
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -166,6 +167,7 @@ def _upgrade(db: sqlite3.Connection) -> None:
                 db.execute(trigger)
             db.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
     except BaseException:
-        db.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.OperationalError):  # SQLite may have rolled back
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
