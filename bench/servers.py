@@ -222,7 +222,7 @@ class Letterbox(BenchServer):
         from letterbox.auth.directory import Directory
         from letterbox.auth.passwords import hash_password
         from letterbox.config import load
-        from letterbox.store.maildir.backend import MaildirStore
+        from letterbox.store.maildir import MaildirStore
 
         settings = load(self.config)
         hashed = hash_password(password)

@@ -150,6 +150,13 @@ class QuotaSettings(_Section):
     default_messages: int = Field(default=0, ge=0)
 
 
+class StoreSettings(_Section):
+    reserve: Size = 16 * 1024**2
+    """Disk space the server keeps set aside (a preallocated file in the mail folder) and
+    gives back when the disk fills up, so users can still read and delete mail; new mail
+    is refused until space is free again. 0 turns it off."""
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     tls: TLSSettings = TLSSettings()
@@ -160,6 +167,7 @@ class Settings(_Section):
     smtp: SMTPSettings = SMTPSettings()
     delivery: DeliverySettings = DeliverySettings()
     quota: QuotaSettings = QuotaSettings()
+    store: StoreSettings = StoreSettings()
 
     config_path: Path | None = Field(default=None, exclude=True)
 

@@ -43,8 +43,18 @@ def test_directory_crud(directory: Directory) -> None:
     assert directory.local_domains() == {"example.com"}
     directory.set_switch("pop3", False)
     assert directory.switches() == {"pop3": False}
-    directory.delete("alice@example.com")
-    assert directory.get("alice@example.com") is None
+    first = directory.require("alice@example.com").incarnation
+    directory.mark_deleted("alice@example.com")
+    # Gone from every lookup at once, but the address stays taken until the mail is gone.
+    assert directory.get("alice@example.com") is None and directory.list() == []
+    assert directory.local_domains() == frozenset()
+    with pytest.raises(DirectoryError, match="being deleted"):
+        directory.add("alice@example.com", "x")
+    assert [p.address for p in directory.pending_deletions()] == ["alice@example.com"]
+    directory.finish_delete("alice@example.com", first)
+    assert directory.pending_deletions() == []
+    # Added again: a new incarnation, so the store never shows the old mail.
+    assert directory.add("alice@example.com", "x").incarnation not in ("", first)
 
 
 def login(auth: Authenticator, user: str, pw: str, proto: str = "pop3", ip: str = "192.0.2.9") -> Outcome:

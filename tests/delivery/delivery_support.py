@@ -173,8 +173,8 @@ class Harness:
         store = self.ctx.store
         real = store.account
 
-        async def account(addr: str) -> Any:
-            inner = await real(addr)
+        async def account(addr: str, incarnation: str | None = None) -> Any:
+            inner = await real(addr, incarnation)
             return FaultyAccount(inner, **faults) if addr == address else inner
 
         store.account = account  # type: ignore[method-assign,assignment]

@@ -22,7 +22,7 @@ from letterbox.auth.directory import Directory
 from letterbox.cli import deliver as deliver_module
 from letterbox.cli.deliver import deliver
 from letterbox.store.api import Quota, StoreError
-from letterbox.store.maildir.backend import MaildirStore
+from letterbox.store.maildir import MaildirStore
 
 from .delivery_support import split_trace
 

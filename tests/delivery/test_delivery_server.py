@@ -32,7 +32,7 @@ MSG = b"Subject: served\r\nMessage-ID: <srv@remote.example>\r\n\r\nhello\r\n"
 def inbox(server: Any, address: str) -> list[bytes]:
     import asyncio
 
-    from letterbox.store.maildir.backend import MaildirStore
+    from letterbox.store.maildir import MaildirStore
 
     async def go() -> list[bytes]:
         store = MaildirStore(server.home / "data" / "mail")

@@ -25,7 +25,7 @@ def test_other_connections_changes_show_at_once(tmp_path: Path) -> None:
         assert server.local_domains() == {"example.com", "example.org"}
         cli.set_quota("bob@example.org", Quota(bytes=1000))
         assert server.get("bob@example.org").quota == Quota(bytes=1000)  # type: ignore[union-attr]
-        cli.delete("bob@example.org")
+        cli.mark_deleted("bob@example.org")
         assert server.get("bob@example.org") is None
         assert server.local_domains() == {"example.com"}
     finally:
@@ -45,7 +45,7 @@ def test_own_writes_show_at_once(tmp_path: Path) -> None:
         assert d.get("carol@example.net").protocols == {"imap"}  # type: ignore[union-attr]
         d.set_password("carol@example.net", "y")
         assert d.get("carol@example.net").password_hash == "y"  # type: ignore[union-attr]
-        d.delete("carol@example.net")
+        d.mark_deleted("carol@example.net")
         assert d.get("carol@example.net") is None
         assert d.local_domains() == frozenset()
     finally:

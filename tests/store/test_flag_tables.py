@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from letterbox.store.api import FlagTable, MailboxNotFound
-from letterbox.store.maildir.backend import MaildirAccount, MaildirStore
+from letterbox.store.maildir import MaildirAccount, MaildirStore
 from letterbox.store.maildir.flagtables import FlagTables
 
 MSG = b"From: a@example.com\r\nSubject: hello\r\n\r\nbody\r\n"

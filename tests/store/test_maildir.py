@@ -18,7 +18,7 @@ from letterbox.store.api import (
     Quota,
     StoreError,
 )
-from letterbox.store.maildir.backend import MaildirStore
+from letterbox.store.maildir import MaildirStore, reconcile
 
 MSG = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nbody line\r\n"
 
@@ -210,7 +210,7 @@ def test_reconcile_restores_files_without_rows_and_drops_rows_without_files(root
             await acc.append("INBOX", MSG)
 
     run(fill())
-    inbox = acc._mailbox_by_name("INBOX")
+    inbox = acc.mailbox_by_name("INBOX")
     folder = root / "example.com" / "alice"
     files = {int(f.split(",U=")[1].split(":")[0]): f for f in os.listdir(folder / "cur")}
     # Row lost (as if the index commit never happened), file lost, and a file from an
@@ -225,8 +225,8 @@ def test_reconcile_restores_files_without_rows_and_drops_rows_without_files(root
 
     store2 = MaildirStore(root)
     acc2 = store2.account_sync("alice@example.com")
-    stats = acc2.reconcile()
-    assert stats == {"indexed": 2, "dropped": 1, "removed": 1, "folders": 0}
+    stats = reconcile.reconcile(acc2)
+    assert stats == {"indexed": 2, "dropped": 1, "removed": 1, "folders": 0, "kept": 0, "restored": 0}
 
     async def check() -> None:
         mbox, metas = await acc2.snapshot("INBOX")
@@ -238,7 +238,7 @@ def test_reconcile_restores_files_without_rows_and_drops_rows_without_files(root
     run(check())
     assert not os.listdir(folder / "new")
     # Reconciling again finds nothing to do.
-    assert acc2.reconcile() == {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
+    assert not any(reconcile.reconcile(acc2).values())
 
 
 def test_reconcile_imports_foreign_maildir_files_with_their_flags(root: Path) -> None:
@@ -255,7 +255,7 @@ def test_reconcile_imports_foreign_maildir_files_with_their_flags(root: Path) ->
     acc.close()
 
     acc2 = MaildirStore(root).account_sync("alice@example.com")
-    assert acc2.reconcile()["indexed"] == 4
+    assert reconcile.reconcile(acc2)["indexed"] == 4
 
     async def check() -> None:
         mbox, metas = await acc2.snapshot("INBOX")
@@ -267,14 +267,14 @@ def test_reconcile_imports_foreign_maildir_files_with_their_flags(root: Path) ->
         assert mbox.uidnext == 11
 
     run(check())
-    assert acc2.reconcile()["indexed"] == 0
+    assert reconcile.reconcile(acc2)["indexed"] == 0
 
 
 @pytest.mark.parametrize("pool", [False, True])
 def test_reconcile_indexes_new_files_in_arrival_order(root: Path, monkeypatch: pytest.MonkeyPatch, pool: bool) -> None:
-    from letterbox.store.maildir import backend, strays
+    from letterbox.store.maildir import strays
 
-    monkeypatch.setattr(backend, "_RECONCILE_BATCH", 7)
+    monkeypatch.setattr(reconcile, "BATCH", 7)
     monkeypatch.setattr(strays, "_POOL_MIN", 1 if pool else 10**9)
     monkeypatch.setattr(strays, "_POOL_CHUNK", 3)
     store = MaildirStore(root)
@@ -288,7 +288,7 @@ def test_reconcile_indexes_new_files_in_arrival_order(root: Path, monkeypatch: p
     acc.close()
 
     acc2 = MaildirStore(root).account_sync("alice@example.com")
-    assert acc2.reconcile()["indexed"] == 40
+    assert reconcile.reconcile(acc2)["indexed"] == 40
 
     async def check() -> None:
         mbox, metas = await acc2.snapshot("INBOX")
@@ -314,13 +314,13 @@ def test_expunged_file_left_behind_is_not_resurrected(root: Path) -> None:
     run(go())
     folder = root / "example.com" / "alice" / "cur"
     before = {f: (folder / f).read_bytes() for f in os.listdir(folder)}
-    inbox = acc._mailbox_by_name("INBOX")
+    inbox = acc.mailbox_by_name("INBOX")
     run(acc.expunge(inbox.id, [1]))
     # Simulate a crash between the index commit and the unlink.
     for f, data in before.items():
         if ",U=1:" in f:
             (folder / f).write_bytes(data)
-    acc.reconcile()
+    reconcile.reconcile(acc)
     _, metas = run(acc.snapshot("INBOX"))
     assert [m.uid for m in metas] == [2]
     assert len(os.listdir(folder)) == 1
@@ -377,7 +377,7 @@ def test_pop3_lock_waits_in_line_and_polls_other_processes(root: Path) -> None:
             async with acc.pop3_lock(wait=0.6):
                 pass
         assert time.monotonic() - t0 >= 0.6
-        assert not acc._pop3_waiters  # type: ignore[attr-defined]
+        assert not acc.pop3.waiting
         order: list[str] = []
 
         async def session(name: str, hold: float) -> None:
@@ -394,7 +394,7 @@ def test_pop3_lock_waits_in_line_and_polls_other_processes(root: Path) -> None:
         late = asyncio.ensure_future(session("late", 0))  # queues behind the others
         await asyncio.gather(first, second, late)
         assert order == ["first", "second", "late"]
-        assert not acc._pop3_waiters  # type: ignore[attr-defined]
+        assert not acc.pop3.waiting
         os.close(other)
 
     run(go())
@@ -422,18 +422,18 @@ def test_pop3_hide_and_expire(root: Path) -> None:
 def test_concurrent_appends_become_visible_in_uid_order(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A slow large message and a quick small one: the small one must not be committed
     under a higher UID while the large one's lower UID is still invisible."""
-    from letterbox.store.maildir import files
+    from letterbox.store.maildir.accountdir import AccountDir
 
-    real = files.write_tmp
+    real = AccountDir.write_new
 
-    def slow_for_big(folder, name, data):  # type: ignore[no-untyped-def]
+    def slow_for_big(self, rel, data):  # type: ignore[no-untyped-def]
         if len(data) > 1000:
             import time as _t
 
             _t.sleep(0.3)
-        return real(folder, name, data)
+        return real(self, rel, data)
 
-    monkeypatch.setattr(files, "write_tmp", slow_for_big)
+    monkeypatch.setattr(AccountDir, "write_new", slow_for_big)
 
     async def go() -> None:
         acc = await MaildirStore(root).account("alice@example.com")
@@ -495,7 +495,7 @@ def test_files_dropped_into_new_get_uids_in_arrival_order(root: Path) -> None:
         p = new / name
         p.write_bytes(b"Subject: %d\r\n\r\nx\r\n" % i)
         os.utime(p, (1_700_000_000 + i, 1_700_000_000 + i))
-    acc.reconcile()
+    reconcile.reconcile(acc)
 
     async def check() -> None:
         mbox, metas = await acc.snapshot("INBOX")
@@ -534,7 +534,7 @@ def test_big_new_backlog_waits_for_index_new(root: Path) -> None:
 
 
 def test_new_file_taken_away_during_indexing(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from letterbox.store.maildir import backend
+    from letterbox.store.maildir import accountdir
 
     store = MaildirStore(root)
     acc = store.account_sync("alice@example.com")
@@ -545,16 +545,16 @@ def test_new_file_taken_away_during_indexing(root: Path, monkeypatch: pytest.Mon
     acc.close()
     real_rename = os.rename
 
-    def rename(src: str, dst: str) -> None:
+    def rename(src: str, dst: str, **kw: int) -> None:
         if src.endswith(".n2.host"):  # another agent moves it away first
-            os.unlink(src)
+            os.unlink(src, dir_fd=kw["src_dir_fd"])
             raise FileNotFoundError(src)
-        real_rename(src, dst)
+        real_rename(src, dst, **kw)
 
-    monkeypatch.setattr(backend.os, "rename", rename)
+    monkeypatch.setattr(accountdir.os, "rename", rename)
     acc2 = MaildirStore(root).account_sync("alice@example.com")
-    assert acc2.reconcile()["indexed"] == 4
-    monkeypatch.setattr(backend.os, "rename", real_rename)
+    assert reconcile.reconcile(acc2)["indexed"] == 4
+    monkeypatch.setattr(accountdir.os, "rename", real_rename)
 
     async def check() -> None:
         mbox, metas = await acc2.snapshot("INBOX")
@@ -565,4 +565,4 @@ def test_new_file_taken_away_during_indexing(root: Path, monkeypatch: pytest.Mon
         assert (await acc2.append("INBOX", MSG)).uid == 7
 
     run(check())
-    assert acc2.reconcile() == {"indexed": 0, "dropped": 0, "removed": 0, "folders": 0}
+    assert not any(reconcile.reconcile(acc2).values())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from letterbox.store.maildir.backend import MaildirAccount, MaildirStore
-from letterbox.store.maildir.index import connect
+from letterbox.store.maildir import MaildirAccount, MaildirStore
+from letterbox.store.maildir.index import SCHEMA_VERSION, connect
 
 MSG = b"From: a@example.com\r\nSubject: hello\r\n\r\nbody\r\n"
 USER = "alice@example.com"
@@ -99,4 +99,4 @@ def test_an_index_from_before_the_counts_gets_them(tmp_path: Path) -> None:
         assert await counts(acc, "INBOX") == recount(acc, "INBOX") == (4, 2, 1, 4)
 
     asyncio.run(check())
-    assert acc.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == 2
+    assert acc.db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0] == SCHEMA_VERSION

@@ -2,14 +2,22 @@
 and the server-wide protocol switches. One SQLite file shared by the server and the CLI.
 
 The server notices CLI changes within a second through PRAGMA data_version (and at once
-when the CLI pokes the control socket), so changes apply without a restart. Lookups are
+when the CLI pokes the control socket), so changes apply without a restart.
+
+Every account has an incarnation, a random id made when it is added: the store keeps it
+beside the account's mail, so an account deleted and added again under the same address
+never sees its predecessor's mail. Deleting is two steps: the row is marked (the account
+disappears from lookups at once), then whoever holds the data directory moves the mail
+away and removes the row; a crash in between is finished at the next start. Lookups are
 cached, and the cache is dropped as soon as data_version shows another connection's
 commit or this connection writes, so a lookup never sees older data than a query would.
 """
 
 from __future__ import annotations
 
+import builtins
 import re
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterable
@@ -33,7 +41,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     protocols      TEXT NOT NULL DEFAULT 'imap pop3',
     quota_bytes    INTEGER NOT NULL DEFAULT 0,
     quota_messages INTEGER NOT NULL DEFAULT 0,
-    created        REAL NOT NULL
+    created        REAL NOT NULL,
+    incarnation    TEXT NOT NULL DEFAULT '',
+    deleting       INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS switches (
     service TEXT PRIMARY KEY,
@@ -67,6 +77,7 @@ class Account:
     protocols: frozenset[str]
     quota: Quota
     created: float
+    incarnation: str = ""
 
     @property
     def domain(self) -> str:
@@ -74,8 +85,21 @@ class Account:
 
 
 def _row_to_account(row: tuple) -> Account:
-    address, pw, enabled, protocols, qb, qm, created = row
-    return Account(address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created)
+    address, pw, enabled, protocols, qb, qm, created, incarnation = row
+    return Account(
+        address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created, incarnation
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDeletion:
+    address: str
+    incarnation: str
+    keep_mail: bool
+
+
+def _new_incarnation() -> str:
+    return secrets.token_hex(8)
 
 
 class Directory:
@@ -85,11 +109,33 @@ class Directory:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._upgrade()
         self._version = self.data_version()
         # Delivery looks each recipient up two or three times per message.
         self._cached_version = -1
         self._accounts: dict[str, Account | None] = {}
         self._domains: frozenset[str] | None = None
+
+    def _upgrade(self) -> None:
+        """Directories made before incarnations and two-step deletion get both."""
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(accounts)")}
+        if "incarnation" in cols and "deleting" in cols:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(accounts)")}
+            if "incarnation" not in cols:
+                self.db.execute("ALTER TABLE accounts ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''")
+            if "deleting" not in cols:
+                self.db.execute("ALTER TABLE accounts ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0")
+            for (address,) in self.db.execute("SELECT address FROM accounts WHERE incarnation = ''").fetchall():
+                self.db.execute(
+                    "UPDATE accounts SET incarnation = ? WHERE address = ?", (_new_incarnation(), address)
+                )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
@@ -117,7 +163,7 @@ class Directory:
         return False
 
     # --- accounts ----------------------------------------------------------------------
-    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created"
+    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created, incarnation"
 
     def get(self, address: str) -> Account | None:
         key = address.strip().lower()
@@ -126,7 +172,9 @@ class Directory:
             return self._accounts[key]
         except KeyError:
             pass
-        row = self.db.execute(f"SELECT {self._COLS} FROM accounts WHERE address = ?", (key,)).fetchone()
+        row = self.db.execute(
+            f"SELECT {self._COLS} FROM accounts WHERE address = ? AND NOT deleting", (key,)
+        ).fetchone()
         account = _row_to_account(row) if row else None
         if len(self._accounts) >= _CACHE_MAX:  # misses for made-up addresses included
             self._accounts.clear()
@@ -140,7 +188,9 @@ class Directory:
         return acc
 
     def list(self) -> list[Account]:
-        rows = self.db.execute(f"SELECT {self._COLS} FROM accounts ORDER BY address").fetchall()
+        rows = self.db.execute(
+            f"SELECT {self._COLS} FROM accounts WHERE NOT deleting ORDER BY address"
+        ).fetchall()
         return [_row_to_account(r) for r in rows]
 
     def add(
@@ -152,20 +202,47 @@ class Directory:
     ) -> Account:
         addr = normalize_address(address)
         protos = _check_protocols(protocols)
+        if self.db.execute("SELECT 1 FROM accounts WHERE address = ? AND deleting", (addr,)).fetchone():
+            raise DirectoryError(f"account {addr!r} is still being deleted; try again in a moment")
         try:
             self.db.execute(
-                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?)",
-                (addr, password_hash, " ".join(protos), quota.bytes, quota.messages, time.time()),
+                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
+                (addr, password_hash, " ".join(protos), quota.bytes, quota.messages, time.time(),
+                 _new_incarnation()),
             )
         except sqlite3.IntegrityError:
             raise DirectoryError(f"account {addr!r} already exists") from None
         self._forget()  # this connection's own commits leave data_version as it is
         return self.require(addr)
 
-    def delete(self, address: str) -> None:
-        addr = self.require(address).address
-        self.db.execute("DELETE FROM accounts WHERE address = ?", (addr,))
+    def mark_deleted(self, address: str, keep_mail: bool = False) -> Account:
+        """First step of deleting: the account disappears from every lookup at once; its
+        mail goes when the data directory's holder calls finish_delete."""
+        acc = self.require(address)
+        self.db.execute(
+            "UPDATE accounts SET deleting = ? WHERE address = ?", (2 if keep_mail else 1, acc.address)
+        )
         self._forget()
+        return acc
+
+    def pending_deletions(self) -> builtins.list[PendingDeletion]:
+        return [
+            PendingDeletion(address, incarnation, deleting == 2)
+            for address, incarnation, deleting in self.db.execute(
+                "SELECT address, incarnation, deleting FROM accounts WHERE deleting"
+            )
+        ]
+
+    def finish_delete(self, address: str, incarnation: str) -> None:
+        self.db.execute(
+            "DELETE FROM accounts WHERE address = ? AND incarnation = ? AND deleting", (address, incarnation)
+        )
+        self._forget()
+
+    def is_deleting(self, address: str) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM accounts WHERE address = ? AND deleting", (address.strip().lower(),)
+        ).fetchone() is not None
 
     def _update(self, address: str, column: str, value: object) -> Account:
         addr = self.require(address).address
@@ -198,6 +275,7 @@ class Directory:
                 r[0]
                 for r in self.db.execute(
                     "SELECT DISTINCT substr(address, instr(address, '@') + 1) FROM accounts"
+                    " WHERE NOT deleting"
                 )
             )
         return self._domains

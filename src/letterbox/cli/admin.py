@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from ..auth.directory import Directory, DirectoryError
+from .. import datalock
+from ..auth.directory import Account, Directory, DirectoryError
 from ..config import Settings
 from ..server.control import send_command
-from ..store.api import Usage
-from ..store.maildir.backend import MaildirStore
+from ..store.api import StoreError, Usage
+from ..store.maildir import MaildirStore
 from .common import fail, settings_from
 
 
@@ -35,17 +37,51 @@ def poke(settings: Settings) -> dict[str, Any] | None:
     return send_command(settings.run_dir, {"cmd": "reload"})
 
 
-def usage_of(settings: Settings, addresses: list[str]) -> dict[str, Usage]:
+def usage_of(settings: Settings, accounts: list[Account]) -> dict[str, Usage | None]:
+    """Each account's usage; None for one whose mailbox cannot be read just now."""
     store = MaildirStore(settings.data_dir / "mail")
 
-    async def collect() -> dict[str, Usage]:
-        out = {}
-        for a in addresses:
-            out[a] = await (await store.account(a)).usage()
-        await store.close()
+    async def collect() -> dict[str, Usage | None]:
+        out: dict[str, Usage | None] = {}
+        try:
+            for a in accounts:
+                try:
+                    out[a.address] = await (await store.account(a.address, a.incarnation)).usage()
+                except StoreError:
+                    out[a.address] = None
+        finally:
+            await store.close()
         return out
 
     return asyncio.run(collect())
+
+
+def wait_for(done: Callable[[], bool], timeout: float) -> bool:
+    """Poll *done* until it is true or *timeout* seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def finish_offline_deletions(settings: Settings, d: Directory) -> None:
+    """With no server running, remove the mail of deleted accounts here, holding the data
+    directory so that no server starts meanwhile."""
+    try:
+        lock = datalock.acquire(settings.data_dir)
+    except datalock.DataDirBusy:
+        # A server is starting: it finishes pending deletions before it serves anyone.
+        return
+    store = MaildirStore(settings.data_dir / "mail", exclusive=True)
+    try:
+        for pending in d.pending_deletions():
+            asyncio.run(store.delete_account(pending.address, pending.keep_mail))
+            d.finish_delete(pending.address, pending.incarnation)
+    finally:
+        asyncio.run(store.close())
+        lock.release()
 
 
 def read_password(prompt: bool, stdin: bool) -> str:

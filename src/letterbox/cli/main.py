@@ -27,10 +27,12 @@ def _register() -> None:
     from .deliver import COMMANDS as deliver_commands
     from .protocols import COMMANDS as protocol_commands
     from .quota import COMMANDS as quota_commands
+    from .repair import COMMANDS as repair_commands
     from .serve import COMMANDS as serve_commands
     from .user import COMMANDS as user_commands
 
-    for commands in (serve_commands, user_commands, quota_commands, protocol_commands, deliver_commands):
+    for commands in (serve_commands, user_commands, quota_commands, protocol_commands, deliver_commands,
+                     repair_commands):
         for command in commands:
             cli.add_command(command)
 

@@ -42,12 +42,18 @@ def usage(ctx: click.Context) -> None:
     """Disk usage per account, largest first."""
     with directory(ctx) as (settings, d):
         accounts = d.list()
-    used = usage_of(settings, [a.address for a in accounts])
-    rows = sorted(accounts, key=lambda a: (-used[a.address].bytes, a.address))
+    used = usage_of(settings, accounts)
+    rows = sorted(accounts, key=lambda a: (-(u.bytes if (u := used[a.address]) else 0), a.address))
     table = Table("account", "messages", "used", "bytes", "quota", "use %", title="Disk usage")
     total_m = total_b = 0
     for a in rows:
+        q = human_size(a.quota.bytes) if a.quota.bytes else "unlimited"
+        if a.quota.messages:
+            q += f", {a.quota.messages} msgs"
         u = used[a.address]
+        if u is None:
+            table.add_row(a.address, "?", "[yellow]unavailable[/]", "", q, "")
+            continue
         total_m += u.messages
         total_b += u.bytes
         pct = ""
@@ -55,9 +61,6 @@ def usage(ctx: click.Context) -> None:
             pct = f"{100 * u.bytes / a.quota.bytes:.1f}%"
         elif a.quota.messages:
             pct = f"{100 * u.messages / a.quota.messages:.1f}%"
-        q = human_size(a.quota.bytes) if a.quota.bytes else "unlimited"
-        if a.quota.messages:
-            q += f", {a.quota.messages} msgs"
         table.add_row(a.address, str(u.messages), human_size(u.bytes), str(u.bytes), q, pct)
     table.add_section()
     table.add_row("total", str(total_m), human_size(total_b), str(total_b), "", "")

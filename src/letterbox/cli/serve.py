@@ -49,13 +49,14 @@ listen = ["127.0.0.1:1025"]
 @click.pass_context
 def serve(ctx: click.Context) -> None:
     """Run the server in the foreground until Ctrl-C or SIGTERM."""
+    from ..datalock import DataDirBusy
     from ..server.app import StartupError, run
     from ..server.tls import TLSError
 
     settings = settings_from(ctx)
     try:
         run(settings)
-    except (TLSError, StartupError) as e:
+    except (TLSError, StartupError, DataDirBusy) as e:
         fail(str(e))
     except KeyboardInterrupt:
         pass

@@ -10,9 +10,17 @@ from rich.table import Table
 from ..auth.directory import PROTOCOLS, normalize_address
 from ..auth.passwords import hash_password
 from ..config import parse_size
-from ..store.api import Quota
-from ..store.maildir.backend import MaildirStore
-from .admin import directory, human_size, poke, read_password, usage_of
+from ..store.api import Quota, StoreError
+from ..store.maildir import MaildirStore
+from .admin import (
+    directory,
+    finish_offline_deletions,
+    human_size,
+    poke,
+    read_password,
+    usage_of,
+    wait_for,
+)
 from .common import console, fail
 
 
@@ -57,32 +65,43 @@ def add(ctx: click.Context, address: str, protocols: str, quota_bytes: str | Non
             _size(quota_bytes) if quota_bytes is not None else settings.quota.default_bytes,
             quota_messages if quota_messages is not None else settings.quota.default_messages,
         )
-        d.add(addr, hash_password(password), _protocols(protocols), quota)
+        account = d.add(addr, hash_password(password), _protocols(protocols), quota)
         store = MaildirStore(settings.data_dir / "mail")
-        store.account_sync(addr)  # creates INBOX and the special-use folders
-        asyncio.run(store.close())
+        try:
+            # Creates INBOX and the special-use folders; mail left at this address by an
+            # earlier account is moved aside, never shown to this one.
+            store.account_sync(addr, account.incarnation)
+        except StoreError as e:
+            fail(f"account {addr} was added, but its mail folder could not be made: {e}")
+        finally:
+            asyncio.run(store.close())
     poke(settings)
     console.print(f"created [cyan]{addr}[/]")
 
 
 @user.command("del")
 @click.argument("address")
-@click.option("--keep-mail", is_flag=True, help="Keep the account's mail on disk.")
+@click.option("--keep-mail", is_flag=True,
+              help="Keep the account's mail in the archive folder (mail/.archive/) instead of removing it.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def delete(ctx: click.Context, address: str, keep_mail: bool, yes: bool) -> None:
-    """Delete an account and (unless --keep-mail) all its mail."""
+    """Delete an account: its sessions end and its mail is removed (or archived) at once."""
     with directory(ctx) as (settings, d):
         acc = d.require(address)
         if not yes:
-            what = "" if keep_mail else " and all its mail"
+            what = " (its mail is kept in the archive)" if keep_mail else " and all its mail"
             click.confirm(f"Delete {acc.address}{what}?", abort=True)
-        d.delete(acc.address)
-        poke(settings)
-        if not keep_mail:
-            store = MaildirStore(settings.data_dir / "mail")
-            asyncio.run(store.delete_account(acc.address))
-    console.print(f"deleted [cyan]{acc.address}[/]")
+        # From here the account is gone for every lookup; its mail follows.
+        d.mark_deleted(acc.address, keep_mail)
+        if poke(settings) is not None:
+            finished = wait_for(lambda: not d.is_deleting(acc.address), 30.0)
+            if not finished:
+                fail(f"{acc.address} is deleted, but the server has not removed its mail yet;"
+                     " it keeps trying (see its log)")
+        else:
+            finish_offline_deletions(settings, d)
+    console.print(f"deleted [cyan]{acc.address}[/]" + (" (mail archived)" if keep_mail else ""))
 
 
 @user.command("passwd")
@@ -132,7 +151,7 @@ def list_(ctx: click.Context) -> None:
     """List accounts."""
     with directory(ctx) as (settings, d):
         accounts = d.list()
-    usage = usage_of(settings, [a.address for a in accounts])
+    usage = usage_of(settings, accounts)
     table = Table("account", "enabled", "protocols", "messages", "used", "quota")
     for a in accounts:
         u = usage[a.address]
@@ -140,8 +159,8 @@ def list_(ctx: click.Context) -> None:
             a.address,
             "yes" if a.enabled else "[red]no[/]",
             ",".join(p for p in PROTOCOLS if p in a.protocols) or "none",
-            str(u.messages),
-            human_size(u.bytes),
+            str(u.messages) if u is not None else "[yellow]?[/]",
+            human_size(u.bytes) if u is not None else "[yellow]unavailable[/]",
             _quota_text(a.quota.bytes),
         )
     console.print(table)
@@ -154,13 +173,16 @@ def show(ctx: click.Context, address: str) -> None:
     """Show one account."""
     with directory(ctx) as (settings, d):
         a = d.require(address)
-    u = usage_of(settings, [a.address])[a.address]
+    u = usage_of(settings, [a])[a.address]
     table = Table(show_header=False, box=None)
     table.add_row("account", a.address)
     table.add_row("enabled", "yes" if a.enabled else "no")
     table.add_row("protocols", ",".join(p for p in PROTOCOLS if p in a.protocols) or "none")
-    table.add_row("messages", f"{u.messages} (quota {_quota_text(a.quota.messages, False)})")
-    table.add_row("storage", f"{human_size(u.bytes)} = {u.bytes} bytes (quota {_quota_text(a.quota.bytes)})")
+    if u is None:
+        table.add_row("messages", "unavailable (the mailbox index is being rebuilt)")
+    else:
+        table.add_row("messages", f"{u.messages} (quota {_quota_text(a.quota.messages, False)})")
+        table.add_row("storage", f"{human_size(u.bytes)} = {u.bytes} bytes (quota {_quota_text(a.quota.bytes)})")
     console.print(table)
 
 

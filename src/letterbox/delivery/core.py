@@ -63,6 +63,11 @@ def mailbox_full(addr: str) -> Refusal:
     return Refusal(552, "5.2.2", f"<{addr}>: mailbox full", "over quota")
 
 
+def disk_full(addr: str) -> Refusal:
+    # RFC 3463 4.3.1: mail system full; 452 asks the client to try again later.
+    return Refusal(452, "4.3.1", f"<{addr}>: insufficient system storage, try again later", "disk full")
+
+
 def temporary_failure(addr: str) -> Refusal:
     return Refusal(451, "4.3.0", f"<{addr}>: temporary failure, try again later", "store error")
 
@@ -92,7 +97,7 @@ async def check_quota(ctx: Context, account: Account, size: int) -> Refusal | No
     """Refuse when the mailbox is full already, or would be with *size* more bytes."""
     if not (account.quota.bytes or account.quota.messages):
         return None
-    store = await ctx.store.account(account.address)
+    store = await ctx.store.account(account.address, account.incarnation)
     if account.quota.exceeded_by(await store.usage(), size, 1):
         return mailbox_full(account.address)
     return None
@@ -103,7 +108,7 @@ async def store_copy(ctx: Context, account: Account, data: bytes) -> AppendResul
 
     Raises OverQuota, or another exception for a failure worth retrying.
     """
-    store = await ctx.store.account(account.address)
+    store = await ctx.store.account(account.address, account.incarnation)
     return await store.append(MAILBOX, data, quota=account.quota)
 
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ..server.context import Context
-from ..store.api import AppendResult, OverQuota, StoreError
+from ..store.api import AppendResult, DiskFull, OverQuota, StoreError
 from .core import (
     Refusal,
     check_quota,
     client_address,
+    disk_full,
     mailbox_disabled,
     mailbox_full,
     message_id,
@@ -230,6 +231,9 @@ class DeliveryHandler:
         except OverQuota:
             log.info("%s(%s): msgid=%s: refused: over quota", self.service, addr, msgid)
             return mailbox_full(addr)
+        except DiskFull:
+            log.warning("%s(%s): msgid=%s: deferred: the disk is full", self.service, addr, msgid)
+            return disk_full(addr)
         except Exception as e:
             log.error("%s(%s): msgid=%s: store failed: %s", self.service, addr, msgid, e,
                       exc_info=not isinstance(e, (OSError, StoreError)))

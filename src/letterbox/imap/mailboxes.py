@@ -46,6 +46,13 @@ async def cmd_delete(s: IMAPSession, cmd: g.Delete) -> Done:
 
 async def cmd_rename(s: IMAPSession, cmd: g.Rename) -> Done:
     old, new = s.decode_name(cmd.mailbox), s.decode_name(cmd.new_name)
+    if s.view is not None and old.upper() != "INBOX":
+        renamed = (await _store(s).get_mailbox(old)).name
+        selected = s.view.mailbox.name
+        if selected == renamed or selected.startswith(renamed + DELIMITER):
+            # The view would end at the next sync (the name it holds is gone); say so now.
+            s._close_view()
+            s.send(wire.untagged_status("OK", "Selected mailbox renamed", "CLOSED"))
     await _store(s).rename_mailbox(old, new)
     return Done(text="RENAME completed")
 

@@ -357,9 +357,14 @@ class IMAPSession(Session):
             return Done("BAD", "Already authenticated")
         result = await self.ctx.auth.login(user, password, "imap", self.peer.ip)
         if result.outcome is Outcome.OK and result.account is not None:
+            try:
+                store = await self.ctx.store.account(result.account.address, result.account.incarnation)
+            except StoreError as e:
+                log.warning("imap(%s)<%s>: mailbox unavailable: %s", result.account.address, self.peer.ip, e)
+                return Done("NO", f"Mailbox unavailable: {e}", "UNAVAILABLE")
             self.account = result.account
             self.user = result.account.address
-            self.store = await self.ctx.store.account(self.user)
+            self.store = store
             self.state = AUTH
             self._raise_limits()
             log.info("imap(%s)<%s>: logged in", self.user, self.peer.ip)
@@ -428,8 +433,22 @@ DEFERRED = Done("DEFERRED")
 
 
 def store_failure(e: StoreError) -> Done:
-    from ..store.api import BadMailboxName, MailboxExists, MailboxNotFound, MessageGone, OverQuota
+    from ..store.api import (
+        AccountGone,
+        BadMailboxName,
+        DiskFull,
+        MailboxExists,
+        MailboxNotFound,
+        MessageGone,
+        OverQuota,
+        Unavailable,
+    )
 
+    if isinstance(e, DiskFull):
+        # As Dovecot: RFC 5530 has no code of its own for a full disk.
+        return Done("NO", "Not enough disk space", "OVERQUOTA")
+    if isinstance(e, (Unavailable, AccountGone)):
+        return Done("NO", str(e), "UNAVAILABLE")
     if isinstance(e, MailboxNotFound):
         return Done("NO", str(e), "NONEXISTENT")
     if isinstance(e, MailboxExists):

@@ -355,7 +355,7 @@ class POP3Session(Session):
             return
         address = result.account.address
         self._last_user = address
-        if await self._open_maildrop(address):
+        if await self._open_maildrop(address, result.account.incarnation):
             self.user = address
             self.state = State.TRANSACTION
             log.debug("pop3 %s<%s>: logged in with %s", address, self.peer.ip, method)
@@ -364,12 +364,12 @@ class POP3Session(Session):
                 f" ({self._stats.start_bytes} octets)"
             )
 
-    async def _open_maildrop(self, address: str) -> bool:
+    async def _open_maildrop(self, address: str, incarnation: str) -> bool:
         # The lock is released on any failure here; on success it moves to self._locks
         # and is held until QUIT or the end of the connection.
         async with AsyncExitStack() as stack:
             try:
-                store = await self.ctx.store.account(address)
+                store = await self.ctx.store.account(address, incarnation)
                 await stack.enter_async_context(store.pop3_lock(self.settings.lock_wait))
                 mailbox, listing = await store.pop3_maildrop()
             except MailboxInUse:

@@ -23,9 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import datalock
 from ..auth.directory import SERVICES
 from ..config import Settings, parse_listen
-from ..store.maildir.backend import MaildirStore
+from ..store import faults
+from ..store.api import StoreError
+from ..store.maildir import MaildirStore
 from . import control
 from .connection import Connection
 from .context import Context, build_context
@@ -85,6 +88,8 @@ class Server:
         self.per_ip: Counter[str] = Counter()
         self._tasks: list[asyncio.Task[None]] = []
         self._indexing: asyncio.Task[None] | None = None
+        self._rebuilding: asyncio.Task[None] | None = None
+        self._closed_for_rebuild: set[str] = set()
         self._stop_indexing = threading.Event()
         self._control: asyncio.Server | None = None
         self._stopped = asyncio.Event()
@@ -178,6 +183,12 @@ class Server:
             )
         return await asyncio.start_server(on_client, host, port, backlog=BACKLOG)
 
+    def _end_sessions(self, address: str, reason: str) -> None:
+        for conns in self.connections.values():
+            for conn in list(conns):
+                if conn.session.user == address:
+                    conn.request_shutdown(reason)
+
     def _connection_done(self, conn: Connection) -> None:
         self.connections[conn.session.protocol].discard(conn)
         ip = conn.session.peer.ip
@@ -237,6 +248,22 @@ class Server:
         self.ctx.auth.cache.flush()
         await self.apply_switches()
         self._enforce_accounts()
+        await self._finish_deletions()
+
+    async def _finish_deletions(self) -> None:
+        """Second step of `letterbox user del`: the account's sessions end, its mail goes
+        out of reach at once, and only then does its directory row go."""
+        directory = self.ctx.directory
+        for pending in directory.pending_deletions():
+            self._end_sessions(pending.address, "account deleted by the administrator")
+            try:
+                await self.ctx.store.delete_account(pending.address, pending.keep_mail)
+            except Exception:
+                log.exception("deleting the mail of %s failed; will retry", pending.address)
+                continue
+            directory.finish_delete(pending.address, pending.incarnation)
+            what = "kept in the archive" if pending.keep_mail else "removed"
+            log.info("account %s deleted; its mail was %s", pending.address, what)
 
     # --- control socket ------------------------------------------------------------------
     async def _handle_control(self, cmd: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +284,29 @@ class Server:
             address = str(cmd.get("address", ""))
             await self.ctx.store.notify_external(address)
             return {"ok": True}
+        if what == "repair":
+            return await self._repair(str(cmd.get("address", "")), bool(cmd.get("rebuild")))
         return {"ok": False, "error": f"unknown control command {what!r}"}
+
+    async def _repair(self, address: str, rebuild: bool) -> dict[str, Any]:
+        """`letterbox repair` against the running server: the account's sessions end
+        and it is closed to everyone while its index is checked (and rebuilt)."""
+        store = self.ctx.store
+        account = self.ctx.directory.get(address)
+        if account is None:
+            return {"ok": False, "error": f"no account {address!r}"}
+        if not isinstance(store, MaildirStore):
+            return {"ok": False, "error": "this store has no repair"}
+        self._end_sessions(address, "mailbox being repaired by the administrator")
+        store.unavailable[address] = "being repaired"
+        try:
+            report = await asyncio.to_thread(store.repair, address, account.incarnation, rebuild)
+        except Exception as e:
+            log.exception("repairing %s failed", address)
+            return {"ok": False, "error": f"repair failed: {e}"}
+        finally:
+            store.unavailable.pop(address, None)
+        return {"ok": True, "report": report}
 
     # --- housekeeping --------------------------------------------------------------------
     async def _poll(self) -> None:
@@ -269,8 +318,28 @@ class Server:
                     await self._on_directory_change()
                 if isinstance(store, MaildirStore):
                     store.poll_external()
+                    store.ensure_reserve()
+                    self._start_rebuilds(store)
             except Exception:
                 log.exception("housekeeping poll failed")
+
+    def _start_rebuilds(self, store: MaildirStore) -> None:
+        """Indexes found damaged (at start-up or while serving) are rebuilt one account
+        at a time in a thread; everyone else is served meanwhile."""
+        for address in list(store.unavailable):
+            if address not in self._closed_for_rebuild:
+                self._closed_for_rebuild.add(address)
+                self._end_sessions(address, "mailbox index being repaired")
+        if self._rebuilding is None or self._rebuilding.done():
+            waiting = [a for a in store.unavailable if store.unavailable[a] != "being repaired"]
+            if waiting:
+                self._rebuilding = asyncio.create_task(self._rebuild(store))
+
+    async def _rebuild(self, store: MaildirStore) -> None:
+        done = await asyncio.to_thread(store.rebuild_unavailable, self._stop_indexing)
+        self._closed_for_rebuild.intersection_update(store.unavailable)
+        if done:
+            log.info("rebuilt the index of %d account(s)", done)
 
     async def _expire(self) -> None:
         days = self.settings.pop3.leave_on_server_days
@@ -280,7 +349,12 @@ class Server:
             try:
                 cutoff = time.time() - days * 86400
                 for acc in self.ctx.directory.list():
-                    n = await (await self.ctx.store.account(acc.address)).pop3_expire(cutoff)
+                    try:
+                        store = await self.ctx.store.account(acc.address, acc.incarnation)
+                        n = await store.pop3_expire(cutoff)
+                    except StoreError as e:
+                        log.warning("pop3 expire: skipped %s: %s", acc.address, e)
+                        continue
                     if n:
                         log.info("pop3 expire: deleted %d messages of %s older than %d days", n, acc.address, days)
             except Exception:
@@ -291,10 +365,15 @@ class Server:
     async def start(self) -> None:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         store = self.ctx.store
+        await self._finish_deletions()
         if isinstance(store, MaildirStore):
             stats = await asyncio.to_thread(store.reconcile_all, NEW_FILES_AT_START)
             if any(stats.values()):
                 log.warning("start-up reconciliation repaired the index: %s", stats)
+            for address, why in store.unavailable.items():
+                log.warning("%s is unavailable until its index is rebuilt (%s)", address, why)
+            store.ensure_reserve()
+            store.mark_names_stale()
         self._control = await control.serve(self.settings.run_dir, self._handle_control)
         failed = await self.apply_switches()
         if failed:
@@ -303,8 +382,11 @@ class Server:
             raise StartupError(f"cannot start {', '.join(f.upper() for f in failed)}: see the log above")
         self._tasks.append(asyncio.create_task(self._poll()))
         self._tasks.append(asyncio.create_task(self._expire()))
-        if isinstance(store, MaildirStore) and store.new_waiting:
-            self._indexing = asyncio.create_task(self._index_waiting(store))
+        if isinstance(store, MaildirStore):
+            self._tasks.append(asyncio.create_task(store.run_name_sync()))
+            self._start_rebuilds(store)
+            if store.new_waiting:
+                self._indexing = asyncio.create_task(self._index_waiting(store))
 
     async def _index_waiting(self, store: MaildirStore) -> None:
         """Big new/ backlogs are indexed while the server already serves; sessions see
@@ -322,15 +404,22 @@ class Server:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
-        if self._indexing is not None:
-            # The indexer finishes its batch (the files stay consistent) and gives up.
-            self._stop_indexing.set()
-            await self._indexing
+        self._stop_indexing.set()
+        for task in (self._indexing, self._rebuilding):
+            if task is not None:
+                # An indexer finishes its batch (the files stay consistent) and gives up.
+                with contextlib.suppress(Exception):
+                    await task
         for service in list(self.listeners):
             await self._stop_service(service, "server shutting down")
         if self._delivery is not None:
             # Store writes of departing delivery sessions finish before the store closes.
             await self._delivery.drain(10.0)
+        if isinstance(self.ctx.store, MaildirStore):
+            try:
+                await self.ctx.store.sync_names()  # file names carry the flags at rest
+            except Exception:
+                log.exception("bringing file names up to date at shutdown failed")
         if self._control is not None:
             self._control.close()
         (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)
@@ -368,8 +457,14 @@ def run(settings: Settings) -> None:
         loop_factory = uvloop.new_event_loop
     except ImportError:
         pass
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(Server(settings).run_forever())
+    # Before anything is opened: a second server must change nothing of the first's.
+    lock = datalock.acquire(settings.data_dir)
+    faults.load_env()
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(Server(settings).run_forever())
+    finally:
+        lock.release()
 
 
 def listener_file(run_dir: Path) -> dict[str, Any]:

@@ -22,15 +22,18 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def build_context(settings: Settings) -> Context:
-    """Open the directory and the store named by *settings* (no listeners)."""
-    from ..store.maildir.backend import MaildirStore
+def build_context(settings: Settings, exclusive: bool = True) -> Context:
+    """Open the directory and the store named by *settings* (no listeners). *exclusive*:
+    this process holds the data directory (see letterbox.datalock)."""
+    from ..store.maildir import MaildirStore
     from .tls import server_context
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     directory = Directory(data / "accounts.sqlite")
-    store = MaildirStore(data / "mail")
+    store = MaildirStore(
+        data / "mail", exclusive=exclusive, reserve=settings.store.reserve if exclusive else 0
+    )
     tls = None
     if settings.tls.cert is not None and settings.tls.key is not None:
         tls = server_context(

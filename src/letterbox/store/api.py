@@ -57,6 +57,20 @@ class MailboxInUse(StoreError):
     """A POP3 maildrop lock is held by another session (POP3 [IN-USE])."""
 
 
+class DiskFull(StoreError):
+    """No space left for this write (IMAP [OVERQUOTA] "Not enough disk space", LMTP 452
+    4.3.1). Reading and deleting keep working on a full disk."""
+
+
+class Unavailable(StoreError):
+    """The account cannot be used for a moment (its index is being rebuilt, or another
+    process holds it too long): IMAP [UNAVAILABLE], POP3 [SYS/TEMP], LMTP 451."""
+
+
+class AccountGone(StoreError):
+    """The account was deleted while this handle was in use."""
+
+
 @dataclass(frozen=True, slots=True)
 class Mailbox:
     id: int
@@ -174,6 +188,9 @@ class ChangeSet:
     expunged: list[int] = field(default_factory=list)
     """UIDs removed, in UID order."""
     uidvalidity_changed: bool = False
+    """The mailbox no longer exists under this identity (deleted, or made anew)."""
+    name: str | None = None
+    """The mailbox's name now (a RENAME by another session changes it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,11 +366,17 @@ class Store(abc.ABC):
     """All accounts' mail."""
 
     @abc.abstractmethod
-    async def account(self, address: str) -> AccountStore:
-        """Open (creating on first use, with the default mailboxes) an account's store."""
+    async def account(self, address: str, incarnation: str | None = None) -> AccountStore:
+        """Open (creating on first use, with the default mailboxes) an account's store.
+
+        *incarnation* is the directory's identity of the account (see auth.directory):
+        mail left by an earlier account of the same address is never shown to this one.
+        Raises Unavailable while the account cannot be used."""
 
     @abc.abstractmethod
-    async def delete_account(self, address: str) -> None: ...
+    async def delete_account(self, address: str, keep_mail: bool = False) -> None:
+        """Remove the account's mail for good (or, with *keep_mail*, move it where no
+        account can reach it); open handles on it stop working."""
 
     @abc.abstractmethod
     def subscribe(self, address: str) -> Subscription:

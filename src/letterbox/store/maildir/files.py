@@ -1,8 +1,10 @@
-"""Maildir++ files: folder names on disk, durable writes, and UIDs carried in file names.
+"""Maildir++ file names, and the threads that wait on fsync.
 
-A message file is named `<time>.M<usec>P<pid>Q<n>.<host>,S=<size>,U=<uid>:2,` so that if
-the index ever loses a row, start-up reconciliation restores the message with its UID.
-Flags live in the index only, so a flag change never renames a file.
+A message file is named `<time>.M<usec>P<pid>Q<n>.<host>,S=<size>,U=<uid>:2,<info>`: the
+part before ":" (the base) never changes and names the message for good; the UID in it
+lets a lost index be rebuilt; the info letters after ":2," are the standard Maildir flags
+(D F R S T) and keyword letters a-z, kept up to date with the index within a few seconds
+(see namesync), so a rebuilt index keeps the flags too.
 """
 
 from __future__ import annotations
@@ -12,12 +14,10 @@ import itertools
 import os
 import queue
 import re
-import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -111,85 +111,86 @@ def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) 
 disk_threads = _DiskThreads(16)
 
 
-def make_dirs(folder: Path) -> None:
-    for sub in ("cur", "new", "tmp"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+# Maildir info letters (after ":2,") and the IMAP system flags they stand for.
+INFO_FLAGS = {"D": "\\Draft", "F": "\\Flagged", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted"}
+_FLAG_INFO = {v: k for k, v in INFO_FLAGS.items()}
+KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+NAME_MAX = 255
 
 
-def new_filename(size: int, uid: int | None) -> str:
-    """A unique Maildir name; without a UID for the tmp/ copy, with one in cur/."""
+def dirname_fits(name: str) -> bool:
+    """Whether a mailbox name's folder fits in one file name (NAME_MAX bytes)."""
+    return len(folder_dirname(name).encode("utf-8", "surrogatepass")) <= NAME_MAX - 8
+
+
+def new_base(size: int) -> str:
+    """A unique Maildir base name, without UID: the name of a tmp/ file."""
     now = time.time()
     sec = int(now)
     usec = int((now - sec) * 1_000_000)
-    base = f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size}"
-    return f"{base},U={uid}:2," if uid is not None else base
+    return f"{sec}.M{usec}P{os.getpid()}Q{next(_counter)}.{_HOST},S={size}"
 
 
-def with_uid(tmp_name: str, uid: int) -> str:
+def new_filename(size: int, uid: int, info: str = "") -> str:
+    """A unique cur/ name carrying the UID and the flag letters *info*."""
+    return f"{new_base(size)},U={uid}:2,{info}"
+
+
+def with_uid(tmp_name: str, uid: int, info: str = "") -> str:
     """The cur/ name of a message written to tmp/ as *tmp_name*."""
-    return f"{tmp_name},U={uid}:2,"
+    return f"{tmp_name},U={uid}:2,{info}"
+
+
+def base_of(filename: str) -> str:
+    """The part of a name that flag changes never touch."""
+    return filename.partition(":")[0]
+
+
+def with_info(filename: str, info: str) -> str:
+    return f"{base_of(filename)}:2,{info}"
+
+
+def info_of(filename: str) -> str:
+    _, sep, info = filename.partition(":2,")
+    return info if sep else ""
 
 
 def uid_from_filename(filename: str) -> int | None:
-    m = _UID_RE.search(filename.split(":", 1)[0])
+    m = _UID_RE.search(base_of(filename))
     return int(m.group(1)) if m else None
 
 
 def size_from_filename(filename: str) -> int | None:
-    m = _SIZE_RE.search(filename.split(":", 1)[0])
+    m = _SIZE_RE.search(base_of(filename))
     return int(m.group(1)) if m else None
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def info_for(flags: Iterable[str], keywords: Sequence[str]) -> str:
+    """The info letters for *flags*: system flags, then the letters of keywords that have
+    one (the position in *keywords*, the folder's list); sorted as Maildir wants."""
+    letters = []
+    for f in flags:
+        c = _FLAG_INFO.get(f)
+        if c is None and not f.startswith("\\"):
+            try:
+                i = keywords.index(f)
+            except ValueError:
+                continue
+            if i < len(KEYWORD_LETTERS):
+                c = KEYWORD_LETTERS[i]
+        if c is not None:
+            letters.append(c)
+    return "".join(sorted(letters))
 
 
-def write_tmp(folder: Path, filename: str, data: bytes) -> Path:
-    """Write *data* to tmp/ and fsync it; the caller renames it into cur/."""
-    tmp = folder / "tmp" / filename
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    return tmp
-
-
-def link_or_copy(src: Path, dest: Path) -> bool:
-    """COPY: hard-link (same bytes, no extra disk); False if the source is gone."""
-    try:
-        os.link(src, dest)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            shutil.copyfile(src, dest)
-        except FileNotFoundError:
-            return False
-        with open(dest, "rb") as f:
-            os.fsync(f.fileno())
-    return True
-
-
-def remove_files(paths: list[Path]) -> None:
-    for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-    for d in {p.parent for p in paths}:
-        try:
-            fsync_dir(d)
-        except OSError:
-            pass
+def flags_from_info(info: str, keywords: Sequence[str]) -> set[str]:
+    """Inverse of info_for; unknown letters (P, keywords without a name) are ignored."""
+    out = set()
+    for c in info:
+        flag = INFO_FLAGS.get(c)
+        if flag is None and "a" <= c <= "z":
+            i = ord(c) - ord("a")
+            flag = keywords[i] if i < len(keywords) else None
+        if flag is not None:
+            out.add(flag)
+    return out

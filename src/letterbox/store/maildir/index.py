@@ -5,15 +5,28 @@ SELECT and FETCH FLAGS on 100,000 messages scan little; `headers` holds the deco
 for SEARCH; `parsed` holds the serialized ENVELOPE/BODYSTRUCTURE and the MIME offsets.
 Usage totals and the unseen and deleted counts are kept by triggers, so quota checks,
 `letterbox usage` and STATUS never count rows.
+
+Mailbox ids come from a counter in `meta` and are never reused, so a session that
+selected a mailbox can tell it from one created later under the same name. Tombstones
+name the expunged file's base, so start-up removes exactly that file and nothing else.
+`folder_moves` journals folder renames (RENAME, and DELETE's move to the trash) until
+the index agrees with the folders; start-up undoes what it finds there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# A read waits this long for a lock (only WAL recovery takes one); writers never wait on
+# the event loop: they try BEGIN IMMEDIATE without waiting and retry asynchronously.
+READ_BUSY_MS = 200
+SQLITE_BUSY = 5
+_CORRUPT_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB
+_FULL_CODES = (13,)  # SQLITE_FULL
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -35,7 +48,9 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     messages      INTEGER NOT NULL DEFAULT 0,
     bytes         INTEGER NOT NULL DEFAULT 0,
     unseen        INTEGER NOT NULL DEFAULT 0,
-    deleted       INTEGER NOT NULL DEFAULT 0
+    deleted       INTEGER NOT NULL DEFAULT 0,
+    names_modseq  INTEGER NOT NULL DEFAULT 0,
+    vanished_floor INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS messages (
@@ -80,8 +95,15 @@ CREATE TABLE IF NOT EXISTS expunged (
     mailbox_id INTEGER NOT NULL,
     uid        INTEGER NOT NULL,
     modseq     INTEGER NOT NULL,
+    base       TEXT,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS folder_moves (
+    seq     INTEGER PRIMARY KEY,
+    old_dir TEXT NOT NULL,
+    new_dir TEXT NOT NULL
+);
 
 """
 
@@ -128,46 +150,111 @@ SCHEMA = _TABLES + "".join(t + ";\n" for t in TRIGGERS)
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) an index. Autocommit mode: transactions are explicit."""
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=READ_BUSY_MS / 1000)
     db.execute("PRAGMA journal_mode=WAL")
-    # NORMAL: a commit survives a process crash; after a power loss the fsynced message
-    # files are re-indexed at start-up (their names carry the UID), so nothing is lost.
+    # NORMAL: a commit survives a process crash. A power loss may roll back the last
+    # commits; message files are fsynced and carry their UID, the folder files hold UID
+    # and MODSEQ reservations, and expunges and folder changes fsync the WAL before they
+    # are acknowledged (see the README's Durability section).
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=OFF")
     db.execute("PRAGMA cache_size=-8000")
-    _upgrade(db)
-    db.executescript(SCHEMA)
-    db.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,)
-    )
+    begin_blocking(db)
+    try:
+        _upgrade(db)
+        for statement in _statements(SCHEMA):
+            db.execute(statement)
+        db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        db.close()
+        raise
+    db.execute("COMMIT")
     return db
 
 
+def _statements(script: str) -> list[str]:
+    """Split the schema into statements (triggers hold semicolons of their own)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def try_begin(db: sqlite3.Connection) -> bool:
+    """BEGIN IMMEDIATE without waiting: False if another connection holds the write lock."""
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        return True
+    except sqlite3.OperationalError as e:
+        if (e.sqlite_errorcode & 0xFF) == SQLITE_BUSY:
+            return False
+        raise
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {READ_BUSY_MS}")
+
+
+def begin_blocking(db: sqlite3.Connection, timeout: float = 30.0) -> None:
+    """BEGIN IMMEDIATE for code off the event loop (start-up, the CLI, worker threads)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not try_begin(db):
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def is_corrupt(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.DatabaseError) and (getattr(e, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT_CODES
+
+
+def is_full(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.DatabaseError) and (getattr(e, "sqlite_errorcode", 0) & 0xFF) in _FULL_CODES
+
+
 def _upgrade(db: sqlite3.Connection) -> None:
-    """Bring an index made by an earlier version up to SCHEMA_VERSION, in place."""
+    """Bring an index made by an earlier version up to SCHEMA_VERSION, in place (inside
+    the caller's transaction)."""
     if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
         return  # a new index: SCHEMA makes it whole
-    db.execute("BEGIN IMMEDIATE")  # another process may be opening it too
-    try:
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is not None and int(row[0]) < 2:
-            # 2: unseen and deleted counts per mailbox, kept by triggers.
-            db.execute("ALTER TABLE mailboxes ADD COLUMN unseen INTEGER NOT NULL DEFAULT 0")
-            db.execute("ALTER TABLE mailboxes ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0")
-            db.execute(
-                "UPDATE mailboxes SET"
-                " unseen = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id"
-                "           AND instr(m.flags, '\\Seen') = 0),"
-                " deleted = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id"
-                "            AND instr(m.flags, '\\Deleted') > 0)"
-            )
-            db.execute("DROP TRIGGER IF EXISTS messages_added")
-            db.execute("DROP TRIGGER IF EXISTS messages_removed")
-            for trigger in TRIGGERS:
-                db.execute(trigger)
-            db.execute("UPDATE meta SET value = 2 WHERE key = 'schema'")
-    except BaseException:
-        with contextlib.suppress(sqlite3.OperationalError):  # SQLite may have rolled back
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    version = int(row[0]) if row is not None else SCHEMA_VERSION
+    if version < 2:
+        # 2: unseen and deleted counts per mailbox, kept by triggers.
+        _add_column(db, "mailboxes", "unseen", "INTEGER NOT NULL DEFAULT 0")
+        _add_column(db, "mailboxes", "deleted", "INTEGER NOT NULL DEFAULT 0")
+        db.execute(
+            "UPDATE mailboxes SET"
+            " unseen = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id"
+            "           AND instr(m.flags, '\\Seen') = 0),"
+            " deleted = (SELECT count(*) FROM messages m WHERE m.mailbox_id = mailboxes.id"
+            "            AND instr(m.flags, '\\Deleted') > 0)"
+        )
+        db.execute("DROP TRIGGER IF EXISTS messages_added")
+        db.execute("DROP TRIGGER IF EXISTS messages_removed")
+        for trigger in TRIGGERS:
+            db.execute(trigger)
+    if version < 3:
+        # 3: mailbox ids never reused, file names in tombstones, the folder journal,
+        # flag letters in file names, and the limit below which tombstones are complete.
+        _add_column(db, "mailboxes", "names_modseq", "INTEGER NOT NULL DEFAULT 0")
+        _add_column(db, "mailboxes", "vanished_floor", "INTEGER NOT NULL DEFAULT 0")
+        _add_column(db, "expunged", "base", "TEXT")
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value)"
+            " SELECT 'mailbox_id', coalesce(max(id), 0) FROM mailboxes"
+        )
+    if version < SCHEMA_VERSION:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")

@@ -1,0 +1,1107 @@
+"""One account of the embedded store: its Maildir folders and its SQLite index.
+
+The order of the steps of every write makes a crash or a failure at any step harmless;
+start-up reconciliation (reconcile.py) relies on it:
+
+  append   file written to tmp/ and fsynced -> one transaction: UID allocated (inside the
+           folder file's reservation), file renamed into cur/ under a name that carries
+           the UID and the flags, row inserted, commit -> cur/ fsynced -> acknowledged.
+           SQLite's write lock orders these transactions, also across processes, so UIDs
+           become visible strictly in ascending order.
+  copy     hard links under new names and their rows in one transaction -> cur/ fsynced.
+  move     the files renamed into the destination and the rows moved in one transaction:
+           whatever fails, each message ends in exactly one of the two folders.
+  expunge  rows deleted and tombstones written (naming each file's base), commit -> the
+           WAL fsynced -> files unlinked -> acknowledged.
+  folders  journaled, see folders.py.
+
+A transaction body never awaits, so coroutines never interleave inside one; waiting for
+another process's write lock happens between asyncio sleeps, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from ...mime import ParsedMessage, parse_message
+from .. import faults, names
+from ..api import (
+    SYSTEM_FLAGS,
+    AccountGone,
+    AccountStore,
+    AppendResult,
+    Change,
+    ChangeSet,
+    CopyResult,
+    DiskFull,
+    FetchField,
+    FlagTable,
+    Mailbox,
+    MailboxNotFound,
+    MailboxStatus,
+    MessageGone,
+    MessageMeta,
+    MessageRecord,
+    OverQuota,
+    Quota,
+    SearchField,
+    StoreError,
+    Unavailable,
+    Usage,
+)
+from . import files, folderfile, folders, index
+from .accountdir import AccountDir, join
+from .folderfile import BLOCK
+from .pop3lock import Pop3Lock
+
+if TYPE_CHECKING:
+    from .store import MaildirStore
+
+log = logging.getLogger("letterbox.store")
+
+INDEX_FILE = "letterbox.index"
+# Reading files bigger than this happens in a worker thread so the event loop stays free.
+_THREAD_READ = 256 * 1024
+_IN_CHUNK = 500
+# Messages expunged per transaction: each batch's files are unlinked before the next, so
+# a big expunge on a nearly full disk frees space as it goes.
+_EXPUNGE_BATCH = 1000
+# How long a writer waits for another process's write lock before giving up.
+_WRITE_WAIT = 30.0
+
+_FIELD_SQL: dict[str, tuple[str, ...]] = {
+    "flags": ("m.flags",),
+    "modseq": ("m.modseq",),
+    "size": ("m.size",),
+    "internaldate": ("m.internaldate",),
+    "envelope": ("p.envelope",),
+    "bodystructure": ("p.bodystructure",),
+    "body": ("p.body",),
+    "parts": ("p.parts",),
+    "header_size": ("p.header_size",),
+    "sent_date": ("h.sent_date",),
+    "search": ("h.subject", "h.from_", "h.to_", "h.cc", "h.bcc"),
+    "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
+}
+
+_SEARCH_COLUMNS: dict[str, str] = {
+    "subject": "subject", "from": "from_", "to": "to_", "cc": "cc", "bcc": "bcc",
+    # Stored as written; Message-IDs are ASCII, so lower() is their casefold.
+    "message-id": "lower(message_id)",
+}
+
+_flagsets: dict[str, frozenset[str]] = {}
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def flagset(text: str) -> frozenset[str]:
+    """Parse a stored flag string, sharing one frozenset per distinct value."""
+    fs = _flagsets.get(text)
+    if fs is None:
+        fs = frozenset(text.split())
+        if len(_flagsets) < 4096:
+            _flagsets[text] = fs
+    return fs
+
+
+def flag_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def normalize_flags(flags: Iterable[str]) -> set[str]:
+    """System flags are case-insensitive (RFC 9051 2.3.2); keep their canonical spelling."""
+    canon = {f.lower(): f for f in SYSTEM_FLAGS}
+    out = set()
+    for f in flags:
+        if f.startswith("\\"):
+            c = canon.get(f.lower())
+            if c is not None:
+                out.add(c)
+            # \Recent and unknown system flags cannot be stored by clients.
+        else:
+            out.add(f)
+    return out
+
+
+def _op(essential: bool = False) -> Callable[[F], F]:
+    """Turn low-level failures of a store method into StoreErrors the protocols answer.
+
+    An *essential* method (reading and deleting mail: flag changes, expunge, move, the
+    \\Recent claim) that finds the disk full gives back the store's reserve and tries
+    once more, so users can still free space on a full disk."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        async def run(self: MaildirAccount, *args: Any, **kwargs: Any) -> Any:
+            for attempt in (1, 2):
+                if self.closed:
+                    raise self.gone()
+                try:
+                    return await fn(self, *args, **kwargs)
+                except StoreError as e:
+                    err: StoreError = e
+                except (sqlite3.Error, OSError) as e:
+                    err = self.translate(e)
+                    err.__cause__ = e
+                if essential and attempt == 1 and isinstance(err, DiskFull) and self._store.release_reserve():
+                    continue
+                raise err
+            raise AssertionError("unreachable")
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+class MaildirAccount(AccountStore):
+    _inbox_id: int | None = None
+    """INBOX can be neither deleted nor renamed (renaming it moves its messages out), so
+    its id holds for the account's life; append, once per delivered copy, skips the lookup."""
+
+    def __init__(
+        self, store: MaildirStore, address: str, adir: AccountDir, db: sqlite3.Connection,
+        incarnation: str | None = None,
+    ) -> None:
+        self.address = address
+        self.incarnation = incarnation
+        self.key = f"{address}#{incarnation or ''}"
+        """Names this account's in-memory state (flag tables) apart from other incarnations."""
+        self.adir = adir
+        self.root = adir.path
+        self.db = db
+        self._store = store
+        self._dirs: dict[int, str] = {}
+        self._known: dict[int, int] = {}
+        self._reserved: dict[int, tuple[int, int]] = {}
+        """mailbox id -> (UID, MODSEQ) reservations of its folder file, as last written."""
+        self._letters: dict[int, list[str]] = {}
+        """mailbox id -> the keywords that have a file-name letter."""
+        self._data_version = self._pragma_data_version()
+        self.pop3 = Pop3Lock(adir)
+        self.closed = False
+        self._closed_for = ""
+        self.new_waiting = 0
+        """Files left in new/ by the last reconcile, for index_new."""
+
+    # --- errors --------------------------------------------------------------------------
+    def gone(self) -> StoreError:
+        """What using a closed handle raises."""
+        if self._closed_for == "repair":
+            return Unavailable("the mailbox is being repaired; try again shortly")
+        return AccountGone("this account has been deleted")
+
+    def translate(self, e: BaseException) -> StoreError:
+        """The StoreError a protocol can answer for a low-level failure."""
+        if isinstance(e, sqlite3.ProgrammingError) and self.closed:
+            return self.gone()
+        if index.is_corrupt(e):
+            log.error("the index of %s is damaged (%s); rebuilding it", self.address, e)
+            self._store.index_damaged(self)
+            return Unavailable("the mailbox index is being repaired; try again shortly")
+        if index.is_full(e) or (isinstance(e, OSError) and e.errno in (28, 122)):  # ENOSPC, EDQUOT
+            return DiskFull("not enough disk space")
+        if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+            return Unavailable("the mailbox is busy; try again")
+        if isinstance(e, OSError):
+            log.error("%s: file operation failed: %s", self.address, e)
+            return StoreError(f"storage error: {e.strerror or e}")
+        log.error("%s: index operation failed: %s", self.address, e)
+        return StoreError("storage error")
+
+    # --- transactions ----------------------------------------------------------------------
+    def _pragma_data_version(self) -> int:
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[sqlite3.Connection]:
+        """One write transaction; the body must not await."""
+        if not index.try_begin(self.db):
+            delay, deadline = 0.001, time.monotonic() + _WRITE_WAIT
+            while True:
+                await asyncio.sleep(delay)
+                if self.closed:
+                    raise self.gone()
+                if index.try_begin(self.db):
+                    break
+                if time.monotonic() > deadline:
+                    raise Unavailable("the mailbox index is busy (another process holds it); try again")
+                delay = min(delay * 2, 0.05)
+        with self._finish():
+            yield self.db
+
+    @contextlib.contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction from code off the event loop (start-up, CLI, threads)."""
+        index.begin_blocking(self.db)
+        with self._finish():
+            yield self.db
+
+    @contextlib.contextmanager
+    def _finish(self) -> Iterator[None]:
+        try:
+            yield
+            self.db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+
+    async def sync_index(self) -> None:
+        """Make every commit so far durable (the WAL fsynced), off the event loop."""
+        await files.disk_threads.run(self.adir.fsync_file, INDEX_FILE + "-wal")
+
+    # --- mailboxes: lookups ------------------------------------------------------------------
+    _MBOX_COLS = (
+        "id, name, dirname, uidvalidity, uidnext, highestmodseq, special_use, subscribed, keywords"
+    )
+
+    def mailbox_from_row(self, row: tuple) -> Mailbox:
+        (mid, name, dirname, uidvalidity, uidnext, hms, special_use, subscribed, keywords) = row
+        self._dirs[mid] = dirname
+        return Mailbox(
+            id=mid,
+            name=name,
+            uidvalidity=uidvalidity,
+            uidnext=uidnext,
+            highestmodseq=hms,
+            special_use=special_use,
+            subscribed=bool(subscribed),
+            keywords=tuple(keywords.split()),
+        )
+
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
+        row = self.db.execute(
+            f"SELECT {self._MBOX_COLS} FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        return self.mailbox_from_row(row)
+
+    def mailbox_by_name(self, name: str) -> Mailbox:
+        name = names.normalize(name)
+        row = self.db.execute(
+            f"SELECT {self._MBOX_COLS} FROM mailboxes WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound(f"mailbox {name!r} does not exist")
+        return self.mailbox_from_row(row)
+
+    def folder(self, mailbox_id: int) -> str:
+        """The mailbox's folder, relative to the account root ("" for INBOX)."""
+        d = self._dirs.get(mailbox_id)
+        if d is None:
+            self.mailbox_by_id(mailbox_id)
+            d = self._dirs[mailbox_id]
+        return d
+
+    def forget_folder(self, mailbox_id: int) -> None:
+        self._dirs.pop(mailbox_id, None)
+        self._known.pop(mailbox_id, None)
+        self._reserved.pop(mailbox_id, None)
+        self._letters.pop(mailbox_id, None)
+        self._store.flag_tables.drop((self.key, mailbox_id))
+
+    def set_folder(self, mailbox_id: int, dirname: str) -> None:
+        self._dirs[mailbox_id] = dirname
+
+    # --- identities: mailbox ids, UIDVALIDITY, reservations --------------------------------
+    def next_mailbox_id(self, db: sqlite3.Connection) -> int:
+        """Mailbox ids are never reused: a session holding an old one must not find a
+        mailbox created since under it."""
+        row = db.execute("SELECT value FROM meta WHERE key = 'mailbox_id'").fetchone()
+        top = db.execute("SELECT coalesce(max(id), 0) FROM mailboxes").fetchone()[0]
+        mid = max(int(row[0]) if row else 0, int(top)) + 1
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mailbox_id', ?)", (mid,))
+        return mid
+
+    def insert_mailbox(
+        self, db: sqlite3.Connection, name: str, special_use: str | None,
+        info: folderfile.FolderInfo | None = None, subscribed: bool | None = None,
+    ) -> int:
+        """Inside the caller's transaction: make the folder (with its folder file) and its
+        row. A folder that exists already on disk keeps its files (adoption at start-up
+        passes its *info*); a new one gets a new UIDVALIDITY."""
+        dirname = files.folder_dirname(name)
+        if info is None:
+            self.adir.make_maildir(dirname)
+            info = folderfile.update(
+                self.adir, dirname, uidvalidity=self._store.next_uidvalidity(),
+                uidnext=BLOCK, modseq=BLOCK, special_use=special_use or "", replace=True,
+            )
+        mid = self.next_mailbox_id(db)
+        db.execute(
+            "INSERT INTO mailboxes (id, name, dirname, uidvalidity, special_use, subscribed)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (mid, name, dirname, info.uidvalidity, special_use,
+             int(bool(special_use)) if subscribed is None else int(subscribed)),
+        )
+        self._dirs[mid] = dirname
+        self._reserved[mid] = (info.uidnext, info.modseq)
+        self._letters[mid] = list(info.keywords)
+        return mid
+
+    def _folder_info(self, mailbox_id: int) -> tuple[int, int]:
+        res = self._reserved.get(mailbox_id)
+        if res is None:
+            info = folderfile.read(self.adir, self.folder(mailbox_id))
+            res = (info.uidnext, info.modseq) if info is not None else (0, 0)
+            if info is not None:
+                self._letters[mailbox_id] = list(info.keywords)
+            self._reserved[mailbox_id] = res
+        return res
+
+    def _reservation_args(self, mailbox_id: int) -> tuple[str, int | None]:
+        folder = self.folder(mailbox_id)
+        row = self.db.execute("SELECT uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        return folder, int(row[0]) if row else None
+
+    def _reserved_now(self, mailbox_id: int, info: folderfile.FolderInfo) -> None:
+        self._reserved[mailbox_id] = (info.uidnext, info.modseq)
+        self._letters[mailbox_id] = list(info.keywords)
+
+    def extend_reservation(self, mailbox_id: int, uidnext: int, modseq: int) -> None:
+        """Write reservations reaching a block beyond *uidnext* and *modseq* (blocking)."""
+        folder, uidvalidity = self._reservation_args(mailbox_id)
+        self._reserved_now(mailbox_id, folderfile.update(
+            self.adir, folder, uidvalidity=uidvalidity, uidnext=uidnext + BLOCK, modseq=modseq + BLOCK,
+        ))
+
+    def _check_reserved(self, mailbox_id: int, uid_top: int, modseq_top: int) -> None:
+        """Inside a transaction: UIDs up to *uid_top* and MODSEQs up to *modseq_top* are
+        about to be used; make sure the folder file has them reserved."""
+        res_uid, res_modseq = self._folder_info(mailbox_id)
+        if uid_top >= res_uid or modseq_top > res_modseq:
+            self.extend_reservation(mailbox_id, uid_top + 1, modseq_top)
+
+    async def reserve_ahead(self, mailbox_id: int, uids: int = 1) -> None:
+        """Before a write: extend the reservations in a disk thread when they run low,
+        so that the transaction itself rarely has to."""
+        res_uid, res_modseq = self._folder_info(mailbox_id)
+        row = self.db.execute(
+            "SELECT uidnext, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        uidnext, hms = int(row[0]) + uids, int(row[1]) + 2
+        if res_uid - uidnext < BLOCK // 2 or res_modseq - hms < BLOCK // 2:
+            folder, uidvalidity = self._reservation_args(mailbox_id)
+            info = await files.disk_threads.run(
+                functools.partial(folderfile.update, self.adir, folder, uidvalidity=uidvalidity,
+                                  uidnext=uidnext + BLOCK, modseq=hms + BLOCK)
+            )
+            self._reserved_now(mailbox_id, info)
+
+    def letters(self, mailbox_id: int) -> list[str]:
+        self._folder_info(mailbox_id)
+        return self._letters.get(mailbox_id, [])
+
+    def info_for(self, mailbox_id: int, flags: Iterable[str]) -> str:
+        return files.info_for(flags, self.letters(mailbox_id))
+
+    # --- change feed -----------------------------------------------------------------------
+    def remember_modseqs(self) -> None:
+        for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes"):
+            self._known[mid] = hms
+
+    def publish(self, mailbox_id: int, modseq: int, kind: Literal["append", "flags", "expunge", "mailbox"]) -> None:
+        # data_version is deliberately not refreshed here: that would hide a change
+        # another process committed since the last poll.
+        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+        self._store.feed.publish(Change(self.address, mailbox_id, modseq, kind))
+
+    def check_external(self) -> None:
+        """Publish changes committed by another process (e.g. `letterbox deliver`)."""
+        if self.closed:
+            return
+        version = self._pragma_data_version()
+        if version == self._data_version:
+            return
+        self._data_version = version
+        for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes").fetchall():
+            if hms != self._known.get(mid):
+                kind: Literal["append", "mailbox"] = "append" if mid in self._known else "mailbox"
+                self._known[mid] = hms
+                self._store.feed.publish(Change(self.address, mid, hms, kind))
+
+    # --- mailboxes -------------------------------------------------------------------------
+    @_op()
+    async def list_mailboxes(self) -> list[Mailbox]:
+        rows = self.db.execute(f"SELECT {self._MBOX_COLS} FROM mailboxes ORDER BY name").fetchall()
+        return [self.mailbox_from_row(r) for r in rows]
+
+    @_op()
+    async def get_mailbox(self, name: str) -> Mailbox:
+        return self.mailbox_by_name(name)
+
+    @_op()
+    async def create_mailbox(self, name: str, special_use: str | None = None) -> Mailbox:
+        self._store.check_space(0)
+        return await folders.create(self, name, special_use)
+
+    @_op(essential=True)
+    async def delete_mailbox(self, name: str) -> None:
+        await folders.delete(self, name)
+
+    @_op()
+    async def rename_mailbox(self, old: str, new: str) -> None:
+        await folders.rename(self, old, new)
+
+    @_op()
+    async def set_subscribed(self, name: str, subscribed: bool) -> None:
+        mbox = self.mailbox_by_name(name)
+        async with self.write() as db:
+            db.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mbox.id))
+            subs = [r[0] for r in db.execute("SELECT name FROM mailboxes WHERE subscribed")]
+        await files.disk_threads.run(folderfile.write_subscriptions, self.adir, subs)
+
+    @_op()
+    async def subscriptions(self) -> list[str]:
+        return [
+            r[0]
+            for r in self.db.execute("SELECT name FROM mailboxes WHERE subscribed ORDER BY name")
+        ]
+
+    @_op()
+    async def status(self, mailbox: str) -> MailboxStatus:
+        mbox = self.mailbox_by_name(mailbox)
+        # The counts are kept by triggers (index.TRIGGERS); \Recent needs the UIDs at or
+        # above recent_uid, a range of the primary key.
+        messages, size, unseen, deleted, recent = self.db.execute(
+            "SELECT messages, bytes, unseen, deleted,"
+            " (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id AND uid >= recent_uid)"
+            " FROM mailboxes WHERE id = ?",
+            (mbox.id,),
+        ).fetchone()
+        return MailboxStatus(mbox, messages, unseen, deleted, size, recent)
+
+    @_op(essential=True)
+    async def take_recent(self, mailbox_id: int) -> int:
+        try:
+            async with self.write() as db:
+                row = db.execute(
+                    "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+                ).fetchone()
+                if row is None:
+                    raise MailboxNotFound("mailbox no longer exists")
+                db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (row[1], mailbox_id))
+            return int(row[0])
+        except (sqlite3.Error, OSError) as e:
+            full = index.is_full(e) or (isinstance(e, OSError) and e.errno in (28, 122))
+            if not full or self._store.reserve_available():
+                raise
+        # A full disk with the reserve spent: SELECT still works, the messages just stay
+        # \Recent for the next session too.
+        row = self.db.execute("SELECT recent_uid FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        return int(row[0])
+
+    # --- messages: reading -----------------------------------------------------------------
+    @_op()
+    async def snapshot(self, mailbox: str) -> tuple[Mailbox, list[MessageMeta]]:
+        mbox = self.mailbox_by_name(mailbox)
+        rows = self.db.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mbox.id,)
+        ).fetchall()
+        return mbox, [MessageMeta(uid, flagset(fl), ms) for uid, fl, ms in rows]
+
+    @_op()
+    async def select_info(self, mailbox: str) -> tuple[Mailbox, Sequence[int], int | None]:
+        mbox = self.mailbox_by_name(mailbox)
+        table = self._store.flag_tables.get(self.db, (self.key, mbox.id))
+        first = len(table.uids)
+        for fid in table.counts:
+            if "\\Seen" not in table.texts[fid].split():
+                first = min(first, table.flag_ids.index(fid))
+        return mbox, table.uids, table.uids[first] if first < len(table.uids) else None
+
+    def select_uids(self, sql: str, mailbox_id: int, uids: Sequence[int]) -> list[tuple]:
+        """Run *sql* (ending in a WHERE clause on m.mailbox_id) restricted to *uids*."""
+        if not uids:
+            return []
+        ordered = sorted(set(uids))
+        lo, hi = ordered[0], ordered[-1]
+        if len(ordered) > _IN_CHUNK or hi - lo + 1 == len(ordered):
+            rows = self.db.execute(
+                sql + " AND m.uid BETWEEN ? AND ? ORDER BY m.uid", (mailbox_id, lo, hi)
+            ).fetchall()
+            if hi - lo + 1 != len(ordered):
+                wanted = set(ordered)
+                rows = [r for r in rows if r[0] in wanted]
+            return rows
+        marks = ",".join("?" * len(ordered))
+        return self.db.execute(
+            sql + f" AND m.uid IN ({marks}) ORDER BY m.uid", (mailbox_id, *ordered)
+        ).fetchall()
+
+    @_op()
+    async def fetch(
+        self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField]
+    ) -> list[MessageRecord]:
+        wanted = list(dict.fromkeys(fields))
+        cols: list[str] = ["m.uid"]
+        for f in wanted:
+            cols.extend(_FIELD_SQL[f])
+        joins = ""
+        if any(c.startswith("p.") for c in cols):
+            joins += " JOIN parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
+        if any(c.startswith("h.") for c in cols):
+            joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
+        sql = f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
+        out: list[MessageRecord] = []
+        for row in self.select_uids(sql, mailbox_id, uids):
+            rec = MessageRecord(uid=row[0])
+            i = 1
+            for f in wanted:
+                if f == "flags":
+                    rec.flags = flagset(row[i])
+                elif f == "search":
+                    rec.search = "\x00".join(row[i : i + 5])
+                    i += 4
+                elif f == "pop3":
+                    rec.pop3_hidden = bool(row[i])
+                    rec.pop3_retrieved = row[i + 1]
+                    i += 1
+                else:
+                    setattr(rec, f, row[i])
+                i += 1
+            out.append(rec)
+        return out
+
+    @_op()
+    async def flag_table(self, mailbox_id: int) -> FlagTable:
+        return self._store.flag_tables.get(self.db, (self.key, mailbox_id))
+
+    def _message_file(self, mailbox_id: int, uid: int) -> tuple[str, int]:
+        row = self.db.execute(
+            "SELECT filename, size FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+        ).fetchone()
+        if row is None:
+            raise MessageGone(f"message UID {uid} has been expunged")
+        return join(self.folder(mailbox_id), "cur", row[0]), int(row[1])
+
+    async def _read(self, mailbox_id: int, uid: int, read: Callable[[str], bytes], size: Callable[[int], int]) -> bytes:
+        # A file can be renamed (its flag letters brought up to date) between the lookup
+        # and the open: look it up again.
+        for _ in range(3):
+            rel, total = self._message_file(mailbox_id, uid)
+            try:
+                if size(total) > _THREAD_READ:
+                    return await asyncio.to_thread(read, rel)
+                return read(rel)
+            except FileNotFoundError:
+                continue
+        raise MessageGone(f"message UID {uid} has been expunged")
+
+    @_op()
+    async def read_message(self, mailbox_id: int, uid: int) -> bytes:
+        return await self._read(mailbox_id, uid, self.adir.read, lambda total: total)
+
+    @_op()
+    async def read_range(self, mailbox_id: int, uid: int, start: int, length: int) -> bytes:
+        return await self._read(
+            mailbox_id, uid, lambda rel: self.adir.read_range(rel, start, length), lambda _: length
+        )
+
+    @_op()
+    async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:
+        like = flag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND ' ' || flags || ' ' LIKE ?"
+                " ESCAPE '\\' ORDER BY uid",
+                (mailbox_id, f"% {like} %"),
+            )
+        ]
+
+    @_op()
+    async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet:
+        row = self.db.execute(
+            "SELECT highestmodseq, name, vanished_floor, uidnext FROM mailboxes WHERE id = ?",
+            (mailbox_id,),
+        ).fetchone()
+        if row is None:
+            return ChangeSet(highestmodseq=modseq, uidvalidity_changed=True)
+        hms, name, floor, uidnext = int(row[0]), row[1], int(row[2]), int(row[3])
+        cs = ChangeSet(highestmodseq=hms, name=name)
+        if hms <= modseq:
+            return cs
+        cs.updated = [
+            MessageMeta(uid, flagset(fl), ms)
+            for uid, fl, ms in self.db.execute(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?"
+                " ORDER BY uid",
+                (mailbox_id, modseq),
+            )
+        ]
+        if floor and modseq <= floor:
+            # The index was rebuilt after *modseq*: tombstones from before are gone, so
+            # every UID below UIDNEXT that no message has may have been expunged since.
+            present = [r[0] for r in self.db.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+            )]
+            cs.expunged = _missing(present, uidnext)
+            return cs
+        cs.expunged = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                (mailbox_id, modseq),
+            )
+        ]
+        return cs
+
+    @_op()
+    async def search_headers(self, mailbox_id: int, field: SearchField, needle: str) -> list[int]:
+        column = _SEARCH_COLUMNS[field]
+        return [
+            r[0]
+            for r in self.db.execute(
+                f"SELECT uid FROM headers WHERE mailbox_id = ? AND instr({column}, ?) > 0"
+                " ORDER BY uid",
+                (mailbox_id, needle),
+            )
+        ]
+
+    # --- messages: writing -----------------------------------------------------------------
+    def _allocate_uids(
+        self, db: sqlite3.Connection, mailbox_id: int, count: int, size: int, quota: Quota | None
+    ) -> tuple[int, int]:
+        """Reserve *count* UIDs inside the caller's transaction, after the quota check."""
+        if (
+            quota is not None
+            and (quota.bytes or quota.messages)
+            and quota.exceeded_by(self._usage(db), size, count)
+        ):
+            raise OverQuota("quota exceeded")
+        row = db.execute(
+            "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        self._check_reserved(mailbox_id, int(row[0]) + count - 1, int(row[2]) + 1)
+        db.execute("UPDATE mailboxes SET uidnext = uidnext + ? WHERE id = ?", (count, mailbox_id))
+        return int(row[0]), int(row[1])
+
+    def insert_rows(
+        self,
+        db: sqlite3.Connection,
+        mailbox_id: int,
+        rows: Sequence[tuple[int, int, str, int, float, str, ParsedMessage]],
+    ) -> None:
+        """Rows of (UID, MODSEQ, flags, size, INTERNALDATE, file name, parsed message)."""
+        db.executemany(
+            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, fl, ms, size, idate, fn) for uid, ms, fl, size, idate, fn, _ in rows],
+        )
+        db.executemany(
+            "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, p.sent_date, p.subject, p.from_, p.to, p.cc, p.bcc, p.message_id)
+             for uid, *_, p in rows],
+        )
+        db.executemany(
+            "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts)
+             for uid, *_, p in rows],
+        )
+
+    def bump_modseq(self, db: sqlite3.Connection, mailbox_id: int, keywords: Iterable[str] = ()) -> int:
+        row = db.execute(
+            "SELECT highestmodseq, keywords, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        modseq = int(row[0]) + 1
+        self._check_reserved(mailbox_id, int(row[2]) - 1, modseq)
+        known = set(row[1].split())
+        new_kw = {k for k in keywords if not k.startswith("\\")} - known
+        if new_kw:
+            db.execute(
+                "UPDATE mailboxes SET highestmodseq = ?, keywords = ? WHERE id = ?",
+                (modseq, " ".join(sorted(known | new_kw)), mailbox_id),
+            )
+        else:
+            db.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
+        return modseq
+
+    @_op()
+    async def append(
+        self,
+        mailbox: str,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: float | None = None,
+        quota: Quota | None = None,
+    ) -> AppendResult:
+        if mailbox == "INBOX" and self._inbox_id is not None:
+            mailbox_id = self._inbox_id
+        else:
+            mbox = self.mailbox_by_name(mailbox)
+            mailbox_id = mbox.id
+            if mbox.name == "INBOX":
+                self._inbox_id = mailbox_id
+        given = normalize_flags(flags)
+        self._store.check_space(len(data))
+        if (
+            quota is not None
+            and (quota.bytes or quota.messages)
+            and quota.exceeded_by(self._usage(self.db), len(data), 1)
+        ):
+            raise OverQuota("quota exceeded")  # early, before writing anything
+        parsed = parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(
+            parse_message, data
+        )
+        folder = self.folder(mailbox_id)
+        tmp_name = files.new_base(len(data))
+        tmp = join(folder, "tmp", tmp_name)
+        await files.disk_threads.run(self.adir.write_new, tmp, data)
+        faults.point("append.written")
+        when = time.time() if internaldate is None else internaldate
+        final: str | None = None
+        try:
+            await self.reserve_ahead(mailbox_id)
+            async with self.write() as db:
+                uid, uidvalidity = self._allocate_uids(db, mailbox_id, 1, len(data), quota)
+                modseq = self.bump_modseq(db, mailbox_id, given)
+                filename = files.with_uid(tmp_name, uid, self.info_for(mailbox_id, given))
+                self.adir.rename(tmp, join(folder, "cur", filename))
+                final = join(folder, "cur", filename)
+                faults.point("append.renamed")
+                self.insert_rows(db, mailbox_id, [(uid, modseq, flag_text(given), len(data), when, filename, parsed)])
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.adir.unlink(tmp)
+                if final is not None:
+                    self.adir.unlink(final)
+            raise
+        faults.point("append.committed")
+        # The rename is durable once the folder is; only then is the message acknowledged.
+        await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        if any(not f.startswith("\\") for f in given):
+            self._store.names_changed(self, mailbox_id)  # a keyword may still need its letter
+        self.publish(mailbox_id, modseq, "append")
+        return AppendResult(uidvalidity, uid)
+
+    @_op(essential=True)
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: Literal["add", "remove", "replace"],
+        flags: Iterable[str],
+        unchangedsince: int | None = None,
+    ) -> list[MessageMeta]:
+        given = normalize_flags(flags)
+        changed: list[MessageMeta] = []
+        rows = self.select_uids(
+            "SELECT m.uid, m.flags, m.modseq FROM messages m WHERE m.mailbox_id = ?",
+            mailbox_id,
+            uids,
+        )
+        updates: list[tuple[int, str]] = []
+        for uid, text, ms in rows:
+            if unchangedsince is not None and ms > unchangedsince:
+                continue
+            old = flagset(text)
+            if mode == "add":
+                new = old | given
+            elif mode == "remove":
+                new = old - given
+            else:
+                new = frozenset(given)
+            if new != old:
+                updates.append((uid, flag_text(new)))
+        if not updates:
+            return changed
+        await self.reserve_ahead(mailbox_id, 0)
+        async with self.write() as db:
+            modseq = self.bump_modseq(db, mailbox_id, given if mode != "remove" else ())
+            for uid, text in updates:
+                cur = db.execute(
+                    "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                    (text, modseq, mailbox_id, uid),
+                )
+                if cur.rowcount:
+                    changed.append(MessageMeta(uid, flagset(text), modseq))
+        self._store.names_changed(self, mailbox_id)
+        self.publish(mailbox_id, modseq, "flags")
+        return changed
+
+    @_op(essential=True)
+    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+        wanted = sorted(set(uids))
+        folder = self.folder(mailbox_id)
+        gone: list[int] = []
+        for i in range(0, len(wanted), _EXPUNGE_BATCH):
+            batch = wanted[i : i + _EXPUNGE_BATCH]
+            doomed: list[str] = []
+            await self.reserve_ahead(mailbox_id, 0)
+            async with self.write() as db:
+                # Read inside the transaction: the name syncer may have renamed a file.
+                rows = self.select_uids(
+                    "SELECT m.uid, m.filename FROM messages m WHERE m.mailbox_id = ?", mailbox_id, batch
+                )
+                if not rows:
+                    continue
+                modseq = self.bump_modseq(db, mailbox_id)
+                db.executemany(
+                    "DELETE FROM messages WHERE mailbox_id = ? AND uid = ?",
+                    [(mailbox_id, uid) for uid, _ in rows],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, base) VALUES (?, ?, ?, ?)",
+                    [(mailbox_id, uid, modseq, files.base_of(fn)) for uid, fn in rows],
+                )
+                gone.extend(uid for uid, _ in rows)
+                doomed = [join(folder, "cur", fn) for _, fn in rows]
+            faults.point("expunge.committed")
+            # Acknowledged expunges must survive a power loss, or the mail comes back.
+            await self.sync_index()
+            faults.point("expunge.synced")
+            await files.disk_threads.run(self.adir.unlink_many, doomed)
+            faults.point("expunge.unlinked")
+            self.publish(mailbox_id, modseq, "expunge")
+        return gone
+
+    @_op()
+    async def copy(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+    ) -> CopyResult:
+        dst = self.mailbox_by_name(dest)
+        rows = self.select_uids(
+            "SELECT m.uid, m.flags, m.size, m.internaldate FROM messages m WHERE m.mailbox_id = ?",
+            mailbox_id,
+            uids,
+        )
+        if not rows:
+            return CopyResult(dst.uidvalidity, (), ())
+        self._store.check_space(sum(r[2] for r in rows))
+        src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst.id)
+        linked: list[str] = []
+        done: list[tuple[int, int]] = []
+        await self.reserve_ahead(dst.id, len(rows))
+        try:
+            # As in append: links and rows in one transaction, so UIDs appear in order.
+            async with self.write() as db:
+                first, uidvalidity = self._allocate_uids(
+                    db, dst.id, len(rows), sum(r[2] for r in rows), quota
+                )
+                modseq = self.bump_modseq(db, dst.id, {f for r in rows for f in r[1].split()})
+                for i, (uid, fl, size, idate) in enumerate(rows):
+                    new_uid = first + i
+                    new_fn = files.new_filename(size, new_uid, self.info_for(dst.id, fl.split()))
+                    target = join(dst_folder, "cur", new_fn)
+                    if not self._link_current(db, mailbox_id, uid, src_folder, target):
+                        continue  # expunged meanwhile by another session: skip it
+                    linked.append(target)
+                    faults.point("copy.linked")
+                    done.append((uid, new_uid))
+                    self._copy_row(db, (mailbox_id, uid), (dst.id, new_uid), fl, modseq, size, idate, new_fn)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                for p in linked:
+                    self.adir.unlink(p)
+            raise
+        faults.point("copy.committed")
+        await files.disk_threads.run(self.adir.fsync_dir, join(dst_folder, "cur"))
+        self._store.names_changed(self, dst.id)
+        self.publish(dst.id, modseq, "append")
+        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
+
+    def _link_current(self, db: sqlite3.Connection, mailbox_id: int, uid: int, folder: str, target: str) -> bool:
+        """Link the message's file (under its name as the index has it now) to *target*."""
+        for _ in range(3):
+            row = db.execute(
+                "SELECT filename FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+            ).fetchone()
+            if row is None:
+                return False
+            if self.adir.link(join(folder, "cur", row[0]), target):
+                return True
+        return False
+
+    @staticmethod
+    def _copy_row(
+        db: sqlite3.Connection, source: tuple[int, int], target: tuple[int, int],
+        flags: str, modseq: int, size: int, internaldate: float, filename: str,
+    ) -> None:
+        """The index rows of a copy: *target* (mailbox id, UID) gets *source*'s."""
+        (src, uid), (dst, new_uid) = source, target
+        db.execute(
+            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate,"
+            " filename) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (dst, new_uid, flags, modseq, size, internaldate, filename),
+        )
+        db.execute(
+            "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
+            " message_id FROM headers WHERE mailbox_id = ? AND uid = ?",
+            (dst, new_uid, src, uid),
+        )
+        db.execute(
+            "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
+            " parts FROM parsed WHERE mailbox_id = ? AND uid = ?",
+            (dst, new_uid, src, uid),
+        )
+
+    @_op(essential=True)
+    async def move(
+        self, mailbox_id: int, uids: Sequence[int], dest: str
+    ) -> CopyResult:
+        """RFC 6851: atomic. The files are renamed into the destination inside the one
+        transaction that moves the rows; if anything fails the renames are undone, and
+        after a crash each file is indexed where it lies.
+
+        No quota check: moving does not grow the account (clients delete by moving to
+        Trash, and must be able to do so at the limit)."""
+        dst = self.mailbox_by_name(dest)
+        if dst.id == mailbox_id:
+            result = await self.copy(mailbox_id, uids, dest)
+            await self.expunge(mailbox_id, result.source_uids)
+            return result
+        wanted = [r[0] for r in self.select_uids(
+            "SELECT m.uid FROM messages m WHERE m.mailbox_id = ?", mailbox_id, uids
+        )]
+        if not wanted:
+            return CopyResult(dst.uidvalidity, (), ())
+        src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst.id)
+        moved: list[tuple[str, str]] = []
+        done: list[tuple[int, int]] = []
+        await self.reserve_ahead(dst.id, len(wanted))
+        await self.reserve_ahead(mailbox_id, 0)
+        try:
+            async with self.write() as db:
+                rows = self.select_uids(
+                    "SELECT m.uid, m.flags, m.size, m.internaldate, m.filename FROM messages m"
+                    " WHERE m.mailbox_id = ?", mailbox_id, wanted,
+                )
+                first, uidvalidity = self._allocate_uids(db, dst.id, len(rows), 0, None)
+                modseq = self.bump_modseq(db, dst.id, {f for r in rows for f in r[1].split()})
+                src_modseq = self.bump_modseq(db, mailbox_id)
+                for i, (uid, fl, size, idate, fn) in enumerate(rows):
+                    new_uid = first + i
+                    new_fn = files.new_filename(size, new_uid, self.info_for(dst.id, fl.split()))
+                    src, target = join(src_folder, "cur", fn), join(dst_folder, "cur", new_fn)
+                    try:
+                        self.adir.rename(src, target)
+                    except FileNotFoundError:
+                        continue  # expunged by another session a moment ago
+                    moved.append((src, target))
+                    faults.point("move.renamed")
+                    done.append((uid, new_uid))
+                    self._copy_row(db, (mailbox_id, uid), (dst.id, new_uid), fl, modseq, size, idate, new_fn)
+                    db.execute("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid))
+                    db.execute(
+                        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, base) VALUES (?, ?, ?, ?)",
+                        (mailbox_id, uid, src_modseq, files.base_of(fn)),
+                    )
+        except BaseException:
+            for src, target in reversed(moved):
+                try:
+                    self.adir.rename(target, src)
+                except OSError as e:
+                    # Left where it is: indexed in the destination at the next start.
+                    log.error("%s: undoing a MOVE of %s failed: %s", self.address, src, e)
+            raise
+        faults.point("move.committed")
+        await self.sync_index()
+        for folder in {src_folder, dst_folder}:
+            await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        self._store.names_changed(self, dst.id)
+        self.publish(dst.id, modseq, "append")
+        self.publish(mailbox_id, src_modseq, "expunge")
+        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
+
+    # --- POP3 ------------------------------------------------------------------------------
+    def pop3_lock(self, wait: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.pop3.hold(wait)
+
+    @_op()
+    async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:
+        inbox = self.mailbox_by_name("INBOX")
+        rows = self.db.execute(
+            "SELECT uid, size FROM messages WHERE mailbox_id = ? AND NOT pop3_hidden ORDER BY uid",
+            (inbox.id,),
+        ).fetchall()
+        return inbox, rows
+
+    @_op(essential=True)
+    async def pop3_hide(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        async with self.write() as db:
+            db.executemany(
+                "UPDATE messages SET pop3_hidden = 1 WHERE mailbox_id = ? AND uid = ?",
+                [(mailbox_id, u) for u in uids],
+            )
+        await self.sync_index()  # acknowledged to the client: must survive a power loss
+
+    @_op(essential=True)
+    async def pop3_mark_retrieved(self, mailbox_id: int, uids: Sequence[int]) -> None:
+        if not uids:
+            return
+        now = time.time()
+        async with self.write() as db:
+            db.executemany(
+                "UPDATE messages SET pop3_retrieved = ? WHERE mailbox_id = ? AND uid = ?"
+                " AND pop3_retrieved IS NULL",
+                [(now, mailbox_id, u) for u in uids],
+            )
+
+    @_op()
+    async def pop3_expire(self, older_than: float) -> int:
+        inbox = self.mailbox_by_name("INBOX")
+        uids = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT uid FROM messages WHERE mailbox_id = ? AND pop3_retrieved < ?",
+                (inbox.id, older_than),
+            )
+        ]
+        return len(await self.expunge(inbox.id, uids)) if uids else 0
+
+    # --- accounting ------------------------------------------------------------------------
+    @staticmethod
+    def _usage(db: sqlite3.Connection) -> Usage:
+        m, b = db.execute(
+            "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes"
+        ).fetchone()
+        return Usage(int(m), int(b))
+
+    @_op()
+    async def usage(self) -> Usage:
+        return self._usage(self.db)
+
+    # --- life cycle ------------------------------------------------------------------------
+    def close(self, reason: str = "deleted") -> None:
+        """Let go of the index and the folder; any later use raises AccountGone (or
+        Unavailable, for reason "repair")."""
+        if self.closed:
+            return
+        self.closed = True
+        self._closed_for = reason
+        self._store.flag_tables.drop_account(self.key)
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self.pop3.close()
+        self.adir.close()
+
+
+def _missing(present: list[int], uidnext: int) -> list[int]:
+    """The UIDs below *uidnext* that are not in *present* (ascending)."""
+    out: list[int] = []
+    expected = 1
+    for uid in present:
+        out.extend(range(expected, uid))
+        expected = uid + 1
+    out.extend(range(expected, uidnext))
+    return out

@@ -1,0 +1,221 @@
+"""CREATE, DELETE and RENAME of mailboxes, safe against a crash or failure at any step.
+
+A folder on disk and its row in the index change together or not at all:
+
+  create   folder (with its folder file) made, then the row committed. A failure removes
+           the folder; after a crash the folder is found at start-up and indexed (with the
+           UIDVALIDITY its folder file holds): the mailbox exists, empty.
+  delete   journal row (old folder -> trash name) committed and the WAL fsynced; folder
+           renamed into `letterbox-trash/`; row deleted and journal row dropped in one
+           commit, fsynced; the trash emptied. Start-up puts back any folder whose journal
+           row is still there (the delete never happened) and empties the trash: deleted
+           mail never comes back, and a mailbox whose delete failed keeps its mail.
+  rename   the same journal, one row per folder of the hierarchy; folders renamed one by
+           one; rows updated and journal dropped in one commit. A failure renames back what
+           was renamed; after a crash start-up does.
+
+Folder renames never happen inside an open transaction, so a rollback cannot leave a
+folder renamed under rows that were not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from typing import TYPE_CHECKING
+
+from .. import faults, names
+from ..api import BadMailboxName, Mailbox, MailboxExists, StoreError
+from . import files
+from .accountdir import join
+
+if TYPE_CHECKING:
+    from .account import MaildirAccount
+
+log = logging.getLogger("letterbox.store")
+
+TRASH = "letterbox-trash"
+
+
+def _check_fits(name: str) -> None:
+    if not files.dirname_fits(name):
+        raise BadMailboxName("mailbox name too long")
+
+
+def _has(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone() is not None
+
+
+async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mailbox:
+    name = names.normalize(name)
+    _check_fits(name)
+    made: list[str] = []
+    mid = 0
+    try:
+        async with acc.write() as db:
+            if _has(db, name):
+                raise MailboxExists(f"mailbox {name!r} already exists")
+            if special_use and db.execute(
+                "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
+            ).fetchone():
+                raise MailboxExists(f"a mailbox with {special_use} already exists")
+            for parent in [*names.parent_names(name), name]:
+                if _has(db, parent):
+                    continue
+                dirname = files.folder_dirname(parent)
+                if acc.adir.exists(dirname):
+                    # A folder without a row: left by a crash, indexed at the next start.
+                    raise MailboxExists(f"mailbox {parent!r} is being repaired; try again later")
+                made.append(dirname)
+                mid = acc.insert_mailbox(db, parent, special_use if parent == name else None)
+                faults.point("create.made")
+    except BaseException:
+        for dirname in made:
+            with contextlib.suppress(OSError):
+                acc.adir.rmtree(dirname)
+        raise
+    faults.point("create.committed")
+    await acc.sync_index()
+    acc.publish(mid, 1, "mailbox")
+    return acc.mailbox_by_id(mid)
+
+
+async def _journal(acc: MaildirAccount, moves: list[tuple[str, str]]) -> list[int]:
+    """Record folder moves about to happen; durable before the first folder moves."""
+    async with acc.write() as db:
+        seqs = [
+            int(db.execute(
+                "INSERT INTO folder_moves (old_dir, new_dir) VALUES (?, ?)", (old, new)
+            ).lastrowid or 0)
+            for old, new in moves
+        ]
+    await acc.sync_index()
+    return seqs
+
+
+async def _unjournal(acc: MaildirAccount, seqs: list[int]) -> None:
+    async with acc.write() as db:
+        db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
+
+
+def _undo(acc: MaildirAccount, done: list[tuple[str, str]]) -> None:
+    for old, new in reversed(done):
+        try:
+            acc.adir.rename(new, old)
+        except OSError as e:
+            # The journal row stays: start-up puts the folder back.
+            log.error("%s: putting folder %s back failed: %s", acc.address, old, e)
+            raise
+
+
+async def delete(acc: MaildirAccount, name: str) -> None:
+    mbox = acc.mailbox_by_name(name)
+    if mbox.name == "INBOX":
+        raise StoreError("INBOX cannot be deleted")
+    prefix = mbox.name + "/"
+    if acc.db.execute(
+        "SELECT 1 FROM mailboxes WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+    ).fetchone():
+        raise StoreError(f"mailbox {mbox.name!r} has children; delete them first")
+    folder = acc.folder(mbox.id)
+    trash = join(TRASH, f"{mbox.id}.{mbox.uidvalidity}")
+    acc.adir.makedirs(TRASH)
+    seqs = await _journal(acc, [(folder, trash)])
+    faults.point("delete.journaled")
+    try:
+        acc.adir.rename(folder, trash)
+    except FileNotFoundError:
+        pass  # the folder was lost already: the row goes all the same
+    except BaseException:
+        with contextlib.suppress(StoreError, sqlite3.Error):
+            await _unjournal(acc, seqs)
+        raise
+    faults.point("delete.moved")
+    try:
+        async with acc.write() as db:
+            db.execute("DELETE FROM mailboxes WHERE id = ?", (mbox.id,))
+            db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
+    except BaseException:
+        with contextlib.suppress(OSError):
+            _undo(acc, [(folder, trash)])
+            await _unjournal(acc, seqs)
+        raise
+    faults.point("delete.committed")
+    await acc.sync_index()
+    acc.forget_folder(mbox.id)
+    acc.publish(mbox.id, mbox.highestmodseq + 1, "mailbox")
+    with contextlib.suppress(OSError):
+        await _empty_trash(acc, trash)
+
+
+async def _empty_trash(acc: MaildirAccount, trash: str) -> None:
+    await asyncio.to_thread(acc.adir.rmtree, trash)
+
+
+async def rename(acc: MaildirAccount, old: str, new: str) -> None:
+    src = acc.mailbox_by_name(old)
+    new = names.normalize(new)
+    _check_fits(new)
+    if _has(acc.db, new):
+        raise MailboxExists(f"mailbox {new!r} already exists")
+    if src.name == "INBOX":
+        # RFC 9051 6.3.6: renaming INBOX moves its messages to the new name; INBOX stays.
+        dest = await acc.create_mailbox(new)
+        _, metas = await acc.snapshot("INBOX")
+        if metas:
+            await acc.move(src.id, [m.uid for m in metas], dest.name)
+        return
+    if new.startswith(src.name + "/"):
+        raise BadMailboxName("cannot rename a mailbox into its own child")
+    prefix = src.name + "/"
+    plan: list[tuple[int, str, str, str]] = []  # (id, old folder, new name, new folder)
+    for mid, name, dirname in acc.db.execute(
+        "SELECT id, name, dirname FROM mailboxes WHERE name = ? OR substr(name, 1, ?) = ?",
+        (src.name, len(prefix), prefix),
+    ).fetchall():
+        new_name = new + name[len(src.name):]
+        names.normalize(new_name)
+        _check_fits(new_name)
+        new_dir = files.folder_dirname(new_name)
+        if _has(acc.db, new_name) or acc.adir.exists(new_dir):
+            raise MailboxExists(f"mailbox {new_name!r} already exists")
+        plan.append((mid, dirname, new_name, new_dir))
+    seqs = await _journal(acc, [(old_dir, new_dir) for _, old_dir, _, new_dir in plan])
+    faults.point("rename.journaled")
+    done: list[tuple[str, str]] = []
+    made: list[str] = []
+    try:
+        for _, old_dir, _, new_dir in plan:
+            acc.adir.rename(old_dir, new_dir)
+            done.append((old_dir, new_dir))
+            faults.point("rename.moved")
+        async with acc.write() as db:
+            for parent in names.parent_names(new):
+                if not _has(db, parent):
+                    dirname = files.folder_dirname(parent)
+                    if acc.adir.exists(dirname):
+                        raise MailboxExists(f"mailbox {parent!r} is being repaired; try again later")
+                    made.append(dirname)
+                    acc.insert_mailbox(db, parent, None)
+            for mid, _old_dir, new_name, new_dir in plan:
+                db.execute(
+                    "UPDATE mailboxes SET name = ?, dirname = ? WHERE id = ?", (new_name, new_dir, mid)
+                )
+            db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
+    except BaseException:
+        for dirname in made:
+            with contextlib.suppress(OSError):
+                acc.adir.rmtree(dirname)
+        with contextlib.suppress(OSError, StoreError, sqlite3.Error):
+            _undo(acc, done)
+            await _unjournal(acc, seqs)
+        for mid, old_dir, _, _ in plan:
+            acc.set_folder(mid, old_dir)
+        raise
+    faults.point("rename.committed")
+    await acc.sync_index()
+    for mid, _old_dir, _new_name, new_dir in plan:
+        acc.set_folder(mid, new_dir)
+        acc.publish(mid, acc._known.get(mid, 1), "mailbox")

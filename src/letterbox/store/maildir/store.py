@@ -1,0 +1,585 @@
+"""All accounts of the embedded store, under `<data_dir>/mail/<domain>/<local part>/`.
+
+Opening an account checks that the folder belongs to it: the directory gives every
+account an incarnation (a random id), which the folder keeps in `letterbox-account`. A
+folder left by an earlier account of the same address (deleted while a delivery was in
+flight, say) is moved to `.archive/` and logged, and the new account starts empty.
+
+Deleting an account renames its folder out of `mail/<domain>/` at once (to `.deleted/`,
+emptied right after, or to `.archive/` with keep_mail); handles still open on it keep
+working on the renamed folder (they use its descriptor) and cannot reach a new account.
+
+Only the process holding the data directory (the server, or the CLI when no server runs)
+rebuilds indexes; a missing or damaged index makes the account Unavailable elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..api import DiskFull, Store, StoreError, Unavailable
+from ..feed import ChangeFeed, Subscription
+from . import index, namesync, reconcile
+from .account import INDEX_FILE, MaildirAccount
+from .accountdir import AccountDir
+from .flagtables import FlagTables
+
+log = logging.getLogger("letterbox.store")
+
+MARKER = "letterbox-account"
+REBUILD_LOCK = "letterbox.index.lock"
+UIDVALIDITY_FILE = "letterbox-uidvalidity"
+RESERVE_FILE = ".reserve"
+DELETED = ".deleted"
+ARCHIVE = ".archive"
+# How long a process without the data directory waits for a rebuild by the server.
+_REBUILD_WAIT = 60.0
+
+
+class NeedsRebuild(StoreError):
+    """The account's index is missing or damaged; the data directory's holder rebuilds it."""
+
+
+class MaildirStore(Store):
+    def __init__(self, root: Path, feed: ChangeFeed | None = None, *, exclusive: bool = False,
+                 reserve: int = 0) -> None:
+        """*exclusive*: this process holds the data directory (see letterbox.datalock) and
+        may rebuild indexes. *reserve*: bytes kept free for reading and deleting mail on
+        a full disk (0: none)."""
+        self.root = root
+        self.feed = feed or ChangeFeed()
+        self.flag_tables = FlagTables()
+        self.exclusive = exclusive
+        self.reserve_size = reserve
+        self.new_waiting: dict[str, int] = {}
+        """Accounts whose new/ files reconcile_all left for index_waiting, and how many."""
+        self.unavailable: dict[str, str] = {}
+        """Accounts waiting for a rebuild (or in one), and why."""
+        self._accounts: dict[str, MaildirAccount] = {}
+        self._opening: dict[str, asyncio.Future[MaildirAccount]] = {}
+        self._shared_locks: dict[str, int] = {}
+        self._names_dirty: dict[tuple[str, int], MaildirAccount] = {}
+        self.names_wakeup: asyncio.Event | None = None
+        self._low_space = False
+        root.mkdir(parents=True, exist_ok=True)
+
+    # --- where accounts live -------------------------------------------------------------
+    def account_dir(self, address: str) -> Path:
+        local, _, domain = address.rpartition("@")
+        if (not local or not domain or "/" in address or "\x00" in address
+                or local.startswith(".") or domain.startswith(".")):
+            raise StoreError(f"invalid account address {address!r}")
+        return self.root / domain / local
+
+    def addresses_on_disk(self) -> list[str]:
+        out = []
+        for domain in sorted(os.listdir(self.root)):
+            ddir = self.root / domain
+            if domain.startswith(".") or not ddir.is_dir():
+                continue
+            for local in sorted(os.listdir(ddir)):
+                adir = ddir / local
+                if local.startswith("."):
+                    continue
+                if (adir / INDEX_FILE).exists() or (adir / "cur").is_dir():
+                    out.append(f"{local}@{domain}")
+        return out
+
+    # --- opening ---------------------------------------------------------------------------
+    def _cached(self, address: str, incarnation: str | None) -> MaildirAccount | None:
+        acc = self._accounts.get(address)
+        if acc is None or acc.closed:
+            return None
+        if incarnation is None or acc.incarnation == incarnation:
+            return acc
+        if acc.incarnation is None and self._claim_open(address, incarnation):
+            acc.incarnation = incarnation  # opened without one; the folder is this account's
+            return acc
+        return None
+
+    def _claim_open(self, address: str, incarnation: str) -> bool:
+        """The folder of an account opened without an incarnation: mark it as
+        *incarnation*'s if it has no owner yet; False if it belongs to another."""
+        path = self.account_dir(address)
+        with _flocked(path.parent):
+            marker = path / MARKER
+            try:
+                owner = marker.read_text().strip()
+            except FileNotFoundError:
+                owner = ""
+            if not owner:
+                _write_durably(marker, incarnation)
+                return True
+            return owner == incarnation
+
+    async def account(self, address: str, incarnation: str | None = None) -> MaildirAccount:
+        acc = self._cached(address, incarnation)
+        if acc is not None:
+            return acc
+        if address in self.unavailable:
+            raise Unavailable("the mailbox is being repaired; try again shortly")
+        pending = self._opening.get(address)
+        if pending is not None:
+            acc = await asyncio.shield(pending)
+            if incarnation is None or acc.incarnation == incarnation:
+                return acc
+        fut: asyncio.Future[MaildirAccount] = asyncio.get_running_loop().create_future()
+        self._opening[address] = fut
+        try:
+            # Off the event loop: it may wait for another process's lock, or read folders.
+            acc = await asyncio.to_thread(self._open, address, incarnation)
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: waiters see it, nobody logs it as lost
+            raise
+        finally:
+            self._opening.pop(address, None)
+        fut.set_result(acc)
+        return acc
+
+    def account_sync(self, address: str, incarnation: str | None = None) -> MaildirAccount:
+        """For start-up and the CLI, outside an event loop."""
+        acc = self._cached(address, incarnation)
+        if acc is not None:
+            return acc
+        if address in self.unavailable:
+            raise Unavailable("the mailbox is being repaired; try again shortly")
+        return self._open(address, incarnation)
+
+    def _open(self, address: str, incarnation: str | None, rebuild: bool | None = None) -> MaildirAccount:
+        old = self._accounts.pop(address, None)
+        if old is not None:
+            old.close()  # an earlier incarnation's handle: never used again
+        path = self.account_dir(address)
+        fresh, owner = self._claim_folder(address, path, incarnation)
+        adir = AccountDir(path)
+        try:
+            if not self.exclusive:
+                self._lock_shared(address, adir)
+            db = self._connect(address, adir, fresh, self.exclusive if rebuild is None else rebuild)
+        except BaseException:
+            self._unlock_shared(address)
+            adir.close()
+            raise
+        acc = MaildirAccount(self, address, adir, db, incarnation or owner or None)
+        try:
+            reconcile.ensure_default_mailboxes(acc)
+            reconcile.recover_after_reboot(acc)
+            acc.remember_modseqs()
+        except BaseException:
+            acc.close()
+            self._unlock_shared(address)
+            raise
+        self._accounts[address] = acc
+        return acc
+
+    def _claim_folder(self, address: str, path: Path, incarnation: str | None) -> tuple[bool, str]:
+        """Make sure the folder at *path* is this incarnation's (any, for None); returns
+        whether it is new and the incarnation it belongs to."""
+        domain_dir = path.parent
+        domain_dir.mkdir(parents=True, exist_ok=True)
+        with _flocked(domain_dir):
+            marker = path / MARKER
+            if path.exists():
+                try:
+                    owner = marker.read_text().strip()
+                except FileNotFoundError:
+                    owner = ""
+                if incarnation is None or owner == incarnation:
+                    return False, owner
+                if not owner:  # made before accounts had incarnations: it is this one's
+                    _write_durably(marker, incarnation)
+                    return False, incarnation
+                target = self._aside(ARCHIVE, address, "orphan")
+                os.rename(path, target)
+                _fsync_dir(domain_dir)
+                log.warning(
+                    "%s: the mail folder belonged to an earlier account of this address; "
+                    "moved to %s, the account starts empty", address, target,
+                )
+            path.mkdir(mode=0o700)
+            if incarnation is not None:
+                _write_durably(marker, incarnation)
+            _fsync_dir(domain_dir)
+            return True, incarnation or ""
+
+    def _connect(self, address: str, adir: AccountDir, fresh: bool, may_rebuild: bool) -> sqlite3.Connection:
+        if not fresh and not adir.exists(INDEX_FILE) and _has_mail(adir):
+            why = "its index is missing"
+            log.warning("%s: %s; rebuilding it from the folders", address, why)
+            if not may_rebuild:
+                raise NeedsRebuild(why)
+            self._rebuild_locked(address, adir)
+        try:
+            return index.connect(reconcile.index_path(adir, INDEX_FILE))
+        except sqlite3.DatabaseError as e:
+            if not index.is_corrupt(e):
+                raise
+            log.error("%s: the index is damaged (%s); rebuilding it from the folders", address, e)
+            if not may_rebuild:
+                raise NeedsRebuild(f"its index is damaged: {e}") from None
+        self._rebuild_locked(address, adir)
+        return index.connect(reconcile.index_path(adir, INDEX_FILE))
+
+    def _rebuild_locked(self, address: str, adir: AccountDir) -> reconcile.Stats:
+        fd = os.open(REBUILD_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=adir.fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for `letterbox deliver` runs to finish
+            return reconcile.rebuild(self, address, adir, None)
+        finally:
+            os.close(fd)
+
+    def _lock_shared(self, address: str, adir: AccountDir) -> None:
+        """A process without the data directory holds the account shared, so the server
+        never swaps the index under it; it waits (a while) for a rebuild in progress."""
+        fd = os.open(REBUILD_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600, dir_fd=adir.fd)
+        deadline = time.monotonic() + _REBUILD_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise Unavailable("the mailbox index is being rebuilt; try again later") from None
+                time.sleep(0.1)
+        self._unlock_shared(address)
+        self._shared_locks[address] = fd
+
+    def _unlock_shared(self, address: str) -> None:
+        fd = self._shared_locks.pop(address, None)
+        if fd is not None:
+            os.close(fd)
+
+    # --- rebuilding ------------------------------------------------------------------------
+    def index_damaged(self, acc: MaildirAccount) -> None:
+        """A query found the index damaged: close the account until it is rebuilt."""
+        if acc.address in self.unavailable:
+            return
+        self.unavailable[acc.address] = "its index is damaged"
+        if self._accounts.get(acc.address) is acc:
+            del self._accounts[acc.address]
+        acc.close("repair")
+
+    def rebuild(self, address: str, incarnation: str | None = None) -> reconcile.Stats:
+        """Rebuild an account's index from its folders (blocking; the caller holds the
+        data directory). Open handles on the account are closed first."""
+        if not self.exclusive:
+            raise StoreError("only the process holding the data directory rebuilds indexes")
+        acc = self._accounts.pop(address, None)
+        if acc is not None:
+            incarnation = incarnation or acc.incarnation
+            acc.close("repair")
+        path = self.account_dir(address)
+        if not path.is_dir():
+            raise StoreError(f"{address} has no mail folder")
+        adir = AccountDir(path)
+        try:
+            stats = self._rebuild_locked(address, adir)
+        finally:
+            adir.close()
+        self._open(address, incarnation)
+        self.unavailable.pop(address, None)
+        return stats
+
+    def repair(self, address: str, incarnation: str | None = None, force: bool = False) -> dict[str, object]:
+        """`letterbox repair`: reconcile the account's index with its folders, rebuilding
+        it when SQLite finds it damaged (or when *force*). Returns what was found."""
+        report: dict[str, object] = {}
+        try:
+            acc = self.account_sync(address, incarnation)
+            problems = reconcile.check(acc)
+        except NeedsRebuild as e:
+            problems = [str(e)]
+        except sqlite3.DatabaseError as e:
+            problems = [str(e)]
+        report["problems"] = problems
+        if problems or force:
+            report["rebuilt"] = self.rebuild(address, incarnation)
+        acc = self._accounts.get(address) or self._open(address, incarnation)
+        report["reconciled"] = reconcile.reconcile(acc)
+        report["messages"] = int(acc.db.execute("SELECT count(*) FROM messages").fetchone()[0])
+        report["mailboxes"] = int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0])
+        return report
+
+    # --- start-up ----------------------------------------------------------------------------
+    def reconcile_all(self, new_limit: int | None = None) -> dict[str, int]:
+        """Reconcile every account (see reconcile.reconcile); accounts with more than
+        *new_limit* files waiting in a new/ folder are listed in new_waiting, accounts
+        whose index must be rebuilt in unavailable. One account's trouble never stops the
+        others."""
+        total = reconcile.new_stats()
+        self.new_waiting.clear()
+        self.empty_deleted()
+        for address in self.addresses_on_disk():
+            try:
+                acc = self._open(address, None, rebuild=False)
+                stats = reconcile.reconcile(acc, new_limit)
+            except NeedsRebuild as e:
+                self.unavailable[address] = str(e)
+                continue
+            except Exception as e:
+                log.exception("%s: start-up check failed; the account is unavailable", address)
+                self.unavailable[address] = f"start-up check failed: {e}"
+                continue
+            for k, v in stats.items():
+                total[k] = total.get(k, 0) + v
+            if any(stats.values()):
+                log.info("reconciled %s: %s", address, stats)
+            if acc.new_waiting:
+                self.new_waiting[address] = acc.new_waiting
+        return total
+
+    def rebuild_unavailable(self, stop: threading.Event | None = None) -> int:
+        """Rebuild, one by one, the accounts that wait for it (in the calling thread)."""
+        done = 0
+        for address in list(self.unavailable):
+            if stop is not None and stop.is_set():
+                break
+            try:
+                self.rebuild(address)
+                done += 1
+            except Exception:
+                log.exception("%s: rebuilding the index failed; the account stays unavailable", address)
+        return done
+
+    def index_waiting(self, stop: threading.Event) -> int:
+        """Index the new/ files reconcile_all left waiting, in the calling thread. Each
+        account gets its own connection, as another process delivering would; sessions
+        learn of the messages through the usual check for outside changes."""
+        done = 0
+        for address in list(self.new_waiting):
+            if stop.is_set():
+                break
+            other = MaildirStore(self.root)
+            try:
+                n = reconcile.index_new(other.account_sync(address), stop)
+            finally:
+                for acc in list(other._accounts.values()):
+                    acc.close()
+                    other._unlock_shared(acc.address)
+            done += n
+            log.info("indexed %d files from new/ of %s", n, address)
+            self.new_waiting.pop(address, None)
+        return done
+
+    def empty_deleted(self) -> None:
+        """Finish removing accounts deleted before a crash."""
+        trash = self.root / DELETED
+        if trash.is_dir():
+            for entry in os.listdir(trash):
+                shutil.rmtree(trash / entry, ignore_errors=True)
+
+    # --- deleting ----------------------------------------------------------------------------
+    async def delete_account(self, address: str, keep_mail: bool = False) -> None:
+        acc = self._accounts.pop(address, None)
+        if acc is not None:
+            acc.close()
+        self.unavailable.pop(address, None)
+        path = self.account_dir(address)
+        if not path.exists():
+            return
+        target = self._aside(ARCHIVE if keep_mail else DELETED, address, "deleted")
+        # One rename takes the whole account out of reach, whatever happens next.
+        os.rename(path, target)
+        _fsync_dir(path.parent)
+        if keep_mail:
+            log.info("%s: mail kept in %s", address, target)
+        else:
+            await asyncio.to_thread(shutil.rmtree, target, True)
+
+    def _aside(self, where: str, address: str, why: str) -> Path:
+        local, _, domain = address.rpartition("@")
+        parent = self.root / where / domain
+        parent.mkdir(parents=True, exist_ok=True)
+        return parent / f"{local}.{why}-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+
+    # --- identities ----------------------------------------------------------------------------
+    def next_uidvalidity(self) -> int:
+        """A UIDVALIDITY no mailbox of any account has had: a store-wide counter, kept
+        ahead of the clock, so a mailbox made again (even of an account deleted and added
+        again within a second) never repeats one (RFC 9051 2.3.1.1)."""
+        fd = os.open(self.root / UIDVALIDITY_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            last = int(text) if text.isdigit() else 0
+            value = max(last + 1, int(time.time()))
+            data = f"{value}\n".encode()
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
+            os.fsync(fd)
+            return value
+        finally:
+            os.close(fd)
+
+    # --- free space ------------------------------------------------------------------------------
+    def ensure_reserve(self) -> None:
+        """Keep `reserve_size` bytes allocated in a file; given back on a full disk so
+        reading and deleting still work (release_reserve), made again when space is back."""
+        if not self.reserve_size:
+            return
+        path = self.root / RESERVE_FILE
+        try:
+            if path.exists() and path.stat().st_size >= self.reserve_size:
+                self._low_space = False
+                return
+            st = os.statvfs(self.root)
+            if st.f_bavail * st.f_frsize < 2 * self.reserve_size:
+                return  # not yet: the space is needed more than the reserve
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve_size)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if self._low_space:
+                log.info("disk space is back: the reserve is in place again and new mail is accepted")
+            self._low_space = False
+        except OSError as e:
+            log.warning("cannot set the disk space reserve aside: %s", e)
+
+    def release_reserve(self) -> bool:
+        """The disk is full: free the reserve (True if there was one to free). New mail
+        is refused until ensure_reserve finds space again."""
+        path = self.root / RESERVE_FILE
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False
+        self._low_space = True
+        log.error("the disk is full: released the reserve so users can read and delete mail;"
+                  " new mail is refused until space is freed")
+        return True
+
+    def reserve_available(self) -> bool:
+        return (self.root / RESERVE_FILE).exists()
+
+    def check_space(self, size: int) -> None:
+        """Refuse new mail while the reserve is spent (it is for reading and deleting)."""
+        if self._low_space:
+            raise DiskFull("not enough disk space")
+
+    # --- file names in the background ----------------------------------------------------------
+    def names_changed(self, acc: MaildirAccount, mailbox_id: int) -> None:
+        self._names_dirty[(acc.key, mailbox_id)] = acc
+        if self.names_wakeup is not None:
+            self.names_wakeup.set()
+
+    def mark_names_stale(self) -> None:
+        """Queue every mailbox whose file names lag its flags (after start-up)."""
+        for acc in list(self._accounts.values()):
+            for (mid,) in acc.db.execute("SELECT id FROM mailboxes WHERE names_modseq < highestmodseq"):
+                self._names_dirty[(acc.key, mid)] = acc
+
+    async def sync_names(self) -> int:
+        """Rename the files of every mailbox whose flags changed; returns how many."""
+        done = 0
+        while self._names_dirty:
+            (_, mid), acc = self._names_dirty.popitem()
+            if acc.closed:
+                continue
+            try:
+                done += await namesync.sync_mailbox(acc, mid)
+            except (StoreError, sqlite3.Error, OSError) as e:
+                log.warning("%s: bringing file names up to date failed (will retry): %s", acc.address, e)
+                self._names_dirty[(acc.key, mid)] = acc
+                return done
+        return done
+
+    async def run_name_sync(self, delay: float = 1.0) -> None:
+        """The background task: a sync a moment after changes (so that a burst of STOREs
+        renames each file once)."""
+        self.names_wakeup = asyncio.Event()
+        if self._names_dirty:
+            self.names_wakeup.set()
+        while True:
+            await self.names_wakeup.wait()
+            await asyncio.sleep(delay)
+            self.names_wakeup.clear()
+            try:
+                await self.sync_names()
+            except Exception:
+                log.exception("file name sync failed")
+            if self._names_dirty:
+                self.names_wakeup.set()
+
+    # --- feed ------------------------------------------------------------------------------------
+    def subscribe(self, address: str) -> Subscription:
+        return self.feed.subscribe(address)
+
+    async def notify_external(self, address: str) -> None:
+        acc = self._accounts.get(address)
+        if acc is not None:
+            acc.check_external()
+
+    def poll_external(self) -> None:
+        """Cheap check (PRAGMA data_version) of accounts that have listening sessions."""
+        for address, acc in list(self._accounts.items()):
+            if self.feed.has_subscribers(address):
+                try:
+                    acc.check_external()
+                except sqlite3.Error as e:
+                    if index.is_corrupt(e):
+                        self.index_damaged(acc)
+                    log.warning("checking %s for outside changes failed: %s", address, e)
+
+    def is_open(self, address: str) -> bool:
+        return address in self._accounts
+
+    async def close(self) -> None:
+        for acc in list(self._accounts.values()):
+            acc.close()
+        self._accounts.clear()
+        for address in list(self._shared_locks):
+            self._unlock_shared(address)
+
+
+def _has_mail(adir: AccountDir) -> bool:
+    """Whether a folder without an index holds anything a rebuild would find."""
+    try:
+        if adir.listdir("cur") or adir.listdir("new"):
+            return True
+    except FileNotFoundError:
+        pass
+    return any(e.startswith(".") and adir.isdir(e + "/cur") for e in adir.listdir(""))
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
