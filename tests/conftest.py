@@ -79,6 +79,9 @@ listen = ["127.0.0.1:0"]
 
 [delivery]
 max_message_size = "{max_size}"
+
+[store]
+reserve = "{reserve}"
 """
 
 
@@ -97,6 +100,7 @@ class ServerProcess:
             "delete_mode": "expunge",
             "leave_days": 0,
             "max_size": "10M",
+            "reserve": "16M",
             "cert": cert[0],
             "key": cert[1],
         }
@@ -106,20 +110,41 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.listeners: dict[str, list[str]] = {}
         self.log = home / "server.log"
+        self.faults = ""
 
     @property
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["LETTERBOX_CONFIG"] = str(self.config)
+        env.pop("LETTERBOX_FAULTS", None)
         return env
+
+    def start_with_faults(self, faults: str, timeout: float = 20.0) -> ServerProcess:
+        """Start with fault points armed (see letterbox.store.faults), e.g.
+        "rename.moved=kill@2": the server kills itself at that step."""
+        self.faults = faults
+        try:
+            return self.start(timeout)
+        finally:
+            self.faults = ""
+
+    def wait_killed(self, timeout: float = 20.0) -> None:
+        """Wait for a server that an armed fault killed."""
+        assert self.proc is not None
+        self.proc.wait(timeout)
+        assert self.proc.returncode == -9, f"server ended with {self.proc.returncode}:\n{self.log_text()}"
+        self.proc = None
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         run_dir = self.home / "run"
         (run_dir / "listeners.json").unlink(missing_ok=True)
         with open(self.log, "ab") as log:
+            env = self.env
+            if self.faults:
+                env["LETTERBOX_FAULTS"] = self.faults
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "letterbox", "serve"],
-                env=self.env,
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.home,

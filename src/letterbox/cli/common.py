@@ -20,7 +20,7 @@ DEFAULT_LOCATIONS = (Path("var/letterbox.toml"), Path("/etc/letterbox/letterbox.
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear line (no traceback) and exit."""
-    err_console.print(f"[bold red]letterbox:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]letterbox:[/] {message}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
