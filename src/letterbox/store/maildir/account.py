@@ -44,6 +44,7 @@ from ..api import (
     FetchField,
     FlagTable,
     Mailbox,
+    MailboxExists,
     MailboxNotFound,
     MailboxStatus,
     MessageGone,
@@ -322,20 +323,31 @@ class MaildirAccount(AccountStore):
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mailbox_id', ?)", (mid,))
         return mid
 
+    def prepare_folder(self, name: str, special_use: str | None) -> folderfile.FolderInfo:
+        """Make a new mailbox's folder and its folder file (a new UIDVALIDITY). Raises
+        MailboxExists if a folder of that name is on disk already: one left by a crash,
+        which start-up indexes or removes, and which must not be taken over meanwhile."""
+        dirname = files.folder_dirname(name)
+        if dirname:
+            try:
+                self.adir.mkdir_new(dirname)
+            except FileExistsError:
+                raise MailboxExists(f"mailbox {name!r} is being repaired; try again later") from None
+        self.adir.make_maildir(dirname)
+        return folderfile.update(
+            self.adir, dirname, uidvalidity=self._store.next_uidvalidity(),
+            uidnext=BLOCK, modseq=BLOCK, special_use=special_use or "", replace=True,
+        )
+
     def insert_mailbox(
         self, db: sqlite3.Connection, name: str, special_use: str | None,
         info: folderfile.FolderInfo | None = None, subscribed: bool | None = None,
     ) -> int:
-        """Inside the caller's transaction: make the folder (with its folder file) and its
-        row. A folder that exists already on disk keeps its files (adoption at start-up
-        passes its *info*); a new one gets a new UIDVALIDITY."""
+        """Inside the caller's transaction: the mailbox's row, for a folder prepared
+        already (*info*, from prepare_folder or a folder found at start-up), or made now."""
         dirname = files.folder_dirname(name)
         if info is None:
-            self.adir.make_maildir(dirname)
-            info = folderfile.update(
-                self.adir, dirname, uidvalidity=self._store.next_uidvalidity(),
-                uidnext=BLOCK, modseq=BLOCK, special_use=special_use or "", replace=True,
-            )
+            info = self.prepare_folder(name, special_use)
         mid = self.next_mailbox_id(db)
         db.execute(
             "INSERT INTO mailboxes (id, name, dirname, uidvalidity, special_use, subscribed)"

@@ -193,6 +193,11 @@ class AccountDir:
         finally:
             os.close(fd)
 
+    def mkdir_new(self, rel: str) -> None:
+        """Make a folder that must not exist yet (FileExistsError otherwise)."""
+        faults.point("fs.mkdir")
+        os.mkdir(rel, 0o700, dir_fd=self.fd)
+
     def makedirs(self, rel: str) -> None:
         parts = [p for p in rel.split("/") if p]
         for i in range(1, len(parts) + 1):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import BadMailboxName, Mailbox, MailboxExists, StoreError
-from . import files
+from . import files, folderfile
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -51,30 +51,33 @@ def _has(db: sqlite3.Connection, name: str) -> bool:
 async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mailbox:
     name = names.normalize(name)
     _check_fits(name)
-    made: list[str] = []
+    wanted = [p for p in [*names.parent_names(name), name] if not _has(acc.db, p)]
+    if name not in wanted:
+        raise MailboxExists(f"mailbox {name!r} already exists")
+    if special_use and acc.db.execute(
+        "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
+    ).fetchone():
+        raise MailboxExists(f"a mailbox with {special_use} already exists")
+    seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
+    faults.point("create.journaled")
+    made: list[tuple[str, folderfile.FolderInfo]] = []
     mid = 0
     try:
+        for parent in wanted:
+            made.append((parent, acc.prepare_folder(parent, special_use if parent == name else None)))
+            faults.point("create.made")
         async with acc.write() as db:
-            if _has(db, name):
-                raise MailboxExists(f"mailbox {name!r} already exists")
-            if special_use and db.execute(
-                "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
-            ).fetchone():
-                raise MailboxExists(f"a mailbox with {special_use} already exists")
-            for parent in [*names.parent_names(name), name]:
+            for parent, info in made:
                 if _has(db, parent):
-                    continue
-                dirname = files.folder_dirname(parent)
-                if acc.adir.exists(dirname):
-                    # A folder without a row: left by a crash, indexed at the next start.
-                    raise MailboxExists(f"mailbox {parent!r} is being repaired; try again later")
-                made.append(dirname)
-                mid = acc.insert_mailbox(db, parent, special_use if parent == name else None)
-                faults.point("create.made")
+                    raise MailboxExists(f"mailbox {parent!r} already exists")
+                mid = acc.insert_mailbox(db, parent, special_use if parent == name else None, info)
+            db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
-        for dirname in made:
+        for parent, _ in made:
             with contextlib.suppress(OSError):
-                acc.adir.rmtree(dirname)
+                acc.adir.rmtree(files.folder_dirname(parent))
+        with contextlib.suppress(StoreError, sqlite3.Error):
+            await _unjournal(acc, seqs)
         raise
     faults.point("create.committed")
     await acc.sync_index()
@@ -82,8 +85,9 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     return acc.mailbox_by_id(mid)
 
 
-async def _journal(acc: MaildirAccount, moves: list[tuple[str, str]]) -> list[int]:
-    """Record folder moves about to happen; durable before the first folder moves."""
+async def _journal(acc: MaildirAccount, moves: list[tuple[str | None, str]]) -> list[int]:
+    """Record folder changes about to happen (old folder, new folder; no old folder for
+    one being made); durable before the first folder changes."""
     async with acc.write() as db:
         seqs = [
             int(db.execute(
@@ -182,23 +186,27 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         if _has(acc.db, new_name) or acc.adir.exists(new_dir):
             raise MailboxExists(f"mailbox {new_name!r} already exists")
         plan.append((mid, dirname, new_name, new_dir))
-    seqs = await _journal(acc, [(old_dir, new_dir) for _, old_dir, _, new_dir in plan])
+    parents = [p for p in names.parent_names(new) if not _has(acc.db, p)]
+    seqs = await _journal(
+        acc,
+        [(None, files.folder_dirname(p)) for p in parents]
+        + [(old_dir, new_dir) for _, old_dir, _, new_dir in plan],
+    )
     faults.point("rename.journaled")
     done: list[tuple[str, str]] = []
     made: list[str] = []
     try:
+        infos = []
+        for parent in parents:
+            infos.append((parent, acc.prepare_folder(parent, None)))
+            made.append(files.folder_dirname(parent))
         for _, old_dir, _, new_dir in plan:
             acc.adir.rename(old_dir, new_dir)
             done.append((old_dir, new_dir))
             faults.point("rename.moved")
         async with acc.write() as db:
-            for parent in names.parent_names(new):
-                if not _has(db, parent):
-                    dirname = files.folder_dirname(parent)
-                    if acc.adir.exists(dirname):
-                        raise MailboxExists(f"mailbox {parent!r} is being repaired; try again later")
-                    made.append(dirname)
-                    acc.insert_mailbox(db, parent, None)
+            for parent, info in infos:
+                acc.insert_mailbox(db, parent, None, info)
             for mid, _old_dir, new_name, new_dir in plan:
                 db.execute(
                     "UPDATE mailboxes SET name = ?, dirname = ? WHERE id = ?", (new_name, new_dir, mid)

@@ -9,8 +9,9 @@ Usage totals and the unseen and deleted counts are kept by triggers, so quota ch
 Mailbox ids come from a counter in `meta` and are never reused, so a session that
 selected a mailbox can tell it from one created later under the same name. Tombstones
 name the expunged file's base, so start-up removes exactly that file and nothing else.
-`folder_moves` journals folder renames (RENAME, and DELETE's move to the trash) until
-the index agrees with the folders; start-up undoes what it finds there.
+`folder_moves` journals folder changes until the index agrees with the folders: renames
+(RENAME, and DELETE's move to the trash) and, with no old_dir, folders being made (CREATE);
+start-up undoes what it finds there.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ CREATE TABLE IF NOT EXISTS expunged (
 
 CREATE TABLE IF NOT EXISTS folder_moves (
     seq     INTEGER PRIMARY KEY,
-    old_dir TEXT NOT NULL,
+    old_dir TEXT,
     new_dir TEXT NOT NULL
 );
 

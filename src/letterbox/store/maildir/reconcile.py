@@ -74,7 +74,12 @@ def undo_folder_moves(acc: MaildirAccount, stats: Stats) -> None:
     if not rows:
         return
     for _seq, old_dir, new_dir in rows:
-        if acc.adir.exists(new_dir) and not acc.adir.exists(old_dir):
+        if old_dir is None:
+            if acc.adir.exists(new_dir):  # made by a CREATE that never committed
+                acc.adir.rmtree(new_dir)
+                stats["restored"] += 1
+                log.warning("%s: removed folder %s (its CREATE never completed)", acc.address, new_dir)
+        elif acc.adir.exists(new_dir) and not acc.adir.exists(old_dir):
             acc.adir.rename(new_dir, old_dir)
             stats["restored"] += 1
             log.warning("%s: put folder %s back (its change never completed)", acc.address, old_dir or "INBOX")

@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from .. import faults
 from ..api import DiskFull, Store, StoreError, Unavailable
 from ..feed import ChangeFeed, Subscription
 from . import index, namesync, reconcile
@@ -391,9 +392,11 @@ class MaildirStore(Store):
         if not path.exists():
             return
         target = self._aside(ARCHIVE if keep_mail else DELETED, address, "deleted")
+        faults.point("account.deleting")
         # One rename takes the whole account out of reach, whatever happens next.
         os.rename(path, target)
         _fsync_dir(path.parent)
+        faults.point("account.moved")
         if keep_mail:
             log.info("%s: mail kept in %s", address, target)
         else:
