@@ -411,6 +411,20 @@ class MaildirAccount(AccountStore):
             )
             self._reserved_now(mailbox_id, info)
 
+    async def ensure_letters(self, mailbox_id: int, flags: Iterable[str]) -> None:
+        """Give keywords in *flags* a file-name letter in the folder (while letters last),
+        before a file is named with them: a file indexed from its name after a crash
+        then keeps its keywords."""
+        letters = self.letters(mailbox_id)
+        new = sorted({f for f in flags if not f.startswith("\\") and f not in letters})
+        room = len(files.KEYWORD_LETTERS) - len(letters)
+        if not new or room <= 0:
+            return
+        info = await files.disk_threads.run(
+            functools.partial(folderfile.update, self.adir, self.folder(mailbox_id), keywords=new[:room])
+        )
+        self._reserved_now(mailbox_id, info)
+
     def letters(self, mailbox_id: int) -> list[str]:
         self._folder_info(mailbox_id)
         return self._letters.get(mailbox_id, [])
@@ -782,6 +796,7 @@ class MaildirAccount(AccountStore):
         final: str | None = None
         try:
             await self.reserve_ahead(mailbox_id)
+            await self.ensure_letters(mailbox_id, given)
             async with self.write() as db:
                 uid, uidvalidity = self._allocate_uids(db, mailbox_id, 1, len(data), quota)
                 modseq = self.bump_modseq(db, mailbox_id, given)
@@ -799,8 +814,6 @@ class MaildirAccount(AccountStore):
         faults.point("append.committed")
         # The rename is durable once the folder is; only then is the message acknowledged.
         await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
-        if any(not f.startswith("\\") for f in given):
-            self._store.names_changed(self, mailbox_id)  # a keyword may still need its letter
         self.publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
 
@@ -902,6 +915,7 @@ class MaildirAccount(AccountStore):
         linked: list[str] = []
         done: list[tuple[int, int]] = []
         await self.reserve_ahead(dst.id, len(rows))
+        await self.ensure_letters(dst.id, {f for r in rows for f in r[1].split()})
         try:
             # As in append: links and rows in one transaction, so UIDs appear in order.
             async with self.write() as db:
@@ -990,6 +1004,10 @@ class MaildirAccount(AccountStore):
         done: list[tuple[int, int]] = []
         await self.reserve_ahead(dst.id, len(wanted))
         await self.reserve_ahead(mailbox_id, 0)
+        keywords = self.db.execute(
+            "SELECT keywords FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        await self.ensure_letters(dst.id, keywords[0].split() if keywords else ())
         try:
             async with self.write() as db:
                 rows = self.select_uids(

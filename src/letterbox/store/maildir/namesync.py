@@ -17,7 +17,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import faults
-from . import files, folderfile
+from . import files
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ async def sync_mailbox(acc: MaildirAccount, mailbox_id: int) -> int:
 
 
 async def _rename(acc: MaildirAccount, mailbox_id: int, folder: str, rows: list[tuple]) -> int:
-    await _give_letters(acc, mailbox_id, folder, {f for r in rows for f in r[1].split()})
+    await acc.ensure_letters(mailbox_id, {f for r in rows for f in r[1].split()})
     letters = acc.letters(mailbox_id)
     cur = join(folder, "cur")
     wanted = []
@@ -99,13 +99,3 @@ def _link_all(acc: MaildirAccount, wanted: list[tuple[int, str, str]]) -> list[t
     return out
 
 
-async def _give_letters(acc: MaildirAccount, mailbox_id: int, folder: str, flags: set[str]) -> None:
-    letters = acc.letters(mailbox_id)
-    new = sorted(f for f in flags if not f.startswith("\\") and f not in letters)
-    room = len(files.KEYWORD_LETTERS) - len(letters)
-    if not new or room <= 0:
-        return
-    info = await files.disk_threads.run(
-        lambda: folderfile.update(acc.adir, folder, keywords=new[:room])
-    )
-    acc._reserved_now(mailbox_id, info)
