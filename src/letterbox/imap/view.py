@@ -105,7 +105,11 @@ class SelectedView:
     async def sync(self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False) -> list[bytes]:
         """Catch up with the store; return the untagged responses to send now."""
         cs = await store.changes_since(self.mailbox.id, self.modseq)
-        if cs.uidvalidity_changed or (cs.name is not None and cs.name != self.mailbox.name):
+        if (
+            cs.uidvalidity_changed
+            or (cs.name is not None and cs.name != self.mailbox.name)
+            or (cs.uidvalidity and cs.uidvalidity != self.mailbox.uidvalidity)
+        ):
             # Deleted or renamed by another session: RFC 2180 3.2 lets the server end the
             # other sessions with BYE, as Dovecot does; a UID of this view must never be
             # applied to whatever mailbox has the name now.

@@ -191,6 +191,8 @@ class ChangeSet:
     """The mailbox no longer exists under this identity (deleted, or made anew)."""
     name: str | None = None
     """The mailbox's name now (a RENAME by another session changes it)."""
+    uidvalidity: int = 0
+    """The mailbox's UIDVALIDITY now (0: not known)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -652,13 +652,13 @@ class MaildirAccount(AccountStore):
     @_op()
     async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet:
         row = self.db.execute(
-            "SELECT highestmodseq, name, vanished_floor, uidnext FROM mailboxes WHERE id = ?",
+            "SELECT highestmodseq, name, vanished_floor, uidnext, uidvalidity FROM mailboxes WHERE id = ?",
             (mailbox_id,),
         ).fetchone()
         if row is None:
             return ChangeSet(highestmodseq=modseq, uidvalidity_changed=True)
         hms, name, floor, uidnext = int(row[0]), row[1], int(row[2]), int(row[3])
-        cs = ChangeSet(highestmodseq=hms, name=name)
+        cs = ChangeSet(highestmodseq=hms, name=name, uidvalidity=int(row[4]))
         if hms <= modseq:
             return cs
         cs.updated = [
