@@ -326,13 +326,25 @@ class MaildirAccount(AccountStore):
     def prepare_folder(self, name: str, special_use: str | None) -> folderfile.FolderInfo:
         """Make a new mailbox's folder and its folder file (a new UIDVALIDITY). Raises
         MailboxExists if a folder of that name is on disk already: one left by a crash,
-        which start-up indexes or removes, and which must not be taken over meanwhile."""
+        which start-up indexes or removes, and which must not be taken over meanwhile.
+        A failure part way removes what it made."""
         dirname = files.folder_dirname(name)
         if dirname:
             try:
                 self.adir.mkdir_new(dirname)
             except FileExistsError:
                 raise MailboxExists(f"mailbox {name!r} is being repaired; try again later") from None
+        try:
+            return self.describe_folder(dirname, special_use)
+        except BaseException:
+            if dirname:
+                with contextlib.suppress(OSError):
+                    self.adir.rmtree(dirname)
+            raise
+
+    def describe_folder(self, dirname: str, special_use: str | None) -> folderfile.FolderInfo:
+        """Complete a folder (cur/, new/, tmp/) and give it a folder file with a new
+        UIDVALIDITY: for a new folder, or one found on disk without a usable file."""
         self.adir.make_maildir(dirname)
         return folderfile.update(
             self.adir, dirname, uidvalidity=self._store.next_uidvalidity(),
@@ -348,6 +360,12 @@ class MaildirAccount(AccountStore):
         dirname = files.folder_dirname(name)
         if info is None:
             info = self.prepare_folder(name, special_use)
+        return self.insert_row(db, name, dirname, special_use, info, subscribed)
+
+    def insert_row(
+        self, db: sqlite3.Connection, name: str, dirname: str, special_use: str | None,
+        info: folderfile.FolderInfo, subscribed: bool | None = None,
+    ) -> int:
         mid = self.next_mailbox_id(db)
         db.execute(
             "INSERT INTO mailboxes (id, name, dirname, uidvalidity, special_use, subscribed)"
@@ -999,9 +1017,7 @@ class MaildirAccount(AccountStore):
         )]
         if not wanted:
             return CopyResult(dst.uidvalidity, (), ())
-        src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst.id)
         moved: list[tuple[str, str]] = []
-        done: list[tuple[int, int]] = []
         await self.reserve_ahead(dst.id, len(wanted))
         await self.reserve_ahead(mailbox_id, 0)
         keywords = self.db.execute(
@@ -1010,46 +1026,67 @@ class MaildirAccount(AccountStore):
         await self.ensure_letters(dst.id, keywords[0].split() if keywords else ())
         try:
             async with self.write() as db:
-                rows = self.select_uids(
-                    "SELECT m.uid, m.flags, m.size, m.internaldate, m.filename FROM messages m"
-                    " WHERE m.mailbox_id = ?", mailbox_id, wanted,
-                )
-                first, uidvalidity = self._allocate_uids(db, dst.id, len(rows), 0, None)
-                modseq = self.bump_modseq(db, dst.id, {f for r in rows for f in r[1].split()})
-                src_modseq = self.bump_modseq(db, mailbox_id)
-                for i, (uid, fl, size, idate, fn) in enumerate(rows):
-                    new_uid = first + i
-                    new_fn = files.new_filename(size, new_uid, self.info_for(dst.id, fl.split()))
-                    src, target = join(src_folder, "cur", fn), join(dst_folder, "cur", new_fn)
-                    try:
-                        self.adir.rename(src, target)
-                    except FileNotFoundError:
-                        continue  # expunged by another session a moment ago
-                    moved.append((src, target))
-                    faults.point("move.renamed")
-                    done.append((uid, new_uid))
-                    self._copy_row(db, (mailbox_id, uid), (dst.id, new_uid), fl, modseq, size, idate, new_fn)
-                    db.execute("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid))
-                    db.execute(
-                        "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, base) VALUES (?, ?, ?, ?)",
-                        (mailbox_id, uid, src_modseq, files.base_of(fn)),
-                    )
+                result, modseq, src_modseq = self.move_rows(db, mailbox_id, wanted, dst.id, moved)
         except BaseException:
-            for src, target in reversed(moved):
-                try:
-                    self.adir.rename(target, src)
-                except OSError as e:
-                    # Left where it is: indexed in the destination at the next start.
-                    log.error("%s: undoing a MOVE of %s failed: %s", self.address, src, e)
+            self.undo_moves(moved)
             raise
         faults.point("move.committed")
+        await self.moved(mailbox_id, dst.id, modseq, src_modseq)
+        return result
+
+    def move_rows(
+        self, db: sqlite3.Connection, mailbox_id: int, uids: Sequence[int], dst_id: int,
+        moved: list[tuple[str, str]],
+    ) -> tuple[CopyResult, int, int]:
+        """Inside the caller's transaction: rename the files of *uids* into *dst_id* and
+        move their rows (recording each rename in *moved*, for undo_moves). Returns the
+        result and both mailboxes' new MODSEQs."""
+        src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst_id)
+        rows = self.select_uids(
+            "SELECT m.uid, m.flags, m.size, m.internaldate, m.filename FROM messages m"
+            " WHERE m.mailbox_id = ?", mailbox_id, uids,
+        )
+        first, uidvalidity = self._allocate_uids(db, dst_id, len(rows), 0, None)
+        modseq = self.bump_modseq(db, dst_id, {f for r in rows for f in r[1].split()})
+        src_modseq = self.bump_modseq(db, mailbox_id)
+        done: list[tuple[int, int]] = []
+        for i, (uid, fl, size, idate, fn) in enumerate(rows):
+            new_uid = first + i
+            new_fn = files.new_filename(size, new_uid, self.info_for(dst_id, fl.split()))
+            src, target = join(src_folder, "cur", fn), join(dst_folder, "cur", new_fn)
+            try:
+                self.adir.rename(src, target)
+            except FileNotFoundError:
+                continue  # expunged by another session a moment ago
+            moved.append((src, target))
+            faults.point("move.renamed")
+            done.append((uid, new_uid))
+            self._copy_row(db, (mailbox_id, uid), (dst_id, new_uid), fl, modseq, size, idate, new_fn)
+            db.execute("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid))
+            db.execute(
+                "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq, base) VALUES (?, ?, ?, ?)",
+                (mailbox_id, uid, src_modseq, files.base_of(fn)),
+            )
+        result = CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
+        return result, modseq, src_modseq
+
+    def undo_moves(self, moved: list[tuple[str, str]]) -> None:
+        """Put files back after a move whose transaction did not commit."""
+        for src, target in reversed(moved):
+            try:
+                self.adir.rename(target, src)
+            except OSError as e:
+                # Left where it is: indexed in the destination at the next start.
+                log.error("%s: undoing a MOVE of %s failed: %s", self.address, src, e)
+
+    async def moved(self, mailbox_id: int, dst_id: int, modseq: int, src_modseq: int) -> None:
+        """After a move committed: make it durable, then tell the sessions."""
         await self.sync_index()
-        for folder in {src_folder, dst_folder}:
+        for folder in {self.folder(mailbox_id), self.folder(dst_id)}:
             await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
-        self._store.names_changed(self, dst.id)
-        self.publish(dst.id, modseq, "append")
+        self._store.names_changed(self, dst_id)
+        self.publish(dst_id, modseq, "append")
         self.publish(mailbox_id, src_modseq, "expunge")
-        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
 
     # --- POP3 ------------------------------------------------------------------------------
     def pop3_lock(self, wait: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:

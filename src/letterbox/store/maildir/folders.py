@@ -136,8 +136,8 @@ async def delete(acc: MaildirAccount, name: str) -> None:
         with contextlib.suppress(StoreError, sqlite3.Error):
             await _unjournal(acc, seqs)
         raise
-    faults.point("delete.moved")
     try:
+        faults.point("delete.moved")
         async with acc.write() as db:
             db.execute("DELETE FROM mailboxes WHERE id = ?", (mbox.id,))
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
@@ -158,6 +158,45 @@ async def _empty_trash(acc: MaildirAccount, trash: str) -> None:
     await asyncio.to_thread(acc.adir.rmtree, trash)
 
 
+async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
+    """RFC 9051 6.3.6: renaming INBOX moves its messages to a new mailbox of that name;
+    INBOX stays, empty. One transaction makes the mailbox (and missing parents) and moves
+    the messages: all or nothing, as a RENAME must be."""
+    wanted = [p for p in [*names.parent_names(new), new] if not _has(acc.db, p)]
+    seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
+    faults.point("rename.journaled")
+    keywords = acc.db.execute("SELECT keywords FROM mailboxes WHERE id = ?", (inbox.id,)).fetchone()[0]
+    made: list[tuple[str, folderfile.FolderInfo]] = []
+    moved: list[tuple[str, str]] = []
+    mid = 0
+    try:
+        for name in wanted:
+            info = acc.prepare_folder(name, None)
+            made.append((name, info))
+            if name == new and keywords:
+                # Letters for INBOX's keywords first, so moved files keep them in their names.
+                made[-1] = (name, folderfile.update(acc.adir, files.folder_dirname(name),
+                                                    keywords=keywords.split()[:len(files.KEYWORD_LETTERS)]))
+        await acc.reserve_ahead(inbox.id, 0)
+        async with acc.write() as db:
+            for name, info in made:
+                mid = acc.insert_row(db, name, files.folder_dirname(name), None, info)
+            uids = [r[0] for r in db.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (inbox.id,))]
+            _, modseq, src_modseq = acc.move_rows(db, inbox.id, uids, mid, moved)
+            db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
+    except BaseException:
+        acc.undo_moves(moved)
+        for name, _ in made:
+            with contextlib.suppress(OSError):
+                acc.adir.rmtree(files.folder_dirname(name))
+        with contextlib.suppress(StoreError, sqlite3.Error):
+            await _unjournal(acc, seqs)
+        raise
+    faults.point("rename.committed")
+    await acc.moved(inbox.id, mid, modseq, src_modseq)
+    acc.publish(mid, modseq, "mailbox")
+
+
 async def rename(acc: MaildirAccount, old: str, new: str) -> None:
     src = acc.mailbox_by_name(old)
     new = names.normalize(new)
@@ -165,11 +204,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
     if _has(acc.db, new):
         raise MailboxExists(f"mailbox {new!r} already exists")
     if src.name == "INBOX":
-        # RFC 9051 6.3.6: renaming INBOX moves its messages to the new name; INBOX stays.
-        dest = await acc.create_mailbox(new)
-        _, metas = await acc.snapshot("INBOX")
-        if metas:
-            await acc.move(src.id, [m.uid for m in metas], dest.name)
+        await _rename_inbox(acc, src, new)
         return
     if new.startswith(src.name + "/"):
         raise BadMailboxName("cannot rename a mailbox into its own child")

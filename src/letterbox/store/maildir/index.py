@@ -252,6 +252,11 @@ def _upgrade(db: sqlite3.Connection) -> None:
             "INSERT OR REPLACE INTO meta (key, value)"
             " SELECT 'mailbox_id', coalesce(max(id), 0) FROM mailboxes"
         )
+        # The default mailboxes were made when the account was (see ensure_default_mailboxes).
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value)"
+            " SELECT 'defaults', 1 WHERE EXISTS (SELECT 1 FROM mailboxes WHERE name = 'INBOX')"
+        )
     if version < SCHEMA_VERSION:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
 

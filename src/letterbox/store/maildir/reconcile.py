@@ -126,11 +126,14 @@ def adopt_folders(acc: MaildirAccount, stats: Stats) -> None:
         with acc.tx() as db:
             for parent in names.parent_names(name):
                 if not db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (parent,)).fetchone():
-                    acc.insert_mailbox(db, parent, None)
+                    _adopt_or_make(acc, db, parent)
             if db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
                 continue
-            mid = acc.insert_mailbox(db, name, use, info, subscribed=name == "INBOX" or None)
-            if info is not None:
+            if info is None:  # a folder from elsewhere: its UIDs mean nothing here
+                mid = acc.insert_row(db, name, entry, use, acc.describe_folder(entry, use),
+                                     subscribed=name == "INBOX" or None)
+            else:
+                mid = acc.insert_row(db, name, entry, use, info, subscribed=name == "INBOX" or None)
                 db.execute(
                     "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, recent_uid = ? WHERE id = ?",
                     (info.uidnext, info.modseq, info.uidnext, mid),
@@ -141,19 +144,33 @@ def adopt_folders(acc: MaildirAccount, stats: Stats) -> None:
         log.info("%s: indexed folder %s found on disk", acc.address, name)
 
 
+def _adopt_or_make(acc: MaildirAccount, db: sqlite3.Connection, name: str, use: str | None = None,
+                   subscribed: bool | None = None) -> int:
+    """A row for *name*: its folder is taken as it is if on disk (with its folder file, or
+    a new UIDVALIDITY), made otherwise."""
+    dirname = files.folder_dirname(name)
+    if acc.adir.isdir(join(dirname, "cur")):
+        info = folderfile.read(acc.adir, dirname) or acc.describe_folder(dirname, use)
+        return acc.insert_row(db, name, dirname, use, info, subscribed)
+    return acc.insert_mailbox(db, name, use, subscribed=subscribed)
+
+
 def ensure_default_mailboxes(acc: MaildirAccount) -> None:
-    if acc.db.execute("SELECT 1 FROM mailboxes WHERE name = 'INBOX'").fetchone():
+    """A new account's INBOX and special-use folders; those missing are made again
+    until all were made once (a first open that failed part way is finished later)."""
+    if acc.db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
         return
     with acc.tx() as db:
-        if db.execute("SELECT 1 FROM mailboxes WHERE name = 'INBOX'").fetchone():
+        if db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
             return
-        acc.insert_mailbox(db, "INBOX", None, folderfile.read(acc.adir, ""), subscribed=True)
+        if not db.execute("SELECT 1 FROM mailboxes WHERE name = 'INBOX'").fetchone():
+            _adopt_or_make(acc, db, "INBOX", subscribed=True)
         for name, use in DEFAULT_MAILBOXES:
             if db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone():
                 continue
-            if db.execute("SELECT 1 FROM mailboxes WHERE special_use = ?", (use,)).fetchone():
-                use = None  # type: ignore[assignment]
-            acc.insert_mailbox(db, name, use)
+            taken = db.execute("SELECT 1 FROM mailboxes WHERE special_use = ?", (use,)).fetchone()
+            _adopt_or_make(acc, db, name, None if taken else use)
+        db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('defaults', 1)")
 
 
 def write_folder_files(acc: MaildirAccount) -> None:

@@ -159,6 +159,14 @@ class MaildirStore(Store):
         return self._open(address, incarnation)
 
     def _open(self, address: str, incarnation: str | None, rebuild: bool | None = None) -> MaildirAccount:
+        try:
+            return self._open_account(address, incarnation, rebuild)
+        except StoreError:
+            raise
+        except (OSError, sqlite3.Error) as e:
+            raise _store_error(address, "opening the mailbox", e) from e
+
+    def _open_account(self, address: str, incarnation: str | None, rebuild: bool | None) -> MaildirAccount:
         old = self._accounts.pop(address, None)
         if old is not None:
             old.close()  # an earlier incarnation's handle: never used again
@@ -285,11 +293,14 @@ class MaildirStore(Store):
         path = self.account_dir(address)
         if not path.is_dir():
             raise StoreError(f"{address} has no mail folder")
-        adir = AccountDir(path)
         try:
-            stats = self._rebuild_locked(address, adir)
-        finally:
-            adir.close()
+            adir = AccountDir(path)
+            try:
+                stats = self._rebuild_locked(address, adir)
+            finally:
+                adir.close()
+        except (OSError, sqlite3.Error) as e:
+            raise _store_error(address, "rebuilding the index", e) from e
         self._open(address, incarnation)
         self.unavailable.pop(address, None)
         return stats
@@ -309,7 +320,10 @@ class MaildirStore(Store):
         if problems or force:
             report["rebuilt"] = self.rebuild(address, incarnation)
         acc = self._accounts.get(address) or self._open(address, incarnation)
-        report["reconciled"] = reconcile.reconcile(acc)
+        try:
+            report["reconciled"] = reconcile.reconcile(acc)
+        except (OSError, sqlite3.Error) as e:
+            raise _store_error(address, "reconciling the index", e) from e
         report["messages"] = int(acc.db.execute("SELECT count(*) FROM messages").fetchone()[0])
         report["mailboxes"] = int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0])
         return report
@@ -391,12 +405,15 @@ class MaildirStore(Store):
         path = self.account_dir(address)
         if not path.exists():
             return
-        target = self._aside(ARCHIVE if keep_mail else DELETED, address, "deleted")
-        faults.point("account.deleting")
-        # One rename takes the whole account out of reach, whatever happens next.
-        os.rename(path, target)
-        _fsync_dir(path.parent)
-        faults.point("account.moved")
+        try:
+            target = self._aside(ARCHIVE if keep_mail else DELETED, address, "deleted")
+            faults.point("account.deleting")
+            # One rename takes the whole account out of reach, whatever happens next.
+            os.rename(path, target)
+            _fsync_dir(path.parent)
+            faults.point("account.moved")
+        except OSError as e:
+            raise _store_error(address, "moving the account's mail away", e) from e
         if keep_mail:
             log.info("%s: mail kept in %s", address, target)
         else:
@@ -549,6 +566,15 @@ class MaildirStore(Store):
         self._accounts.clear()
         for address in list(self._shared_locks):
             self._unlock_shared(address)
+
+
+def _store_error(address: str, what: str, e: BaseException) -> StoreError:
+    if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT
+        return DiskFull("not enough disk space")
+    log.error("%s: %s failed: %s", address, what, e)
+    if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+        return Unavailable("the mailbox index is busy; try again")
+    return StoreError(f"{what} failed: {e}")
 
 
 def _has_mail(adir: AccountDir) -> bool:
