@@ -73,11 +73,7 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
                 mid = acc.insert_mailbox(db, parent, special_use if parent == name else None, info)
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
-        for parent, _ in made:
-            with contextlib.suppress(OSError):
-                acc.adir.rmtree(files.folder_dirname(parent))
-        with contextlib.suppress(StoreError, sqlite3.Error):
-            await _unjournal(acc, seqs)
+        await _unmake(acc, [files.folder_dirname(p) for p, _ in made], seqs)
         raise
     faults.point("create.committed")
     await acc.sync_index()
@@ -102,6 +98,16 @@ async def _journal(acc: MaildirAccount, moves: list[tuple[str | None, str]]) -> 
 async def _unjournal(acc: MaildirAccount, seqs: list[int]) -> None:
     async with acc.write() as db:
         db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
+
+
+async def _unmake(acc: MaildirAccount, dirnames: list[str], seqs: list[int]) -> None:
+    """After a failure: remove the folders made so far, then their journal entries (if
+    that fails too, start-up removes them)."""
+    for dirname in dirnames:
+        with contextlib.suppress(OSError):
+            acc.adir.rmtree(dirname)
+    with contextlib.suppress(StoreError, sqlite3.Error):
+        await _unjournal(acc, seqs)
 
 
 def _undo(acc: MaildirAccount, done: list[tuple[str, str]]) -> None:
@@ -186,11 +192,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
         acc.undo_moves(moved)
-        for name, _ in made:
-            with contextlib.suppress(OSError):
-                acc.adir.rmtree(files.folder_dirname(name))
-        with contextlib.suppress(StoreError, sqlite3.Error):
-            await _unjournal(acc, seqs)
+        await _unmake(acc, [files.folder_dirname(n) for n, _ in made], seqs)
         raise
     faults.point("rename.committed")
     await acc.moved(inbox.id, mid, modseq, src_modseq)
