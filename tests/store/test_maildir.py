@@ -426,12 +426,12 @@ def test_concurrent_appends_become_visible_in_uid_order(root: Path, monkeypatch:
 
     real = AccountDir.write_new
 
-    def slow_for_big(self, rel, data):  # type: ignore[no-untyped-def]
+    def slow_for_big(self, rel, data, mtime=None):  # type: ignore[no-untyped-def]
         if len(data) > 1000:
             import time as _t
 
             _t.sleep(0.3)
-        return real(self, rel, data)
+        return real(self, rel, data, mtime)
 
     monkeypatch.setattr(AccountDir, "write_new", slow_for_big)
 

@@ -179,7 +179,6 @@ class MaildirAccount(AccountStore):
         self.root = adir.path
         self.db = db
         self._store = store
-        self._dirs: dict[int, str] = {}
         self._known: dict[int, int] = {}
         self._reserved: dict[int, tuple[int, int]] = {}
         """mailbox id -> (UID, MODSEQ) reservations of its folder file, as last written."""
@@ -265,8 +264,7 @@ class MaildirAccount(AccountStore):
     )
 
     def mailbox_from_row(self, row: tuple) -> Mailbox:
-        (mid, name, dirname, uidvalidity, uidnext, hms, special_use, subscribed, keywords) = row
-        self._dirs[mid] = dirname
+        (mid, name, _dirname, uidvalidity, uidnext, hms, special_use, subscribed, keywords) = row
         return Mailbox(
             id=mid,
             name=name,
@@ -296,22 +294,18 @@ class MaildirAccount(AccountStore):
         return self.mailbox_from_row(row)
 
     def folder(self, mailbox_id: int) -> str:
-        """The mailbox's folder, relative to the account root ("" for INBOX)."""
-        d = self._dirs.get(mailbox_id)
-        if d is None:
-            self.mailbox_by_id(mailbox_id)
-            d = self._dirs[mailbox_id]
-        return d
+        """The mailbox's folder, relative to the account root ("" for INBOX). Read from
+        the index each time: another process may have renamed it."""
+        row = self.db.execute("SELECT dirname FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        return str(row[0])
 
     def forget_folder(self, mailbox_id: int) -> None:
-        self._dirs.pop(mailbox_id, None)
         self._known.pop(mailbox_id, None)
         self._reserved.pop(mailbox_id, None)
         self._letters.pop(mailbox_id, None)
         self._store.flag_tables.drop((self.key, mailbox_id))
-
-    def set_folder(self, mailbox_id: int, dirname: str) -> None:
-        self._dirs[mailbox_id] = dirname
 
     # --- identities: mailbox ids, UIDVALIDITY, reservations --------------------------------
     def next_mailbox_id(self, db: sqlite3.Connection) -> int:
@@ -373,7 +367,6 @@ class MaildirAccount(AccountStore):
             (mid, name, dirname, info.uidvalidity, special_use,
              int(bool(special_use)) if subscribed is None else int(subscribed)),
         )
-        self._dirs[mid] = dirname
         self._reserved[mid] = (info.uidnext, info.modseq)
         self._letters[mid] = list(info.keywords)
         return mid
@@ -503,7 +496,11 @@ class MaildirAccount(AccountStore):
         mbox = self.mailbox_by_name(name)
         async with self.write() as db:
             db.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mbox.id))
-            subs = [r[0] for r in db.execute("SELECT name FROM mailboxes WHERE subscribed")]
+        await self.save_subscriptions()
+
+    async def save_subscriptions(self) -> None:
+        """Subscriptions beside the mail too, for a rebuild (after they may have changed)."""
+        subs = [r[0] for r in self.db.execute("SELECT name FROM mailboxes WHERE subscribed")]
         await files.disk_threads.run(folderfile.write_subscriptions, self.adir, subs)
 
     @_op()
@@ -808,9 +805,9 @@ class MaildirAccount(AccountStore):
         folder = self.folder(mailbox_id)
         tmp_name = files.new_base(len(data))
         tmp = join(folder, "tmp", tmp_name)
-        await files.disk_threads.run(self.adir.write_new, tmp, data)
-        faults.point("append.written")
         when = time.time() if internaldate is None else internaldate
+        await files.disk_threads.run(self.adir.write_new, tmp, data, when)
+        faults.point("append.written")
         final: str | None = None
         try:
             await self.reserve_ahead(mailbox_id)

@@ -102,8 +102,9 @@ class AccountDir:
             return None
 
     # --- writing -----------------------------------------------------------------------
-    def write_new(self, rel: str, data: bytes) -> None:
-        """Create *rel* with *data* and fsync it (not its folder)."""
+    def write_new(self, rel: str, data: bytes, mtime: float | None = None) -> None:
+        """Create *rel* with *data* (and modification time *mtime*: a message's
+        INTERNALDATE, as in Dovecot's Maildir) and fsync it (not its folder)."""
         fd = os.open(rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600, dir_fd=self.fd)
         try:
             faults.point("fs.write")
@@ -111,6 +112,8 @@ class AccountDir:
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
             os.fsync(fd)
         except BaseException:
             os.close(fd)

@@ -38,6 +38,9 @@ class FolderInfo:
     special_use: str | None = None
     keywords: list[str] = field(default_factory=list)
     """Keywords with a file-name letter, in letter order (a, b, c...)."""
+    defaults: bool = False
+    """(INBOX only) the account's default mailboxes were made once: a rebuild must not
+    make again those the user deleted since."""
 
     def encode(self) -> bytes:
         lines = [
@@ -50,6 +53,8 @@ class FolderInfo:
             lines.append(f"special-use {self.special_use}")
         if self.keywords:
             lines.append("keywords " + " ".join(self.keywords))
+        if self.defaults:
+            lines.append("defaults made")
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     @classmethod
@@ -71,6 +76,8 @@ class FolderInfo:
                     info.special_use = value or None
                 elif key == "keywords":
                     info.keywords = value.split()
+                elif key == "defaults":
+                    info.defaults = True
             except ValueError:
                 return None
         return info if info.uidvalidity > 0 else None
@@ -94,6 +101,7 @@ def update(
     modseq: int = 0,
     special_use: str | None = None,
     keywords: list[str] | None = None,
+    defaults: bool = False,
     replace: bool = False,
 ) -> FolderInfo:
     """Merge into the folder's file and write it durably; returns what it now says.
@@ -113,6 +121,7 @@ def update(
         for k in keywords or ():
             if k not in info.keywords:
                 info.keywords.append(k)
+        info.defaults = info.defaults or defaults
         if old is None or info != old:
             adir.replace(join(folder, FOLDER_FILE), info.encode())
         return info

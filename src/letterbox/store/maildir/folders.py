@@ -77,6 +77,8 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
         raise
     faults.point("create.committed")
     await acc.sync_index()
+    if special_use:
+        await acc.save_subscriptions()
     acc.publish(mid, 1, "mailbox")
     return acc.mailbox_by_id(mid)
 
@@ -154,6 +156,7 @@ async def delete(acc: MaildirAccount, name: str) -> None:
         raise
     faults.point("delete.committed")
     await acc.sync_index()
+    await acc.save_subscriptions()
     acc.forget_folder(mbox.id)
     acc.publish(mbox.id, mbox.highestmodseq + 1, "mailbox")
     with contextlib.suppress(OSError):
@@ -256,11 +259,9 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         with contextlib.suppress(OSError, StoreError, sqlite3.Error):
             _undo(acc, done)
             await _unjournal(acc, seqs)
-        for mid, old_dir, _, _ in plan:
-            acc.set_folder(mid, old_dir)
         raise
     faults.point("rename.committed")
     await acc.sync_index()
-    for mid, _old_dir, _new_name, new_dir in plan:
-        acc.set_folder(mid, new_dir)
+    for mid, *_ in plan:
         acc.publish(mid, acc._known.get(mid, 1), "mailbox")
+    await acc.save_subscriptions()

@@ -157,11 +157,16 @@ def _adopt_or_make(acc: MaildirAccount, db: sqlite3.Connection, name: str, use: 
 
 def ensure_default_mailboxes(acc: MaildirAccount) -> None:
     """A new account's INBOX and special-use folders; those missing are made again
-    until all were made once (a first open that failed part way is finished later)."""
+    until all were made once (a first open that failed part way is finished later).
+    Once made, the root's folder file says so, and a rebuild leaves deleted ones deleted."""
     if acc.db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
         return
+    root = folderfile.read(acc.adir, "")
     with acc.tx() as db:
         if db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
+            return
+        if root is not None and root.defaults:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('defaults', 1)")
             return
         if not db.execute("SELECT 1 FROM mailboxes WHERE name = 'INBOX'").fetchone():
             _adopt_or_make(acc, db, "INBOX", subscribed=True)
@@ -170,6 +175,7 @@ def ensure_default_mailboxes(acc: MaildirAccount) -> None:
                 continue
             taken = db.execute("SELECT 1 FROM mailboxes WHERE special_use = ?", (use,)).fetchone()
             _adopt_or_make(acc, db, name, None if taken else use)
+        folderfile.update(acc.adir, "", defaults=True)
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('defaults', 1)")
 
 
@@ -187,6 +193,10 @@ def write_folder_files(acc: MaildirAccount) -> None:
                 acc.adir, dirname, uidvalidity=uidvalidity, uidnext=uidnext + folderfile.BLOCK,
                 modseq=hms + folderfile.BLOCK, special_use=use or "",
             ))
+    if acc.db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
+        root = folderfile.read(acc.adir, "")
+        if root is not None and not root.defaults:
+            folderfile.update(acc.adir, "", defaults=True)
     if folderfile.read_subscriptions(acc.adir) is None:
         subs = [r[0] for r in acc.db.execute("SELECT name FROM mailboxes WHERE subscribed")]
         folderfile.write_subscriptions(acc.adir, subs)
@@ -248,7 +258,6 @@ def reconcile(acc: MaildirAccount, new_limit: int | None = None) -> Stats:
     empty_trash(acc)
     adopt_folders(acc, stats)
     for mid, dirname in acc.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
-        acc.set_folder(mid, dirname)
         reconcile_folder(acc, mid, dirname, stats, new_limit)
     write_folder_files(acc)
     acc.remember_modseqs()
@@ -352,7 +361,6 @@ def index_new(acc: MaildirAccount, stop: threading.Event | None = None) -> int:
     for mid, dirname in acc.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
         if stop is not None and stop.is_set():
             break
-        acc.set_folder(mid, dirname)
         done += index_found(acc, mid, dirname, strays.find(acc.adir, dirname, [], new=True), stop)
     acc.new_waiting = 0
     return done
@@ -454,7 +462,6 @@ def rebuild(store: MaildirStore, address: str, adir: AccountDir, incarnation: st
         ensure_default_mailboxes(acc)
         subs = folderfile.read_subscriptions(acc.adir)
         for mid, dirname in acc.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
-            acc.set_folder(mid, dirname)
             reconcile_folder(acc, mid, dirname, stats, None)
         with acc.tx() as tx:
             tx.execute("UPDATE mailboxes SET recent_uid = uidnext")
