@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
 from . import grammar as g
 from . import wire
+from .patterns import compile_pattern
 from .session import AUTHED, Done, IMAPSession, Spec
 
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
@@ -67,23 +67,6 @@ async def cmd_unsubscribe(s: IMAPSession, cmd: g.Unsubscribe) -> Done:
     return Done(text="UNSUBSCRIBE completed")
 
 
-def pattern_regex(pattern: str) -> re.Pattern[str]:
-    """RFC 9051 6.3.9: "*" matches anything, "%" anything but the delimiter.
-    INBOX is case-insensitive, also as the first component of a pattern."""
-    head, sep, rest = pattern.partition(DELIMITER)
-    if head.upper() == "INBOX":
-        pattern = "INBOX" + sep + rest
-    out = []
-    for ch in pattern:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append(f"[^{re.escape(DELIMITER)}]*")
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out), re.DOTALL)
-
-
 def ancestors(names: Iterable[str]) -> set[str]:
     """Every name that is a proper prefix (at a delimiter) of one of *names*."""
     out = set()
@@ -138,10 +121,10 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
         return Done(text="LIST completed")
     mailboxes = await _store(s).list_mailboxes()
     parents = ancestors(m.name for m in mailboxes)
-    regexes = [pattern_regex(reference + p) for p in patterns if p or reference]
+    matchers = [compile_pattern(reference + p) for p in patterns if p or reference]
     want_sub = "SUBSCRIBED" in ret or "SUBSCRIBED" in sel
     for mbox in mailboxes:
-        if not any(r.fullmatch(mbox.name) for r in regexes):
+        if not any(match(mbox.name) for match in matchers):
             continue
         if "SUBSCRIBED" in sel and not mbox.subscribed:
             continue
@@ -155,7 +138,7 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
         # RFC 5258 3: parents of subscribed mailboxes that are not subscribed themselves.
         subscribed_below = ancestors(m.name for m in mailboxes if m.subscribed)
         for mbox in mailboxes:
-            if mbox.subscribed or not any(r.fullmatch(mbox.name) for r in regexes):
+            if mbox.subscribed or not any(match(mbox.name) for match in matchers):
                 continue
             if mbox.name in subscribed_below:
                 s.send(b"* LIST () \"/\" " + s.encode_name(mbox.name) + b' ("CHILDINFO" ("SUBSCRIBED"))\r\n')
@@ -168,9 +151,9 @@ async def cmd_lsub(s: IMAPSession, cmd: g.Lsub) -> Done:
     if not pattern:
         s.send(b'* LSUB (\\Noselect) "/" ""\r\n')
         return Done(text="LSUB completed")
-    regex = pattern_regex(reference + pattern)
+    match = compile_pattern(reference + pattern)
     for name in await _store(s).subscriptions():
-        if regex.fullmatch(name):
+        if match(name):
             s.send(b'* LSUB () "/" ' + s.encode_name(name) + b"\r\n")
     return Done(text="LSUB completed")
 
