@@ -17,20 +17,27 @@ exactly as stored, so their length always equals RFC822.SIZE.
 from __future__ import annotations
 
 import bisect
+import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..mime.headers import get_header_fields, get_header_fields_not
 from ..mime.sections import LEAF, Node, decode_part, find_part, find_section, load_parts
-from ..store.api import AccountStore, FetchField, MessageGone, MessageRecord
+from ..store.api import AccountStore, FetchField, MessageGone, MessageRecord, StoreError
 from . import grammar as g
 from . import wire
 from .session import Done, IMAPSession
 from .view import SelectedView
 
+log = logging.getLogger("letterbox.imap")
+
 # Responses are sent in chunks of this many rows (or bytes), not one `send` per line.
 _BATCH_ROWS = 1000
 _BATCH_BYTES = 1 << 20
+# Raw content at least this big is sent while it is read, a piece at a time, never held
+# whole: a FETCH of several sections of a 60 MB message holds CHUNK bytes, not 60 MB each.
+_STREAM_MIN = 256 * 1024
 
 # Content-Transfer-Encodings that BINARY can undo (others are [UNKNOWN-CTE]).
 _KNOWN_CTE = frozenset({"", "7bit", "8bit", "binary", "base64", "quoted-printable"})
@@ -234,8 +241,18 @@ def _flags_writer(view: SelectedView, rev2: bool) -> Writer:
 # --- content ---------------------------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Stream:
+    """A content item sent as it is read: its name and literal length, then the bytes."""
+
+    head: bytes
+    start: int
+    length: int
+
+
 class _Content:
-    """Reads one message's bytes lazily: the whole file, or just the ranges asked for."""
+    """Reads one message's bytes lazily: the whole file (a small one asked for several
+    sections), or just the ranges asked for."""
 
     __slots__ = ("store", "mailbox_id", "rec", "whole", "data", "cache", "tree")
 
@@ -243,7 +260,7 @@ class _Content:
         self.store = store
         self.mailbox_id = mailbox_id
         self.rec = rec
-        self.whole = whole
+        self.whole = whole and rec.size < _STREAM_MIN
         self.data: bytes | None = None
         self.cache: dict[tuple[int, int], bytes] = {}
         self.tree: Node | None = load_parts(rec.parts) if tree and rec.parts else None
@@ -263,8 +280,9 @@ class _Content:
         return got
 
 
-async def _body_item(body: _Body, c: _Content) -> bytes:
-    """One content item, name and value; raises MessageGone or UnknownCTE."""
+async def _body_item(body: _Body, c: _Content) -> bytes | _Stream:
+    """One content item, name and value (or, for big raw content, what to stream);
+    raises MessageGone or UnknownCTE."""
     rec = c.rec
     section = body.section
     if body.binary:
@@ -296,6 +314,8 @@ async def _body_item(body: _Body, c: _Content) -> bytes:
             # Only the requested window of the section is read.
             off, length = body.partial
             start, end = min(start + off, end), min(start + off + length, end)
+        if end - start >= _STREAM_MIN:
+            return _Stream(body.name + b" {%d}\r\n" % (end - start), start, end - start)
         data = await c.read(start, end)
     if b"\0" in data:
         data = data.replace(b"\0", b"\x80")
@@ -365,7 +385,10 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if plan.sets_seen:
         seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
     if plan.bodies:
-        unknown_cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+        try:
+            unknown_cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+        except StreamBroken:
+            return Done("NO", "Reading a message failed")  # not sent: the connection ends
         if unknown_cte:
             # RFC 3516 4.3: a CTE the server cannot decode fails the command.
             return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
@@ -539,7 +562,7 @@ async def _send_with_content(
     unknown_cte = vanished = False
     for m, r in rows:
         c = _Content(store, mailbox_id, r, plan.read_whole, plan.needs_tree)
-        items: list[bytes] = []
+        items: list[bytes | _Stream] = []
         try:
             for item, writer in zip(plan.items, plan.index_writers, strict=True):
                 if writer is not None:
@@ -555,16 +578,28 @@ async def _send_with_content(
             if r.uid not in seen_now:
                 continue
             # \Seen was set already and is not echoed later: report the flags alone.
-            items = [plan.flags_writer(r)]
+            flags = [plan.flags_writer(r)]
             if view.condstore:
-                items += [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
-            line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(items))
+                flags += [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
+            line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(flags))
             chunk.append(line)
             chunk_size += len(line)
             continue
         if r.uid in seen_now:
             items += _extra_items(plan, view, r)
-        line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(items))
+        if any(isinstance(i, _Stream) for i in items):
+            if chunk:
+                s.send(b"".join(chunk))
+                chunk, chunk_size = [], 0
+            try:
+                sent = await _stream_response(s, store, mailbox_id, m, r.uid, items)
+            except MessageGone:
+                vanished = True
+                continue
+            s.stats["fetch"] += 1
+            s.stats["fetch_bytes"] += sent
+            continue
+        line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(i for i in items if isinstance(i, bytes)))
         chunk.append(line)
         chunk_size += len(line)
         if len(chunk) >= _BATCH_ROWS or chunk_size >= _BATCH_BYTES:
@@ -578,6 +613,48 @@ async def _send_with_content(
         s.stats["fetch"] += len(chunk)
         s.stats["fetch_bytes"] += chunk_size
     return unknown_cte, vanished
+
+
+async def _stream_response(
+    s: IMAPSession, store: AccountStore, mailbox_id: int, msn: int, uid: int, items: list[bytes | _Stream]
+) -> int:
+    """One FETCH response whose big content goes out as it is read. Every file is opened
+    before the first byte is sent (MessageGone then means no response at all); a read that
+    fails later leaves the response cut, so the connection is closed."""
+    async with contextlib.AsyncExitStack() as opened:
+        pieces = {}
+        for i, item in enumerate(items):
+            if isinstance(item, _Stream):
+                pieces[i] = await opened.enter_async_context(
+                    store.read_chunks(mailbox_id, uid, item.start, item.length)
+                )
+        sent = 0
+        s.send(b"* %d FETCH (" % msn)
+        for i, item in enumerate(items):
+            if i:
+                s.send(b" ")
+            if isinstance(item, bytes):
+                s.send(item)
+                sent += len(item)
+                continue
+            s.send(item.head)
+            try:
+                async for piece in pieces[i]:
+                    # Only literal8 (BINARY) may carry NULs (see the module docstring).
+                    s.send(piece.replace(b"\0", b"\x80") if b"\0" in piece else piece)
+                    sent += len(piece)
+                    await s.flush()
+            except StoreError as e:
+                log.error("imap(%s): reading UID %d failed mid-response: %s", s.user, uid, e)
+                s.closing = True
+                raise StreamBroken() from e
+        s.send(b")\r\n")
+        await s.flush()
+        return sent
+
+
+class StreamBroken(Exception):
+    """Content could not be read after its response began: the connection ends."""
 
 
 async def _send_vanished(s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch) -> None:

@@ -10,6 +10,9 @@ from . import wire
 from .patterns import compile_pattern
 from .session import AUTHED, Done, IMAPSession, Spec
 
+# LIST sends what it has and yields to other sessions after this many mailboxes.
+_LIST_CHUNK = 200
+
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
                 "HIGHESTMODSEQ", "APPENDLIMIT")
 
@@ -123,7 +126,9 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
     parents = ancestors(m.name for m in mailboxes)
     matchers = [compile_pattern(reference + p) for p in patterns if p or reference]
     want_sub = "SUBSCRIBED" in ret or "SUBSCRIBED" in sel
-    for mbox in mailboxes:
+    for n, mbox in enumerate(mailboxes, 1):
+        if n % _LIST_CHUNK == 0:
+            await s.flush()  # thousands of mailboxes: others get their turn
         if not any(match(mbox.name) for match in matchers):
             continue
         if "SUBSCRIBED" in sel and not mbox.subscribed:

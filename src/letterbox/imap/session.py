@@ -9,6 +9,7 @@ sessions caused, with EXPUNGE held back where 7.5.1 forbids it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -84,6 +85,8 @@ class IMAPSession(Session):
         self._bad = 0
         self._failed_logins = 0
         self._ended = "connection closed"
+        self._queued = 0
+        self._held = False
         self.stats: dict[str, int] = {"fetch": 0, "fetch_bytes": 0, "append": 0, "expunge": 0, "store": 0}
 
     def _new_reader(self) -> g.CommandReader:
@@ -155,15 +158,44 @@ class IMAPSession(Session):
     async def start(self) -> None:
         self.send(wire.untagged_status("OK", f"{self.ctx.hostname} Letterbox ready.", self.capability_code()))
 
+    # --- output and pipelining ---------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        self._queued += len(data)
+
+    def take_output(self) -> list[bytes]:
+        self._queued = 0
+        return super().take_output()
+
+    @property
+    def backlog(self) -> bool:
+        """Pipelined commands wait until the client has read what is queued."""
+        return self._held and not self.closing and not self.start_tls
+
     async def receive(self, data: bytes) -> None:
         self.reader.feed(data)
+        await self._run_commands()
+
+    async def resume(self) -> None:
+        await self._run_commands()
+
+    async def _run_commands(self) -> None:
+        self._held = False
         while not self.closing:
+            if self.output_limit is not None and self._queued >= self.output_limit:
+                # A client that does not read is not served until it does: the runner
+                # sends what is queued (waiting on the socket), then resumes us.
+                self._held = True
+                return
             event = self.reader.next_event()
             if event is None:
                 return
             await self._event(event)
             if self.start_tls:
                 return
+            # One command at a time for everyone: pipelined commands of one client
+            # never hold the event loop for the whole batch.
+            await asyncio.sleep(0)
 
     async def changed(self) -> None:
         if self.subscription is not None:

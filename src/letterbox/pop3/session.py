@@ -8,6 +8,7 @@ dropped connection, a timeout or a server shutdown leaves the maildrop as it was
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 from collections.abc import Awaitable, Callable
@@ -170,6 +171,7 @@ class POP3Session(Session):
                 await self._auth_plain_response(item)
                 continue
             await self._line(item)
+            await asyncio.sleep(0)  # pipelined commands take turns with other sessions
         if self.start_tls or self.closing:
             # RFC 2595 section 4: the client must wait for TLS before sending more; bytes
             # it sent in the clear after STLS must not be taken as commands under TLS.

@@ -9,6 +9,7 @@ to worry about two events interleaving.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -54,9 +55,11 @@ class Session(abc.ABC):
         """Go on with commands held back by `output_limit`."""
 
     async def flush(self) -> None:
-        """Send what is queued so far, so a long answer streams instead of piling up."""
+        """Send what is queued so far, so a long answer streams instead of piling up, and
+        let other sessions run: long commands call this between chunks of their work."""
         if self.flusher is not None and self.out:
             await self.flusher()
+        await asyncio.sleep(0)
 
     def take_output(self) -> list[bytes]:
         out, self.out = self.out, []

@@ -9,7 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -27,6 +27,8 @@ DEFAULT_MAILBOXES = (
     ("Archive", "\\Archive"),
 )
 DELIMITER = "/"
+CHUNK = 256 * 1024
+"""Size of the pieces message content is read and sent in (see AccountStore.read_chunks)."""
 
 
 class StoreError(Exception):
@@ -288,6 +290,15 @@ class AccountStore(abc.ABC):
     @abc.abstractmethod
     async def read_range(self, mailbox_id: int, uid: int, start: int, length: int) -> bytes:
         """A byte range of the stored message (headers, a part); raises MessageGone."""
+
+    @abc.abstractmethod
+    def read_chunks(
+        self, mailbox_id: int, uid: int, start: int, length: int
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """A byte range in pieces of at most CHUNK bytes, for answers sent while they are
+        read (so one big message never sits whole in memory). Entering raises
+        MessageGone; once entered, the pieces come from the message as it was then, even
+        if it is expunged meanwhile."""
 
     @abc.abstractmethod
     async def append(

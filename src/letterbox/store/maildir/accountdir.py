@@ -84,6 +84,10 @@ class AccountDir:
     def stat(self, rel: str) -> os.stat_result:
         return os.stat(rel, dir_fd=self.fd, follow_symlinks=False)
 
+    def open_read(self, rel: str) -> int:
+        """A descriptor to read the file from (the caller closes it)."""
+        return os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
+
     def read(self, rel: str) -> bytes:
         fd = os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
         with os.fdopen(fd, "rb") as f:
