@@ -50,6 +50,9 @@ data_dir = "data"
 run_dir = "run"
 log_level = "{log_level}"
 max_connections_per_ip = {max_conn}
+max_connections = {max_total}
+login_timeout = {login_deadline}
+tls_handshake_timeout = {handshake_timeout}
 
 [tls]
 cert = "{cert}"
@@ -63,6 +66,7 @@ allow_plaintext_without_tls = {allow_plain}
 [imap]
 listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
+command_timeout = {command_timeout}
 
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -94,6 +98,10 @@ class ServerProcess:
         values: dict[str, object] = {
             "log_level": "info",
             "max_conn": 200,
+            "max_total": 5000,
+            "login_deadline": 180,
+            "handshake_timeout": 30,
+            "command_timeout": 600,
             "failure_delay": 0.05,
             "max_failures": 1000,
             "allow_plain": "false",

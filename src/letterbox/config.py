@@ -70,8 +70,15 @@ class ServerSettings(_Section):
     """Control socket, LMTP socket and the listener file (relative to the config file)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     max_connections_per_ip: int = Field(default=50, ge=1)
-    """Concurrent IMAP+POP3 connections one client address may hold; inbound SMTP has
-    the same limit on its own; LMTP (the local MTA) none."""
+    """Concurrent IMAP+POP3 connections one client address (one /64 for IPv6) may hold;
+    inbound SMTP has the same limit on its own; LMTP (the local MTA) none."""
+    max_connections: int = Field(default=5000, ge=1)
+    """Concurrent IMAP+POP3 connections in all (lowered to what the descriptor limit
+    allows); beyond it new ones are refused with the protocol's goodbye, and logged."""
+    login_timeout: float = Field(default=180.0, gt=0)
+    """Seconds a connection may take, in all, to log in (as Dovecot: 3 minutes)."""
+    tls_handshake_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a TLS handshake may take (implicit TLS, STARTTLS, STLS)."""
 
 
 class TLSSettings(_Section):
@@ -103,6 +110,10 @@ class IMAPSettings(_Section):
     idle_timeout: float = Field(default=1800.0, ge=1800.0)
     """Autologout after this many idle seconds (RFC 9051 requires at least 30 minutes)."""
     login_timeout: float = Field(default=60.0, gt=0)
+    """Seconds of silence allowed before login (the whole login has [server] login_timeout)."""
+    command_timeout: float = Field(default=600.0, gt=0)
+    """Seconds one command may take to arrive, its literals included (a slow client
+    trickling a message byte by byte is cut off here)."""
 
 
 class POP3Settings(_Section):
@@ -142,6 +153,8 @@ class DeliverySettings(_Section):
     max_recipients: int = Field(default=100, ge=1)
     timeout: float = Field(default=300.0, gt=0)
     """Seconds an SMTP/LMTP client may stay silent."""
+    data_timeout: float = Field(default=600.0, gt=0)
+    """Seconds one DATA transfer may take in all, however its bytes trickle in."""
 
 
 class QuotaSettings(_Section):

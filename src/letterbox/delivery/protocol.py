@@ -186,7 +186,8 @@ class DeliverySMTP(SMTP):
     service = "smtp"
 
     def __init__(
-        self, handler: DeliveryHandler, *, sessions: DeliverySessions, max_per_ip: int = 0, **kwargs: Any
+        self, handler: DeliveryHandler, *, sessions: DeliverySessions, max_per_ip: int = 0,
+        data_timeout: float = 600.0, **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this on the class, so one session's EHLO would raise the limits
@@ -200,6 +201,7 @@ class DeliverySMTP(SMTP):
         self._data_recipients = 0
         """Recipients of the DATA in progress, counted once its 354 has gone out."""
         self.max_per_ip = max_per_ip
+        self.data_timeout = data_timeout
         self._ip = ""
         self._refused = False
 
@@ -293,9 +295,14 @@ class DeliverySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
-            received = await read_data(
-                self._reader, self.data_size_limit or 0, self.line_length_limit
+            received = await asyncio.wait_for(
+                read_data(self._reader, self.data_size_limit or 0, self.line_length_limit),
+                self.data_timeout,
             )
+        except TimeoutError:
+            log.info("%s: DATA from %s took too long; closing", self.service, self._peer_text())
+            self._say_goodbye("421 4.4.2 DATA took too long, closing connection")
+            return
         except asyncio.CancelledError:
             # Connection lost (or the session ended) mid-DATA: nothing is stored.
             self._writer.close()
@@ -364,6 +371,7 @@ def _options(ctx: Context) -> dict[str, Any]:
         "decode_data": False,  # keep the bytes exactly as sent, 8-bit and NUL included
         "hostname": ctx.hostname,  # else aiosmtpd asks DNS for the FQDN per connection
         "timeout": limits.timeout,
+        "data_timeout": limits.data_timeout,
         "auth_exclude_mechanism": ["LOGIN", "PLAIN"],
         "loop": asyncio.get_running_loop(),
     }

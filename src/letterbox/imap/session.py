@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,7 @@ class IMAPSession(Session):
         self._ended = "connection closed"
         self._queued = 0
         self._held = False
+        self._command_since: float | None = None
         self.stats: dict[str, int] = {"fetch": 0, "fetch_bytes": 0, "append": 0, "expunge": 0, "store": 0}
 
     def _new_reader(self) -> g.CommandReader:
@@ -189,6 +191,7 @@ class IMAPSession(Session):
                 return
             event = self.reader.next_event()
             if event is None:
+                self._note_command_start()
                 return
             await self._event(event)
             if self.start_tls:
@@ -196,6 +199,19 @@ class IMAPSession(Session):
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
             await asyncio.sleep(0)
+
+    def _note_command_start(self) -> None:
+        if not self.reader.in_command:
+            self._command_since = None
+        elif self._command_since is None:
+            self._command_since = time.monotonic()
+
+    @property
+    def deadline(self) -> float | None:
+        """A command begun (its literals on their way) must be whole within
+        [imap] command_timeout, however slowly its bytes trickle in."""
+        since = self._command_since
+        return None if since is None else since + self.settings.command_timeout
 
     async def changed(self) -> None:
         if self.subscription is not None:

@@ -18,7 +18,6 @@ import os
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,9 @@ from ..store import faults
 from ..store.api import StoreError
 from ..store.maildir import MaildirStore
 from . import control
-from .connection import Connection
+from .connection import Connection, handshake
 from .context import Context, build_context
+from .limits import ConnectionLimits, descriptor_budget
 from .session import Peer, Session
 
 log = logging.getLogger("letterbox.server")
@@ -45,8 +45,8 @@ EXPIRE_INTERVAL = 3600.0
 NEW_FILES_AT_START = 1000
 
 _REFUSALS = {
-    "imap": b"* BYE Too many connections from your address\r\n",
-    "pop3": b"-ERR [SYS/TEMP] Too many connections from your address\r\n",
+    "imap": b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
+    "pop3": b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
 }
 
 
@@ -85,7 +85,8 @@ class Server:
         """service -> [(label, server)]; labels are "imap", "imaps", "lmtp_unix", ..."""
         self.bound: dict[str, list[str]] = {}
         self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
-        self.per_ip: Counter[str] = Counter()
+        server = settings.server
+        self.limits = ConnectionLimits(server.max_connections_per_ip, descriptor_budget(server.max_connections))
         self._tasks: list[asyncio.Task[None]] = []
         self._indexing: asyncio.Task[None] | None = None
         self._rebuilding: asyncio.Task[None] | None = None
@@ -163,24 +164,28 @@ class Server:
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("", 0)
             ip, cport = str(peername[0]), int(peername[1])
-            limit = self.settings.server.max_connections_per_ip
-            if self.per_ip[ip] >= limit:
-                log.warning("%s connection from %s refused: %d connections already", service, ip, limit)
-                with contextlib.suppress(Exception):
-                    writer.write(_REFUSALS[service])
-                    await writer.drain()
+            # Counted from accept, TLS handshake included, until the connection closes.
+            if self.limits.admit(service, ip) is not None:
+                if not implicit_tls:  # no TLS yet: a plaintext goodbye would be garbage
+                    with contextlib.suppress(Exception):
+                        writer.write(_REFUSALS[service])
+                        await writer.drain()
                 writer.close()
                 return
-            self.per_ip[ip] += 1
-            session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
-            conn = Connection(session, reader, writer, tls, self._connection_done)
-            self.connections[service].add(conn)
-            await conn.run()
+            try:
+                if implicit_tls and not await handshake(writer, tls, ip, service, self.settings):
+                    return
+                session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
+                conn = Connection(
+                    session, reader, writer, tls, self._connection_done,
+                    login_timeout=self.settings.server.login_timeout,
+                    handshake_timeout=self.settings.server.tls_handshake_timeout,
+                )
+                self.connections[service].add(conn)
+                await conn.run()
+            finally:
+                self.limits.release(ip)
 
-        if implicit_tls:
-            return await asyncio.start_server(
-                on_client, host, port, ssl=tls, ssl_handshake_timeout=30, backlog=BACKLOG
-            )
         return await asyncio.start_server(on_client, host, port, backlog=BACKLOG)
 
     def _end_sessions(self, address: str, reason: str) -> None:
@@ -191,10 +196,6 @@ class Server:
 
     def _connection_done(self, conn: Connection) -> None:
         self.connections[conn.session.protocol].discard(conn)
-        ip = conn.session.peer.ip
-        self.per_ip[ip] -= 1
-        if self.per_ip[ip] <= 0:
-            del self.per_ip[ip]
 
     async def _stop_service(self, service: str, reason: str) -> None:
         for _, srv in self.listeners.pop(service, []):

@@ -11,15 +11,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .session import Session
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("letterbox.session")
 
 READ_SIZE = 65536
 # How much a session may queue before pipelined commands wait for the client to read.
 OUTPUT_LIMIT = 256 * 1024
+
+
+async def handshake(
+    writer: asyncio.StreamWriter, tls: ssl.SSLContext | None, ip: str, service: str, settings: Settings
+) -> bool:
+    """Implicit TLS, begun once the connection is counted; False (logged, closed) if the
+    handshake fails or takes longer than [server] tls_handshake_timeout."""
+    if tls is None:
+        writer.close()
+        return False
+    try:
+        await asyncio.wait_for(writer.start_tls(tls), settings.server.tls_handshake_timeout)
+    except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError) as e:
+        log.info("%s TLS handshake with %s failed: %s", service, ip, _tls_reason(e))
+        writer.close()
+        return False
+    return True
+
+
+def _tls_reason(e: BaseException) -> str:
+    if isinstance(e, TimeoutError):
+        return "timed out"
+    return getattr(e, "reason", None) or str(e) or type(e).__name__
 
 
 class Connection:
@@ -30,12 +58,17 @@ class Connection:
         writer: asyncio.StreamWriter,
         tls: ssl.SSLContext | None,
         on_done: Callable[[Connection], None] | None = None,
+        login_timeout: float | None = None,
+        handshake_timeout: float = 30.0,
     ) -> None:
         self.session = session
         self.reader = reader
         self.writer = writer
         self.tls = tls
         self.on_done = on_done
+        self.login_deadline = time.monotonic() + login_timeout if login_timeout else None
+        """Before login the whole connection has this long, however it trickles."""
+        self.handshake_timeout = handshake_timeout
         self._stop_reason: str | None = None
         self._wake = asyncio.Event()
         session.flusher = self._flush
@@ -73,7 +106,12 @@ class Connection:
         buffered = getattr(self.reader, "_buffer", None)
         if isinstance(buffered, bytearray):
             buffered.clear()
-        await self.writer.start_tls(self.tls)
+        try:
+            await asyncio.wait_for(self.writer.start_tls(self.tls), self.handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError) as e:
+            log.info("%s STARTTLS handshake with %s failed: %s", s.protocol, s.peer.ip, _tls_reason(e))
+            s.closing = True
+            return
         s.tls_started()
 
     async def run(self) -> None:
@@ -96,8 +134,14 @@ class Connection:
                 waits: set[asyncio.Future] = {read_task, wake_task}
                 if sub_task is not None:
                     waits.add(sub_task)
+                timeout = s.timeout
+                if self.login_deadline is not None and s.user is not None:
+                    self.login_deadline = None
+                for deadline in (self.login_deadline, s.deadline):
+                    if deadline is not None:
+                        timeout = max(0.0, min(timeout, deadline - time.monotonic()))
                 done, _ = await asyncio.wait(
-                    waits, timeout=s.timeout, return_when=asyncio.FIRST_COMPLETED
+                    waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
                 )
                 if not done:
                     await s.timed_out()

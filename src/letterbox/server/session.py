@@ -70,6 +70,12 @@ class Session(abc.ABC):
         """Seconds of client silence after which `timed_out` is called."""
         return 600.0
 
+    @property
+    def deadline(self) -> float | None:
+        """A time (time.monotonic) by which what is in progress must be done however the
+        client trickles its bytes (a command with a literal), or None; then `timed_out`."""
+        return None
+
     @abc.abstractmethod
     async def start(self) -> None:
         """Queue the greeting."""
