@@ -467,3 +467,42 @@ def test_a_full_disk_still_lets_users_read_and_delete(make_server, small_disk: P
         assert "SERVERBUG" not in srv.log_text() and "Traceback" not in srv.log_text()
     finally:
         srv.stop()
+
+
+def test_repair_while_file_names_are_being_renamed_loses_nothing(server: ServerProcess) -> None:
+    """Repair on a live server used to reconcile the server's own handle while the
+    background name sync had a file under two names: both went."""
+    server.add_user("busy@example.com", PW)
+    c = imap(server, "busy@example.com")
+    with smtplib.LMTP("127.0.0.1", server.port("lmtp")) as d:
+        for i in range(800):
+            d.sendmail("a@example.org", ["busy@example.com"], msg(f"m{i}"))
+    for delay in (0.95, 1.1):
+        c.select("INBOX")
+        c.store("1:*", "+FLAGS", "(\\Flagged)")  # the name sync starts about a second later
+        time.sleep(delay)
+        server.cli("repair", "busy@example.com")
+        c = imap(server, "busy@example.com")
+        c.select("INBOX")
+        c.store("1:*", "-FLAGS", "(\\Flagged)")
+    server.stop()
+    server.start()
+    assert len(subjects(imap(server, "busy@example.com"))) == 800
+
+
+def test_a_folder_without_an_owner_is_not_given_to_a_new_account(server: ServerProcess) -> None:
+    """A folder left by a version before incarnations (or by a deletion then) belongs to
+    none of today's accounts: a new account of that address starts empty."""
+    server.add_user("frank2@example.com", PW)
+    lmtp(server, "frank2@example.com", "old frank's secret")
+    server.stop()
+    folder = account_dir(server, "frank2@example.com")
+    (folder / "letterbox-account").unlink()
+    d = server.directory()
+    d.db.execute("DELETE FROM accounts WHERE address = 'frank2@example.com'")
+    d.close()
+    server.start()
+    server.cli("user", "add", "frank2@example.com", "--password-stdin", input=PW + "\n")
+    assert subjects(imap(server, "frank2@example.com")) == {}
+    archived = list((server.home / "data" / "mail" / ".archive" / "example.com").iterdir())
+    assert len(archived) == 1 and any(b"old frank" in p.read_bytes() for p in archived[0].glob("cur/*"))

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..store.api import Quota
+from ..store.api import LEGACY, Quota
 
 PROTOCOLS = ("imap", "pop3")
 _CACHE_MAX = 10_000
@@ -129,8 +129,11 @@ class Directory:
             if "deleting" not in cols:
                 self.db.execute("ALTER TABLE accounts ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0")
             for (address,) in self.db.execute("SELECT address FROM accounts WHERE incarnation = ''").fetchall():
+                # Accounts from before incarnations: their mail folders carry no owner
+                # yet, and only they may claim such a folder (see store.maildir.store).
                 self.db.execute(
-                    "UPDATE accounts SET incarnation = ? WHERE address = ?", (_new_incarnation(), address)
+                    "UPDATE accounts SET incarnation = ? WHERE address = ?",
+                    (LEGACY + _new_incarnation(), address),
                 )
         except BaseException:
             self.db.execute("ROLLBACK")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +24,16 @@ from .common import fail, settings_from
 @contextmanager
 def directory(ctx: click.Context) -> Iterator[tuple[Settings, Directory]]:
     settings = settings_from(ctx)
-    d = Directory(settings.data_dir / "accounts.sqlite")
+    try:
+        d = Directory(settings.data_dir / "accounts.sqlite")
+    except sqlite3.Error as e:
+        fail(f"cannot open the account directory {settings.data_dir / 'accounts.sqlite'}: {e}")
     try:
         yield settings, d
     except DirectoryError as e:
         fail(str(e))
+    except sqlite3.Error as e:
+        fail(f"the account directory could not be changed: {e}")
     finally:
         d.close()
 

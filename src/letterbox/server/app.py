@@ -91,6 +91,8 @@ class Server:
         self._indexing: asyncio.Task[None] | None = None
         self._rebuilding: asyncio.Task[None] | None = None
         self._closed_for_rebuild: set[str] = set()
+        self._chores = (self._directory_chore, self._accounts_chore, self._store_chore)
+        self._accounts_changed = False
         self._stop_indexing = threading.Event()
         self._control: asyncio.Server | None = None
         self._stopped = asyncio.Event()
@@ -299,7 +301,7 @@ class Server:
         if not isinstance(store, MaildirStore):
             return {"ok": False, "error": "this store has no repair"}
         self._end_sessions(address, "mailbox being repaired by the administrator")
-        store.unavailable[address] = "being repaired"
+        store.close_account(address)
         try:
             report = await asyncio.to_thread(store.repair, address, account.incarnation, rebuild)
         except Exception as e:
@@ -311,18 +313,35 @@ class Server:
 
     # --- housekeeping --------------------------------------------------------------------
     async def _poll(self) -> None:
-        store = self.ctx.store
         while True:
             await asyncio.sleep(POLL_INTERVAL)
-            try:
-                if self.ctx.directory.changed():
-                    await self._on_directory_change()
-                if isinstance(store, MaildirStore):
-                    store.poll_external()
-                    store.ensure_reserve()
-                    self._start_rebuilds(store)
-            except Exception:
-                log.exception("housekeeping poll failed")
+            # Each chore on its own: one failing (a full disk, say) must not stop the
+            # others, and what it left undone is tried again at the next poll.
+            for chore in self._chores:
+                try:
+                    await chore()
+                except Exception:
+                    log.exception("housekeeping (%s) failed", chore.__name__)
+
+    async def _directory_chore(self) -> None:
+        if self.ctx.directory.changed():
+            self._accounts_changed = True
+            self.ctx.auth.cache.flush()
+            await self.apply_switches()
+
+    async def _accounts_chore(self) -> None:
+        if self._accounts_changed:
+            self._enforce_accounts()
+            self._accounts_changed = False  # only once it went through
+        if self.ctx.directory.pending_deletions():
+            await self._finish_deletions()
+
+    async def _store_chore(self) -> None:
+        store = self.ctx.store
+        if isinstance(store, MaildirStore):
+            store.poll_external()
+            store.ensure_reserve()
+            self._start_rebuilds(store)
 
     def _start_rebuilds(self, store: MaildirStore) -> None:
         """Indexes found damaged (at start-up or while serving) are rebuilt one account
@@ -331,10 +350,8 @@ class Server:
             if address not in self._closed_for_rebuild:
                 self._closed_for_rebuild.add(address)
                 self._end_sessions(address, "mailbox index being repaired")
-        if self._rebuilding is None or self._rebuilding.done():
-            waiting = [a for a in store.unavailable if store.unavailable[a] != "being repaired"]
-            if waiting:
-                self._rebuilding = asyncio.create_task(self._rebuild(store))
+        if (self._rebuilding is None or self._rebuilding.done()) and store.rebuild_due():
+            self._rebuilding = asyncio.create_task(self._rebuild(store))
 
     async def _rebuild(self, store: MaildirStore) -> None:
         done = await asyncio.to_thread(store.rebuild_unavailable, self._stop_indexing)

@@ -31,9 +31,7 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     directory = Directory(data / "accounts.sqlite")
-    store = MaildirStore(
-        data / "mail", exclusive=exclusive, reserve=settings.store.reserve if exclusive else 0
-    )
+    store = MaildirStore(data / "mail", exclusive=exclusive, reserve=settings.store.reserve)
     tls = None
     if settings.tls.cert is not None and settings.tls.key is not None:
         tls = server_context(

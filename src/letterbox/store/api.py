@@ -27,6 +27,9 @@ DEFAULT_MAILBOXES = (
     ("Archive", "\\Archive"),
 )
 DELIMITER = "/"
+LEGACY = "legacy-"
+"""Prefix of the incarnations given to accounts made before incarnations existed: only
+they may claim a mail folder that has no owner yet."""
 CHUNK = 256 * 1024
 """Size of the pieces message content is read and sent in (see AccountStore.read_chunks)."""
 

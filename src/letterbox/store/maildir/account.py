@@ -73,6 +73,8 @@ INDEX_FILE = "letterbox.index"
 # Reading files bigger than this happens in a worker thread so the event loop stays free.
 _THREAD_READ = 256 * 1024
 _IN_CHUNK = 500
+# Messages copied or moved per transaction (a pause for other sessions between two).
+_COPY_BATCH = 500
 # Messages expunged per transaction: each batch's files are unlinked before the next, so
 # a big expunge on a nearly full disk frees space as it goes.
 _EXPUNGE_BATCH = 1000
@@ -918,14 +920,15 @@ class MaildirAccount(AccountStore):
     @_op(essential=True)
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
         wanted = sorted(set(uids))
-        folder = self.folder(mailbox_id)
         gone: list[int] = []
         for i in range(0, len(wanted), _EXPUNGE_BATCH):
             batch = wanted[i : i + _EXPUNGE_BATCH]
             doomed: list[str] = []
             await self.reserve_ahead(mailbox_id, 0)
             async with self.write() as db:
-                # Read inside the transaction: the name syncer may have renamed a file.
+                # Read inside the transaction: the name syncer may have renamed a file,
+                # another process the folder.
+                folder = self.folder(mailbox_id)
                 rows = self.select_uids(
                     "SELECT m.uid, m.filename FROM messages m WHERE m.mailbox_id = ?", mailbox_id, batch
                 )
@@ -942,10 +945,20 @@ class MaildirAccount(AccountStore):
                 )
                 gone.extend(uid for uid, _ in rows)
                 doomed = [join(folder, "cur", fn) for _, fn in rows]
+                top, uidnext = db.execute(
+                    "SELECT (SELECT max(uid) FROM messages WHERE mailbox_id = ?), uidnext FROM mailboxes"
+                    " WHERE id = ?", (mailbox_id, mailbox_id),
+                ).fetchone()
             faults.point("expunge.committed")
             # Acknowledged expunges must survive a power loss, or the mail comes back.
             await self.sync_index()
             faults.point("expunge.synced")
+            if rows[-1][0] > (top or 0):
+                # The highest messages go: once their files do, only the folder file can
+                # tell a rebuilt or restored index which UIDs were handed out.
+                await files.disk_threads.run(
+                    functools.partial(folderfile.update, self.adir, folder, used=uidnext)
+                )
             await files.disk_threads.run(self.adir.unlink_many, doomed)
             faults.point("expunge.unlinked")
             self.publish(mailbox_id, modseq, "expunge")
@@ -963,39 +976,60 @@ class MaildirAccount(AccountStore):
         )
         if not rows:
             return CopyResult(dst.uidvalidity, (), ())
-        self._store.check_space(sum(r[2] for r in rows))
-        src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst.id)
-        linked: list[str] = []
+        total = sum(r[2] for r in rows)
+        self._store.check_space(total)
+        if quota is not None and (quota.bytes or quota.messages) and quota.exceeded_by(
+            self._usage(self.db), total, len(rows)
+        ):
+            raise OverQuota("quota exceeded")
         done: list[tuple[int, int]] = []
-        await self.reserve_ahead(dst.id, len(rows))
-        await self.ensure_letters(dst.id, {f for r in rows for f in r[1].split()})
+        uidvalidity = dst.uidvalidity
         try:
-            # As in append: links and rows in one transaction, so UIDs appear in order.
+            # In batches, each one transaction (so UIDs appear in order) with a pause
+            # between: a COPY of 100,000 messages must not hold the event loop.
+            for i in range(0, len(rows), _COPY_BATCH):
+                uidvalidity = await self._copy_batch(mailbox_id, dst.id, rows[i : i + _COPY_BATCH], quota, done)
+        except BaseException:
+            if done:
+                # RFC 9051 6.4.7: a COPY that fails leaves the destination as it was.
+                with contextlib.suppress(StoreError, sqlite3.Error, OSError):
+                    await self.expunge(dst.id, [d[1] for d in done])
+            raise
+        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
+
+    async def _copy_batch(
+        self, mailbox_id: int, dst_id: int, rows: list[tuple], quota: Quota | None, done: list[tuple[int, int]]
+    ) -> int:
+        await self.reserve_ahead(dst_id, len(rows))
+        await self.ensure_letters(dst_id, {f for r in rows for f in r[1].split()})
+        linked: list[str] = []
+        try:
             async with self.write() as db:
-                first, uidvalidity = self._allocate_uids(
-                    db, dst.id, len(rows), sum(r[2] for r in rows), quota
-                )
-                modseq = self.bump_modseq(db, dst.id, {f for r in rows for f in r[1].split()})
+                src_folder, dst_folder = self.folder(mailbox_id), self.folder(dst_id)
+                first, uidvalidity = self._allocate_uids(db, dst_id, len(rows), sum(r[2] for r in rows), quota)
+                modseq = self.bump_modseq(db, dst_id, {f for r in rows for f in r[1].split()})
+                batch_done = []
                 for i, (uid, fl, size, idate) in enumerate(rows):
                     new_uid = first + i
-                    new_fn = files.new_filename(size, new_uid, self.info_for(dst.id, fl.split()))
+                    new_fn = files.new_filename(size, new_uid, self.info_for(dst_id, fl.split()))
                     target = join(dst_folder, "cur", new_fn)
                     if not self._link_current(db, mailbox_id, uid, src_folder, target):
                         continue  # expunged meanwhile by another session: skip it
                     linked.append(target)
                     faults.point("copy.linked")
-                    done.append((uid, new_uid))
-                    self._copy_row(db, (mailbox_id, uid), (dst.id, new_uid), fl, modseq, size, idate, new_fn)
+                    batch_done.append((uid, new_uid))
+                    self._copy_row(db, (mailbox_id, uid), (dst_id, new_uid), fl, modseq, size, idate, new_fn)
         except BaseException:
             with contextlib.suppress(OSError):
                 for p in linked:
                     self.adir.unlink(p)
             raise
+        done.extend(batch_done)
         faults.point("copy.committed")
-        await files.disk_threads.run(self.adir.fsync_dir, join(dst_folder, "cur"))
-        self._store.names_changed(self, dst.id)
-        self.publish(dst.id, modseq, "append")
-        return CopyResult(uidvalidity, tuple(d[0] for d in done), tuple(d[1] for d in done))
+        await files.disk_threads.run(self.adir.fsync_dir, join(self.folder(dst_id), "cur"))
+        self._store.names_changed(self, dst_id)
+        self.publish(dst_id, modseq, "append")
+        return uidvalidity
 
     def _link_current(self, db: sqlite3.Connection, mailbox_id: int, uid: int, folder: str, target: str) -> bool:
         """Link the message's file (under its name as the index has it now) to *target*."""
@@ -1052,22 +1086,32 @@ class MaildirAccount(AccountStore):
         )]
         if not wanted:
             return CopyResult(dst.uidvalidity, (), ())
-        moved: list[tuple[str, str]] = []
-        await self.reserve_ahead(dst.id, len(wanted))
-        await self.reserve_ahead(mailbox_id, 0)
         keywords = self.db.execute(
             "SELECT keywords FROM mailboxes WHERE id = ?", (mailbox_id,)
         ).fetchone()
         await self.ensure_letters(dst.id, keywords[0].split() if keywords else ())
-        try:
-            async with self.write() as db:
-                result, modseq, src_modseq = self.move_rows(db, mailbox_id, wanted, dst.id, moved)
-        except BaseException:
-            self.undo_moves(moved)
-            raise
-        faults.point("move.committed")
-        await self.moved(mailbox_id, dst.id, modseq, src_modseq)
-        return result
+        source: list[int] = []
+        targets: list[int] = []
+        uidvalidity = dst.uidvalidity
+        # In batches, each one transaction (each message moves whole, in one of them),
+        # with a pause between: a MOVE of 100,000 messages must not hold the event loop.
+        for i in range(0, len(wanted), _COPY_BATCH):
+            batch = wanted[i : i + _COPY_BATCH]
+            moved: list[tuple[str, str]] = []
+            await self.reserve_ahead(dst.id, len(batch))
+            await self.reserve_ahead(mailbox_id, 0)
+            try:
+                async with self.write() as db:
+                    result, modseq, src_modseq = self.move_rows(db, mailbox_id, batch, dst.id, moved)
+            except BaseException:
+                self.undo_moves(moved)
+                raise
+            faults.point("move.committed")
+            await self.moved(mailbox_id, dst.id, modseq, src_modseq)
+            uidvalidity = result.uidvalidity
+            source.extend(result.source_uids)
+            targets.extend(result.dest_uids)
+        return CopyResult(uidvalidity, tuple(source), tuple(targets))
 
     def move_rows(
         self, db: sqlite3.Connection, mailbox_id: int, uids: Sequence[int], dst_id: int,

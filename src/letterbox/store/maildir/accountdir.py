@@ -13,9 +13,11 @@ INBOX, ".Work/cur/<name>" one of the folder "Work".
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,19 +87,42 @@ class AccountDir:
         return os.stat(rel, dir_fd=self.fd, follow_symlinks=False)
 
     def open_read(self, rel: str) -> int:
-        """A descriptor to read the file from (the caller closes it)."""
-        return os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
+        """A descriptor to read a regular file from (the caller closes it). A symbolic
+        link or a FIFO planted in a folder is refused (ELOOP, EINVAL), never followed or
+        waited on."""
+        fd = os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=self.fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(errno.EINVAL, "not a regular file", rel)
+        return fd
 
     def read(self, rel: str) -> bytes:
-        fd = os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
-        with os.fdopen(fd, "rb") as f:
+        with os.fdopen(self.open_read(rel), "rb") as f:
             return f.read()
 
     def read_range(self, rel: str, start: int, length: int) -> bytes:
-        fd = os.open(rel, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self.fd)
-        with os.fdopen(fd, "rb") as f:
+        with os.fdopen(self.open_read(rel), "rb") as f:
             f.seek(start)
             return f.read(length)
+
+    def is_file(self, rel: str) -> bool:
+        """A regular file, not a link to one."""
+        try:
+            return stat.S_ISREG(os.stat(rel, dir_fd=self.fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            return False
+
+    def is_real_dir(self, rel: str) -> bool:
+        """*rel* and each of its components are directories, none a symbolic link."""
+        parts = [p for p in rel.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            try:
+                st = os.stat("/".join(parts[:i]), dir_fd=self.fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                return False
+        return True
 
     def read_text(self, rel: str) -> str | None:
         try:

@@ -35,6 +35,9 @@ class FolderInfo:
     """Reserved: every UID handed out is below this."""
     modseq: int = 1
     """Reserved: every MODSEQ handed out is at most this."""
+    used: int = 0
+    """Every UID below this has been handed out (kept when the highest messages are
+    expunged, whose files can then no longer tell)."""
     special_use: str | None = None
     keywords: list[str] = field(default_factory=list)
     """Keywords with a file-name letter, in letter order (a, b, c...)."""
@@ -49,6 +52,8 @@ class FolderInfo:
             f"uidnext {self.uidnext}",
             f"modseq {self.modseq}",
         ]
+        if self.used:
+            lines.append(f"used {self.used}")
         if self.special_use:
             lines.append(f"special-use {self.special_use}")
         if self.keywords:
@@ -72,6 +77,8 @@ class FolderInfo:
                     info.uidnext = int(value)
                 elif key == "modseq":
                     info.modseq = int(value)
+                elif key == "used":
+                    info.used = int(value)
                 elif key == "special-use":
                     info.special_use = value or None
                 elif key == "keywords":
@@ -99,6 +106,7 @@ def update(
     uidvalidity: int | None = None,
     uidnext: int = 0,
     modseq: int = 0,
+    used: int = 0,
     special_use: str | None = None,
     keywords: list[str] | None = None,
     defaults: bool = False,
@@ -116,6 +124,7 @@ def update(
             info.uidvalidity = uidvalidity
         info.uidnext = max(info.uidnext, uidnext)
         info.modseq = max(info.modseq, modseq)
+        info.used = max(info.used, used)
         if special_use is not None:
             info.special_use = special_use or None
         for k in keywords or ():

@@ -59,10 +59,10 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     ).fetchone():
         raise MailboxExists(f"a mailbox with {special_use} already exists")
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
-    faults.point("create.journaled")
     made: list[tuple[str, folderfile.FolderInfo]] = []
     mid = 0
     try:
+        faults.point("create.journaled")
         for parent in wanted:
             made.append((parent, acc.prepare_folder(parent, special_use if parent == name else None)))
             faults.point("create.made")
@@ -85,7 +85,8 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
 
 async def _journal(acc: MaildirAccount, moves: list[tuple[str | None, str]]) -> list[int]:
     """Record folder changes about to happen (old folder, new folder; no old folder for
-    one being made); durable before the first folder changes."""
+    one being made); durable before the first folder changes. On failure nothing stays
+    recorded (or start-up finds the entries and sees from the index that nothing moved)."""
     async with acc.write() as db:
         seqs = [
             int(db.execute(
@@ -93,7 +94,12 @@ async def _journal(acc: MaildirAccount, moves: list[tuple[str | None, str]]) -> 
             ).lastrowid or 0)
             for old, new in moves
         ]
-    await acc.sync_index()
+    try:
+        await acc.sync_index()
+    except BaseException:
+        with contextlib.suppress(StoreError, sqlite3.Error):
+            await _unjournal(acc, seqs)
+        raise
     return seqs
 
 
@@ -135,8 +141,8 @@ async def delete(acc: MaildirAccount, name: str) -> None:
     trash = join(TRASH, f"{mbox.id}.{mbox.uidvalidity}")
     acc.adir.makedirs(TRASH)
     seqs = await _journal(acc, [(folder, trash)])
-    faults.point("delete.journaled")
     try:
+        faults.point("delete.journaled")
         acc.adir.rename(folder, trash)
     except FileNotFoundError:
         pass  # the folder was lost already: the row goes all the same
@@ -173,12 +179,12 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
     the messages: all or nothing, as a RENAME must be."""
     wanted = [p for p in [*names.parent_names(new), new] if not _has(acc.db, p)]
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
-    faults.point("rename.journaled")
     keywords = acc.db.execute("SELECT keywords FROM mailboxes WHERE id = ?", (inbox.id,)).fetchone()[0]
     made: list[tuple[str, folderfile.FolderInfo]] = []
     moved: list[tuple[str, str]] = []
     mid = 0
     try:
+        faults.point("rename.journaled")
         for name in wanted:
             info = acc.prepare_folder(name, None)
             made.append((name, info))
@@ -232,10 +238,10 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         [(None, files.folder_dirname(p)) for p in parents]
         + [(old_dir, new_dir) for _, old_dir, _, new_dir in plan],
     )
-    faults.point("rename.journaled")
     done: list[tuple[str, str]] = []
     made: list[str] = []
     try:
+        faults.point("rename.journaled")
         infos = []
         for parent in parents:
             infos.append((parent, acc.prepare_folder(parent, None)))

@@ -69,23 +69,39 @@ def boot_id() -> str:
 
 # --- the journal and the trash ---------------------------------------------------------------
 def undo_folder_moves(acc: MaildirAccount, stats: Stats) -> None:
-    """Put back folders whose DELETE or RENAME never committed (see folders.py)."""
+    """Put back folders whose DELETE, RENAME or CREATE never committed (see folders.py).
+
+    The index says what committed: a change whose new folder an index row names went
+    through, and its entry is only dropped; so is one whose folders are not as it left
+    them. Only a folder no row names is ever moved back or removed, and a folder made by
+    a CREATE only while it holds no mail."""
     rows = acc.db.execute("SELECT seq, old_dir, new_dir FROM folder_moves ORDER BY seq DESC").fetchall()
     if not rows:
         return
+    named = {r[0] for r in acc.db.execute("SELECT dirname FROM mailboxes")}
     for _seq, old_dir, new_dir in rows:
+        if new_dir in named:
+            continue  # committed
         if old_dir is None:
-            if acc.adir.exists(new_dir):  # made by a CREATE that never committed
+            if acc.adir.isdir(new_dir) and not _holds_mail(acc, new_dir):
                 acc.adir.rmtree(new_dir)
                 stats["restored"] += 1
                 log.warning("%s: removed folder %s (its CREATE never completed)", acc.address, new_dir)
-        elif acc.adir.exists(new_dir) and not acc.adir.exists(old_dir):
+        elif old_dir in named and acc.adir.isdir(new_dir) and not acc.adir.exists(old_dir):
             acc.adir.rename(new_dir, old_dir)
             stats["restored"] += 1
             log.warning("%s: put folder %s back (its change never completed)", acc.address, old_dir or "INBOX")
     acc.adir.fsync_dir("")
     with acc.tx() as db:
         db.execute("DELETE FROM folder_moves")
+
+
+def _holds_mail(acc: MaildirAccount, folder: str) -> bool:
+    for sub in ("cur", "new"):
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            if acc.adir.listdir(join(folder, sub)):
+                return True
+    return False
 
 
 def empty_trash(acc: MaildirAccount) -> None:
@@ -95,14 +111,20 @@ def empty_trash(acc: MaildirAccount) -> None:
 
 
 def keep_aside(acc: MaildirAccount, rel: str, why: str, stats: Stats) -> None:
-    """Move a file the index cannot place out of every folder, keeping it for a human."""
+    """Move what the index cannot place (a file, a link, a folder) out of every folder,
+    keeping it for a human."""
     folder = rel.rpartition("/")[0].replace("/", "_") or "root"
     target_dir = join(KEPT, folder)
     acc.adir.makedirs(target_dir)
-    target = join(target_dir, rel.rpartition("/")[2])
+    name = rel.rpartition("/")[2]
+    target = join(target_dir, name)
+    n = 1
+    while acc.adir.exists(target):
+        n += 1
+        target = join(target_dir, f"{name}.{n}")
     acc.adir.rename(rel, target)
     stats["kept"] += 1
-    log.warning("%s: kept %s aside in %s: %s", acc.address, rel, target_dir, why)
+    log.warning("%s: kept %r aside in %s: %s", acc.address, rel, target_dir, why)
 
 
 # --- folders ---------------------------------------------------------------------------------
@@ -113,7 +135,13 @@ def adopt_folders(acc: MaildirAccount, stats: Stats) -> None:
     candidates = [""] if "" not in known else []
     candidates += sorted(e for e in acc.adir.listdir("") if e.startswith(".") and e not in known)
     for entry in candidates:
-        if not acc.adir.isdir(join(entry, "cur")):
+        if entry and acc.adir.exists(entry) and not acc.adir.is_real_dir(entry) and not acc.adir.is_file(entry):
+            keep_aside(acc, entry, "a folder must not be a symbolic link", stats)
+            continue
+        if not acc.adir.is_real_dir(join(entry, "cur")):
+            continue  # not a Maildir folder, or one reached through a symbolic link
+        if not _utf8(entry):
+            keep_aside(acc, entry, "its name is not UTF-8", stats)
             continue
         try:
             name = names.normalize(files.folder_name(entry))
@@ -202,6 +230,34 @@ def write_folder_files(acc: MaildirAccount) -> None:
         folderfile.write_subscriptions(acc.adir, subs)
 
 
+def apply_floors(acc: MaildirAccount) -> None:
+    """At every open: an index older than its folder files (restored from a backup, or its
+    WAL lost) must not hand out a UID again. UIDNEXT rises to the folder file's `used`
+    (written when the highest messages are expunged), and UIDNEXT and HIGHESTMODSEQ to
+    the reservations when they lag more than a block behind them (they never do in use)."""
+    changes = []
+    for mid, dirname, uidvalidity, uidnext, hms in acc.db.execute(
+        "SELECT id, dirname, uidvalidity, uidnext, highestmodseq FROM mailboxes"
+    ).fetchall():
+        info = folderfile.read(acc.adir, dirname)
+        if info is None or info.uidvalidity != uidvalidity:
+            continue
+        new_next = max(uidnext, info.used)
+        if info.uidnext - folderfile.BLOCK > new_next:
+            new_next = info.uidnext
+        new_hms = info.modseq if info.modseq - folderfile.BLOCK > hms else hms
+        if (new_next, new_hms) != (uidnext, hms):
+            changes.append((new_next, new_hms, mid))
+    if changes:
+        with acc.tx() as db:
+            db.executemany(
+                "UPDATE mailboxes SET uidnext = max(uidnext, ?), highestmodseq = max(highestmodseq, ?)"
+                " WHERE id = ?", changes,
+            )
+        log.warning("%s: the index was behind its folder files; UIDNEXT/HIGHESTMODSEQ raised for %d"
+                    " mailbox(es)", acc.address, len(changes))
+
+
 def recover_after_reboot(acc: MaildirAccount) -> bool:
     """After a reboot, the index may have lost its last commits to a power loss: move
     UIDNEXT and HIGHESTMODSEQ up to the folder files' reservations, so no UID or MODSEQ a
@@ -265,15 +321,47 @@ def reconcile(acc: MaildirAccount, new_limit: int | None = None) -> Stats:
     return stats
 
 
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # bytes the file system gave that are not UTF-8
+        return False
+    return True
+
+
+def _own_folder(acc: MaildirAccount, folder: str, stats: Stats) -> None:
+    """The folder and its cur/, new/, tmp/ as real directories of this account: a
+    symbolic link in their place (to another account's mail, say) is kept aside."""
+    for rel in ([folder] if folder else []) + [join(folder, s) for s in ("cur", "new", "tmp")]:
+        if acc.adir.exists(rel) and not acc.adir.is_real_dir(rel):
+            keep_aside(acc, rel, "a folder must not be a symbolic link", stats)
+    acc.adir.make_maildir(folder)
+
+
+def _odd_files(acc: MaildirAccount, rel: str, names: list[str], stats: Stats) -> list[str]:
+    """*names* in *rel*, less those kept aside: links, FIFOs, names that are not UTF-8."""
+    out = []
+    for name in names:
+        path = join(rel, name)
+        if not _utf8(name):
+            keep_aside(acc, path, "its name is not UTF-8", stats)
+        elif not acc.adir.is_file(path):
+            keep_aside(acc, path, "not a regular file", stats)
+        else:
+            out.append(name)
+    return out
+
+
 def reconcile_folder(acc: MaildirAccount, mid: int, folder: str, stats: Stats, new_limit: int | None) -> None:
     adir = acc.adir
-    adir.make_maildir(folder)
+    _own_folder(acc, folder, stats)
     cur = join(folder, "cur")
     now = time.time()
     for mtime, fn in adir.scan(join(folder, "tmp")):
         if now - mtime > _TMP_AGE and adir.unlink(join(folder, "tmp", fn)):
             stats["removed"] += 1
-    on_disk = set(adir.listdir(cur))
+    on_disk = set(_odd_files(acc, cur, adir.listdir(cur), stats))
+    _odd_files(acc, join(folder, "new"), adir.listdir(join(folder, "new")), stats)
     by_base: dict[str, list[str]] = {}
     for fn in on_disk:
         by_base.setdefault(files.base_of(fn), []).append(fn)
@@ -314,8 +402,15 @@ def reconcile_folder(acc: MaildirAccount, mid: int, folder: str, stats: Stats, n
     )
     placed: list[tuple[str, int | None]] = []
     claimed: set[int] = set()
+    first_of: dict[str, str] = {}
     for fn in stray_names:
         rel = join(cur, fn)
+        base = files.base_of(fn)
+        other = first_of.setdefault(base, fn)
+        if other != fn and _same_content(adir, join(cur, other), rel):
+            adir.unlink(rel)  # two names of one message (a flag rename cut short)
+            stats["removed"] += 1
+            continue
         uid = files.uid_from_filename(fn)
         if uid is not None and uid in tombstones:
             base = tombstones[uid]

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import faults
-from ..api import DiskFull, Store, StoreError, Unavailable
+from ..api import LEGACY, DiskFull, Store, StoreError, Unavailable
 from ..feed import ChangeFeed, Subscription
 from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount
@@ -42,8 +42,10 @@ MARKER = "letterbox-account"
 REBUILD_LOCK = "letterbox.index.lock"
 UIDVALIDITY_FILE = "letterbox-uidvalidity"
 RESERVE_FILE = ".reserve"
+SPENT_FILE = ".reserve-spent"
 DELETED = ".deleted"
 ARCHIVE = ".archive"
+REPAIRING = "being repaired"
 # How long a process without the data directory waits for a rebuild by the server.
 _REBUILD_WAIT = 60.0
 
@@ -72,7 +74,10 @@ class MaildirStore(Store):
         self._shared_locks: dict[str, int] = {}
         self._names_dirty: dict[tuple[str, int], MaildirAccount] = {}
         self.names_wakeup: asyncio.Event | None = None
-        self._low_space = False
+        # A reserve spent before a restart stays spent until space is back.
+        self._low_space = exclusive and (root / SPENT_FILE).exists()
+        self._rebuild_failures: dict[str, tuple[int, float]] = {}
+        self._unowned: set[Path] = set()
         root.mkdir(parents=True, exist_ok=True)
 
     # --- where accounts live -------------------------------------------------------------
@@ -104,10 +109,26 @@ class MaildirStore(Store):
             return None
         if incarnation is None or acc.incarnation == incarnation:
             return acc
-        if acc.incarnation is None and self._claim_open(address, incarnation):
+        if acc.incarnation is None and self._same_folder(address, acc) and self._claim_open(address, incarnation):
             acc.incarnation = incarnation  # opened without one; the folder is this account's
             return acc
         return None
+
+    def _same_folder(self, address: str, acc: MaildirAccount) -> bool:
+        """Whether the handle's folder is still the one at the account's path (another
+        process may have moved an orphaned folder aside and made a new one)."""
+        try:
+            here = os.stat(self.account_dir(address))
+        except FileNotFoundError:
+            return False
+        held = os.fstat(acc.adir.fd)
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+    def _may_claim(self, path: Path, incarnation: str) -> bool:
+        """A folder without an owner is an account's from before incarnations existed
+        (the directory gave those accounts "legacy-" incarnations), or one this store
+        made moments ago without one; any other may be an earlier account's mail."""
+        return incarnation.startswith(LEGACY) or path in self._unowned
 
     def _claim_open(self, address: str, incarnation: str) -> bool:
         """The folder of an account opened without an incarnation: mark it as
@@ -119,7 +140,7 @@ class MaildirStore(Store):
                 owner = marker.read_text().strip()
             except FileNotFoundError:
                 owner = ""
-            if not owner:
+            if not owner and self._may_claim(path, incarnation):
                 _write_durably(marker, incarnation)
                 return True
             return owner == incarnation
@@ -185,6 +206,7 @@ class MaildirStore(Store):
         try:
             reconcile.ensure_default_mailboxes(acc)
             reconcile.recover_after_reboot(acc)
+            reconcile.apply_floors(acc)
             acc.remember_modseqs()
         except BaseException:
             acc.close()
@@ -207,7 +229,7 @@ class MaildirStore(Store):
                     owner = ""
                 if incarnation is None or owner == incarnation:
                     return False, owner
-                if not owner:  # made before accounts had incarnations: it is this one's
+                if not owner and self._may_claim(path, incarnation):
                     _write_durably(marker, incarnation)
                     return False, incarnation
                 target = self._aside(ARCHIVE, address, "orphan")
@@ -220,6 +242,8 @@ class MaildirStore(Store):
             path.mkdir(mode=0o700)
             if incarnation is not None:
                 _write_durably(marker, incarnation)
+            else:
+                self._unowned.add(path)
             _fsync_dir(domain_dir)
             return True, incarnation or ""
 
@@ -310,7 +334,9 @@ class MaildirStore(Store):
         it when SQLite finds it damaged (or when *force*). Returns what was found."""
         report: dict[str, object] = {}
         try:
-            acc = self.account_sync(address, incarnation)
+            # A handle of its own: the server closed its handle (close_account) before
+            # calling this in a thread, so nothing writes the account meanwhile.
+            acc = self._open(address, incarnation, rebuild=False)
             problems = reconcile.check(acc)
         except NeedsRebuild as e:
             problems = [str(e)]
@@ -357,17 +383,45 @@ class MaildirStore(Store):
         return total
 
     def rebuild_unavailable(self, stop: threading.Event | None = None) -> int:
-        """Rebuild, one by one, the accounts that wait for it (in the calling thread)."""
+        """Rebuild, one by one, the accounts that wait for it (in the calling thread). One
+        that fails is tried again later, less and less often (up to once an hour)."""
         done = 0
-        for address in list(self.unavailable):
+        now = time.monotonic()
+        for address, why in list(self.unavailable.items()):
             if stop is not None and stop.is_set():
                 break
+            failures, retry_at = self._rebuild_failures.get(address, (0, 0.0))
+            if why == REPAIRING or now < retry_at:
+                continue
             try:
                 self.rebuild(address)
                 done += 1
-            except Exception:
-                log.exception("%s: rebuilding the index failed; the account stays unavailable", address)
+                self._rebuild_failures.pop(address, None)
+            except Exception as e:
+                failures += 1
+                delay = min(3600.0, 10.0 * 2 ** (failures - 1))
+                self._rebuild_failures[address] = (failures, now + delay)
+                log.error("%s: rebuilding the index failed (%s); the account stays unavailable,"
+                          " next try in %.0f s", address, e, delay, exc_info=failures == 1)
         return done
+
+    def rebuild_due(self) -> bool:
+        """Whether an account waits for a rebuild that may be tried now."""
+        now = time.monotonic()
+        return any(
+            why != REPAIRING and self._rebuild_failures.get(a, (0, 0.0))[1] <= now
+            for a, why in self.unavailable.items()
+        )
+
+    def close_account(self, address: str, why: str = REPAIRING) -> None:
+        """Take an account out of service (on the event loop, before a repair runs in a
+        thread): its handle closes, so nothing of this process writes it meanwhile."""
+        self.unavailable[address] = why
+        acc = self._accounts.pop(address, None)
+        if acc is not None:
+            acc.close("repair")
+        for key in [k for k, a in self._names_dirty.items() if a is acc]:
+            del self._names_dirty[key]
 
     def index_waiting(self, stop: threading.Event) -> int:
         """Index the new/ files reconcile_all left waiting, in the calling thread. Each
@@ -448,12 +502,14 @@ class MaildirStore(Store):
     def ensure_reserve(self) -> None:
         """Keep `reserve_size` bytes allocated in a file; given back on a full disk so
         reading and deleting still work (release_reserve), made again when space is back."""
-        if not self.reserve_size:
+        if not self.reserve_size or not self.exclusive:
             return
         path = self.root / RESERVE_FILE
         try:
             if path.exists() and path.stat().st_size >= self.reserve_size:
-                self._low_space = False
+                if self._low_space or (self.root / SPENT_FILE).exists():
+                    self._low_space = False
+                    (self.root / SPENT_FILE).unlink(missing_ok=True)
                 return
             st = os.statvfs(self.root)
             if st.f_bavail * st.f_frsize < 2 * self.reserve_size:
@@ -467,6 +523,7 @@ class MaildirStore(Store):
             if self._low_space:
                 log.info("disk space is back: the reserve is in place again and new mail is accepted")
             self._low_space = False
+            (self.root / SPENT_FILE).unlink(missing_ok=True)
         except OSError as e:
             log.warning("cannot set the disk space reserve aside: %s", e)
 
@@ -474,6 +531,8 @@ class MaildirStore(Store):
         """The disk is full: free the reserve (True if there was one to free). New mail
         is refused until ensure_reserve finds space again."""
         path = self.root / RESERVE_FILE
+        if not self.exclusive:
+            return False  # only the server gives its reserve back
         try:
             path.unlink()
         except FileNotFoundError:
@@ -481,6 +540,8 @@ class MaildirStore(Store):
         except OSError:
             return False
         self._low_space = True
+        with contextlib.suppress(OSError):  # tells `letterbox deliver` too
+            (self.root / SPENT_FILE).touch()
         log.error("the disk is full: released the reserve so users can read and delete mail;"
                   " new mail is refused until space is freed")
         return True
@@ -489,8 +550,9 @@ class MaildirStore(Store):
         return (self.root / RESERVE_FILE).exists()
 
     def check_space(self, size: int) -> None:
-        """Refuse new mail while the reserve is spent (it is for reading and deleting)."""
-        if self._low_space:
+        """Refuse new mail while the reserve is spent (it is for reading and deleting);
+        in another process (`letterbox deliver`), while the server's reserve is missing."""
+        if self._low_space or (not self.exclusive and (self.root / SPENT_FILE).exists()):
             raise DiskFull("not enough disk space")
 
     # --- file names in the background ----------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -81,12 +82,15 @@ def _parse(data: bytes, mtime: float) -> tuple[int, float, ParsedMessage]:
 
 def _load_path(path: str) -> tuple[int, float, ParsedMessage] | None:
     try:
-        with open(path, "rb") as f:
-            mtime = os.fstat(f.fileno()).st_mtime
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return None  # gone meanwhile (another agent moved it); nothing to index
-    return _parse(data, mtime)
+        return None  # gone meanwhile (another agent moved it), or not a plain file
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        data = f.read()
+    return _parse(data, st.st_mtime)
 
 
 def _load_rel(adir: AccountDir, rel: str) -> tuple[int, float, ParsedMessage] | None:
