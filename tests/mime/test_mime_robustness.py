@@ -200,3 +200,14 @@ def test_huge_inputs_stay_linear() -> None:
     parts = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + b"--b\r\n\r\nx\r\n" * 50_000
     for raw in (near, parts):
         check(raw, _parse(raw))
+
+
+def test_an_envelope_bomb_is_cut_short() -> None:
+    """300,000 empty groups in To: used to cost seconds and 150 MB of index per copy."""
+    from letterbox.mime.parse import MAX_ADDRESSES, MAX_SEARCH_TEXT
+
+    raw = b"To: " + b"g:;," * 300_000 + b"\r\nFrom: a@b.example\r\nSubject: x\r\n\r\nbody\r\n"
+    parsed = parse_message(raw)
+    assert parsed.envelope.count(b"(NIL NIL") == MAX_ADDRESSES + 3  # To:, and From:, Sender:, Reply-To:
+    assert len(parsed.envelope) < 64 * 1024 and len(parsed.to) <= MAX_SEARCH_TEXT
+    assert b'"a" "b.example"' in parsed.envelope  # the other fields are whole

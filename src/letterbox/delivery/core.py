@@ -7,6 +7,7 @@ to offer ENHANCEDSTATUSCODES, and the SMTP listener uses the same texts.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import ipaddress
 import logging
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from ..auth.directory import Account, DirectoryError, normalize_address
+from ..mime import ParsedMessage, parse_message
 from ..server.context import Context
 from ..store.api import AppendResult
 
@@ -103,13 +105,23 @@ async def check_quota(ctx: Context, account: Account, size: int) -> Refusal | No
     return None
 
 
-async def store_copy(ctx: Context, account: Account, data: bytes) -> AppendResult:
+async def store_copy(
+    ctx: Context, account: Account, data: bytes, parsed: ParsedMessage | None = None
+) -> AppendResult:
     """Append one copy to INBOX; returns only once the store made it durable.
 
     Raises OverQuota, or another exception for a failure worth retrying.
     """
     store = await ctx.store.account(account.address, account.incarnation)
-    return await store.append(MAILBOX, data, quota=account.quota)
+    return await store.append(MAILBOX, data, quota=account.quota, parsed=parsed)
+
+
+async def parse_once(data: bytes) -> ParsedMessage:
+    """The parse of a message delivered to several recipients, done once for all of
+    them (a big one in a thread)."""
+    if len(data) < 1024 * 1024:
+        return parse_message(data)
+    return await asyncio.to_thread(parse_message, data)
 
 
 # --- trace header fields --------------------------------------------------------------

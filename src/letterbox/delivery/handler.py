@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from ..mime import ParsedMessage
 from ..server.context import Context
 from ..store.api import AppendResult, DiskFull, OverQuota, StoreError
 from .core import (
@@ -24,6 +25,7 @@ from .core import (
     mailbox_full,
     message_id,
     new_id,
+    parse_once,
     received_header,
     resolve_recipient,
     return_path,
@@ -131,9 +133,11 @@ class DeliveryHandler:
         msgid = message_id(content)
         protocol.storing = True
         try:
+            # Parsed once for every recipient (the same bytes go to each).
+            parsed = await parse_once(message)
             if self.service == "lmtp":
-                return await self._lmtp_data(protocol, recipients, message, msgid)
-            return await self._smtp_data(protocol, recipients, message, msgid, txid)
+                return await self._lmtp_data(protocol, recipients, message, msgid, parsed)
+            return await self._smtp_data(protocol, recipients, message, msgid, txid, parsed)
         finally:
             protocol.storing = False
 
@@ -149,7 +153,8 @@ class DeliveryHandler:
         return name + "S" if session.ssl is not None else name
 
     async def _lmtp_data(
-        self, protocol: DeliverySMTP, recipients: list[str], message: bytes, msgid: str
+        self, protocol: DeliverySMTP, recipients: list[str], message: bytes, msgid: str,
+        parsed: ParsedMessage,
     ) -> str:
         # RFC 2033 4.2: one reply per accepted RCPT, in RCPT order. aiosmtpd writes the
         # string handle_DATA returns followed by CRLF, so the replies are joined by CRLF.
@@ -161,7 +166,7 @@ class DeliveryHandler:
                     # Shutting down: what is stored is acknowledged, the rest is retried.
                     done[addr] = f"451 4.3.2 <{addr}> {protocol.stop_reason}"
                 else:
-                    result = await self._deliver_one(protocol, addr, message, msgid)
+                    result = await self._deliver_one(protocol, addr, message, msgid, parsed)
                     done[addr] = (
                         result.reply if isinstance(result, Refusal) else f"250 2.0.0 <{addr}> Saved"
                     )
@@ -169,7 +174,8 @@ class DeliveryHandler:
         return "\r\n".join(replies)
 
     async def _smtp_data(
-        self, protocol: DeliverySMTP, recipients: list[str], message: bytes, msgid: str, txid: str
+        self, protocol: DeliverySMTP, recipients: list[str], message: bytes, msgid: str, txid: str,
+        parsed: ParsedMessage,
     ) -> str:
         if protocol.stop_reason is not None:
             # Nothing stored: refuse for now; the session then says 421 and closes.
@@ -180,7 +186,7 @@ class DeliveryHandler:
         stored: list[str] = []
         failed: list[tuple[str, Refusal]] = []
         for addr in dict.fromkeys(recipients):
-            result = await self._deliver_one(protocol, addr, message, msgid)
+            result = await self._deliver_one(protocol, addr, message, msgid, parsed)
             if isinstance(result, Refusal):
                 failed.append((addr, result))
             else:
@@ -206,7 +212,7 @@ class DeliveryHandler:
         return "451 4.3.0 Temporary failure, try again later"
 
     async def _deliver_one(
-        self, protocol: DeliverySMTP, addr: str, message: bytes, msgid: str
+        self, protocol: DeliverySMTP, addr: str, message: bytes, msgid: str, parsed: ParsedMessage
     ) -> AppendResult | Refusal:
         # Look the account up again: it may have been disabled, removed or given a new
         # quota since RCPT.
@@ -219,7 +225,7 @@ class DeliveryHandler:
             refusal = user_unknown(addr) if account is None else mailbox_disabled(addr)
             log.info("%s(%s): msgid=%s: refused: %s", self.service, addr, msgid, refusal.reason)
             return refusal
-        write = asyncio.ensure_future(store_copy(self.ctx, account, message))
+        write = asyncio.ensure_future(store_copy(self.ctx, account, message, parsed))
         self.sessions.track(write)
         try:
             # Shielded: if the client goes away the write still completes, so the store

@@ -48,6 +48,11 @@ MAX_PARTS = 10000
 """Parts parsed per message; the rest of the message is left unparsed."""
 MAX_BOUNDARY = 80
 """Boundary parameters are cut to this length (RFC 2046 allows 70)."""
+MAX_ADDRESSES = 1000
+"""Addresses kept per ENVELOPE field (From, To, Cc...): a To: of 300,000 empty groups
+costs the parser a moment, not seconds, and the index a few KB, not 150 MB."""
+MAX_SEARCH_TEXT = 64 * 1024
+"""Characters of a header kept for index-only SEARCH (Subject, From, To, Cc, Bcc)."""
 
 LEAF, MULTIPART, RFC822 = 0, 1, 2
 
@@ -505,8 +510,10 @@ class _Envelope:
         for name, values in self.raw_addrs.items():
             parsed: list[Address] = []
             for value in values:
-                parsed.extend(parse_addresses(value))
-            self.addrs[name] = parsed
+                if len(parsed) >= MAX_ADDRESSES:
+                    break
+                parsed.extend(parse_addresses(value, MAX_ADDRESSES - len(parsed)))
+            self.addrs[name] = parsed[:MAX_ADDRESSES]
 
     def write(self) -> bytes:
         addrs = self.addrs
@@ -658,7 +665,12 @@ def _sent_date(value: bytes | None) -> float | None:
 
 
 def _joined_search(values: list[bytes]) -> str:
-    return search_text(b", ".join(values)) if values else ""
+    return _search(b", ".join(values)) if values else ""
+
+
+def _search(value: bytes) -> str:
+    # Cut before decoding (decoding cannot make text shorter than a quarter of it).
+    return search_text(value[: 4 * MAX_SEARCH_TEXT])[:MAX_SEARCH_TEXT]
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -697,7 +709,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         parts=json.dumps(_tree(root), separators=(",", ":")),
         header_size=root.bstart,
         sent_date=_sent_date(env.date),
-        subject=search_text(env.subject) if env.subject is not None else "",
+        subject=_search(env.subject) if env.subject is not None else "",
         from_=_joined_search(env.raw_addrs[b"from"]),
         to=_joined_search(env.raw_addrs[b"to"]),
         cc=_joined_search(env.raw_addrs[b"cc"]),

@@ -453,13 +453,14 @@ class Address:
 
 
 class _AddressParser:
-    __slots__ = ("tok", "out", "cur")
+    __slots__ = ("tok", "out", "cur", "limit")
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes, limit: int = 1 << 30) -> None:
         self.tok = Tokenizer(value, keep_comment=True)
         self.tok.nul = NUL_REPLACEMENT
         self.out: list[Address] = []
         self.cur = Address()
+        self.limit = limit
 
     def _add(self) -> None:
         self.out.append(self.cur)
@@ -662,6 +663,8 @@ class _AddressParser:
         while True:
             if self._address() == 0:
                 break
+            if len(self.out) >= self.limit:
+                break  # enough: the rest of a huge list is not parsed at all
             if tok.peek() != _COMMA:
                 break
             tok.pos += 1
@@ -684,11 +687,12 @@ _SIMPLE_ADDRESS = re.compile(
 )
 
 
-def parse_addresses(value: bytes) -> list[Address]:
-    """Parse an address-list header value; never raises, possibly empty."""
+def parse_addresses(value: bytes, limit: int = 1 << 30) -> list[Address]:
+    """Parse an address-list header value, stopping after about *limit* addresses; never
+    raises, possibly empty."""
     m = _SIMPLE_ADDRESS.fullmatch(value)
     if m is not None:
         if m.group(3) is not None:
             return [Address(m.group(1), None, m.group(2), m.group(3))]
         return [Address(None, None, m.group(4), m.group(5))]
-    return _AddressParser(value).parse()
+    return _AddressParser(value, limit).parse()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from ..mime import ParsedMessage
     from .feed import Subscription
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -311,8 +312,11 @@ class AccountStore(abc.ABC):
         flags: Iterable[str] = (),
         internaldate: float | None = None,
         quota: Quota | None = None,
+        parsed: ParsedMessage | None = None,
     ) -> AppendResult:
-        """Store a message durably (file fsynced, index committed) before returning."""
+        """Store a message durably (file fsynced, index committed) before returning.
+        *parsed* is the message's parse when the caller has it already (a delivery to
+        several recipients parses once)."""
 
     @abc.abstractmethod
     async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:

@@ -823,6 +823,7 @@ class MaildirAccount(AccountStore):
         flags: Iterable[str] = (),
         internaldate: float | None = None,
         quota: Quota | None = None,
+        parsed: ParsedMessage | None = None,
     ) -> AppendResult:
         if mailbox == "INBOX" and self._inbox_id is not None:
             mailbox_id = self._inbox_id
@@ -839,9 +840,8 @@ class MaildirAccount(AccountStore):
             and quota.exceeded_by(self._usage(self.db), len(data), 1)
         ):
             raise OverQuota("quota exceeded")  # early, before writing anything
-        parsed = parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(
-            parse_message, data
-        )
+        if parsed is None:
+            parsed = await parse(data)
         folder = self.folder(mailbox_id)
         tmp_name = files.new_base(len(data))
         tmp = join(folder, "tmp", tmp_name)
@@ -1240,6 +1240,11 @@ class MaildirAccount(AccountStore):
             self.db.close()
         self.pop3.close()
         self.adir.close()
+
+
+async def parse(data: bytes) -> ParsedMessage:
+    """Parse a message, a big one in a thread (the event loop stays free)."""
+    return parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(parse_message, data)
 
 
 def _missing(present: list[int], uidnext: int) -> list[int]:
