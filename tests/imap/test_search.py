@@ -446,3 +446,26 @@ def test_message_text() -> None:
     text = message_text(M3, tree, parsed.header_size, True)
     assert "subject: report" in text and "content-type: text/plain" in text
     assert "foo" in text
+
+
+def test_many_body_keys_read_each_message_once(env: Env) -> None:
+    """A line of BODY keys used to read and decode every message once per key."""
+    async def go() -> None:
+        s = await env.session()
+        store = s.s.store
+        assert store is not None
+        reads: list[int] = []
+        real = store.read_message
+
+        async def counting(mailbox_id: int, uid: int) -> bytes:
+            reads.append(uid)
+            return await real(mailbox_id, uid)
+
+        store.read_message = counting  # type: ignore[method-assign]
+        keys = " ".join(f"NOT BODY nothing{i}" for i in range(60))
+        assert await search(s, keys + " BODY treasure") == [3]
+        assert sorted(reads) == sorted(set(reads)) and len(reads) <= 4
+        out = await s.cmd("t SEARCH " + " ".join(f"BODY k{i}" for i in range(65)))
+        assert tagged(out, "t").startswith(b"t NO [LIMIT]")
+
+    run(go())

@@ -37,6 +37,11 @@ CHARSETS = ("US-ASCII", "UTF-8")
 
 # Below this many candidates, reading their index rows beats scanning the mailbox.
 _FEW = 500
+# BODY/TEXT strings one SEARCH may hold: each message is decoded once whatever their
+# number, but each string is looked for in all of its text.
+MAX_CONTENT_KEYS = 64
+# Decoded text longer than this lets other sessions run between two strings.
+_LONG_TEXT = 1 << 20
 # Searches that read files let other sessions run every this many messages.
 _YIELD_EVERY = 100
 
@@ -193,8 +198,26 @@ def message_text(raw: bytes, tree: list | None, header_size: int, with_headers: 
 # --- evaluation ------------------------------------------------------------------------
 
 
+def content_keys(key: g.SearchKey, out: dict[tuple[str, bool], int]) -> dict[tuple[str, bool], int]:
+    """Every BODY/TEXT string of the search, numbered: (needle, with headers) -> index."""
+    if isinstance(key, g.SearchString) and key.key not in _INDEXED:
+        out.setdefault((_needle(key.value), key.key == "TEXT"), len(out))
+    elif isinstance(key, g.SearchAnd):
+        for k in key.keys:
+            content_keys(k, out)
+    elif isinstance(key, g.SearchOr):
+        content_keys(key.left, out)
+        content_keys(key.right, out)
+    elif isinstance(key, g.SearchNot):
+        content_keys(key.key, out)
+    return out
+
+
 class _Search:
-    def __init__(self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField]) -> None:
+    def __init__(
+        self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField],
+        needles: dict[tuple[str, bool], int],
+    ) -> None:
         self.s = s
         self.view = view
         self.store = store
@@ -202,6 +225,10 @@ class _Search:
         self.fields = tuple(sorted(fields))
         self.cache: dict[tuple[FetchField, ...], dict[int, MessageRecord]] = {}
         self.now = time.time()
+        self.needles = needles
+        self.content_hits: dict[int, frozenset[int]] = {}
+        """UID -> which BODY/TEXT strings its text holds: each message is read and
+        decoded at most once per SEARCH, however many such keys there are."""
 
     async def rows(self, uids: Sequence[int], fields: tuple[FetchField, ...]) -> dict[int, MessageRecord]:
         """Index rows with *fields* for *uids*, read once per search; messages gone from
@@ -297,6 +324,7 @@ class _Search:
 
     async def _content(self, needle: str, with_headers: bool, cands: list[int]) -> list[int]:
         rows = await self.rows(cands, ("header_size", "parts"))
+        index = self.needles[(needle, with_headers)]
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
@@ -307,14 +335,31 @@ class _Search:
             if not needle:
                 out.append(u)
                 continue
-            try:
-                raw = await self.store.read_message(self.mailbox_id, u)
-            except MessageGone:
-                continue
-            tree = load_parts(r.parts) if r.parts else None
-            if needle in message_text(raw, tree, r.header_size, with_headers):
+            hits = self.content_hits.get(u)
+            if hits is None:
+                try:
+                    hits = self.content_hits[u] = await self._scan(u, r)
+                except MessageGone:
+                    continue
+            if index in hits:
                 out.append(u)
         return out
+
+    async def _scan(self, uid: int, r: MessageRecord) -> frozenset[int]:
+        """Read and decode one message once; which of the search's strings it holds."""
+        raw = await self.store.read_message(self.mailbox_id, uid)
+        tree = load_parts(r.parts) if r.parts else None
+        texts: dict[bool, str] = {}
+        hits = set()
+        for (needle, with_headers), index in self.needles.items():
+            text = texts.get(with_headers)
+            if text is None:
+                text = texts[with_headers] = message_text(raw, tree, r.header_size, with_headers)
+            if needle in text:
+                hits.add(index)
+            if len(text) > _LONG_TEXT:
+                await asyncio.sleep(0)
+        return frozenset(hits)
 
 
 def _day_start(day: datetime.date) -> int:
@@ -383,9 +428,14 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     has_modseq = _fields(cmd.key, fields)
     if has_modseq:
         s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+    needles = content_keys(cmd.key, {})
+    if len(needles) > MAX_CONTENT_KEYS:
+        if save:
+            view.saved = []
+        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
     gone = view.pending_expunge
     cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
-    search = _Search(s, view, store, fields)
+    search = _Search(s, view, store, fields, needles)
     try:
         found = await search.match(cmd.key, cands)
     except StoreError:
