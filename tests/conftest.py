@@ -60,6 +60,7 @@ key = "{key}"
 
 [auth]
 failure_delay = {failure_delay}
+penalty_max = {penalty_max}
 max_failures_per_ip = {max_failures}
 allow_plaintext_without_tls = {allow_plain}
 
@@ -103,6 +104,7 @@ class ServerProcess:
             "handshake_timeout": 30,
             "command_timeout": 600,
             "failure_delay": 0.05,
+            "penalty_max": 0.2,
             "max_failures": 1000,
             "allow_plain": "false",
             "delete_mode": "expunge",

@@ -6,6 +6,7 @@ allowed; the CLI prints it and exits instead of showing a traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -88,15 +89,35 @@ class TLSSettings(_Section):
     min_version: Literal["1.2", "1.3"] = "1.2"
 
 
+def _check_networks(values: Any) -> Any:
+    if not isinstance(values, list):
+        raise ValueError('expected a list such as ["127.0.0.1", "10.0.0.0/8"]')
+    for v in values:
+        try:
+            ipaddress.ip_network(str(v), strict=False)
+        except ValueError:
+            raise ValueError(f"{v!r} is not an address or network (CIDR)") from None
+    return values
+
+
 class AuthSettings(_Section):
     allow_plaintext_without_tls: bool = False
     """Allow passwords over unencrypted connections from non-loopback addresses."""
     failure_delay: float = Field(default=2.0, ge=0, le=30)
-    """Seconds a failed login waits before its answer (successes never wait)."""
+    """Seconds every login from a client network that failed lately waits before it is
+    checked, doubled per recent failure (Dovecot's auth penalty); 0 turns it off."""
+    penalty_max: float = Field(default=15.0, ge=0, le=300)
+    """The longest such wait, in seconds."""
     max_failures_per_ip: int = Field(default=10, ge=1)
-    """Failed logins one address may make per window before it is refused outright."""
+    """Recent failures counted per client network (the wait stops growing there)."""
     failure_window: float = Field(default=300.0, gt=0)
-    """Seconds over which failed logins are counted."""
+    """Seconds after which a failure is forgotten."""
+    max_logins_in_flight_per_ip: int = Field(default=10, ge=1)
+    """Logins one client network may have waiting at once; more are refused at once
+    with a temporary error that says why (IMAP [UNAVAILABLE], POP3 [SYS/TEMP])."""
+    trusted_networks: Annotated[list[str], BeforeValidator(_check_networks)] = []
+    """Addresses or networks (CIDR) exempt from the penalty and the limit above, such as a
+    webmail on this host that logs in for many users."""
     cache_ttl: float = Field(default=60.0, ge=0)
     """Seconds a verified password is remembered (0 turns the cache off)."""
 

@@ -94,18 +94,39 @@ def test_cache_skips_argon2_and_forgets_on_password_change(directory: Directory,
     assert len(calls) == 3
 
 
-def test_failures_are_delayed_and_throttled(directory: Directory) -> None:
-    auth = Authenticator(directory, AuthSettings(failure_delay=0.2, max_failures_per_ip=3))
+def test_the_penalty_slows_guessing_but_locks_nobody_out(directory: Directory) -> None:
+    auth = Authenticator(directory, AuthSettings(failure_delay=0.1, penalty_max=0.4, max_failures_per_ip=10))
     t = time.monotonic()
     assert login(auth, "alice@example.com", "right") is Outcome.OK
-    assert time.monotonic() - t < 0.2  # success is never delayed
+    assert time.monotonic() - t < 0.1  # no failures yet: no wait
+    for _ in range(4):
+        assert login(auth, "alice@example.com", "bad") is Outcome.BAD_CREDENTIALS
+    assert auth.penalty(auth.failures.recent("192.0.2.9")) == 0.4  # 0.1, 0.2, 0.4, capped
     t = time.monotonic()
-    assert login(auth, "alice@example.com", "bad") is Outcome.BAD_CREDENTIALS
-    assert time.monotonic() - t >= 0.2
-    login(auth, "alice@example.com", "bad")
-    login(auth, "alice@example.com", "bad")
-    assert login(auth, "alice@example.com", "right") is Outcome.THROTTLED
-    assert login(auth, "alice@example.com", "right", ip="192.0.2.10") is Outcome.OK
+    # The right password still works, after the wait: no lockout.
+    assert login(auth, "alice@example.com", "right") is Outcome.OK
+    assert time.monotonic() - t >= 0.4
+    t = time.monotonic()
+    assert login(auth, "alice@example.com", "right") is Outcome.OK  # the count was cleared
+    assert time.monotonic() - t < 0.1
+    # Another network is not affected; an IPv6 network counts as one.
+    assert auth.failures.recent("2001:db8:1:2::/64") == 0
+
+
+def test_parallel_guesses_count_from_the_start_and_are_capped(directory: Directory) -> None:
+    auth = Authenticator(directory, AuthSettings(
+        failure_delay=0.05, penalty_max=0.2, max_logins_in_flight_per_ip=5, trusted_networks=["10.0.0.0/8"],
+    ))
+
+    async def burst(ip: str) -> list[Outcome]:
+        results = await asyncio.gather(*(auth.login("alice@example.com", "bad", "imap", ip) for _ in range(8)))
+        return [r.outcome for r in results]
+
+    outcomes = asyncio.run(burst("192.0.2.50"))
+    assert outcomes.count(Outcome.THROTTLED) == 3 and outcomes.count(Outcome.BAD_CREDENTIALS) == 5
+    assert auth.failures.recent("192.0.2.50") == 5
+    # A trusted network (a local webmail) is neither delayed nor limited.
+    assert asyncio.run(burst("10.1.2.3")).count(Outcome.BAD_CREDENTIALS) == 8
 
 
 def test_plaintext_policy(directory: Directory) -> None:

@@ -122,7 +122,7 @@ def test_a_trickling_client_is_cut_off_at_the_login_deadline(make_server) -> Non
 
 
 def test_client_key_is_the_address_or_its_64() -> None:
-    from letterbox.server.limits import client_key
+    from letterbox.net import client_key
 
     assert client_key("192.0.2.7") == "192.0.2.7"
     assert client_key("::ffff:192.0.2.7") == "192.0.2.7"

@@ -1,8 +1,17 @@
 """Login checks shared by IMAP and POP3: credential cache, failure penalty, protocol rights.
 
 Every protocol asks `Authenticator.login`; it answers with an outcome the protocol turns
-into its own words (POP3 RFC 3206 codes, IMAP RFC 5530 codes). Failures are delayed and
-counted per client address; successes are never delayed.
+into its own words (POP3 RFC 3206 codes, IMAP RFC 5530 codes).
+
+The penalty is Dovecot's: every login from a client network (an address, a /64 for
+IPv6) that failed lately waits before it is checked, twice as long per recent failure
+(failure_delay, doubling, up to penalty_max), the right password too, so guessing is
+slow but nobody is locked out. Failures are counted when the attempt starts (attempts in
+flight count as failures until they succeed), so a burst of parallel guesses pays the
+same as a sequence. Attempts in flight from one network beyond max_logins_in_flight are
+refused at once with a temporary error that says why. A success clears the network's
+count. Unknown users and wrong passwords cost the same work and the same time.
+[auth] trusted_networks (a local webmail, say) are exempt.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..config import AuthSettings
+from ..net import client_key
 from .directory import Account, Directory
 from .passwords import verify_password
 
@@ -100,32 +110,37 @@ class CredentialCache:
 
 
 class FailureTracker:
-    """Failed logins per client address over a sliding window."""
+    """Failed (and in-flight) logins per client network over a sliding window."""
 
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit = limit
+    def __init__(self, window: float, cap: int) -> None:
         self.window = window
+        self.cap = cap
         self._fails: dict[str, deque[float]] = {}
+        self.in_flight: dict[str, int] = {}
 
-    def _recent(self, ip: str) -> deque[float]:
-        q = self._fails.get(ip)
+    def recent(self, key: str) -> int:
+        q = self._fails.get(key)
         if q is None:
-            return deque()
+            return 0
         cutoff = time.monotonic() - self.window
         while q and q[0] < cutoff:
             q.popleft()
         if not q:
-            del self._fails[ip]
-        return q
+            del self._fails[key]
+        return len(q)
 
-    def blocked(self, ip: str) -> bool:
-        return len(self._recent(ip)) >= self.limit
-
-    def record(self, ip: str) -> None:
-        q = self._fails.get(ip)
+    def record(self, key: str) -> None:
+        q = self._fails.get(key)
         if q is None:
-            q = self._fails[ip] = deque()
+            if len(self._fails) > 100_000:
+                self._fails.clear()  # a flood of networks: forget rather than grow
+            q = self._fails[key] = deque()
         q.append(time.monotonic())
+        while len(q) > self.cap:
+            q.popleft()
+
+    def clear(self, key: str) -> None:
+        self._fails.pop(key, None)
 
 
 class Authenticator:
@@ -133,27 +148,43 @@ class Authenticator:
         self.directory = directory
         self.settings = settings
         self.cache = CredentialCache(settings.cache_ttl)
-        self.failures = FailureTracker(settings.max_failures_per_ip, settings.failure_window)
+        self.failures = FailureTracker(settings.failure_window, max(1, settings.max_failures_per_ip))
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
 
-    async def _verify(self, account: Account | None, password: str) -> bool:
+    async def _verify(self, account: Account | None, address: str, password: str) -> bool:
         """argon2 in a worker thread. Concurrent logins with the same credentials share
-        one verification, so a burst of reconnecting clients costs one hash, not many."""
+        one verification (for unknown users too, so that they cost the same), and a burst
+        of reconnecting clients costs one hash, not many."""
         loop = asyncio.get_running_loop()
-        if account is None:
-            return await loop.run_in_executor(_ARGON2, verify_password, None, password)
-        key = self.cache.key(account, password)
+        if account is not None:
+            key = self.cache.key(account, password)
+        else:
+            key = b"?" + hmac.new(self.cache._salt, address.encode() + b"\0" + password.encode(
+                "utf-8", "surrogateescape"), hashlib.sha256).digest()
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(
-                loop.run_in_executor(_ARGON2, verify_password, account.password_hash, password)
-            )
+            stored = account.password_hash if account is not None else None
+            pending = asyncio.ensure_future(loop.run_in_executor(_ARGON2, verify_password, stored, password))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _f: self._inflight.pop(key, None))
         ok = await asyncio.shield(pending)
-        if ok:
+        if ok and account is not None:
             self.cache.remember(account, password)
-        return ok
+        return ok and account is not None
+
+    def trusted(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(addr in net for net in self._trusted)
+
+    def penalty(self, failures: int) -> float:
+        """Seconds a login waits before its check after *failures* recent ones."""
+        if failures <= 0:
+            return 0.0
+        return float(min(self.settings.penalty_max, self.settings.failure_delay * 2 ** min(failures - 1, 16)))
 
     def plaintext_allowed(self, secure: bool, client_ip: str) -> bool:
         """Passwords in the clear only over TLS or loopback, unless configured otherwise."""
@@ -161,18 +192,38 @@ class Authenticator:
 
     async def login(self, username: str, password: str, protocol: str, client_ip: str) -> LoginResult:
         address = username.strip().lower()
-        if self.failures.blocked(client_ip):
-            log.warning("%s login refused for %r from %s: too many failures", protocol, address, client_ip)
-            await asyncio.sleep(self.settings.failure_delay)
+        if self.trusted(client_ip):
+            return await self._check(address, password, protocol, client_ip)
+        net = client_key(client_ip)
+        tracker = self.failures
+        if tracker.in_flight.get(net, 0) >= self.settings.max_logins_in_flight_per_ip:
+            log.warning("%s login for %r from %s refused: %d attempts already in progress",
+                        protocol, address, client_ip, tracker.in_flight[net])
             return LoginResult(Outcome.THROTTLED)
+        # Counted as a failure from the start: parallel guesses pay as a sequence does.
+        before = tracker.recent(net)
+        tracker.record(net)
+        tracker.in_flight[net] = tracker.in_flight.get(net, 0) + 1
+        try:
+            delay = self.penalty(before)
+            if delay:
+                await asyncio.sleep(delay)
+            result = await self._check(address, password, protocol, client_ip)
+        finally:
+            tracker.in_flight[net] -= 1
+            if not tracker.in_flight[net]:
+                del tracker.in_flight[net]
+        if result.outcome is not Outcome.BAD_CREDENTIALS:
+            tracker.clear(net)  # the right password: this network is not guessing
+        return result
+
+    async def _check(self, address: str, password: str, protocol: str, client_ip: str) -> LoginResult:
         account = self.directory.get(address) if address else None
         verified = account is not None and self.cache.hit(account, password)
         if not verified:
-            verified = await self._verify(account, password)
+            verified = await self._verify(account, address, password)
         if not verified or account is None:
-            self.failures.record(client_ip)
             log.warning("%s login failed for %r from %s", protocol, address, client_ip)
-            await asyncio.sleep(self.settings.failure_delay)
             return LoginResult(Outcome.BAD_CREDENTIALS)
         if not account.enabled:
             log.warning("%s login for disabled account %s from %s", protocol, address, client_ip)

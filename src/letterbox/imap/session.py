@@ -418,6 +418,8 @@ class IMAPSession(Session):
             log.info("imap(%s)<%s>: logged in", self.user, self.peer.ip)
             return Done("OK", "Logged in", self.capability_code())
         self._failed_logins += 1
+        if result.outcome is Outcome.THROTTLED:
+            return Done("NO", "Too many logins at once from your address; try again later", "UNAVAILABLE")
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
         if result.outcome is Outcome.ACCOUNT_DISABLED:

@@ -349,8 +349,10 @@ class POP3Session(Session):
             elif result.outcome is Outcome.PROTOCOL_DISABLED:
                 self._auth_failure = "POP3 disabled for account"
                 self._err("[SYS/PERM] POP3 access is disabled for this account")
+            elif result.outcome is Outcome.THROTTLED:
+                self._auth_failure = "too many logins in progress"
+                self._err("[SYS/TEMP] Too many logins at once from your address; try again later")
             else:
-                # Bad credentials and throttling look alike, so guessing learns nothing.
                 self._auth_failure = "auth failed"
                 self._err("[AUTH] Authentication failed.")
             self._last_user = user

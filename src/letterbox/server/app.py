@@ -29,7 +29,8 @@ from ..store import faults
 from ..store.api import StoreError
 from ..store.maildir import MaildirStore
 from . import control
-from .connection import Connection, handshake
+from .accept import TLSListener, tls_server
+from .connection import Connection
 from .context import Context, build_context
 from .limits import ConnectionLimits, descriptor_budget
 from .session import Peer, Session
@@ -50,7 +51,10 @@ _REFUSALS = {
 }
 
 
-def _socket_names(server: asyncio.Server) -> list[str]:
+Listener = asyncio.Server | TLSListener
+
+
+def _socket_names(server: Listener) -> list[str]:
     out = []
     for sock in server.sockets:
         name = sock.getsockname()
@@ -81,7 +85,7 @@ class Server:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ctx = build_context(settings)
-        self.listeners: dict[str, list[tuple[str, asyncio.Server]]] = {}
+        self.listeners: dict[str, list[tuple[str, Listener]]] = {}
         """service -> [(label, server)]; labels are "imap", "imaps", "lmtp_unix", ..."""
         self.bound: dict[str, list[str]] = {}
         self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
@@ -122,7 +126,7 @@ class Server:
 
     # --- listeners -----------------------------------------------------------------------
     async def _start_service(self, service: str) -> bool:
-        servers: list[tuple[str, asyncio.Server]] = []
+        servers: list[tuple[str, Listener]] = []
         loop = asyncio.get_running_loop()
         section = getattr(self.settings, service)
         try:
@@ -158,33 +162,46 @@ class Server:
                 log.info("%s listening on %s", label.upper().replace("_UNIX", " (unix)"), name)
         return True
 
-    async def _listen_session(self, service: str, addr: str, implicit_tls: bool) -> asyncio.Server:
+    async def _listen_session(self, service: str, addr: str, implicit_tls: bool) -> Listener:
         host, port = parse_listen(addr)
         factory = _session_factory(service)
         tls = self.ctx.tls
 
+        async def serve(ip: str, cport: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
+            conn = Connection(
+                session, reader, writer, tls, self._connection_done,
+                login_timeout=self.settings.server.login_timeout,
+                handshake_timeout=self.settings.server.tls_handshake_timeout,
+            )
+            self.connections[service].add(conn)
+            await conn.run()
+
+        if implicit_tls:
+            assert tls is not None
+
+            async def serve_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                peer = writer.get_extra_info("peername") or ("", 0)
+                await serve(str(peer[0]), int(peer[1]), reader, writer)
+
+            # Counted from accept, through the TLS handshake, until the connection closes.
+            return await tls_server(
+                host, port, tls, self.settings.server.tls_handshake_timeout, BACKLOG,
+                lambda ip: self.limits.admit(service, ip) is None,
+                self.limits.release, serve_tls, service,
+            )
+
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("", 0)
             ip, cport = str(peername[0]), int(peername[1])
-            # Counted from accept, TLS handshake included, until the connection closes.
             if self.limits.admit(service, ip) is not None:
-                if not implicit_tls:  # no TLS yet: a plaintext goodbye would be garbage
-                    with contextlib.suppress(Exception):
-                        writer.write(_REFUSALS[service])
-                        await writer.drain()
+                with contextlib.suppress(Exception):
+                    writer.write(_REFUSALS[service])
+                    await writer.drain()
                 writer.close()
                 return
             try:
-                if implicit_tls and not await handshake(writer, tls, ip, service, self.settings):
-                    return
-                session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
-                conn = Connection(
-                    session, reader, writer, tls, self._connection_done,
-                    login_timeout=self.settings.server.login_timeout,
-                    handshake_timeout=self.settings.server.tls_handshake_timeout,
-                )
-                self.connections[service].add(conn)
-                await conn.run()
+                await serve(ip, cport, reader, writer)
             finally:
                 self.limits.release(ip)
 

@@ -13,41 +13,15 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from .accept import tls_failure
 from .session import Session
-
-if TYPE_CHECKING:
-    from ..config import Settings
 
 log = logging.getLogger("letterbox.session")
 
 READ_SIZE = 65536
 # How much a session may queue before pipelined commands wait for the client to read.
 OUTPUT_LIMIT = 256 * 1024
-
-
-async def handshake(
-    writer: asyncio.StreamWriter, tls: ssl.SSLContext | None, ip: str, service: str, settings: Settings
-) -> bool:
-    """Implicit TLS, begun once the connection is counted; False (logged, closed) if the
-    handshake fails or takes longer than [server] tls_handshake_timeout."""
-    if tls is None:
-        writer.close()
-        return False
-    try:
-        await asyncio.wait_for(writer.start_tls(tls), settings.server.tls_handshake_timeout)
-    except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError) as e:
-        log.info("%s TLS handshake with %s failed: %s", service, ip, _tls_reason(e))
-        writer.close()
-        return False
-    return True
-
-
-def _tls_reason(e: BaseException) -> str:
-    if isinstance(e, TimeoutError):
-        return "timed out"
-    return getattr(e, "reason", None) or str(e) or type(e).__name__
 
 
 class Connection:
@@ -109,7 +83,7 @@ class Connection:
         try:
             await asyncio.wait_for(self.writer.start_tls(self.tls), self.handshake_timeout)
         except (OSError, ssl.SSLError, TimeoutError, ConnectionError, EOFError) as e:
-            log.info("%s STARTTLS handshake with %s failed: %s", s.protocol, s.peer.ip, _tls_reason(e))
+            log.info("%s STARTTLS handshake with %s failed: %s", s.protocol, s.peer.ip, tls_failure(e))
             s.closing = True
             return
         s.tls_started()

@@ -8,30 +8,18 @@ the protocol's refusal and the refusal is logged (once a minute per client netwo
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import resource
 import time
 from collections import Counter
+
+from ..net import client_key
 
 log = logging.getLogger("letterbox.server")
 
 # Descriptors kept back from the global cap for the store, the log, LMTP and the CLI.
 _RESERVED_FDS = 128
 _LOG_EVERY = 60.0
-
-
-def client_key(ip: str) -> str:
-    """The key limits are counted under: the address, or its /64 for IPv6."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
-    return str(addr)
 
 
 def descriptor_budget(wanted: int) -> int:
