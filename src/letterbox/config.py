@@ -176,6 +176,9 @@ class DeliverySettings(_Section):
     """Seconds an SMTP/LMTP client may stay silent."""
     data_timeout: float = Field(default=600.0, gt=0)
     """Seconds one DATA transfer may take in all, however its bytes trickle in."""
+    postmaster: str = ""
+    """The account that gets mail for "postmaster" (bare, or at any local domain without
+    a postmaster account of its own), which RFC 5321 4.5.1 says must be accepted."""
 
 
 class QuotaSettings(_Section):

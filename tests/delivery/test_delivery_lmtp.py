@@ -243,15 +243,10 @@ def test_client_dropping_mid_data_stores_nothing(harness: Harness) -> None:
     assert harness.messages("alice@example.com") == []
 
 
-def test_long_lines_refused_clearly_and_session_goes_on(harness: Harness) -> None:
+def test_long_command_lines_refused_clearly_and_session_goes_on(harness: Harness) -> None:
     harness.add_user("alice@example.com")
     with lmtp(harness) as c:
         code, text = c.docmd("NOOP " + "x" * 3000)
-        assert code == 500 and b"too long" in text.lower()
-        assert c.noop()[0] == 250
-        c.mail("s@remote.example")
-        c.rcpt("alice@example.com")
-        code, text = c.data(b"Subject: long\r\n\r\n" + b"y" * 5000 + b"\r\n")
         assert code == 500 and b"too long" in text.lower()
         assert c.noop()[0] == 250
         _, data = transaction(c, ["alice@example.com"], MSG)
@@ -359,11 +354,32 @@ def test_message_refused_as_a_whole_still_gets_one_reply_per_recipient(make_harn
     h.add_user("bob@example.com")
     with lmtp(h) as c:
         too_big = MSG + (b"x" * 70 + b"\r\n") * 50
-        too_long = MSG + b"y" * 1500 + b"\r\n"
-        for body, code in ((too_big, 552), (too_long, 500)):
+        one_long_line = MSG + b"y" * 2500 + b"\r\n"
+        for body, code in ((too_big, 552), (one_long_line, 552)):
             rcpt, data = transaction(c, ["alice@example.com", "nobody@example.com", "bob@example.com"], body)
             assert [r[0] for r in rcpt] == [250, 550, 250]
             assert [r[0] for r in data] == [code, code]
             assert data[0] == data[1]
         assert c.noop() == (250, b"2.0.0 OK")
     assert h.messages("alice@example.com") == h.messages("bob@example.com") == []
+
+
+def test_postmaster_is_accepted_and_routed(make_harness) -> None:  # type: ignore[no-untyped-def]
+    """RFC 5321 4.5.1: "postmaster", bare or at a local domain, must be accepted."""
+    h: Harness = make_harness(postmaster="admin@example.com")
+    h.add_user("admin@example.com")
+    h.add_user("alice@example.com")
+    with lmtp(h) as c:
+        _, data = transaction(c, ["postmaster", "Postmaster@example.com"], b"Subject: hi\r\n\r\nx\r\n")
+    assert [code for code, _ in data] == [250, 250]
+    assert len(h.messages("admin@example.com")) == 1  # one copy: both name one account
+
+
+def test_long_lines_are_accepted_by_lmtp(harness: Harness) -> None:
+    """The MTA accepted the message already; a 500 for a long line would bounce it."""
+    harness.add_user("alice@example.com")
+    body = b"Subject: long\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    with lmtp(harness) as c:
+        _, data = transaction(c, ["alice@example.com"], body)
+    assert data[0][0] == 250
+    assert split_trace(harness.messages("alice@example.com")[0])[1] == body

@@ -440,3 +440,16 @@ def test_ancestors_are_whole_components() -> None:
     from letterbox.imap.mailboxes import ancestors
 
     assert ancestors(["Work/2024/Q1", "Workshop", "INBOX", "a/b"]) == {"Work", "Work/2024", "a"}
+
+
+def test_id_before_login_at_rfc2971_maxima(ctx) -> None:  # type: ignore[no-untyped-def]
+    """RFC 2971 3.3: up to 30 pairs, names of 30 octets and values of 1,024 (about 32 KB)."""
+    async def go() -> None:
+        c = Client(ctx)
+        await c.start()
+        pairs = " ".join(f'"{"n" * 28}{i:02d}" "{"v" * 1024}"' for i in range(30))
+        out = await c.cmd(f"a ID ({pairs})")
+        assert out.endswith(b"a OK ID completed\r\n"), out[-200:]
+        assert (await c.cmd("b NOOP")).endswith(b"b OK NOOP completed\r\n")
+
+    run(go())

@@ -75,8 +75,25 @@ def temporary_failure(addr: str) -> Refusal:
 
 
 def resolve_recipient(ctx: Context, address: str) -> tuple[str, Account] | Refusal:
-    """Map an envelope address to an enabled local account (quota not checked)."""
-    domain = address.rpartition("@")[2].lower()
+    """Map an envelope address to an enabled local account (quota not checked).
+
+    RFC 5321 4.5.1: "postmaster" (bare, or at a local domain that has no such account)
+    must be accepted; it goes to [delivery] postmaster."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    domain = domain.lower()
+    if local.lower() == "postmaster" and (
+        not domain
+        or (domain in ctx.directory.local_domains() and ctx.directory.get(f"postmaster@{domain}") is None)
+    ):
+        target = ctx.settings.delivery.postmaster
+        if target:
+            account = ctx.directory.get(target)
+            if account is not None and account.enabled:
+                return account.address, account
+        log.warning("mail for %s refused: set [delivery] postmaster to an account", address)
+        return Refusal(550, "5.1.1", f"<{address}>: no postmaster configured here", "no postmaster")
     try:
         addr = normalize_address(address)
     except DirectoryError:

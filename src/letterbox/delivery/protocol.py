@@ -184,6 +184,8 @@ class DeliverySMTP(SMTP):
     """aiosmtpd's SMTP with Letterbox's session tracking, shutdown and reply codes."""
 
     service = "smtp"
+    data_line_limit = 1001
+    """RFC 5321 4.5.3.1.6: 1,000 octets with the CRLF (aiosmtpd's line_length_limit)."""
 
     def __init__(
         self, handler: DeliveryHandler, *, sessions: DeliverySessions, max_per_ip: int = 0,
@@ -296,7 +298,7 @@ class DeliverySMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             received = await asyncio.wait_for(
-                read_data(self._reader, self.data_size_limit or 0, self.line_length_limit),
+                read_data(self._reader, self.data_size_limit or 0, self.data_line_limit),
                 self.data_timeout,
             )
         except TimeoutError:
@@ -353,6 +355,9 @@ class DeliveryLMTP(LMTP, DeliverySMTP):
     """LMTP (aiosmtpd's LHLO, no HELO/EHLO) with the same additions."""
 
     service = "lmtp"
+    # The MTA has accepted the message already: refusing a long line now would bounce
+    # it. Like Dovecot, LMTP takes lines of any length (the message size still counts).
+    data_line_limit = 1 << 62
 
     def end_of_data_reply(self, reply: str, recipients: int) -> str:
         # RFC 2033 4.2: after the final dot the client reads one reply per accepted

@@ -36,7 +36,9 @@ AUTHED = frozenset({AUTH, SELECTED})
 ONLY_SELECTED = frozenset({SELECTED})
 
 MAX_BAD_COMMANDS = 20
-PRE_AUTH_LIMIT = 8192
+# Before login nobody may make the server hold more than a LOGIN or an ID needs (RFC 2971
+# allows 30 fields of 30-octet names and 1,024-octet values: about 32 KB).
+PRE_AUTH_LIMIT = 40 * 1024
 
 
 @dataclass(slots=True)
