@@ -187,6 +187,15 @@ class QuotaSettings(_Section):
     default_messages: int = Field(default=0, ge=0)
 
 
+class LimitSettings(_Section):
+    mailboxes: int = Field(default=10_000, ge=10)
+    """Mailboxes one account may have (CREATE beyond: NO [LIMIT])."""
+    keywords: int = Field(default=256, ge=1)
+    """Keywords one mailbox may hold (APPEND or STORE of another: NO [LIMIT])."""
+    keyword_length: int = Field(default=128, ge=8)
+    """Characters in one keyword."""
+
+
 class StoreSettings(_Section):
     reserve: Size = 16 * 1024**2
     """Disk space the server keeps set aside (a preallocated file in the mail folder) and
@@ -205,6 +214,7 @@ class Settings(_Section):
     delivery: DeliverySettings = DeliverySettings()
     quota: QuotaSettings = QuotaSettings()
     store: StoreSettings = StoreSettings()
+    limits: LimitSettings = LimitSettings()
 
     config_path: Path | None = Field(default=None, exclude=True)
 

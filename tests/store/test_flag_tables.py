@@ -114,8 +114,10 @@ def test_select_info_first_unseen(tmp_path: Path) -> None:
 
 
 def test_flag_texts_nobody_uses_are_dropped(tmp_path: Path) -> None:
+    from letterbox.store.api import Limits
+
     async def go() -> None:
-        acc = MaildirStore(tmp_path).account_sync(USER)
+        acc = MaildirStore(tmp_path, limits=Limits(keywords=1000)).account_sync(USER)
         for _ in range(10):
             await acc.append("INBOX", MSG)
         inbox = await acc.get_mailbox("INBOX")

@@ -566,3 +566,28 @@ def test_new_file_taken_away_during_indexing(root: Path, monkeypatch: pytest.Mon
 
     run(check())
     assert not any(reconcile.reconcile(acc2).values())
+
+
+def test_limits_on_mailboxes_and_keywords(root: Path) -> None:
+    from letterbox.store.api import LimitExceeded, Limits
+
+    async def go() -> None:
+        store = MaildirStore(root, limits=Limits(mailboxes=10, keywords=3, keyword_length=10))
+        acc = await store.account("alice@example.com")
+        await acc.create_mailbox("A/B")  # 6 defaults + 2
+        with pytest.raises(LimitExceeded):
+            await acc.create_mailbox("C/D/E")  # 3 more: 11
+        await acc.create_mailbox("C")
+        r = await acc.append("INBOX", MSG, flags=["$a", "$b"])
+        inbox = await acc.get_mailbox("INBOX")
+        await acc.store_flags(inbox.id, [r.uid], "add", ["$c"])
+        with pytest.raises(LimitExceeded):
+            await acc.store_flags(inbox.id, [r.uid], "add", ["$d"])
+        with pytest.raises(LimitExceeded):
+            await acc.append("INBOX", MSG, flags=["$toolongkeyword"])
+        # Keywords the mailbox has already may be set again, and removed.
+        await acc.store_flags(inbox.id, [r.uid], "replace", ["$a"])
+        await acc.store_flags(inbox.id, [r.uid], "remove", ["$a"])
+        await store.close()
+
+    run(go())

@@ -489,6 +489,7 @@ def store_failure(e: StoreError) -> Done:
         AccountGone,
         BadMailboxName,
         DiskFull,
+        LimitExceeded,
         MailboxExists,
         MailboxNotFound,
         MessageGone,
@@ -496,6 +497,8 @@ def store_failure(e: StoreError) -> Done:
         Unavailable,
     )
 
+    if isinstance(e, LimitExceeded):
+        return Done("NO", str(e), "LIMIT")
     if isinstance(e, DiskFull):
         # As Dovecot: RFC 5530 has no code of its own for a full disk.
         return Done("NO", "Not enough disk space", "OVERQUOTA")

@@ -25,13 +25,18 @@ class Context:
 def build_context(settings: Settings, exclusive: bool = True) -> Context:
     """Open the directory and the store named by *settings* (no listeners). *exclusive*:
     this process holds the data directory (see letterbox.datalock)."""
+    from ..store.api import Limits
     from ..store.maildir import MaildirStore
     from .tls import server_context
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     directory = Directory(data / "accounts.sqlite")
-    store = MaildirStore(data / "mail", exclusive=exclusive, reserve=settings.store.reserve)
+    lim = settings.limits
+    store = MaildirStore(
+        data / "mail", exclusive=exclusive, reserve=settings.store.reserve,
+        limits=Limits(lim.mailboxes, lim.keywords, lim.keyword_length),
+    )
     tls = None
     if settings.tls.cert is not None and settings.tls.key is not None:
         tls = server_context(

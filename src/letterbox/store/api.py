@@ -63,6 +63,11 @@ class MailboxInUse(StoreError):
     """A POP3 maildrop lock is held by another session (POP3 [IN-USE])."""
 
 
+class LimitExceeded(StoreError):
+    """A configured limit (mailboxes per account, keywords per mailbox, their length)
+    would be passed: IMAP [LIMIT]."""
+
+
 class DiskFull(StoreError):
     """No space left for this write (IMAP [OVERQUOTA] "Not enough disk space", LMTP 452
     4.3.1). Reading and deleting keep working on a full disk."""
@@ -215,6 +220,18 @@ class Change:
 class Usage:
     messages: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one account may make, whatever its quota: every resource a client can make
+    the server hold has a bound (SELECT sends all of a mailbox's keywords, LIST all its
+    mailboxes)."""
+
+    mailboxes: int = 10_000
+    keywords: int = 256
+    """Keywords per mailbox."""
+    keyword_length: int = 128
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,8 @@ from ..api import (
     DiskFull,
     FetchField,
     FlagTable,
+    LimitExceeded,
+    Limits,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -119,6 +121,12 @@ def flagset(text: str) -> frozenset[str]:
 
 def flag_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
+
+
+def check_keywords(flags: Iterable[str], limits: Limits) -> None:
+    for f in flags:
+        if not f.startswith("\\") and len(f) > limits.keyword_length:
+            raise LimitExceeded(f"keywords may be at most {limits.keyword_length} characters long")
 
 
 def normalize_flags(flags: Iterable[str]) -> set[str]:
@@ -796,7 +804,11 @@ class MaildirAccount(AccountStore):
              for uid, *_, p in rows],
         )
 
-    def bump_modseq(self, db: sqlite3.Connection, mailbox_id: int, keywords: Iterable[str] = ()) -> int:
+    def bump_modseq(
+        self, db: sqlite3.Connection, mailbox_id: int, keywords: Iterable[str] = (), limit: bool = False
+    ) -> int:
+        """The mailbox's next MODSEQ, adding *keywords* to its list; with *limit* (a
+        client's APPEND or STORE), refusing more keywords than the limits allow."""
         row = db.execute(
             "SELECT highestmodseq, keywords, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
         ).fetchone()
@@ -806,6 +818,8 @@ class MaildirAccount(AccountStore):
         self._check_reserved(mailbox_id, int(row[2]) - 1, modseq)
         known = set(row[1].split())
         new_kw = {k for k in keywords if not k.startswith("\\")} - known
+        if limit and new_kw and len(known) + len(new_kw) > self._store.limits.keywords:
+            raise LimitExceeded(f"at most {self._store.limits.keywords} keywords per mailbox")
         if new_kw:
             db.execute(
                 "UPDATE mailboxes SET highestmodseq = ?, keywords = ? WHERE id = ?",
@@ -833,6 +847,7 @@ class MaildirAccount(AccountStore):
             if mbox.name == "INBOX":
                 self._inbox_id = mailbox_id
         given = normalize_flags(flags)
+        check_keywords(given, self._store.limits)
         self._store.check_space(len(data))
         if (
             quota is not None
@@ -854,7 +869,7 @@ class MaildirAccount(AccountStore):
             await self.ensure_letters(mailbox_id, given)
             async with self.write() as db:
                 uid, uidvalidity = self._allocate_uids(db, mailbox_id, 1, len(data), quota)
-                modseq = self.bump_modseq(db, mailbox_id, given)
+                modseq = self.bump_modseq(db, mailbox_id, given, limit=True)
                 filename = files.with_uid(tmp_name, uid, self.info_for(mailbox_id, given))
                 self.adir.rename(tmp, join(folder, "cur", filename))
                 final = join(folder, "cur", filename)
@@ -882,6 +897,8 @@ class MaildirAccount(AccountStore):
         unchangedsince: int | None = None,
     ) -> list[MessageMeta]:
         given = normalize_flags(flags)
+        if mode != "remove":
+            check_keywords(given, self._store.limits)
         changed: list[MessageMeta] = []
         rows = self.select_uids(
             "SELECT m.uid, m.flags, m.modseq FROM messages m WHERE m.mailbox_id = ?",
@@ -905,7 +922,7 @@ class MaildirAccount(AccountStore):
             return changed
         await self.reserve_ahead(mailbox_id, 0)
         async with self.write() as db:
-            modseq = self.bump_modseq(db, mailbox_id, given if mode != "remove" else ())
+            modseq = self.bump_modseq(db, mailbox_id, given if mode != "remove" else (), limit=True)
             for uid, text in updates:
                 cur = db.execute(
                     "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",

@@ -27,7 +27,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from .. import faults, names
-from ..api import BadMailboxName, Mailbox, MailboxExists, StoreError
+from ..api import BadMailboxName, LimitExceeded, Mailbox, MailboxExists, StoreError
 from . import files, folderfile
 from .accountdir import join
 
@@ -44,6 +44,12 @@ def _check_fits(name: str) -> None:
         raise BadMailboxName("mailbox name too long")
 
 
+def _check_count(acc: MaildirAccount, more: int) -> None:
+    limit = acc._store.limits.mailboxes
+    if int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0]) + more > limit:
+        raise LimitExceeded(f"at most {limit} mailboxes per account")
+
+
 def _has(db: sqlite3.Connection, name: str) -> bool:
     return db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone() is not None
 
@@ -54,6 +60,7 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     wanted = [p for p in [*names.parent_names(name), name] if not _has(acc.db, p)]
     if name not in wanted:
         raise MailboxExists(f"mailbox {name!r} already exists")
+    _check_count(acc, len(wanted))
     if special_use and acc.db.execute(
         "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
     ).fetchone():
@@ -178,6 +185,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
     INBOX stays, empty. One transaction makes the mailbox (and missing parents) and moves
     the messages: all or nothing, as a RENAME must be."""
     wanted = [p for p in [*names.parent_names(new), new] if not _has(acc.db, p)]
+    _check_count(acc, len(wanted))
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
     keywords = acc.db.execute("SELECT keywords FROM mailboxes WHERE id = ?", (inbox.id,)).fetchone()[0]
     made: list[tuple[str, folderfile.FolderInfo]] = []
@@ -233,6 +241,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
             raise MailboxExists(f"mailbox {new_name!r} already exists")
         plan.append((mid, dirname, new_name, new_dir))
     parents = [p for p in names.parent_names(new) if not _has(acc.db, p)]
+    _check_count(acc, len(parents))
     seqs = await _journal(
         acc,
         [(None, files.folder_dirname(p)) for p in parents]

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .. import faults
-from ..api import LEGACY, DiskFull, Store, StoreError, Unavailable
+from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable
 from ..feed import ChangeFeed, Subscription
 from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount
@@ -56,7 +56,7 @@ class NeedsRebuild(StoreError):
 
 class MaildirStore(Store):
     def __init__(self, root: Path, feed: ChangeFeed | None = None, *, exclusive: bool = False,
-                 reserve: int = 0) -> None:
+                 reserve: int = 0, limits: Limits | None = None) -> None:
         """*exclusive*: this process holds the data directory (see letterbox.datalock) and
         may rebuild indexes. *reserve*: bytes kept free for reading and deleting mail on
         a full disk (0: none)."""
@@ -65,6 +65,7 @@ class MaildirStore(Store):
         self.flag_tables = FlagTables()
         self.exclusive = exclusive
         self.reserve_size = reserve
+        self.limits = limits or Limits()
         self.new_waiting: dict[str, int] = {}
         """Accounts whose new/ files reconcile_all left for index_waiting, and how many."""
         self.unavailable: dict[str, str] = {}
