@@ -84,6 +84,7 @@ listen = ["127.0.0.1:0"]
 
 [delivery]
 max_message_size = "{max_size}"
+data_timeout = {data_timeout}
 
 [store]
 reserve = "{reserve}"
@@ -110,6 +111,7 @@ class ServerProcess:
             "delete_mode": "expunge",
             "leave_days": 0,
             "max_size": "10M",
+            "data_timeout": 600,
             "reserve": "16M",
             "cert": cert[0],
             "key": cert[1],

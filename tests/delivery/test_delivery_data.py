@@ -11,10 +11,15 @@ import socket
 import time
 import tracemalloc
 
+import pytest
+
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from letterbox.spool import Spool, Spooler
+
+from letterbox.delivery import protocol
 from letterbox.delivery.protocol import (
     TOO_LONG,
     TOO_MUCH,
@@ -47,8 +52,8 @@ def reference(stream: bytes, size_limit: int, line_limit: int) -> tuple[bytes | 
     return (refusal if refusal is not None else b"".join(lines)), stream[pos:]
 
 
-async def _read_split(stream: bytes, cuts: list[int], size_limit: int, line_limit: int
-                      ) -> tuple[bytes | str, bytes]:
+async def _read_split(stream: bytes, cuts: list[int], size_limit: int, line_limit: int,
+                      spool: bool = False) -> tuple[bytes | str, bytes]:
     reader = asyncio.StreamReader(limit=line_limit)
     bounds = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
 
@@ -58,9 +63,13 @@ async def _read_split(stream: bytes, cuts: list[int], size_limit: int, line_limi
             await asyncio.sleep(0)
 
     feeder = asyncio.create_task(feed())
-    result = await read_data(reader, size_limit, line_limit)
+    result = await read_data(reader, size_limit, line_limit, Spooler().new if spool else None)
     await feeder
     reader.feed_eof()
+    if isinstance(result, Spool):
+        data = result.read()
+        result.close()
+        return data, await reader.read()
     return result, await reader.read()
 
 
@@ -87,6 +96,57 @@ def test_matches_line_at_a_time_reading(
     stream = b"".join(line + b"\r\n" for line in lines) + b".\r\n" + rest
     want = reference(stream, size_limit, LINE_LIMIT)
     assert asyncio.run(_read_split(stream, cuts, size_limit, LINE_LIMIT)) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(_line, max_size=40),
+    rest=st.sampled_from([b"", b"QUIT\r\n"]),
+    cuts=st.lists(st.integers(min_value=0, max_value=10_000), max_size=30),
+    size_limit=st.sampled_from([0, 64, 150]),
+    line_limit=st.sampled_from([LINE_LIMIT, 1 << 62]),
+)
+def test_spooling_gives_the_same_message(
+    lines: list[bytes], rest: bytes, cuts: list[int], size_limit: int, line_limit: int,
+) -> None:
+    """With a tiny spooling threshold every piece boundary is exercised: dot-stuffing,
+    limits and leftovers come out as without spooling."""
+    stream = b"".join(line + b"\r\n" for line in lines) + b".\r\n" + rest
+    want = reference(stream, size_limit, line_limit)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(protocol, "SPOOL_MIN", 8)
+        assert asyncio.run(_read_split(stream, cuts, size_limit, line_limit, spool=True)) == want
+
+
+def test_a_big_message_waits_on_disk_not_in_memory() -> None:
+    made: list[Spool] = []
+
+    def spool() -> Spool:
+        made.append(Spool(None))
+        return made[-1]
+
+    line = b"x" * 70 + b"\r\n"
+
+    async def go() -> bytes | Spool | str:
+        reader = asyncio.StreamReader()
+        task = asyncio.create_task(read_data(reader, 0, 1001, spool))
+        reader.feed_data(b".leading dot\r\n")
+        for _ in range(100):
+            reader.feed_data(line * 1000)
+            await asyncio.sleep(0)
+        reader.feed_data(b"..\r\n.\r\n")
+        return await task
+
+    tracemalloc.start()
+    try:
+        result = asyncio.run(go())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000  # 7 MB went through
+    assert isinstance(result, Spool) and made == [result]
+    assert result.read() == b"leading dot\r\n" + line * 100_000 + b".\r\n"
+    result.close()
 
 
 def test_edges() -> None:

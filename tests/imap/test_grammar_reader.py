@@ -18,6 +18,7 @@ from letterbox.imap.grammar import (
     Noop,
     ParseError,
     Select,
+    Spooled,
 )
 
 
@@ -411,3 +412,94 @@ def test_brace_not_at_line_end_is_not_a_literal(line: bytes) -> None:
     events = feed_all(line + b"\r\nb NOOP\r\n")
     assert isinstance(events[0], ParseError) and events[0].tag == "a"
     assert events[-1] == Noop("b")
+
+
+class MemorySink:
+    """A sink that records what it got, and whether it was closed."""
+
+    def __init__(self, made: list[MemorySink]) -> None:
+        self.data = bytearray()
+        self.closed = False
+        self.largest_write = 0
+        made.append(self)
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed
+        self.largest_write = max(self.largest_write, len(data))
+        self.data += data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def spooling_reader(made: list[MemorySink], **options: Any) -> CommandReader:
+    return CommandReader(spool=lambda: MemorySink(made), spool_min=1000, **options)
+
+
+def test_big_message_literal_goes_to_the_sink_as_it_arrives() -> None:
+    made: list[MemorySink] = []
+    reader = spooling_reader(made)
+    message = b"Subject: x\r\n\r\n" + b"y" * 5000
+    reader.feed(b"a APPEND INBOX {%d}\r\n" % len(message))
+    assert isinstance(reader.next_event(), NeedContinuation)
+    for i in range(0, len(message), 700):
+        reader.feed(message[i : i + 700])
+        assert reader.next_event() is None
+        # Nothing of the literal waits in the reader's own buffer.
+        assert reader.pending_bytes == 0
+    reader.feed(b"\r\n")
+    cmd = reader.next_event()
+    assert isinstance(cmd, Append)
+    data = cmd.messages[0].data
+    assert isinstance(data, Spooled) and data.size == len(message) and not data.has_nul
+    assert bytes(made[0].data) == message and made[0].largest_write <= 700
+    assert not made[0].closed  # the command owns it now
+
+
+def test_small_message_literals_stay_in_memory_up_to_the_command_budget() -> None:
+    made: list[MemorySink] = []
+    reader = spooling_reader(made, max_memory=1500)
+    reader.feed(b"a APPEND INBOX {600+}\r\n" + b"x" * 600 + b" {600+}\r\n" + b"y" * 600
+                + b" {600+}\r\n" + b"z" * 600 + b"\r\n")
+    cmd = reader.next_event()
+    assert isinstance(cmd, Append)
+    kinds = [type(m.data) for m in cmd.messages]
+    # The third would pass the budget: spooled although small.
+    assert kinds == [bytes, bytes, Spooled] and bytes(made[0].data) == b"z" * 600
+
+
+def test_string_literals_beyond_the_memory_budget_are_refused() -> None:
+    made: list[MemorySink] = []
+    reader = spooling_reader(made, max_memory=1500)
+    reader.feed(b"a SEARCH TEXT {1000+}\r\n" + b"x" * 1000 + b" TEXT {1000+}\r\n" + b"x" * 1000
+                + b"\r\nb NOOP\r\n")
+    events = drain(reader)
+    assert isinstance(events[0], ParseError) and events[0].code == "LIMIT" and events[0].tag == "a"
+    assert isinstance(events[1], Noop) and not made
+
+
+def test_nul_in_a_spooled_literal_is_refused_unless_literal8() -> None:
+    made: list[MemorySink] = []
+    reader = spooling_reader(made)
+    body = b"a" * 1500 + b"\x00" + b"b" * 10
+    reader.feed(b"a APPEND INBOX {%d+}\r\n" % len(body) + body + b"\r\n")
+    event = reader.next_event()
+    assert isinstance(event, ParseError) and "NUL" in event.message
+    assert made[0].closed  # dropped with the command
+    reader.feed(b"b APPEND INBOX ~{%d+}\r\n" % len(body) + body + b"\r\n")
+    cmd = reader.next_event()
+    assert isinstance(cmd, Append) and isinstance(cmd.messages[0].data, Spooled)
+    assert cmd.messages[0].data.has_nul
+
+
+def test_a_spooled_literal_of_a_refused_or_abandoned_command_is_closed() -> None:
+    made: list[MemorySink] = []
+    reader = spooling_reader(made, max_line_length=1024)
+    reader.feed(b"a APPEND INBOX {2000}\r\n")
+    assert isinstance(reader.next_event(), NeedContinuation)
+    reader.cancel_command()
+    assert made[0].closed
+    reader.feed(b"b APPEND INBOX {2000+}\r\n" + b"x" * 2000 + b" " + b"y" * 2000 + b"\r\n")
+    event = reader.next_event()
+    assert isinstance(event, ParseError) and event.tag == "b"
+    assert made[1].closed

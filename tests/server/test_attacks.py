@@ -129,3 +129,234 @@ def test_a_pipelined_flood_takes_turns_and_is_not_buffered_without_bound(server:
     # Each flood's answers are 2,000 x 900 lines (about 100 MB): only what the socket
     # takes is ever queued.
     assert grown < 64 * MB, f"RSS grew by {grown // MB} MB"
+
+
+def _recv_until(sock: socket.socket, marker: bytes) -> bytes:
+    got = b""
+    while marker not in got:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before {marker!r}: {got!r}"
+        got += chunk
+    return got
+
+
+def test_held_append_literals_wait_on_disk_not_in_memory(server: ServerProcess) -> None:
+    server.add_user("up@example.com", PW)
+    server.add_user("probe@example.com", PW)
+    line = b"y" * 998 + b"\r\n"
+    message = b"Subject: upload\r\n\r\n" + line * (24 * MB // len(line))
+    before = rss(server)
+    socks: list[socket.socket] = []
+
+    def attack() -> None:
+        for _ in range(6):  # six uploads, each stopped just before its last byte
+            sock = raw_login(server, "up@example.com")
+            sock.sendall(b"a APPEND INBOX {%d}\r\n" % len(message))
+            _recv_until(sock, b"+ ")
+            sock.sendall(message[:-1])
+            socks.append(sock)
+
+    worst = answered_meanwhile(server, "probe@example.com", attack)
+    grown = rss(server) - before
+    # Before: each held upload was in memory (6 x 24 MB).
+    assert grown < 48 * MB, f"RSS grew by {grown // MB} MB"
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    socks[0].sendall(message[-1:] + b"\r\n")
+    assert b"a OK [APPENDUID" in _recv_until(socks[0], b"a OK")
+    for sock in socks:
+        sock.close()
+    c = imap(server, "up@example.com")
+    c.select("INBOX", readonly=True)
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and data[0][1] == message  # byte-exact through the spool
+
+
+def test_held_data_transfers_wait_on_disk_not_in_memory(server: ServerProcess) -> None:
+    server.add_user("rcpt@example.com", PW)
+    server.add_user("probe@example.com", PW)
+    line = b"z" * 70 + b"\r\n"
+    body = b"Subject: data\r\n\r\n.dot line\r\n" + line * (9 * MB // len(line))
+    stuffed = body.replace(b"\r\n.", b"\r\n..")
+    before = rss(server)
+    socks: list[socket.socket] = []
+
+    def attack() -> None:
+        for _ in range(8):  # eight transfers held just before their final dot
+            sock = socket.create_connection(("127.0.0.1", server.port("lmtp")))
+            _recv_until(sock, b"220 ")
+            sock.sendall(b"LHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<rcpt@example.com>\r\nDATA\r\n")
+            _recv_until(sock, b"354 ")
+            sock.sendall(stuffed)
+            socks.append(sock)
+
+    worst = answered_meanwhile(server, "probe@example.com", attack)
+    grown = rss(server) - before
+    # Before: each transfer was in memory (8 x 9 MB) and the same again while reading.
+    assert grown < 40 * MB, f"RSS grew by {grown // MB} MB"
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    socks[0].sendall(b".\r\n")
+    assert _recv_until(socks[0], b"\r\n").startswith(b"250 ")
+    for sock in socks:
+        sock.close()
+    c = imap(server, "rcpt@example.com")
+    c.select("INBOX", readonly=True)
+    typ, data = c.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and data[0][1].endswith(body)
+
+
+def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerProcess) -> None:
+    import poplib
+
+    users = [f"pop{i}@example.com" for i in range(4)]
+    server.add_user("probe@example.com", PW)
+    line = b"p" * 998 + b"\r\n"
+    message = b"Subject: pop\r\n\r\n.starts with a dot\r\n" + line * (16 * MB // len(line))
+    for user in users:  # POP3 locks a maildrop: one session each
+        server.add_user(user, PW)
+        c = imap(server, user)
+        c.append("INBOX", None, None, message)
+        c.logout()
+    before = rss(server)
+    socks: list[socket.socket] = []
+
+    def attack() -> None:
+        for user in users:
+            sock = socket.create_connection(("127.0.0.1", server.port("pop3")))
+            _recv_until(sock, b"+OK")
+            sock.sendall(f"USER {user}\r\nPASS {PW}\r\n".encode())
+            _recv_until(sock, b"maildrop")
+            sock.sendall(b"RETR 1\r\n")  # and read no more
+            socks.append(sock)
+
+    worst = answered_meanwhile(server, "probe@example.com", attack)
+    grown = rss(server) - before
+    for sock in socks:
+        sock.close()
+    # Before: each session held the message, stuffed, in its output (4 x 16 MB).
+    assert grown < 40 * MB, f"RSS grew by {grown // MB} MB"
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    p = poplib.POP3("127.0.0.1", server.port("pop3"))
+    p.user(users[0])
+    p.pass_(PW)
+    _resp, lines, _octets = p.retr(1)
+    assert b"\r\n".join(lines) + b"\r\n" == message
+    p.quit()
+
+
+def test_an_envelope_bomb_is_parsed_once_and_bounded(server: ServerProcess) -> None:
+    server.add_user("bomb@example.com", PW)
+    server.add_user("probe@example.com", PW)
+    to = b"To: " + b"g:;," * 300_000 + b" last@example.org\r\n"
+    message = b"From: a@example.org\r\n" + to + b"Subject: bomb\r\n\r\nbody\r\n"
+    index = server.home / "data" / "mail"
+    replies: list[bytes] = []
+
+    def attack() -> None:
+        sock = socket.create_connection(("127.0.0.1", server.port("lmtp")))
+        _recv_until(sock, b"220 ")
+        rcpts = b"RCPT TO:<bomb@example.com>\r\n" * 3  # parsed once for all three
+        sock.sendall(b"LHLO x\r\nMAIL FROM:<a@example.org>\r\n" + rcpts + b"DATA\r\n")
+        _recv_until(sock, b"354 ")
+        sock.sendall(message.replace(b"\r\n.", b"\r\n..") + b".\r\n")
+        got = b""
+        while got.count(b"<bomb@example.com>") < 3:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        replies.append(got)
+        sock.close()
+
+    worst = answered_meanwhile(server, "probe@example.com", attack, seconds=4.0)
+    assert replies and replies[0].count(b"250 2.0.0") >= 3, replies
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    c = imap(server, "bomb@example.com")
+    c.select("INBOX", readonly=True)
+    typ, data = c.fetch("1", "(ENVELOPE)")
+    assert typ == "OK" and data[0] is not None
+    # Before: 149 MB of index for three copies of a 1.2 MB message.
+    stored = sum(f.stat().st_size for f in index.rglob("*") if f.is_file())
+    assert stored < 24 * MB, f"{stored // MB} MB stored"
+
+
+def test_search_keys_are_bounded_and_each_message_is_read_once(server: ServerProcess) -> None:
+    server.add_user("find@example.com", PW)
+    server.add_user("probe@example.com", PW)
+    c = imap(server, "find@example.com")
+    line = b"q" * 998 + b"\r\n"
+    c.append("INBOX", None, None, b"Subject: s\r\n\r\n" + line * (8 * MB // len(line)) + b"needle\r\n")
+    c.select("INBOX")
+    many = " ".join(f"BODY x{i}" for i in range(4600))
+    typ, data = c._simple_command("SEARCH", many)  # type: ignore[attr-defined]
+    assert typ == "NO" and b"[LIMIT]" in data[-1]
+    results: list[str] = []
+
+    def attack() -> None:
+        x = imap(server, "find@example.com")
+        x.select("INBOX", readonly=True)
+        keys = " ".join(f"BODY {'q' * (i + 1)}" for i in range(62))  # 64 distinct keys: the most allowed
+        results.append(x.search(None, "OR", "BODY", "none", "BODY", "needle", keys)[1][0].decode())
+
+    worst = answered_meanwhile(server, "probe@example.com", attack)
+    assert results == ["1"]
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+
+
+def test_wrong_passwords_wait_and_the_right_one_still_works(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv: ServerProcess = make_server(failure_delay=0.1, penalty_max=0.4, max_failures=10)
+    srv.add_user("victim@example.com", PW)
+    srv.add_user("probe@example.com", PW)
+    answers: list[bytes] = []
+    lock = threading.Lock()
+
+    def guess() -> None:
+        sock = socket.create_connection(("127.0.0.1", srv.port("imap")))
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(b"a LOGIN victim@example.com wrong\r\n")
+        line = f.readline()
+        with lock:
+            answers.append(line)
+        sock.close()
+
+    def attack() -> None:
+        threads = [threading.Thread(target=guess) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    worst = answered_meanwhile(srv, "probe@example.com", attack)
+    assert len(answers) == 50
+    refused = [a for a in answers if b"[UNAVAILABLE]" in a]
+    failed = [a for a in answers if b"[AUTHENTICATIONFAILED]" in a]
+    # At most ten in flight are checked; the others are told why they are refused.
+    assert refused and len(failed) + len(refused) == 50, answers
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    assert "attempts already in progress" in srv.log_text()
+    c = imap(srv, "victim@example.com")  # the right password works, after the penalty
+    assert c.noop()[0] == "OK"
+
+
+def test_a_trickled_data_transfer_is_cut_off_at_its_deadline(make_server) -> None:  # type: ignore[no-untyped-def]
+    srv: ServerProcess = make_server(data_timeout=2)
+    srv.add_user("slow@example.com", PW)
+    sock = socket.create_connection(("127.0.0.1", srv.port("smtp")))
+    _recv_until(sock, b"220 ")
+    sock.sendall(b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<slow@example.com>\r\nDATA\r\n")
+    _recv_until(sock, b"354 ")
+    sock.settimeout(10)
+    got = b""
+    started = time.monotonic()
+    while b"421" not in got and time.monotonic() - started < 8:
+        try:
+            sock.sendall(b"x")  # one byte every 0.2 s: never silent, never done
+        except OSError:
+            break
+        try:
+            sock.settimeout(0.2)
+            got += sock.recv(1024)
+        except TimeoutError:
+            continue
+    assert b"421 4.4.2" in got, got
+    sock.close()

@@ -121,7 +121,23 @@ class DeliveryHandler:
     # --- message -------------------------------------------------------------------------
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         protocol: DeliverySMTP = server  # type: ignore[assignment]
-        content = envelope.original_content or b""
+        spooled, protocol.spooled = protocol.spooled, None
+        protocol.storing = True
+        try:
+            # A big message waits on disk until few enough others are in memory.
+            async with self.ctx.spooler.loaded(spooled or envelope.original_content or b"") as content:
+                return await self._data(protocol, session, envelope, content)
+        except DiskFull:
+            log.warning("%s(%s): deferred: no disk space to receive the message",
+                        self.service, client_address(session.peer))
+            return "452 4.3.1 Insufficient system storage"
+        except StoreError as e:
+            log.error("%s(%s): %s", self.service, client_address(session.peer), e)
+            return "451 4.3.0 Temporary failure, try again later"
+        finally:
+            protocol.storing = False
+
+    async def _data(self, protocol: DeliverySMTP, session: Session, envelope: Envelope, content: bytes) -> str:
         txid = new_id()
         recipients = list(envelope.rcpt_tos)
         with_ = self._with_clause(session, envelope)
@@ -131,15 +147,11 @@ class DeliveryHandler:
         )
         message = return_path(envelope.mail_from or "") + trace + content
         msgid = message_id(content)
-        protocol.storing = True
-        try:
-            # Parsed once for every recipient (the same bytes go to each).
-            parsed = await parse_once(message)
-            if self.service == "lmtp":
-                return await self._lmtp_data(protocol, recipients, message, msgid, parsed)
-            return await self._smtp_data(protocol, recipients, message, msgid, txid, parsed)
-        finally:
-            protocol.storing = False
+        # Parsed once for every recipient (the same bytes go to each).
+        parsed = await parse_once(message)
+        if self.service == "lmtp":
+            return await self._lmtp_data(protocol, recipients, message, msgid, parsed)
+        return await self._smtp_data(protocol, recipients, message, msgid, txid, parsed)
 
     def _with_clause(self, session: Session, envelope: Envelope) -> str:
         # Protocol types registered by RFC 3848 (ESMTP, ESMTPS, LMTP...) and RFC 6531

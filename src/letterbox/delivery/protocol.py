@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP
 
 from ..server.context import Context
+from ..spool import SPOOL_MIN, Spool
 from .core import client_address
 from .handler import DeliveryHandler, Verbatim
 from .sessions import DeliverySessions, sessions_for
@@ -96,28 +97,31 @@ def long_line_from(data: bytearray, start: int, limit: int) -> int:
     return pos
 
 
-def _verdict(buf: bytearray, checked: int, size_limit: int, line_limit: int) -> str | None:
-    """The refusal already certain for the message in *buf* (after a 2-octet prefix),
-    whose lines before *checked* fit.
+def _verdict(buf: bytearray, checked: int, size_limit: int, line_limit: int, base: int = 0) -> str | None:
+    """The refusal already certain for the message in *buf* (after a 2-octet prefix,
+    and *base* octets already spooled), whose lines before *checked* fit.
 
     As with aiosmtpd, which reads a line at a time, the first fault in the stream
     decides: an over-long line starting within the first *size_limit* octets gives 500,
     any later one is past the point where the message was too big already.
     """
     if len(buf) - checked >= line_limit:
-        return TOO_LONG if not size_limit or checked - 2 <= size_limit else TOO_MUCH
-    if size_limit and checked - 2 > size_limit:
+        return TOO_LONG if not size_limit or base + checked - 2 <= size_limit else TOO_MUCH
+    if size_limit and base + checked - 2 > size_limit:
         return TOO_MUCH
     return None
 
 
-async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: int) -> bytes | str:
+async def read_data(
+    reader: asyncio.StreamReader, size_limit: int, line_limit: int, spool: Callable[[], Spool] | None = None,
+) -> bytes | Spool | str:
     """Read a DATA payload up to and including the final dot: the message without
     dot-stuffing, or the refusal to send (over-long line, over *size_limit*).
 
     A refused message is still read to its end (RFC 5321 4.2.5: the reply comes after
     the final dot), keeping only what finding the end needs. Bytes after the final dot
-    (pipelined commands) go back to the reader.
+    (pipelined commands) go back to the reader. With *spool*, a message that outgrows
+    SPOOL_MIN goes to a Spool as it arrives, a line at a time, and that is returned.
     """
     # A CRLF in front makes a message that is only ".\r\n" end like any other, and lets
     # one replace() undo the dot-stuffing of the first line too.
@@ -126,58 +130,95 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int, line_limit: i
     checked = 2  # the lines before this offset fit in line_limit
     dots = False  # a line before `searched` starts with a dot
     refusal: str | None = None
-    while True:
-        chunk = await reader.read(_ALL)
-        if not chunk:
-            raise ConnectionResetError("connection closed during DATA")
-        buf += chunk
-        end = -1
-        while not dots:
-            # Most messages have no line starting with a dot but the final one: looking
-            # for the dot finds the end and tells that there is no dot-stuffing to undo
-            # in one pass over the message.
-            dot = buf.find(b"\r\n.", searched)
-            if dot < 0:
-                searched = max(0, len(buf) - 2)
+    # Spooling: whole lines before `searched` (and `checked`, where line length can
+    # matter) go to the sink; `buf` then starts with the CRLF that ended the last of
+    # them, so dot-stuffing is undone in each piece as in the whole.
+    sink: Spool | None = None
+    base = 0  # octets of the stream no longer in buf (the leading CRLF included)
+    hunted = 0  # no CRLF to cut at starts in buf before this offset
+    lines_matter = line_limit < (size_limit or _ALL)
+    try:
+        while True:
+            chunk = await reader.read(_ALL)
+            if not chunk:
+                raise ConnectionResetError("connection closed during DATA")
+            buf += chunk
+            end = -1
+            while not dots:
+                # Most messages have no line starting with a dot but the final one: looking
+                # for the dot finds the end and tells that there is no dot-stuffing to undo
+                # in one pass over the message.
+                dot = buf.find(b"\r\n.", searched)
+                if dot < 0:
+                    searched = max(0, len(buf) - 2)
+                    break
+                if len(buf) < dot + len(_END):
+                    searched = dot  # too soon to tell
+                    break
+                if buf[dot + 3] == 13 and buf[dot + 4] == 10:  # "\r\n"
+                    end = dot
+                    break
+                dots = True
+                searched = dot
+            if dots:
+                end = buf.find(_END, searched)
+                if end < 0:
+                    searched = max(0, len(buf) - len(_END) + 1)
+            if end >= 0:
                 break
-            if len(buf) < dot + len(_END):
-                searched = dot  # too soon to tell
-                break
-            if buf[dot + 3] == 13 and buf[dot + 4] == 10:  # "\r\n"
-                end = dot
-                break
-            dots = True
-            searched = dot
+            if refusal is None:
+                checked = long_line_from(buf, checked, line_limit)
+                refusal = _verdict(buf, checked, size_limit, line_limit, base)
+            if refusal is not None:
+                if sink is not None:
+                    sink.close()
+                    sink = None
+                if searched > 0:
+                    del buf[:searched]
+                    searched = 0
+            elif spool is not None and len(buf) >= SPOOL_MIN:
+                bound = min(searched, checked) if lines_matter else searched
+                cut = buf.rfind(b"\r\n", hunted, bound + 2)
+                hunted = max(hunted, bound + 1)
+                if cut > 2 or (cut > 0 and base):
+                    if sink is None:
+                        sink = spool()
+                    piece = buf[:cut]
+                    if dots:
+                        piece = piece.replace(b"\r\n.", b"\r\n")
+                    sink.write(bytes(piece if base else memoryview(piece)[2:]))
+                    del buf[:cut]
+                    base += cut
+                    searched -= cut
+                    checked -= cut
+                    hunted -= cut
+        rest = buf[end + len(_END):]
+        if rest and not reader.at_eof():
+            # read() emptied the reader's buffer and nothing has run since, so this puts
+            # the bytes back in front, in order.
+            reader.feed_data(rest)
+        if refusal is not None:
+            return refusal
+        del buf[end + 2:]  # the message ends with the CRLF in front of the dot
+        checked = long_line_from(buf, checked, line_limit)
+        refusal = _verdict(buf, checked, size_limit, line_limit, base)
+        if refusal is None and size_limit and base + len(buf) - 2 > size_limit:
+            refusal = TOO_MUCH
+        if refusal is not None:
+            if sink is not None:
+                sink.close()
+            return refusal
+        # RFC 5321 4.5.2: a line starting with a dot loses that dot.
         if dots:
-            end = buf.find(_END, searched)
-            if end < 0:
-                searched = max(0, len(buf) - len(_END) + 1)
-        if end >= 0:
-            break
-        if refusal is None:
-            checked = long_line_from(buf, checked, line_limit)
-            refusal = _verdict(buf, checked, size_limit, line_limit)
-        if refusal is not None and searched > 0:
-            del buf[:searched]
-            searched = 0
-    rest = buf[end + len(_END):]
-    if rest and not reader.at_eof():
-        # read() emptied the reader's buffer and nothing has run since, so this puts
-        # the bytes back in front, in order.
-        reader.feed_data(rest)
-    if refusal is not None:
-        return refusal
-    del buf[end + 2:]  # the message ends with the CRLF in front of the dot
-    checked = long_line_from(buf, checked, line_limit)
-    refusal = _verdict(buf, checked, size_limit, line_limit)
-    if refusal is None and size_limit and len(buf) - 2 > size_limit:
-        refusal = TOO_MUCH
-    if refusal is not None:
-        return refusal
-    # RFC 5321 4.5.2: a line starting with a dot loses that dot.
-    if dots:
-        buf = buf.replace(b"\r\n.", b"\r\n")
-    return bytes(memoryview(buf)[2:])
+            buf = buf.replace(b"\r\n.", b"\r\n")
+        if sink is not None:
+            sink.write(bytes(buf if base else memoryview(buf)[2:]))
+            return sink
+        return bytes(memoryview(buf)[2:])
+    except BaseException:
+        if sink is not None:
+            sink.close()
+        raise
 
 
 class DeliverySMTP(SMTP):
@@ -192,6 +233,7 @@ class DeliverySMTP(SMTP):
         data_timeout: float = 600.0, **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
+        self.spooler = handler.ctx.spooler
         # aiosmtpd keeps this on the class, so one session's EHLO would raise the limits
         # of all; give each session its own.
         self.command_size_limits = collections.defaultdict(lambda: self.command_size_limit)
@@ -206,6 +248,8 @@ class DeliverySMTP(SMTP):
         self.data_timeout = data_timeout
         self._ip = ""
         self._refused = False
+        self.spooled: Spool | None = None
+        """The message of the DATA in hand when it was big enough to go to disk."""
 
     # --- life cycle ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -298,7 +342,10 @@ class DeliverySMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             received = await asyncio.wait_for(
-                read_data(self._reader, self.data_size_limit or 0, self.data_line_limit),
+                read_data(
+                    self._reader, self.data_size_limit or 0, self.data_line_limit,
+                    self.spooler.new,
+                ),
                 self.data_timeout,
             )
         except TimeoutError:
@@ -313,6 +360,10 @@ class DeliverySMTP(SMTP):
             await self.push(received)
             self._set_post_data_state()
             return
+        if isinstance(received, Spool):
+            # Loaded by the handler when its turn comes (Spooler.loaded).
+            self.spooled = received
+            received = b""
         self.envelope.content = received
         self.envelope.original_content = received
         status = await self._call_handler_hook("DATA")

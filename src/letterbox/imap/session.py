@@ -110,6 +110,8 @@ class IMAPSession(Session):
         r.max_literal_size = s.max_literal_size
         r.max_string_literal_size = max(65536, s.max_line_length)
         r.max_command_size = s.max_literal_size * 2
+        # Message data of any size then goes to disk as it arrives (see letterbox.spool).
+        r.spool = self.ctx.spooler.new
 
     # --- capabilities ------------------------------------------------------------------
     def capabilities(self) -> list[str]:

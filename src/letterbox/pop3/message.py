@@ -44,6 +44,34 @@ def multiline(data: bytes) -> list[bytes]:
     return out
 
 
+# A LF with a byte before it that is not CR; at the start of a piece the byte before is
+# in the previous piece, which ByteStuffer puts in front.
+_BARE_LF_INSIDE = re.compile(rb"(?<=[^\r])\n")
+
+
+class ByteStuffer:
+    """`multiline` for a message sent in pieces: each piece comes out repaired and
+    stuffed as it would be in the whole, with no more than a piece in memory."""
+
+    def __init__(self) -> None:
+        # The last two octets sent (repaired, not stuffed); a message starts a line.
+        self._tail = b"\r\n"
+
+    def feed(self, data: bytes) -> bytes:
+        if not data:
+            return b""
+        # With the tail in front, a CRLF or a line-starting dot split between pieces is
+        # seen whole; the tail itself comes out unchanged, as it has no bare LF and a
+        # dot is only ever added after a CRLF.
+        work = _BARE_LF_INSIDE.sub(b"\r\n", self._tail + data)
+        self._tail = work[-2:]
+        return work.replace(b"\r\n.", b"\r\n..")[2:]
+
+    def end(self) -> bytes:
+        """What follows the last piece: a CRLF if the message lacks one, then the dot."""
+        return TERMINATOR if self._tail == b"\r\n" else b"\r\n" + TERMINATOR
+
+
 def top_end(data: bytes, lines: int) -> int | None:
     """Where TOP's output ends in *data*: the header, the blank line, then *lines* body
     lines (RFC 1939 section 7). None when *data* ends before that point (either the

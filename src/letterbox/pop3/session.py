@@ -19,9 +19,9 @@ from ..auth.authenticator import Outcome
 from ..auth.sasl import SASLError, decode_plain
 from ..server.context import Context
 from ..server.session import Peer, Session
-from ..store.api import AccountStore, MailboxInUse, MessageGone, StoreError
+from ..store.api import CHUNK, AccountStore, MailboxInUse, MessageGone, StoreError
 from .commands import Command, CommandError, LineBuffer, TooLong, parse_command, parse_number
-from .message import has_bare_lf, multiline, top, top_end
+from .message import ByteStuffer, has_bare_lf, multiline, top, top_end
 
 log = logging.getLogger("letterbox.pop3")
 
@@ -479,15 +479,48 @@ class POP3Session(Session):
         if found is None:
             return
         n, msg = found
-        data = await self._read(n, msg)
-        if data is None:
-            return
-        self._ok(f"{len(data)} octets")
-        for piece in multiline(data):
-            self.send(piece)
+        if msg.size > CHUNK:
+            if not await self._stream(n, msg):
+                return
+        else:
+            data = await self._read(n, msg)
+            if data is None:
+                return
+            self._ok(f"{len(data)} octets")
+            for piece in multiline(data):
+                self.send(piece)
         self._retrieved.add(msg.uid)
         self._stats.retr += 1
-        self._stats.retr_bytes += len(data)
+        self._stats.retr_bytes += msg.size
+
+    async def _stream(self, n: int, msg: _Message) -> bool:
+        """Send a big message a piece at a time as the client takes it, so a client
+        that reads slowly (or not at all) makes the server hold one piece, not the
+        message. Whether it was sent whole."""
+        assert self._store is not None
+        stuffer = ByteStuffer()
+        started = False
+        try:
+            async with self._store.read_chunks(self._mailbox_id, msg.uid, 0, msg.size) as pieces:
+                self._ok(f"{msg.size} octets")
+                started = True
+                async for piece in pieces:
+                    self.send(stuffer.feed(piece))
+                    await self.flush()
+        except (StoreError, OSError) as e:
+            if not started and isinstance(e, MessageGone):
+                self._err(f"message {n} was removed by another session")
+                return False
+            log.warning("pop3 %s: cannot read UID %d: %s", self.user, msg.uid, e)
+            if not started:
+                self._err(f"[SYS/TEMP] cannot read message {n}, try again later")
+                return False
+            # Half a message is on the wire: only closing the connection tells the
+            # client that it is not the whole one.
+            self.closing = True
+            return False
+        self.send(stuffer.end())
+        return True
 
     async def _top(self, cmd: Command) -> None:
         if len(cmd.args) != 2:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..auth.authenticator import Authenticator
 from ..auth.directory import Directory
 from ..config import Settings
+from ..spool import Spooler
 from ..store.api import Store
 
 
@@ -19,6 +20,8 @@ class Context:
     auth: Authenticator
     tls: ssl.SSLContext | None = None
     hostname: str = "localhost"
+    spooler: Spooler = field(default_factory=Spooler)
+    """Where big uploads (APPEND literals, DATA) wait until their command runs."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -37,6 +40,8 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
         data / "mail", exclusive=exclusive, reserve=settings.store.reserve,
         limits=Limits(lim.mailboxes, lim.keywords, lim.keyword_length),
     )
+    spool = data / "spool"
+    spool.mkdir(exist_ok=True)
     tls = None
     if settings.tls.cert is not None and settings.tls.key is not None:
         tls = server_context(
@@ -49,4 +54,5 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
         auth=Authenticator(directory, settings.auth),
         tls=tls,
         hostname=settings.server.hostname,
+        spooler=Spooler(spool),
     )

@@ -57,7 +57,7 @@ from .commands import (
     Unselect,
     Unsubscribe,
 )
-from .events import Line, NeedContinuation, ParseError
+from .events import Line, LiteralData, NeedContinuation, ParseError, Sink, Spooled
 from .reader import LITERAL_MINUS_MAX, CommandReader, Event
 from .seqset import SequenceSet
 
@@ -86,6 +86,7 @@ __all__ = [
     "Idle",
     "Line",
     "List",
+    "LiteralData",
     "Login",
     "Logout",
     "Lsub",
@@ -114,6 +115,8 @@ __all__ = [
     "Select",
     "SequenceSet",
     "SetQuota",
+    "Sink",
+    "Spooled",
     "StartTLS",
     "Status",
     "Store",

@@ -12,6 +12,7 @@ import datetime
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from .events import LiteralData
 from .seqset import SequenceSet
 
 # ---------------------------------------------------------------------------------------
@@ -331,7 +332,8 @@ class Status(Command):
 
 @dataclass(frozen=True, slots=True)
 class AppendMessage:
-    data: bytes
+    data: LiteralData
+    """The message: bytes, or `Spooled` when it was big enough to go to disk."""
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
     # Sent as literal8 (~{n}, RFC 3516): may contain NULs.

@@ -3,6 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class Sink(Protocol):
+    """Where a big message literal goes as it arrives (a file, not memory): supplied by
+    the session, so the reader itself stays free of I/O."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Spooled:
+    """A message literal whose data went to a `Sink`."""
+
+    sink: Sink
+    size: int
+    has_nul: bool
+
+    def __len__(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+LiteralData = bytes | Spooled
 
 
 @dataclass(frozen=True, slots=True)

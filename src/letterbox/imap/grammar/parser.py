@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from . import commands as c
+from .events import LiteralData, Spooled
 from .seqset import SequenceSet, parse_sequence_set
 
 
@@ -96,7 +97,7 @@ _LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
 class Cursor:
     __slots__ = ("lines", "literals", "k", "s", "i")
 
-    def __init__(self, lines: list[bytes], literals: list[bytes]) -> None:
+    def __init__(self, lines: list[bytes], literals: list[LiteralData]) -> None:
         self.lines = lines
         self.literals = literals
         self.k = 0
@@ -185,8 +186,16 @@ class Cursor:
             body = _UNESCAPE.sub(rb"\1", body)
         return body
 
-    def literal(self, binary_ok: bool = False) -> tuple[bytes, bool]:
-        """The literal announced at the cursor, which must end the current line."""
+    def literal(self) -> tuple[bytes, bool]:
+        """The string literal announced at the cursor, which must end the current line."""
+        data, binary = self.message_literal(binary_ok=False)
+        if isinstance(data, Spooled):  # the reader spools message data only
+            raise self.fail("Literal too large")
+        return data, binary
+
+    def message_literal(self, binary_ok: bool = True) -> tuple[LiteralData, bool]:
+        """The literal announced at the cursor, which must end the current line; message
+        data may have been spooled."""
         m = _LITERAL.match(self.s, self.i)
         if m is None or m.end() != len(self.s):
             raise self.fail("Invalid literal")
@@ -196,7 +205,7 @@ class Cursor:
         if self.k >= len(self.literals):
             raise IncompleteCommand()
         data = self.literals[self.k]
-        if not binary and b"\x00" in data:
+        if not binary and (data.has_nul if isinstance(data, Spooled) else b"\x00" in data):
             raise self.fail("NUL octet in literal (use literal8)")
         self.k += 1
         self.s = self.lines[self.k]
@@ -597,7 +606,7 @@ def _append(cur: Cursor, tag: str) -> c.Command:
             cur.sp()
         if cur.peek() not in (b"{", b"~"):
             raise cur.fail("Expected message literal")
-        data, binary = cur.literal(binary_ok=True)
+        data, binary = cur.message_literal()
         messages.append(c.AppendMessage(data, flags, date, binary))
         if cur.at_end():
             break
@@ -1056,7 +1065,7 @@ def _printable(name: bytes) -> str:
     return text + "..." if len(name) > 40 else text
 
 
-def parse_command(lines: list[bytes], literals: list[bytes]) -> c.Command:
+def parse_command(lines: list[bytes], literals: list[LiteralData]) -> c.Command:
     """Parse one command; raises CommandSyntaxError (with ``tag`` when known).
 
     Raises IncompleteCommand when the last line announces a literal that the parse

@@ -15,10 +15,11 @@ linear in its size however it was split across feeds.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from .commands import Command
-from .events import Line, NeedContinuation, ParseError
+from .events import Line, LiteralData, NeedContinuation, ParseError, Sink, Spooled
 from .parser import TAG_RE, CommandSyntaxError, IncompleteCommand, parse_command
 
 Event = Command | NeedContinuation | Line | ParseError
@@ -38,6 +39,10 @@ _EARLY_CHECKS = 16
 # flood of tiny literals is bounded by max_command_size too.
 _PART_OVERHEAD = 64
 _COMPACT_AT = 1 << 16
+SPOOL_MIN = 256 * 1024
+"""Message literals at least this big go to the sink (when there is one)."""
+MAX_MEMORY = 4 * 1024 * 1024
+"""Literal bytes one command may hold in memory; message data beyond goes to the sink."""
 
 _LITERAL_TAIL = re.compile(rb"\{([0-9]+)(\+?)\}\Z")
 _HEAD = re.compile(rb'([^\x00-\x20\x7f-\xff(){%*"\\+]+) ([A-Za-z]+)(?: |\Z)')
@@ -52,6 +57,10 @@ class CommandReader:
     answered ``BAD`` and skipped. ``max_literal_size`` bounds APPEND message data
     (``NO [TOOBIG]``), ``max_string_literal_size`` any other literal and
     ``max_command_size`` everything held for one command (``NO [LIMIT]``).
+    With a ``spool`` (a factory of `Sink`), message literals of at least ``spool_min``
+    octets, or beyond ``max_memory`` held for the command, go to a sink as they arrive
+    and reach the command as `Spooled`; other literals beyond ``max_memory`` are refused
+    (``NO [LIMIT]``), so a command holds little memory whatever its size.
     ``non_sync_literals`` is the advertised capability: "LITERAL+", "LITERAL-" (then
     ``{n+}`` above 4096 octets is refused with ``BAD [TOOBIG]``) or None (``{n+}`` is
     refused). Refused non-synchronizing literals are read and dropped without being
@@ -67,12 +76,18 @@ class CommandReader:
         max_string_literal_size: int = 65536,
         max_command_size: int = 128 * 1024 * 1024,
         non_sync_literals: NonSyncLiterals = "LITERAL+",
+        spool: Callable[[], Sink] | None = None,
+        spool_min: int = SPOOL_MIN,
+        max_memory: int = MAX_MEMORY,
     ) -> None:
         self.max_line_length = max_line_length
         self.max_literal_size = max_literal_size
         self.max_string_literal_size = max_string_literal_size
         self.max_command_size = max_command_size
         self.non_sync_literals: NonSyncLiterals = non_sync_literals
+        self.spool = spool
+        self.spool_min = spool_min
+        self.max_memory = max_memory
         self._buf = bytearray()
         self._pos = 0
         # Offset from which to look for the next LF (bytes before it hold none).
@@ -80,10 +95,14 @@ class CommandReader:
         self._mode = _LINE
         self._want_line = False
         self._lines: list[bytes] = []
-        self._literals: list[bytes] = []
+        self._literals: list[LiteralData] = []
         self._size = 0
+        self._memory = 0
         self._literal_size = 0
         self._skip = 0
+        self._sink: Sink | None = None
+        self._sink_left = 0
+        self._sink_nul = False
 
     # -- public API --------------------------------------------------------------------
 
@@ -109,6 +128,10 @@ class CommandReader:
                 if isinstance(event, _Again):
                     continue
                 return event
+            if mode == _LITERAL and self._sink is not None:
+                if not self._to_sink(self._sink):
+                    return None
+                continue
             if mode == _LITERAL:
                 end = self._pos + self._literal_size
                 if len(self._buf) < end:
@@ -173,10 +196,38 @@ class CommandReader:
         elif self._scan < end:
             self._scan = end
 
-    def _reset_command(self) -> None:
+    def _to_sink(self, sink: Sink) -> bool:
+        """Move buffered literal data to the sink; True once the literal is complete."""
+        take = min(len(self._buf) - self._pos, self._sink_left)
+        if take:
+            with memoryview(self._buf) as view:
+                chunk = bytes(view[self._pos : self._pos + take])
+            if not self._sink_nul and b"\x00" in chunk:
+                self._sink_nul = True
+            sink.write(chunk)
+            self._sink_left -= take
+            self._consume(self._pos + take)
+        if self._sink_left:
+            return False
+        self._literals.append(Spooled(sink, self._literal_size, self._sink_nul))
+        self._sink = None
+        self._mode = _LINE
+        return True
+
+    def _reset_command(self, keep: bool = False) -> None:
+        """Forget the command in progress; unless *keep* (it was handed over), close
+        what it spooled."""
+        if not keep:
+            for literal in self._literals:
+                if isinstance(literal, Spooled):
+                    literal.close()
+            if self._sink is not None:
+                self._sink.close()
+        self._sink = None
         self._lines = []
         self._literals = []
         self._size = 0
+        self._memory = 0
 
     def _tag(self, first_line: bytes | bytearray) -> str | None:
         m = TAG_RE.match(first_line)
@@ -229,12 +280,14 @@ class CommandReader:
                 return self._announce(line, *found)
         self._lines.append(line)
         lines, literals = self._lines, self._literals
-        self._reset_command()
+        self._reset_command(keep=True)
         try:
             return parse_command(lines, literals)
         except CommandSyntaxError as exc:
+            _close(literals)
             return ParseError(exc.tag, exc.message)
         except IncompleteCommand:  # pragma: no cover - a final line has no literal
+            _close(literals)
             return ParseError(self._tag(lines[0]), "Incomplete command")
 
     def _line_too_long(self, start: int) -> ParseError:
@@ -293,8 +346,17 @@ class CommandReader:
         cost = len(line) + size + 2 * _PART_OVERHEAD
         if self._size + cost > self.max_command_size:
             return refuse("Command too large", "LIMIT", "NO")
+        spool = (
+            message
+            and self.spool is not None
+            and (size >= self.spool_min or self._memory + size > self.max_memory)
+        )
+        if not spool and self._memory + size > self.max_memory and (self.spool is not None or not message):
+            return refuse("Command too large", "LIMIT", "NO")
         self._lines.append(line)
         self._size += cost
+        if not spool:
+            self._memory += size
         if not nonsync and len(self._literals) < _EARLY_CHECKS:
             # Refuse a command that is already wrong before the client sends the data.
             try:
@@ -306,6 +368,10 @@ class CommandReader:
                 pass
         self._literal_size = size
         self._mode = _LITERAL
+        if spool and self.spool is not None:
+            self._sink = self.spool()
+            self._sink_left = size
+            self._sink_nul = False
         if nonsync:
             return _AGAIN
         return NeedContinuation(tag or "", command, size, binary, message)
@@ -321,6 +387,12 @@ def _find_literal(line: bytes) -> tuple[int, bytes, bool, bool] | None:
         return None
     binary = brace > 0 and line[brace - 1] == 0x7E
     return brace - binary, m.group(1), bool(m.group(2)), binary
+
+
+def _close(literals: list[LiteralData]) -> None:
+    for literal in literals:
+        if isinstance(literal, Spooled):
+            literal.close()
 
 
 class _Again:
