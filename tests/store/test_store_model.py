@@ -437,8 +437,8 @@ class StoreModel(RuleBasedStateMachine):
         """A session claims \\Recent: exactly the messages added since the last claim."""
         address, box, _ = self._pick(data)
         h = self._handle(i, address)
-        first = self._run(h.take_recent(box.id))
-        assert {uid for uid in box.messages if uid >= first} == box.recent & box.messages.keys()
+        first, end = self._run(h.take_recent(box.id))
+        assert {uid for uid in box.messages if first <= uid < end} == box.recent & box.messages.keys()
         box.recent = set()
 
     @rule(i=instances, address=addresses, data=st.data(), subscribed=st.booleans())

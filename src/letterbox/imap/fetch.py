@@ -28,7 +28,7 @@ from ..store.api import AccountStore, FetchField, MessageGone, MessageRecord, St
 from . import grammar as g
 from . import wire
 from .session import Done, IMAPSession
-from .view import SelectedView
+from .view import RecentSet, SelectedView
 
 log = logging.getLogger("letterbox.imap")
 
@@ -211,7 +211,7 @@ def _flags_writer(view: SelectedView, rev2: bool) -> Writer:
     """FLAGS bytes, built once per distinct flag set (mailboxes have few of them)."""
     plain: dict[frozenset[str], bytes] = {}
     recent: dict[frozenset[str], bytes] = {}
-    recent_from = view.recent_from
+    recent_set = view.recent
 
     def build(flags: frozenset[str], is_recent: bool) -> bytes:
         shown = sorted(flags)
@@ -229,7 +229,7 @@ def _flags_writer(view: SelectedView, rev2: bool) -> Writer:
 
     def write_rev1(r: MessageRecord) -> bytes:
         # \Recent exists only in IMAP4rev1 (RFC 3501 2.3.2).
-        cache = recent if r.uid >= recent_from else plain
+        cache = recent if r.uid in recent_set else plain
         out = cache.get(r.flags)
         if out is None:
             out = cache[r.flags] = build(r.flags, cache is recent)
@@ -419,7 +419,7 @@ async def _fetch_flags_fast(
     shown = [view.shown_flags(0, t.split(), True) for t in table.texts]
     plain = [wire.flag_list(f) for f in shown]
     recent = [wire.flag_list([*f, "\\Recent"]) for f in shown]
-    recent_from = view.recent_from if not s.rev2 else 1 << 62
+    recent_set = view.recent if not s.rev2 else RecentSet()
     missing = False
     count = size = 0
     for lo, hi in uid_ranges:
@@ -434,10 +434,10 @@ async def _fetch_flags_fast(
             missing = missing or len(msns) < end - k
         for a in range(0, len(msns), _BATCH_ROWS):
             b = min(a + _BATCH_ROWS, len(msns))
-            split = bisect.bisect_left(ruids, recent_from, a, b)
-            data = _flag_lines(msns[a:split], ruids[a:split], rids[a:split], plain, with_uid)
-            if split < b:
-                data += _flag_lines(msns[split:b], ruids[split:b], rids[split:b], recent, with_uid)
+            data = b"".join(
+                _flag_lines(msns[x:y], ruids[x:y], rids[x:y], recent if is_recent else plain, with_uid)
+                for x, y, is_recent in recent_set.segments(ruids, a, b)
+            )
             size += len(data)
             count += b - a
             s.send(data)

@@ -264,10 +264,10 @@ class _Search:
             return self._set(key, cands)
         if isinstance(key, g.SearchFlag) and key.flag == "\\Recent":
             # \Recent exists only in IMAP4rev1 (RFC 3501 2.3.2); rev2 has none.
-            start = self.view.recent_from
+            recent = self.view.recent
             if self.s.rev2:
                 return [] if key.present else cands
-            return [u for u in cands if (u >= start) == key.present]
+            return [u for u in cands if (u in recent) == key.present]
         if isinstance(key, g.SearchString):
             if key.key in _INDEXED:
                 return await self._indexed(_INDEXED[key.key], _header_needle(key.value), cands)

@@ -8,7 +8,7 @@ from ..store.api import AccountStore
 from . import grammar as g
 from . import wire
 from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
-from .view import SelectedView
+from .view import RecentSet, SelectedView
 
 
 def _store(s: IMAPSession) -> AccountStore:
@@ -33,10 +33,11 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     store = _store(s)
     mailbox, uids, first_unseen_uid = await store.select_info(name)
     readonly = cmd.readonly
-    recent_from = mailbox.uidnext
-    if not readonly and not s.rev2:
-        recent_from = await store.take_recent(mailbox.id)
-    view = SelectedView(mailbox, uids, readonly, recent_from)
+    recent = RecentSet()
+    if not s.rev2:
+        # EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
+        recent = RecentSet(*await store.take_recent(mailbox.id, claim=not readonly))
+    view = SelectedView(mailbox, uids, readonly, recent)
     if cmd.condstore or cmd.qresync is not None:
         s.condstore = True  # RFC 7162 3.1: CONDSTORE enabling, for the whole connection
     view.condstore = s.condstore
@@ -158,6 +159,8 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     s.stats["store"] += len(changed)
     for meta in changed:
         view.own_modseqs.add(meta.modseq)
+    for line in view.announce_keywords(changed):
+        s.send(line)
     modified: list[int] = []
     if cmd.unchangedsince is not None:
         changed_uids = {m.uid for m in changed}

@@ -12,11 +12,57 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 from ..store.api import AccountStore, Mailbox, MessageMeta
 from . import wire
 from .grammar import SequenceSet
+
+
+class RecentSet:
+    """The UIDs that are \\Recent to one session (IMAP4rev1): disjoint [lo, hi) ranges,
+    one per claim. Another session may claim messages in between (RFC 3501 2.3.1.2: a
+    message is recent in exactly one read-write session), so they need not be one run."""
+
+    __slots__ = ("_lo", "_hi")
+
+    def __init__(self, lo: int = 0, hi: int = 0) -> None:
+        self._lo: list[int] = []
+        self._hi: list[int] = []
+        self.add(lo, hi)
+
+    def add(self, lo: int, hi: int) -> None:
+        if lo >= hi:
+            return
+        # Claims come in UID order; an EXAMINE's peeks overlap: merge with what touches.
+        i = bisect.bisect_left(self._hi, lo)
+        j = bisect.bisect_right(self._lo, hi)
+        if i < j:
+            lo = min(lo, self._lo[i])
+            hi = max(hi, self._hi[j - 1])
+        self._lo[i:j] = [lo]
+        self._hi[i:j] = [hi]
+
+    def __contains__(self, uid: int) -> bool:
+        i = bisect.bisect_right(self._lo, uid) - 1
+        return i >= 0 and uid < self._hi[i]
+
+    def count(self, uids: Sequence[int]) -> int:
+        return sum(bisect.bisect_left(uids, hi) - bisect.bisect_left(uids, lo) for lo, hi in zip(self._lo, self._hi, strict=True))
+
+    def segments(self, uids: Sequence[int], a: int, b: int) -> Iterator[tuple[int, int, bool]]:
+        """Split the ascending *uids*[a:b] into runs (start, end, recent)."""
+        i = a
+        while i < b:
+            k = bisect.bisect_right(self._lo, uids[i]) - 1
+            if k >= 0 and uids[i] < self._hi[k]:
+                end = bisect.bisect_left(uids, self._hi[k], i, b)
+                yield i, end, True
+            else:
+                nxt = self._lo[k + 1] if k + 1 < len(self._lo) else None
+                end = b if nxt is None else bisect.bisect_left(uids, nxt, i, b)
+                yield i, end, False
+            i = end
 
 
 class ViewGone(Exception):
@@ -30,7 +76,7 @@ class SelectedView:
         "uids",
         "modseq",
         "uidnext",
-        "recent_from",
+        "recent",
         "pending_expunge",
         "own_modseqs",
         "keywords",
@@ -40,14 +86,14 @@ class SelectedView:
         "saved",
     )
 
-    def __init__(self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent_from: int) -> None:
+    def __init__(self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent: RecentSet) -> None:
         self.mailbox = mailbox
         self.readonly = readonly
         self.uids = array("L", uids)
         self.modseq = mailbox.highestmodseq
         self.uidnext = mailbox.uidnext
-        self.recent_from = recent_from
-        """UIDs at or above this are \\Recent to this session (IMAP4rev1 only)."""
+        self.recent = recent
+        """The UIDs that are \\Recent to this session (IMAP4rev1 only)."""
         self.pending_expunge: set[int] = set()
         self.own_modseqs: set[int] = set()
         self.keywords = set(mailbox.keywords)
@@ -70,7 +116,7 @@ class SelectedView:
         return None
 
     def recent_count(self) -> int:
-        return len(self.uids) - bisect.bisect_left(self.uids, self.recent_from)
+        return self.recent.count(self.uids)
 
     # --- resolving sequence sets -------------------------------------------------------
     def resolve(self, seqset: SequenceSet, uid: bool) -> list[tuple[int, int]]:
@@ -133,12 +179,10 @@ class SelectedView:
                 new.append(meta.uid)
             elif meta.modseq not in self.own_modseqs and self.msn(meta.uid) is not None:
                 flag_updates.append(meta)
-        for meta in cs.updated:
-            for f in meta.flags:
-                if not f.startswith("\\") and f not in self.keywords:
-                    self.keywords.add(f)
-                    out.append(self.flags_response())
-                    break
+        out.extend(self.announce_keywords(cs.updated))
+        if new and not rev2:
+            # The first session told of a message has it as \\Recent (RFC 3501 2.3.1.2).
+            self.recent.add(*await store.take_recent(self.mailbox.id, claim=not self.readonly))
         if new:
             self.uids.extend(new)
             self.uidnext = max(self.uidnext, new[-1] + 1)
@@ -182,9 +226,20 @@ class SelectedView:
 
     def shown_flags(self, uid: int, flags: Iterable[str], rev2: bool) -> list[str]:
         out = sorted(flags)
-        if not rev2 and uid >= self.recent_from:
+        if not rev2 and uid in self.recent:
             out.append("\\Recent")
         return out
+
+    def announce_keywords(self, metas: Iterable[MessageMeta]) -> list[bytes]:
+        """FLAGS (and PERMANENTFLAGS) naming keywords that *metas* bring and this session
+        has not been told of: sent before the FETCH that shows them (RFC 9051 7.3.5)."""
+        fresh = {f for m in metas for f in m.flags if not f.startswith("\\")} - self.keywords
+        if not fresh:
+            return []
+        self.keywords |= fresh
+        if self.readonly:
+            return [self.flags_response()]
+        return [self.flags_response(), self.permanent_flags_response()]
 
     def flags_response(self) -> bytes:
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *sorted(self.keywords)]

@@ -280,9 +280,10 @@ class AccountStore(abc.ABC):
     async def status(self, mailbox: str) -> MailboxStatus: ...
 
     @abc.abstractmethod
-    async def take_recent(self, mailbox_id: int) -> int:
-        """Claim \\Recent (IMAP4rev1) for one session: returns the lowest UID that is recent
-        to the caller and moves the mailbox's recent mark past every current message."""
+    async def take_recent(self, mailbox_id: int, claim: bool = True) -> tuple[int, int]:
+        """\\Recent (IMAP4rev1) for one session: the UIDs [lo, hi) that no session has
+        been told of yet; with *claim* they are this session's alone (RFC 3501 2.3.1.2:
+        the mailbox's recent mark moves past them), else (EXAMINE) they stay recent."""
 
     # --- messages --------------------------------------------------------------------
     @abc.abstractmethod

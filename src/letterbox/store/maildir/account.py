@@ -536,7 +536,14 @@ class MaildirAccount(AccountStore):
         return MailboxStatus(mbox, messages, unseen, deleted, size, recent)
 
     @_op(essential=True)
-    async def take_recent(self, mailbox_id: int) -> int:
+    async def take_recent(self, mailbox_id: int, claim: bool = True) -> tuple[int, int]:
+        if not claim:
+            row = self.db.execute(
+                "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            return int(row[0]), int(row[1])
         try:
             async with self.write() as db:
                 row = db.execute(
@@ -545,17 +552,19 @@ class MaildirAccount(AccountStore):
                 if row is None:
                     raise MailboxNotFound("mailbox no longer exists")
                 db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (row[1], mailbox_id))
-            return int(row[0])
+            return int(row[0]), int(row[1])
         except (sqlite3.Error, OSError) as e:
             full = index.is_full(e) or (isinstance(e, OSError) and e.errno in (28, 122))
             if not full or self._store.reserve_available():
                 raise
         # A full disk with the reserve spent: SELECT still works, the messages just stay
         # \Recent for the next session too.
-        row = self.db.execute("SELECT recent_uid FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
         if row is None:
             raise MailboxNotFound("mailbox no longer exists")
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
     # --- messages: reading -----------------------------------------------------------------
     @_op()
