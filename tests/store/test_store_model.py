@@ -132,7 +132,6 @@ class Box:
     id: int
     uidvalidity: int
     special_use: str | None = None
-    subscribed: bool = False
     messages: dict[int, Msg] = field(default_factory=dict)
     """By UID, ascending."""
     recent: set[int] = field(default_factory=set)
@@ -157,6 +156,8 @@ class Session:
 class Account:
     incarnation: str
     boxes: dict[str, Box] = field(default_factory=dict)
+    subs: set[str] = field(default_factory=set)
+    """Subscribed names: names, not mailboxes (RFC 9051 6.3.7)."""
     ids_seen: set[int] = field(default_factory=set)
     """Mailbox ids of this index: never given to another mailbox."""
     epoch: int = 0
@@ -240,7 +241,11 @@ class StoreModel(RuleBasedStateMachine):
             assert m.uidvalidity not in self.uidvalidities, f"UIDVALIDITY {m.uidvalidity} reused for {name}"
             acc.ids_seen.add(m.id)
             self.uidvalidities.add(m.uidvalidity)
-            acc.boxes[name] = Box(m.id, m.uidvalidity, m.special_use, m.subscribed)
+            acc.boxes[name] = Box(m.id, m.uidvalidity, m.special_use)
+            # A made mailbox is subscribed if it has a special use (and INBOX).
+            if name == "INBOX" or m.special_use:
+                acc.subs.add(name)
+            assert m.subscribed == (name in acc.subs), f"{name} subscribed: {m.subscribed}"
         assert listed.keys() == acc.boxes.keys()
 
     def _new_account(self, address: str, opener: int) -> None:
@@ -445,12 +450,10 @@ class StoreModel(RuleBasedStateMachine):
     def set_subscribed(self, i: int, address: str, data: st.DataObject, subscribed: bool) -> None:
         h = self._handle(i, address)
         name = self._name(data, address, "mailbox")
-        box = self.model[address].boxes.get(canonical(name))
-        if box is None:
-            self._refused(MailboxNotFound, h.set_subscribed(name, subscribed))
-            return
+        # Any valid name, whether or not a mailbox has it (RFC 9051 6.3.7).
         self._run(h.set_subscribed(name, subscribed))
-        box.subscribed = subscribed
+        subs = self.model[address].subs
+        (subs.add if subscribed else subs.discard)(canonical(name))
 
     # --- clients coming back ---------------------------------------------------------------
     @rule(i=instances, address=addresses, data=st.data(), slot=st.integers(0, 1))
@@ -588,9 +591,9 @@ class StoreModel(RuleBasedStateMachine):
                 assert await h.read_range(box.id, r.uid, 1, 7) == msg.data[1:8]
         listed = await h.list_mailboxes()
         assert {m.name: (m.id, m.uidvalidity, m.special_use, m.subscribed) for m in listed} == {
-            n: (b.id, b.uidvalidity, b.special_use, b.subscribed) for n, b in acc.boxes.items()
+            n: (b.id, b.uidvalidity, b.special_use, n in acc.subs) for n, b in acc.boxes.items()
         }, where
-        assert await h.subscriptions() == sorted(n for n, b in acc.boxes.items() if b.subscribed)
+        assert await h.subscriptions() == sorted(acc.subs), where
         total_messages = total_bytes = 0
         for m in listed:
             box = acc.boxes[m.name]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
 from . import grammar as g
@@ -13,8 +13,6 @@ from .session import AUTHED, Done, IMAPSession, Spec
 # LIST sends what it has and yields to other sessions after this many mailboxes.
 _LIST_CHUNK = 200
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
-                "HIGHESTMODSEQ", "APPENDLIMIT")
 
 
 def _store(s: IMAPSession) -> AccountStore:
@@ -101,6 +99,7 @@ async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> byt
         "UIDVALIDITY": st.mailbox.uidvalidity,
         "UNSEEN": st.unseen,
         "DELETED": st.deleted,
+        "DELETED-STORAGE": st.deleted_size,
         "SIZE": st.size,
         "HIGHESTMODSEQ": st.mailbox.highestmodseq,
         "APPENDLIMIT": s.settings.max_literal_size,
@@ -125,13 +124,13 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
     mailboxes = await _store(s).list_mailboxes()
     parents = ancestors(m.name for m in mailboxes)
     matchers = [compile_pattern(reference + p) for p in patterns if p or reference]
-    want_sub = "SUBSCRIBED" in ret or "SUBSCRIBED" in sel
+    if "SUBSCRIBED" in sel:
+        return await _list_subscribed(s, cmd, mailboxes, parents, matchers, sel)
+    want_sub = "SUBSCRIBED" in ret
     for n, mbox in enumerate(mailboxes, 1):
         if n % _LIST_CHUNK == 0:
             await s.flush()  # thousands of mailboxes: others get their turn
         if not any(match(mbox.name) for match in matchers):
-            continue
-        if "SUBSCRIBED" in sel and not mbox.subscribed:
             continue
         if "SPECIAL-USE" in sel and not mbox.special_use:
             continue
@@ -139,14 +138,37 @@ async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:
         s.send(b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(mbox.name) + b"\r\n")
         if cmd.status_items:
             s.send(await _status_line(s, mbox.name, cmd.status_items))
-    if "SUBSCRIBED" in sel and "RECURSIVEMATCH" in sel:
-        # RFC 5258 3: parents of subscribed mailboxes that are not subscribed themselves.
-        subscribed_below = ancestors(m.name for m in mailboxes if m.subscribed)
-        for mbox in mailboxes:
-            if mbox.subscribed or not any(match(mbox.name) for match in matchers):
-                continue
-            if mbox.name in subscribed_below:
-                s.send(b"* LIST () \"/\" " + s.encode_name(mbox.name) + b' ("CHILDINFO" ("SUBSCRIBED"))\r\n')
+    return Done(text="LIST completed")
+
+
+async def _list_subscribed(
+    s: IMAPSession, cmd: g.List, mailboxes: list[Mailbox], parents: set[str],
+    matchers: list[Callable[[str], bool]], sel: set[str],
+) -> Done:
+    """LIST (SUBSCRIBED ...): subscribed names, which need not be mailboxes (RFC 5258 3:
+    those are \\NonExistent), and with RECURSIVEMATCH the matching names that have
+    subscribed names below them, marked with CHILDINFO."""
+    by_name = {m.name: m for m in mailboxes}
+    subs = set(await _store(s).subscriptions())
+    below = ancestors(subs) if "RECURSIVEMATCH" in sel else set()
+    for n, name in enumerate(sorted(subs | below), 1):
+        if n % _LIST_CHUNK == 0:
+            await s.flush()
+        if not any(match(name) for match in matchers):
+            continue
+        mbox = by_name.get(name)
+        if "SPECIAL-USE" in sel and (mbox is None or not mbox.special_use):
+            continue
+        if mbox is not None:
+            attrs = _attributes(mbox, parents, name in subs, True)
+        else:
+            attrs = ["\\NonExistent", *(["\\HasChildren"] if name in parents else [])]
+            if name in subs:
+                attrs.append("\\Subscribed")
+        extra = b' ("CHILDINFO" ("SUBSCRIBED"))' if name in below else b""
+        s.send(b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(name) + extra + b"\r\n")
+        if cmd.status_items and mbox is not None:
+            s.send(await _status_line(s, name, cmd.status_items))
     return Done(text="LIST completed")
 
 
@@ -157,16 +179,25 @@ async def cmd_lsub(s: IMAPSession, cmd: g.Lsub) -> Done:
         s.send(b'* LSUB (\\Noselect) "/" ""\r\n')
         return Done(text="LSUB completed")
     match = compile_pattern(reference + pattern)
-    for name in await _store(s).subscriptions():
-        if match(name):
-            s.send(b'* LSUB () "/" ' + s.encode_name(name) + b"\r\n")
+    store = _store(s)
+    subs = await store.subscriptions()
+    existing = {m.name for m in await store.list_mailboxes()}
+    # RFC 3501 6.3.9: where "%" stops above a subscribed name, the level it stops at is
+    # returned \\Noselect (unless subscribed itself); so is a name with no mailbox.
+    shown = {name: name not in existing for name in subs if match(name)}
+    for name in subs:
+        if name not in shown:
+            for parent in ancestors([name]):
+                if parent not in shown and match(parent):
+                    shown[parent] = True
+    for name in sorted(shown):
+        attrs = b"(\\Noselect)" if shown[name] else b"()"
+        s.send(b"* LSUB " + attrs + b' "/" ' + s.encode_name(name) + b"\r\n")
     return Done(text="LSUB completed")
 
 
 async def cmd_status(s: IMAPSession, cmd: g.Status) -> Done:
-    for item in cmd.items:
-        if item.upper() not in STATUS_ITEMS:
-            return Done("BAD", f"Unknown STATUS item {item}")
+    # The parser accepts exactly the items of STATUS_ITEMS, which _status_line answers.
     s.send(await _status_line(s, s.decode_name(cmd.mailbox), cmd.items))
     return Done(text="STATUS completed")
 

@@ -187,8 +187,10 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     if modified:
         numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
         return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
-    if len(uids) < len(pairs):
-        return Done("NO", "Some of the requested messages no longer exist", "EXPUNGEISSUED")
+    if pairs and not uids and not cmd.silent:
+        # RFC 2180 4.2.3: only messages another session expunged: a tagged NO. With some
+        # left (4.2.2 allows OK or NO) or .SILENT (4.2.1: OK), OK as Dovecot answers.
+        return Done("NO", "The requested messages no longer exist", "EXPUNGEISSUED")
     return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
 
 
@@ -209,9 +211,13 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
     quota = s.current_quota()
-    if move:
-        if (await store.get_mailbox(dest)).id == view.mailbox.id:
-            return Done("NO", "Source and destination are the same mailbox", "CANNOT")
+    if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
+        # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
+        # not forbid it). Copied first, so a failure in between leaves two copies, never
+        # none; the copies are the mailbox's own, so no quota is charged for them.
+        result = await store.copy(view.mailbox.id, uids, dest, None)
+        await store.expunge(view.mailbox.id, result.source_uids)
+    elif move:
         result = await store.move(view.mailbox.id, uids, dest)
     else:
         result = await store.copy(view.mailbox.id, uids, dest, quota)

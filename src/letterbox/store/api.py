@@ -104,6 +104,8 @@ class MailboxStatus:
     deleted: int
     size: int
     recent: int = 0
+    deleted_size: int = 0
+    """Octets an EXPUNGE would free (RFC 9208 DELETED-STORAGE)."""
 
 
 @dataclass(frozen=True, slots=True)

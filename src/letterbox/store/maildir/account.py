@@ -202,6 +202,8 @@ class MaildirAccount(AccountStore):
         self._closed_for = ""
         self.new_waiting = 0
         """Files left in new/ by the last reconcile, for index_new."""
+        self._subs: set[str] | None = None
+        self._subs_version = -1
 
     # --- errors --------------------------------------------------------------------------
     def gone(self) -> StoreError:
@@ -284,7 +286,7 @@ class MaildirAccount(AccountStore):
             uidnext=uidnext,
             highestmodseq=hms,
             special_use=special_use,
-            subscribed=bool(subscribed),
+            subscribed=name in self.subs,
             keywords=tuple(keywords.split()),
         )
 
@@ -373,6 +375,8 @@ class MaildirAccount(AccountStore):
         info: folderfile.FolderInfo, subscribed: bool | None = None,
     ) -> int:
         mid = self.next_mailbox_id(db)
+        if (subscribed or (subscribed is None and special_use)) and name not in self.subs:
+            self.write_subs(db, self.subs | {name})
         db.execute(
             "INSERT INTO mailboxes (id, name, dirname, uidvalidity, special_use, subscribed)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -503,24 +507,52 @@ class MaildirAccount(AccountStore):
     async def rename_mailbox(self, old: str, new: str) -> None:
         await folders.rename(self, old, new)
 
+    @property
+    def subs(self) -> set[str]:
+        """Subscribed names: names, not mailboxes (RFC 9051 6.3.7), so they outlive a
+        DELETE or RENAME and may name no mailbox. In the index (so every process sees a
+        change at once) and in their file beside the mail (for a rebuild)."""
+        version = self._pragma_data_version()
+        if self._subs is None or version != self._subs_version:
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'subscriptions'").fetchone()
+            if row is not None:
+                found = [n for n in str(row[0]).split("\n") if n]
+            else:  # an index from before: the file, else the index's own marks
+                found = folderfile.read_subscriptions(self.adir) or [
+                    r[0] for r in self.db.execute("SELECT name FROM mailboxes WHERE subscribed")
+                ]
+            self._subs, self._subs_version = set(found), version
+        return self._subs
+
+    def write_subs(self, db: sqlite3.Connection, subs: set[str]) -> None:
+        """Inside the caller's transaction; read back (`subs`) after it ends."""
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('subscriptions', ?)",
+            # Each name after a line break: the column's INTEGER affinity would turn a
+            # lone name such as "1e5" into a number.
+            ("".join("\n" + n for n in sorted(subs)),),
+        )
+        self._subs = None
+
     @_op()
     async def set_subscribed(self, name: str, subscribed: bool) -> None:
-        mbox = self.mailbox_by_name(name)
+        name = names.normalize(name)
         async with self.write() as db:
-            db.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mbox.id))
+            subs = self.subs
+            if subscribed == (name in subs):
+                return
+            if subscribed and len(subs) >= self._store.limits.mailboxes:
+                raise LimitExceeded(f"at most {self._store.limits.mailboxes} subscriptions")
+            self.write_subs(db, subs | {name} if subscribed else subs - {name})
         await self.save_subscriptions()
 
     async def save_subscriptions(self) -> None:
-        """Subscriptions beside the mail too, for a rebuild (after they may have changed)."""
-        subs = [r[0] for r in self.db.execute("SELECT name FROM mailboxes WHERE subscribed")]
-        await files.disk_threads.run(folderfile.write_subscriptions, self.adir, subs)
+        """Write the subscriptions file (after they may have changed)."""
+        await files.disk_threads.run(folderfile.write_subscriptions, self.adir, sorted(self.subs))
 
     @_op()
     async def subscriptions(self) -> list[str]:
-        return [
-            r[0]
-            for r in self.db.execute("SELECT name FROM mailboxes WHERE subscribed ORDER BY name")
-        ]
+        return sorted(self.subs)
 
     @_op()
     async def status(self, mailbox: str) -> MailboxStatus:
@@ -533,7 +565,13 @@ class MaildirAccount(AccountStore):
             " FROM mailboxes WHERE id = ?",
             (mbox.id,),
         ).fetchone()
-        return MailboxStatus(mbox, messages, unseen, deleted, size, recent)
+        deleted_size = 0
+        if deleted:
+            deleted_size = self.db.execute(
+                "SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Deleted') > 0",
+                (mbox.id,),
+            ).fetchone()[0]
+        return MailboxStatus(mbox, messages, unseen, deleted, size, recent, deleted_size)
 
     @_op(essential=True)
     async def take_recent(self, mailbox_id: int, claim: bool = True) -> tuple[int, int]:

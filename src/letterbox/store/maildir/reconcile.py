@@ -560,9 +560,10 @@ def rebuild(store: MaildirStore, address: str, adir: AccountDir, incarnation: st
             reconcile_folder(acc, mid, dirname, stats, None)
         with acc.tx() as tx:
             tx.execute("UPDATE mailboxes SET recent_uid = uidnext")
-            if subs is not None:
+            if subs is not None:  # as they were, not as the adopted folders suggest
                 tx.execute("UPDATE mailboxes SET subscribed = 0")
                 tx.executemany("UPDATE mailboxes SET subscribed = 1 WHERE name = ?", [(n,) for n in subs])
+                acc.write_subs(tx, set(subs))
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?)", (boot_id(),))
         write_folder_files(acc)
         stats["messages"] = int(acc.db.execute("SELECT count(*) FROM messages").fetchone()[0])
