@@ -3,10 +3,11 @@
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
-candidates left; SUBJECT/FROM/TO/CC/BCC run inside the index on its decoded header text;
-HEADER reads only each remaining candidate's header block, and BODY/TEXT, last, read
-whole messages. Strings match as case-insensitive substrings of decoded text (RFC 2047
-headers, base64/quoted-printable and charsets of text parts).
+candidates left; SUBJECT/FROM/TO/CC/BCC run inside the index on its decoded header text,
+FROM/TO/CC/BCC also on the addresses of the indexed ENVELOPE; HEADER reads only each
+remaining candidate's header block, and BODY/TEXT, last, read whole messages. Strings
+match as case-insensitive substrings of decoded text (RFC 2047 headers,
+base64/quoted-printable and charsets of text parts).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import calendar
 import datetime
+import operator
 import re
 import time
 from collections.abc import Callable, Sequence
+from email.utils import parsedate_tz
+from typing import Any, TypeAlias
 
 from ..mime.headers import decode_header_text, search_text
 from ..mime.sections import decode_part, load_parts
@@ -56,6 +60,18 @@ _INDEXED: dict[str, SearchField] = {
 _INDEXED_HEADERS: dict[str, SearchField] = {**_INDEXED, "MESSAGE-ID": "message-id"}
 # Position of each field in MessageRecord.search ("\0"-joined).
 _SEARCH_POS = {"subject": 0, "from": 1, "to": 2, "cc": 3, "bcc": 4}
+# Keys that match the addresses of the envelope too, and their position in it (RFC 9051
+# 7.5.2: date, subject, from, sender, reply-to, to, cc, bcc, in-reply-to, message-id).
+_ENVELOPE_POS = {"FROM": 2, "TO": 5, "CC": 6, "BCC": 7}
+# What the address parser puts in place of a missing or broken part (mime.rfc822): not
+# text of the message, so not searched.
+_PLACEHOLDERS = frozenset((b"MISSING_MAILBOX", b"MISSING_DOMAIN", b"SYNTAX_ERROR"))
+_WORD = re.compile(r"[^\W_]+")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "BEFORE": operator.lt,
+    "ON": operator.eq,
+    "SINCE": operator.ge,
+}
 
 _WS = re.compile(r"\s+")
 _CHARSET = re.compile(rb'(?i)charset\s*=\s*"?([^";\s]+)')
@@ -97,7 +113,7 @@ def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
     elif isinstance(key, g.SearchSize):
         out.add("size")
     elif isinstance(key, g.SearchDate):
-        out.update(("internaldate", "sent_date") if key.key.startswith("SENT") else ("internaldate",))
+        out.add("envelope" if key.key.startswith("SENT") else "internaldate")
     elif isinstance(key, g.SearchAge):
         out.add("internaldate")
     elif isinstance(key, g.SearchModSeq):
@@ -269,6 +285,8 @@ class _Search:
                 return [] if key.present else cands
             return [u for u in cands if (u in recent) == key.present]
         if isinstance(key, g.SearchString):
+            if key.key in _ENVELOPE_POS:
+                return await self._address(key.key, _header_needle(key.value), cands)
             if key.key in _INDEXED:
                 return await self._indexed(_INDEXED[key.key], _header_needle(key.value), cands)
             return await self._content(_needle(key.value), key.key == "TEXT", cands)
@@ -298,6 +316,47 @@ class _Search:
                     out.append(u)
             return out
         hits = set(await self.store.search_headers(self.mailbox_id, field, needle))
+        return [u for u in cands if u in hits]
+
+    async def _address(self, key: str, needle: str, cands: list[int]) -> list[int]:
+        """FROM/TO/CC/BCC: "the envelope structure's FROM field" (RFC 9051 6.4.4), so the
+        addresses as the envelope has them ("name <mailbox@host>", the name RFC
+        2047-decoded: comments, quoting and folding gone), as Dovecot matches them; and,
+        for what users type from what they see, the decoded header text the index keeps
+        (`FROM "<j@x>"`, a comment, a group name)."""
+        field = _INDEXED[key]
+        pos = _SEARCH_POS[field]
+        # Each word of an envelope address is a word of the header text too (but for a
+        # quoted-pair inside a quoted local part): only the messages whose text holds the
+        # needle's longest word have envelopes worth reading.
+        words = _WORD.findall(needle)
+        word = max(words, key=len) if words else ""
+        hits: set[int] = set()
+        maybe: list[int] = []
+        if len(cands) <= _FEW:
+            rows = await self.rows(cands, ("search",))
+            for u in cands:
+                r = rows.get(u)
+                if r is None:
+                    continue
+                text = _search_field(r.search, pos)
+                if needle in text:
+                    hits.add(u)
+                elif word in text:
+                    maybe.append(u)
+        else:
+            hits.update(await self.store.search_headers(self.mailbox_id, field, needle))
+            with_word = set(await self.store.search_headers(self.mailbox_id, field, word))
+            maybe = [u for u in cands if u in with_word and u not in hits]
+        if maybe:
+            index = _ENVELOPE_POS[key]
+            envelopes = await self.rows(maybe, ("envelope",))
+            for i, u in enumerate(maybe):
+                if i % _YIELD_EVERY == _YIELD_EVERY - 1:
+                    await asyncio.sleep(0)
+                r = envelopes.get(u)
+                if r is not None and needle in _address_text(r.envelope, index):
+                    hits.add(u)
         return [u for u in cands if u in hits]
 
     async def _header(self, key: g.SearchHeader, cands: list[int]) -> list[int]:
@@ -366,6 +425,86 @@ def _day_start(day: datetime.date) -> int:
     return calendar.timegm(day.timetuple())
 
 
+def _search_field(search: str, pos: int) -> str:
+    fields = search.split("\0")
+    return fields[pos] if pos < len(fields) else ""
+
+
+# --- the indexed ENVELOPE ----------------------------------------------------------------
+
+_Item: TypeAlias = "bytes | None | list[_Item]"
+# One token of a serialized ENVELOPE (mime.parse writes it): a parenthesis, NIL, a
+# quoted string or a literal's announcement.
+_ENV_TOKEN = re.compile(rb' ?(?:(\()|(\))|NIL|"([^"\\]*(?:\\.[^"\\]*)*)"|\{([0-9]+)\}\r\n)')
+_QUOTED_PAIR = re.compile(rb"\\(.)", re.S)
+
+
+def _envelope_items(data: bytes, count: int) -> list[_Item] | None:
+    """The first *count* items of a serialized ENVELOPE, or None if it does not parse."""
+    stack: list[list[_Item]] = []
+    pos = 0
+    while True:
+        m = _ENV_TOKEN.match(data, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        item: _Item
+        if m.group(1):
+            stack.append([])
+            continue
+        if m.group(2):
+            if len(stack) == 1:
+                return stack[0]
+            if not stack:
+                return None
+            item = stack.pop()
+        elif m.group(4) is not None:
+            size = int(m.group(4))
+            item = data[pos : pos + size]
+            pos += size
+        elif m.group(3) is not None:
+            item = _QUOTED_PAIR.sub(rb"\1", m.group(3))
+        else:
+            item = None
+        if not stack:
+            return None
+        stack[-1].append(item)
+        if len(stack) == 1 and len(stack[0]) >= count:
+            return stack[0]
+
+
+def _address_text(envelope: bytes, index: int) -> str:
+    """The addresses of envelope field *index* as SEARCH matches them: "name
+    <mailbox@host>", comma-separated, RFC 2047-decoded, casefolded."""
+    items = _envelope_items(envelope, index + 1)
+    addrs = items[index] if items is not None and len(items) > index else None
+    if not isinstance(addrs, list):
+        return ""
+    out: list[bytes] = []
+    for addr in addrs:
+        if not isinstance(addr, list) or len(addr) != 4:
+            continue
+        name, _route, mailbox, host = addr
+        if not isinstance(mailbox, bytes) or not isinstance(host, bytes):
+            continue  # a group's start or end: its name is in the header text
+        spec = b"@".join(p for p in (mailbox, host) if p not in _PLACEHOLDERS)
+        out.append((name + b" " if isinstance(name, bytes) and name else b"") + b"<" + spec + b">")
+    return search_text(b", ".join(out))
+
+
+def _sent_day(envelope: bytes) -> datetime.date | None:
+    """The day of the Date: header as written there (its own zone's), if it parses."""
+    items = _envelope_items(envelope, 1)
+    value = items[0] if items else None
+    if not isinstance(value, bytes):
+        return None
+    try:
+        parsed = parsedate_tz(value.decode("latin-1"))
+        return None if parsed is None else datetime.date(parsed[0], parsed[1], parsed[2])
+    except Exception:  # an impossible day, or the stdlib parser raising on odd input
+        return None
+
+
 RowTest = Callable[[MessageRecord], bool]
 
 
@@ -390,24 +529,25 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
             return lambda r: r.internaldate <= target
         return lambda r: r.internaldate >= target
     if isinstance(key, g.SearchDate):
-        # Dates compare days in UTC, disregarding time (RFC 9051 6.4.4); the index keeps
-        # times as UTC epochs, the sender's zone is not known.
-        start = _day_start(key.date)
-        end = start + _DAY
+        day = key.date
         op = key.key.removeprefix("SENT")
-        if key.key.startswith("SENT"):
-            # A missing or unparsable Date: counts as the internal date (as RFC 5256
-            # 2.2 does for sorting).
-            def when(r: MessageRecord) -> float:
-                return r.internaldate if r.sent_date is None else r.sent_date
-        else:
-            def when(r: MessageRecord) -> float:
-                return r.internaldate
+        if op != key.key:
+            # SENT*: the date as the Date: header writes it, "disregarding time and
+            # timezone" (RFC 9051 6.4.4): +0200 on the 25th is the 25th, not UTC's 24th.
+            # Without a Date: that parses there is no such date, and no SENT* key
+            # matches (NOT SENTON does): that is the RFC's text, and Dovecot's when it
+            # reads the header; the INTERNALDATE stand-in is SORT's (RFC 5256 2.2).
+            compare = _COMPARE[op]
+            return lambda r: (sent := _sent_day(r.envelope)) is not None and compare(sent, day)
+        # INTERNALDATE: days in UTC, disregarding time; the index keeps times as UTC
+        # epochs, the zone given at APPEND is not kept.
+        start = _day_start(day)
+        end = start + _DAY
         if op == "BEFORE":
-            return lambda r: when(r) < start
+            return lambda r: r.internaldate < start
         if op == "ON":
-            return lambda r: start <= when(r) < end
-        return lambda r: when(r) >= start
+            return lambda r: start <= r.internaldate < end
+        return lambda r: r.internaldate >= start
     raise TypeError(f"not a row key: {key!r}")
 
 
