@@ -283,8 +283,8 @@ def test_address_parsing_matches_aiosmtpd(arg: str) -> None:
     def parse(protocol: SMTP) -> object:
         try:
             return protocol._getaddr(arg)
-        except Exception as e:  # aiosmtpd's parser fails on some input ("<")
-            return type(e)
+        except Exception:  # aiosmtpd's parser fails on some input ("<")
+            return None, None  # which we answer as a syntax error
 
     assert parse(ours) == parse(theirs)
 

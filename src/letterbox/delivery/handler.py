@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from ..mime import ParsedMessage
 from ..server.context import Context
@@ -272,6 +272,10 @@ class DeliveryHandler:
             log.error("%s(%s): msgid=%s: store failed: %s", self.service, addr, msgid, error)
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A client (or scanner) that failed its STARTTLS handshake: nothing of ours.
+            log.info("%s: STARTTLS handshake failed: %s", self.service, error.__cause__ or error)
+            return "421 4.7.0 TLS handshake failed"
         log.error("%s: unexpected error: %s", self.service, error, exc_info=error)
         return "451 4.3.0 Internal error, try again later"
 

@@ -373,13 +373,18 @@ class DeliverySMTP(SMTP):
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         m = _SIMPLE_PATH.fullmatch(arg)
         if m is None or self.local_part_limit:
-            return super()._getaddr(arg)
+            try:
+                return super()._getaddr(arg)
+            except Exception:  # noqa: BLE001 - the email parser fails on some garbage
+                return None, None  # aiosmtpd then answers 553 (a syntax error)
         return m[1], m[2] or ""
 
     async def smtp_AUTH(self, arg: str) -> None:
         await self.push("502 5.5.1 AUTH not available: this service only accepts mail for local users")
 
     async def push(self, status: str | bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # aiosmtpd goes on with lines it had buffered after closing
         if isinstance(status, bytes):
             await super().push(status)
             return
@@ -390,6 +395,8 @@ class DeliverySMTP(SMTP):
         if reply[:1] in ("4", "5") and reply is not status:
             # A refusal decided by aiosmtpd itself (syntax, size, sequence).
             log.info("%s(%s): %s", self.service, self._peer_text(), reply)
+        # A reply may repeat an address that was not UTF-8 (kept as surrogates).
+        reply = reply.encode("utf-8", "replace").decode("utf-8")
         if reply.startswith("354") and self.envelope is not None:
             self._data_recipients = len(self.envelope.rcpt_tos)
         elif self._data_recipients:

@@ -253,6 +253,14 @@ class IMAPSession(Session):
     # --- events ------------------------------------------------------------------------
     async def _event(self, event: g.Event) -> None:
         if isinstance(event, g.ParseError):
+            waiting = self.idle_tag or (self._sasl[0] if self._sasl is not None else None)
+            if waiting is not None and not event.fatal:
+                # The line that was to end IDLE or answer AUTHENTICATE was refused (too
+                # long): that command ends with it, and commands are read again.
+                self.idle_tag = self._sasl = None
+                self.send(wire.tagged(waiting, "BAD", event.message))
+                self._count_bad()
+                return
             self.send(event.response())
             if event.fatal:
                 self._ended = "protocol error"
