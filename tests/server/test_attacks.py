@@ -360,3 +360,33 @@ def test_a_trickled_data_transfer_is_cut_off_at_its_deadline(make_server) -> Non
             continue
     assert b"421 4.4.2" in got, got
     sock.close()
+
+
+def test_half_open_tls_and_slowloris_connections_starve_no_one(server: ServerProcess) -> None:
+    server.add_user("probe@example.com", PW)
+    before = rss(server)
+    socks: list[socket.socket] = []
+    stop = threading.Event()
+
+    def attack() -> None:
+        for _ in range(120):  # handshakes that never start
+            socks.append(socket.create_connection(("127.0.0.1", server.port("imaps"))))
+        slow = [socket.create_connection(("127.0.0.1", server.port("imap"))) for _ in range(40)]
+        socks.extend(slow)
+        while not stop.is_set():  # a byte of a command now and then, never a line
+            for s in slow:
+                try:
+                    s.sendall(b"a")
+                except OSError:
+                    pass
+            stop.wait(0.2)
+
+    try:
+        worst = answered_meanwhile(server, "probe@example.com", attack)
+        grown = rss(server) - before
+    finally:
+        stop.set()
+        for s in socks:
+            s.close()
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    assert grown < 32 * MB, f"RSS grew by {grown // MB} MB"
