@@ -278,3 +278,28 @@ def test_neomutt_resyncs_with_qresync(server: ServerProcess, tmp_path: Path) -> 
     c.logout()
     screen, log = mutt.screen_with("Second subject", "Third subject", unwanted=("First subject",))
     assert "* VANISHED (EARLIER) 1" in log
+
+
+
+def test_mbsync_compresses(server: ServerProcess, tmp_path: Path) -> None:
+    """mbsync turns COMPRESS=DEFLATE on when offered (RFC 4978) and syncs as usual:
+    every answer arrives whole, none held back in the compressor."""
+    mbsync = require_program("mbsync")
+    server.add_user("zip@example.com", PASSWORD)
+    deliver(server, "zip@example.com", "Compressed hello", "Another compressed one")
+    local = tmp_path / "mail"
+    local.mkdir()
+    rc = tmp_path / "mbsyncrc"
+    rc.write_text(
+        f"IMAPAccount lb\nHost 127.0.0.1\nPort {server.port('imap')}\nUser zip@example.com\n"
+        f"Pass {PASSWORD}\nSSLType None\nAuthMechs LOGIN\n\n"
+        "IMAPStore remote\nAccount lb\n\n"
+        f"MaildirStore local\nPath {local}/\nInbox {local}/INBOX\n\n"
+        "Channel c\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Both\nSyncState *\n"
+    )
+    proc = subprocess.run([mbsync, "-D", "-c", str(rc), "-a"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "COMPRESS DEFLATE" in proc.stdout + proc.stderr
+    bodies = [p.read_bytes() for p in _maildir_files(local / "INBOX")]
+    assert sorted(b.split(b"Subject: ")[1].split(b"\n")[0].rstrip() for b in bodies) == [
+        b"Another compressed one", b"Compressed hello"]

@@ -12,12 +12,9 @@ import time
 import tracemalloc
 
 import pytest
-
 from aiosmtpd.smtp import SMTP
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from letterbox.spool import Spool, Spooler
 
 from letterbox.delivery import protocol
 from letterbox.delivery.protocol import (
@@ -27,6 +24,7 @@ from letterbox.delivery.protocol import (
     long_line_from,
     read_data,
 )
+from letterbox.spool import Spool, Spooler
 
 from .delivery_support import Harness, split_trace
 

@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP
 
 from ..server.context import Context
+from ..server.sockopts import quickack
 from ..spool import SPOOL_MIN, Spool
 from .core import client_address
 from .handler import DeliveryHandler, Verbatim
@@ -282,6 +283,10 @@ class DeliverySMTP(SMTP):
         # aiosmtpd resets its timer only when a command arrives, so a large message on a
         # slow link would be cut off mid-DATA; the timeout is for a silent client.
         self._reset_timeout()
+        if self._data_recipients and self.transport is not None:
+            # Mid-DATA nothing is answered until the final dot, which a client with Nagle
+            # on holds until these bytes are acked: ack them now, not in 40 ms.
+            quickack(self.transport.get_extra_info("socket"))
         super().data_received(data)
 
     def _timeout_cb(self) -> None:

@@ -84,6 +84,8 @@ class IMAPSession(Session):
         self.view: SelectedView | None = None
         self.idle_tag: str | None = None
         self._sasl: tuple[str, str, list[bytes]] | None = None
+        self.compressed = False
+        """COMPRESS=DEFLATE is on (RFC 4978)."""
         self._dirty = False
         self._bad = 0
         self._failed_logins = 0
@@ -102,6 +104,21 @@ class IMAPSession(Session):
             max_command_size=PRE_AUTH_LIMIT,
             non_sync_literals="LITERAL+",
         )
+
+    def unauthenticate(self) -> None:
+        """Forget the login and everything that came with it (RFC 8437)."""
+        log.info("imap(%s)<%s>: unauthenticated", self.user, self.peer.ip)
+        self._close_view()
+        self.state = NOT_AUTH
+        self.user = None
+        self.account = None
+        self.store = None
+        self.rev2 = self.condstore = self.qresync = self._announce_modseq = False
+        # Commands pipelined after this one stay in the reader, under pre-login limits.
+        r = self.reader
+        r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
+        r.max_command_size = PRE_AUTH_LIMIT
+        r.spool = None
 
     def _raise_limits(self) -> None:
         s = self.settings
@@ -125,7 +142,8 @@ class IMAPSession(Session):
                 caps.append("LOGINDISABLED")
             return caps
         caps += [
-            "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "LIST-EXTENDED", "LIST-STATUS",
+            "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
+            "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
             "CONDSTORE", "QRESYNC", "WITHIN",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
@@ -176,7 +194,7 @@ class IMAPSession(Session):
     @property
     def backlog(self) -> bool:
         """Pipelined commands wait until the client has read what is queued."""
-        return self._held and not self.closing and not self.start_tls
+        return self._held and not self.closing and not self.start_tls and not self.start_compress
 
     async def receive(self, data: bytes) -> None:
         self.reader.feed(data)
@@ -198,7 +216,7 @@ class IMAPSession(Session):
                 self._note_command_start()
                 return
             await self._event(event)
-            if self.start_tls:
+            if self.start_tls or self.start_compress:
                 return
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
@@ -226,6 +244,9 @@ class IMAPSession(Session):
 
     def tls_started(self) -> None:
         super().tls_started()
+
+    def take_unread(self) -> bytes:
+        return self.reader.take_pending()
 
     async def shutdown(self, reason: str) -> None:
         self._ended = f"server ended session: {reason}"
@@ -564,6 +585,24 @@ async def cmd_starttls(s: IMAPSession, cmd: g.StartTLS) -> Done:
     return Done(text="Begin TLS negotiation now")
 
 
+async def cmd_compress(s: IMAPSession, cmd: g.Compress) -> Done:
+    # RFC 4978 3: DEFLATE is the one mechanism; asked twice, NO [COMPRESSIONACTIVE].
+    if cmd.mechanism != "DEFLATE":
+        return Done("BAD", f"Unknown compression mechanism {cmd.mechanism}")
+    if s.compressed:
+        return Done("NO", "DEFLATE is active already", "COMPRESSIONACTIVE")
+    s.compressed = True
+    s.start_compress = True  # after this answer, which goes out uncompressed
+    return Done(text="DEFLATE active")
+
+
+async def cmd_unauthenticate(s: IMAPSession, cmd: g.Unauthenticate) -> Done:
+    # RFC 8437 3: back to not authenticated, TLS and compression kept; a selected
+    # mailbox is left without expunging; no NO is allowed.
+    s.unauthenticate()
+    return Done(text="UNAUTHENTICATE completed")
+
+
 async def cmd_login(s: IMAPSession, cmd: g.Login) -> Done:
     try:
         user = cmd.userid.decode("utf-8")
@@ -625,6 +664,8 @@ def _registry() -> dict[str, Spec]:
         "LOGOUT": Spec(cmd_logout, ANY),
         "ID": Spec(cmd_id, ANY),
         "STARTTLS": Spec(cmd_starttls, frozenset({NOT_AUTH})),
+        "COMPRESS": Spec(cmd_compress, AUTHED),
+        "UNAUTHENTICATE": Spec(cmd_unauthenticate, AUTHED),
         "LOGIN": Spec(cmd_login, frozenset({NOT_AUTH})),
         "AUTHENTICATE": Spec(cmd_authenticate, frozenset({NOT_AUTH})),
         "ENABLE": Spec(cmd_enable, AUTHED),

@@ -4,6 +4,10 @@ The runner waits for whichever comes first: client bytes, a change-feed event, a
 shutdown request from the server (a protocol switched off), or the idle timer; it hands
 that one event to the session and flushes what the session queued. A failure inside one
 session is logged and ends that connection only.
+
+While a command is open (a continuation request went out, or the client's bytes did not
+complete a command) the client's next bytes are acknowledged at once (sockopts.quickack),
+so a client with Nagle's algorithm on does not wait for Linux's delayed ACK.
 """
 
 from __future__ import annotations
@@ -15,13 +19,23 @@ import time
 from collections.abc import Callable
 
 from .accept import tls_failure
+from .deflate import Deflate, DeflateError
 from .session import Session
+from .sockopts import quickack
 
 log = logging.getLogger("letterbox.session")
 
 READ_SIZE = 65536
 # How much a session may queue before pipelined commands wait for the client to read.
 OUTPUT_LIMIT = 256 * 1024
+
+
+def _asks_for_more(out: list[bytes]) -> bool:
+    """Whether *out* ends with a continuation request: "+ " (or a bare "+") opens the
+    line in IMAP (literals, AUTHENTICATE, IDLE) and in POP3 AUTH; POP3's "+OK" does not."""
+    last = out[-1]
+    start = last.rfind(b"\n", 0, len(last) - 1) + 1
+    return last.startswith(b"+ ", start) or last[start:] == b"+\r\n"
 
 
 class Connection:
@@ -45,6 +59,11 @@ class Connection:
         self.handshake_timeout = handshake_timeout
         self._stop_reason: str | None = None
         self._wake = asyncio.Event()
+        self._sock = writer.get_extra_info("socket")
+        """The TCP socket (under TLS too), for quickack; it stays the same across STARTTLS."""
+        self._writes = 0
+        self._deflate: Deflate | None = None
+        """Set once the session turned on COMPRESS=DEFLATE."""
         session.flusher = self._flush
         session.output_limit = OUTPUT_LIMIT
 
@@ -57,8 +76,15 @@ class Connection:
     async def _flush(self) -> None:
         out = self.session.take_output()
         if out:
-            self.writer.writelines(out)
+            if self._deflate is not None:
+                self.writer.write(self._deflate.deflate(b"".join(out)))
+            else:
+                self.writer.writelines(out)
+            self._writes += 1
             await asyncio.wait_for(self.writer.drain(), timeout=self.session.timeout)
+            # After the write: sending makes Linux delay its ACKs again.
+            if _asks_for_more(out):
+                quickack(self._sock)
 
     async def _upgrade(self) -> None:
         """STARTTLS/STLS: answer, then switch the stream to TLS.
@@ -87,6 +113,38 @@ class Connection:
             s.closing = True
             return
         s.tls_started()
+
+    async def _start_compress(self) -> None:
+        """COMPRESS: the answer goes out as it is, everything after it deflated; bytes
+        the client sent after the command were deflated already."""
+        s = self.session
+        s.start_compress = False
+        await self._flush()
+        self._deflate = Deflate()
+        pending = s.take_unread()
+        if pending:
+            await self._receive_compressed(pending)
+
+    async def _receive_compressed(self, data: bytes) -> None:
+        """Inflate and hand over a piece at a time (a small input may inflate to a lot),
+        letting the session send what it answered before the next piece."""
+        s = self.session
+        assert self._deflate is not None
+        try:
+            plain = self._deflate.inflate(data)
+            while True:
+                if plain:
+                    await s.receive(plain)
+                while s.backlog and not s.closing:
+                    await self._flush()
+                    await s.resume()
+                if s.closing or not self._deflate.pending:
+                    return
+                await self._flush()
+                plain = self._deflate.inflate()
+        except DeflateError as e:
+            log.info("%s connection from %s: corrupt compressed data: %s", s.protocol, s.peer.ip, e)
+            s.closing = True
 
     async def run(self) -> None:
         s = self.session
@@ -127,12 +185,22 @@ class Connection:
                     read_task = None
                     if not data:
                         break
-                    await s.receive(data)
+                    writes = self._writes
+                    if self._deflate is not None:
+                        await self._receive_compressed(data)
+                    else:
+                        await s.receive(data)
+                    if not s.out and self._writes == writes:
+                        # No answer: the command goes on, and its next bytes (the rest of
+                        # a literal, its CRLF) may wait in the client until these are acked.
+                        quickack(self._sock)
                     while s.backlog and not s.closing:
                         await self._flush()
                         await s.resume()
                     if s.start_tls and not s.closing:
                         await self._upgrade()
+                    if s.start_compress and not s.closing:
+                        await self._start_compress()
                 else:
                     sub_task = None
                     sub_for = None

@@ -34,6 +34,9 @@ class Session(abc.ABC):
         """Set when the core wants the connection closed after `out` is flushed."""
         self.start_tls = False
         """Set when the core wants TLS started after `out` is flushed (STLS/STARTTLS)."""
+        self.start_compress = False
+        """Set when the core wants compression started after `out` is flushed (IMAP
+        COMPRESS); the runner then takes `take_unread` bytes as compressed."""
         self.subscription: Subscription | None = None
         """Set while the core wants change-feed events (IMAP selected state, IDLE)."""
         self.user: str | None = None
@@ -60,6 +63,10 @@ class Session(abc.ABC):
         if self.flusher is not None and self.out:
             await self.flusher()
         await asyncio.sleep(0)
+
+    def take_unread(self) -> bytes:
+        """Received bytes the core has not consumed (they came after COMPRESS)."""
+        return b""
 
     def take_output(self) -> list[bytes]:
         out, self.out = self.out, []

@@ -12,6 +12,7 @@ from .commands import (
     Check,
     Close,
     Command,
+    Compress,
     Copy,
     Create,
     Delete,
@@ -54,6 +55,7 @@ from .commands import (
     Status,
     Store,
     Subscribe,
+    Unauthenticate,
     Unselect,
     Unsubscribe,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "Close",
     "Command",
     "CommandReader",
+    "Compress",
     "Copy",
     "Create",
     "Delete",
@@ -121,6 +124,7 @@ __all__ = [
     "Status",
     "Store",
     "Subscribe",
+    "Unauthenticate",
     "Unselect",
     "Unsubscribe",
 ]

@@ -208,6 +208,21 @@ class StartTLS(Command):
 
 
 @dataclass(slots=True)
+class Compress(Command):
+    """COMPRESS <mechanism> (RFC 4978); the mechanism uppercased."""
+
+    name: ClassVar[str] = "COMPRESS"
+    mechanism: str = ""
+
+
+@dataclass(slots=True)
+class Unauthenticate(Command):
+    """UNAUTHENTICATE (RFC 8437)."""
+
+    name: ClassVar[str] = "UNAUTHENTICATE"
+
+
+@dataclass(slots=True)
 class Authenticate(Command):
     """``initial_response`` is the SASL-IR token as sent, None when absent.
 

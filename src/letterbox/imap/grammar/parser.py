@@ -1010,6 +1010,13 @@ def _setquota(cur: Cursor, tag: str) -> c.Command:
     return c.SetQuota(tag, root, tuple(limits))
 
 
+def _compress(cur: Cursor, tag: str) -> c.Command:
+    cur.sp()
+    mechanism = cur.atom("compression mechanism").decode("ascii").upper()
+    cur.end()
+    return c.Compress(tag, mechanism)
+
+
 # ---------------------------------------------------------------------------------------
 
 Parser = Callable[[Cursor, str], c.Command]
@@ -1019,6 +1026,8 @@ COMMANDS: dict[bytes, Parser] = {
     b"NOOP": _no_args(c.Noop),
     b"LOGOUT": _no_args(c.Logout),
     b"STARTTLS": _no_args(c.StartTLS),
+    b"COMPRESS": _compress,
+    b"UNAUTHENTICATE": _no_args(c.Unauthenticate),
     b"AUTHENTICATE": _authenticate,
     b"LOGIN": _login,
     b"ENABLE": _enable,

@@ -168,6 +168,14 @@ class CommandReader:
             self._mode = _LINE
         self._reset_command()
 
+    def take_pending(self) -> bytes:
+        """Hand over the received bytes not consumed yet (sent after COMPRESS, so in
+        another encoding) and forget them."""
+        data = bytes(self._buf[self._pos :])
+        self._buf.clear()
+        self._pos = self._scan = 0
+        return data
+
     @property
     def pending_bytes(self) -> int:
         """Received bytes not yet consumed, e.g. to refuse data pipelined after STARTTLS."""
