@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import imaplib
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -390,3 +391,26 @@ def test_half_open_tls_and_slowloris_connections_starve_no_one(server: ServerPro
             s.close()
     assert worst < 1.0, f"a NOOP took {worst:.2f} s"
     assert grown < 32 * MB, f"RSS grew by {grown // MB} MB"
+
+
+def test_clients_leaving_mid_data_leave_no_error(server: ServerProcess) -> None:
+    server.add_user("d@example.com", PW)
+    for port, hello in (("lmtp", b"LHLO x\r\n"), ("smtp", b"EHLO x\r\n")):
+        for reset in (False, True):
+            s = socket.create_connection(("127.0.0.1", server.port(port)))
+            if reset:  # close with a RST, as a client that crashed or was killed
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            _recv_until(s, b"220 ")
+            s.sendall(hello + b"MAIL FROM:<a@b.example>\r\nRCPT TO:<d@example.com>\r\nDATA\r\n")
+            _recv_until(s, b"354 ")
+            s.sendall(b"Subject: x\r\n\r\npartial")
+            # Nothing tells when the server has read those bytes; leaving a moment later
+            # is what once made the DATA reader fail with an error nobody collected.
+            time.sleep(0.1)
+            s.close()
+    probe = imap(server, "d@example.com")
+    assert probe.noop()[0] == "OK"
+    probe.logout()
+    server.stop()
+    log = server.log_text()
+    assert "Traceback" not in log and " ERROR " not in log, log

@@ -361,6 +361,12 @@ class DeliverySMTP(SMTP):
             # Connection lost (or the session ended) mid-DATA: nothing is stored.
             self._writer.close()
             raise
+        except ConnectionResetError:
+            # The client went away mid-DATA: nothing is stored, and the session ends
+            # (re-raised, aiosmtpd's task would end with an error nobody collects).
+            log.info("%s: connection from %s closed during DATA", self.service, self._peer_text())
+            self._writer.close()
+            return
         if isinstance(received, str):
             await self.push(received)
             self._set_post_data_state()
