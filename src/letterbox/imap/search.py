@@ -48,6 +48,8 @@ MAX_CONTENT_KEYS = 64
 _LONG_TEXT = 1 << 20
 # Searches that read files let other sessions run every this many messages.
 _YIELD_EVERY = 100
+# Index rows read at once: other sessions run between two reads.
+_ROWS_PER_READ = 10000
 
 _INDEXED: dict[str, SearchField] = {
     "SUBJECT": "subject",
@@ -251,8 +253,10 @@ class _Search:
         the store have none and match nothing."""
         rows = self.cache.setdefault(fields, {})
         missing = [u for u in uids if u not in rows]
-        if missing:
-            for r in await self.store.fetch(self.mailbox_id, missing, fields):
+        for start in range(0, len(missing), _ROWS_PER_READ):
+            if start:
+                await asyncio.sleep(0)  # a big mailbox is read in pieces
+            for r in await self.store.fetch(self.mailbox_id, missing[start : start + _ROWS_PER_READ], fields):
                 rows[r.uid] = r
         return rows
 

@@ -146,6 +146,7 @@ class IMAPSession(Session):
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
             "CONDSTORE", "QRESYNC", "WITHIN",
+            "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
@@ -656,7 +657,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, quota, search, selected
+    from . import append, fetch, mailboxes, quota, search, selected, sort, thread
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -681,6 +682,8 @@ def _registry() -> dict[str, Spec]:
     }
     table.update(mailboxes.COMMANDS)
     table.update(selected.COMMANDS)
+    table.update(sort.COMMANDS)
+    table.update(thread.COMMANDS)
     return table
 
 

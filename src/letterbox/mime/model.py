@@ -26,3 +26,6 @@ class ParsedMessage:
     bcc: str
     """Decoded (RFC 2047) header text, casefolded, for index-only SEARCH."""
     message_id: str
+    references: str = ""
+    """Normalized IDs the message refers to, space-separated, for THREAD=REFERENCES
+    (RFC 5256): those of References, else the first of In-Reply-To (see mime.msgid)."""

@@ -28,6 +28,7 @@ from email.utils import mktime_tz, parsedate_tz
 from . import imapstr
 from .headers import search_text
 from .model import ParsedMessage
+from .msgid import thread_references
 from .rfc822 import (
     NUL_REPLACEMENT,
     Address,
@@ -68,6 +69,7 @@ _ENVELOPE_FIELDS = frozenset(
         b"bcc",
         b"in-reply-to",
         b"message-id",
+        b"references",
     )
 )
 _ADDRESS_FIELDS = (b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc")
@@ -77,7 +79,7 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _MIME_FIELD = re.compile(rb"^((?:content-|mime-version)[^:\n]*):", re.I | re.M)
 _ENVELOPE_OR_MIME_FIELD = re.compile(
     rb"^((?:content-|mime-version|date|subject|from|sender|reply-to|to|cc|bcc|in-reply-to"
-    rb"|message-id)[^:\n]*):",
+    rb"|message-id|references)[^:\n]*):",
     re.I | re.M,
 )
 # the rest of a field: its first line and any continuation lines
@@ -487,13 +489,14 @@ def _addresses(addrs: list[Address]) -> bytes:
 
 
 class _Envelope:
-    __slots__ = ("date", "subject", "in_reply_to", "message_id", "addrs", "raw_addrs")
+    __slots__ = ("date", "subject", "in_reply_to", "message_id", "references", "addrs", "raw_addrs")
 
     def __init__(self, fields: _Fields) -> None:
         self.date: bytes | None = None
         self.subject: bytes | None = None
         self.in_reply_to: bytes | None = None
         self.message_id: bytes | None = None
+        self.references: bytes | None = None
         self.raw_addrs: dict[bytes, list[bytes]] = {name: [] for name in _ADDRESS_FIELDS}
         for name, value in fields:
             if name == b"date":
@@ -504,6 +507,8 @@ class _Envelope:
                 self.in_reply_to = value
             elif name == b"message-id":
                 self.message_id = value
+            elif name == b"references":
+                self.references = value
             elif name in self.raw_addrs:
                 self.raw_addrs[name].append(value)
         self.addrs: dict[bytes, list[Address]] = {}
@@ -715,6 +720,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         cc=_joined_search(env.raw_addrs[b"cc"]),
         bcc=_joined_search(env.raw_addrs[b"bcc"]),
         message_id=message_id,
+        references=thread_references(env.references, env.in_reply_to),
     )
 
 

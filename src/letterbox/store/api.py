@@ -12,7 +12,7 @@ import abc
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ..mime import ParsedMessage
@@ -139,6 +139,13 @@ class MessageRecord:
     sent_date: float | None = None
     search: str = ""
     """Decoded, lower-cased header text for SEARCH on common fields (see mime.model)."""
+    subject: str = ""
+    """The Subject field decoded and casefolded, as in *search*."""
+    message_id: str = ""
+    """The Message-ID field as written (trimmed, unfolded)."""
+    references: str | None = None
+    """Normalized IDs the message refers to, for THREAD (see mime.model); None when the
+    index does not have them (messages indexed by a version that did not keep them)."""
     pop3_hidden: bool = False
     pop3_retrieved: float | None = None
 
@@ -155,6 +162,9 @@ FetchField = Literal[
     "header_size",
     "sent_date",
     "search",
+    "subject",
+    "message_id",
+    "references",
     "pop3",
 ]
 
@@ -301,6 +311,14 @@ class AccountStore(abc.ABC):
         self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField]
     ) -> list[MessageRecord]:
         """Index rows for *uids* that still exist, in UID order."""
+
+    @abc.abstractmethod
+    async def fetch_values(
+        self, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+    ) -> list[tuple[Any, ...]]:
+        """What `fetch` reads, as (UID, one value per field) tuples, for fields of one
+        value ("flags" as stored text; not "search" nor "pop3"): SORT and THREAD read
+        every message of a mailbox and need no record per message."""
 
     @abc.abstractmethod
     async def flag_table(self, mailbox_id: int) -> FlagTable:

@@ -1068,6 +1068,12 @@ UID_COMMANDS: dict[bytes, Parser] = {
     b"EXPUNGE": _uid_expunge,
 }
 
+# SORT and THREAD (RFC 5256, 5267, 5957) have a module of their own, which uses this one's.
+from . import sort as _sort  # noqa: E402
+
+COMMANDS.update(_sort.COMMANDS)
+UID_COMMANDS.update(_sort.UID_COMMANDS)
+
 
 def _printable(name: bytes) -> str:
     text = name[:40].decode("ascii")

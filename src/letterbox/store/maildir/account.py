@@ -95,6 +95,9 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "header_size": ("p.header_size",),
     "sent_date": ("h.sent_date",),
     "search": ("h.subject", "h.from_", "h.to_", "h.cc", "h.bcc"),
+    "subject": ("h.subject",),
+    "message_id": ("h.message_id",),
+    "references": ("h.refs",),
     "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
 }
 
@@ -677,6 +680,23 @@ class MaildirAccount(AccountStore):
         return out
 
     @_op()
+    async def fetch_values(
+        self, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+    ) -> list[tuple[Any, ...]]:
+        cols = ["m.uid"]
+        for f in fields:
+            if len(_FIELD_SQL[f]) != 1:
+                raise ValueError(f"{f} is more than one value")
+            cols.extend(_FIELD_SQL[f])
+        joins = ""
+        if any(c.startswith("p.") for c in cols):
+            joins += " JOIN parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
+        if any(c.startswith("h.") for c in cols):
+            joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
+        sql = f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
+        return self.select_uids(sql, mailbox_id, uids)
+
+    @_op()
     async def flag_table(self, mailbox_id: int) -> FlagTable:
         return self._store.flag_tables.get(self.db, (self.key, mailbox_id))
 
@@ -841,9 +861,9 @@ class MaildirAccount(AccountStore):
             [(mailbox_id, uid, fl, ms, size, idate, fn) for uid, ms, fl, size, idate, fn, _ in rows],
         )
         db.executemany(
-            "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(mailbox_id, uid, p.sent_date, p.subject, p.from_, p.to, p.cc, p.bcc, p.message_id)
-             for uid, *_, p in rows],
+            "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, p.sent_date, p.subject, p.from_, p.to, p.cc, p.bcc, p.message_id,
+              p.references) for uid, *_, p in rows],
         )
         db.executemany(
             "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -1121,7 +1141,7 @@ class MaildirAccount(AccountStore):
         )
         db.execute(
             "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
-            " message_id FROM headers WHERE mailbox_id = ? AND uid = ?",
+            " message_id, refs FROM headers WHERE mailbox_id = ? AND uid = ?",
             (dst, new_uid, src, uid),
         )
         db.execute(

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # A read waits this long for a lock (only WAL recovery takes one); writers never wait on
 # the event loop: they try BEGIN IMMEDIATE without waiting and retry asynchronously.
 READ_BUSY_MS = 200
@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS headers (
     cc         TEXT NOT NULL,
     bcc        TEXT NOT NULL,
     message_id TEXT NOT NULL,
+    refs       TEXT,
     PRIMARY KEY (mailbox_id, uid)
 );
 
@@ -257,6 +258,10 @@ def _upgrade(db: sqlite3.Connection) -> None:
             "INSERT OR REPLACE INTO meta (key, value)"
             " SELECT 'defaults', 1 WHERE EXISTS (SELECT 1 FROM mailboxes WHERE name = 'INBOX')"
         )
+    if version < 4:
+        # 4: the IDs a message refers to, for THREAD=REFERENCES; NULL for the messages
+        # indexed before (read from their header when needed).
+        _add_column(db, "headers", "refs", "TEXT")
     if version < SCHEMA_VERSION:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
 

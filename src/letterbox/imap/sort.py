@@ -1,0 +1,291 @@
+"""SORT and UID SORT (RFC 5256 section 3), with ESORT (RFC 5267 section 3: RETURN (MIN MAX
+ALL COUNT), and SAVE as SEARCH has it, RFC 5182), SORT=DISPLAY (RFC 5957) and CONDSTORE's
+MODSEQ (RFC 7162 3.1.9-3.1.10).
+
+Messages are chosen by the SEARCH machinery, then their sort keys come from the index:
+dates and sizes from its columns, subjects from its decoded Subject text, addresses from
+the stored ENVELOPE; each message's keys are computed once per command, and the result
+is kept for the next SORT of the same messages (see sortcache). Ties keep the mailbox
+order (stable sorts, from the last criterion to the first), REVERSE included. Long loops
+let other sessions run: no stretch of a SORT over 100,000 messages holds the event loop
+for long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..store.api import AccountStore, FetchField, StoreError
+from . import grammar as g
+from . import wire
+from .grammar.sort import Sort, SortCriterion
+from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys
+from .session import ONLY_SELECTED, Done, IMAPSession, Spec
+from .sortcache import RESULTS
+from .sortkeys import (
+    ENV_CC,
+    ENV_FROM,
+    ENV_TO,
+    address_display,
+    address_mailbox,
+    base_subject,
+    casemap,
+)
+from .view import SelectedView
+
+# Index rows read per query, and messages handled between two chances for other sessions.
+CHUNK = 2000
+
+_FIELDS: dict[str, tuple[FetchField, ...]] = {
+    "ARRIVAL": ("internaldate",),
+    "DATE": ("sent_date", "internaldate"),
+    "SIZE": ("size",),
+    "SUBJECT": ("subject",),
+    "FROM": ("envelope",),
+    "TO": ("envelope",),
+    "CC": ("envelope",),
+    "DISPLAYFROM": ("envelope",),
+    "DISPLAYTO": ("envelope",),
+}
+
+
+Row = tuple[Any, ...]
+"""(UID, one value per field) as AccountStore.fetch_values gives it."""
+
+
+def _envelope_key(field: int, display: bool) -> Callable[[bytes], str]:
+    if display:
+        return lambda env: casemap(address_display(env, field)) if env else ""
+    return lambda env: casemap(address_mailbox(env, field)) if env else ""
+
+
+_ENVELOPE_KEYS: dict[str, Callable[[bytes], str]] = {
+    "FROM": _envelope_key(ENV_FROM, False),
+    "TO": _envelope_key(ENV_TO, False),
+    "CC": _envelope_key(ENV_CC, False),
+    "DISPLAYFROM": _envelope_key(ENV_FROM, True),
+    "DISPLAYTO": _envelope_key(ENV_TO, True),
+}
+
+
+class SubjectKeys:
+    """Base subject (case-mapped) and whether it shows a reply, once per distinct
+    Subject text: a thread's messages share theirs."""
+
+    def __init__(self) -> None:
+        self.memo: dict[str, tuple[str, bool]] = {}
+
+    def __call__(self, subject: str | None) -> tuple[str, bool]:
+        text = subject or ""
+        got = self.memo.get(text)
+        if got is None:
+            base, reply = base_subject(text)
+            got = self.memo[text] = (casemap(base), reply)
+        return got
+
+
+# --- choosing messages: SEARCH's machinery ---------------------------------------------------
+
+
+class Selection:
+    """The messages a SORT or THREAD works on: SEARCH's result, ascending UIDs."""
+
+    def __init__(self, uids: list[int], search: _Search, has_modseq: bool) -> None:
+        self.uids = uids
+        self.search = search
+        self.has_modseq = has_modseq
+
+    async def highest_modseq(self, uids: Sequence[int]) -> int | None:
+        if not self.has_modseq or not uids:
+            return None
+        rows = await self.search.rows(sorted(uids), ("modseq",))
+        return max((rows[u].modseq for u in uids if u in rows), default=None)
+
+
+async def select(s: IMAPSession, charset: str, key: g.SearchKey) -> Selection | Done:
+    """Run the search part of a SORT or THREAD command: the matching messages, or the
+    NO that ends the command."""
+    view, store = s.view, s.store
+    assert view is not None and store is not None
+    if charset not in CHARSETS:
+        return Done("NO", f"Unsupported charset {charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+    fields: set[FetchField] = set()
+    has_modseq = _fields(key, fields)
+    if has_modseq:
+        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+    needles = content_keys(key, {})
+    if len(needles) > MAX_CONTENT_KEYS:
+        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
+    gone = view.pending_expunge
+    cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
+    search = _Search(s, view, store, fields, needles)
+    found = await search.match(key, cands)
+    return Selection(found, search, has_modseq)
+
+
+async def load(
+    store: AccountStore, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+) -> list[Row]:
+    """Index values of *uids* (ascending), a chunk at a time, one row per UID in their
+    order; a message expunged meanwhile has None for each value."""
+    rows: list[Row] = []
+    for start in range(0, len(uids), CHUNK):
+        rows.extend(await store.fetch_values(mailbox_id, uids[start : start + CHUNK], fields))
+        await asyncio.sleep(0)
+    if len(rows) != len(uids):
+        found = {r[0]: r for r in rows}
+        blank = (None,) * len(fields)
+        rows = [found.get(u) or (u, *blank) for u in uids]
+    return rows
+
+
+def msns(view: SelectedView, uids: Sequence[int]) -> list[int]:
+    """Message sequence numbers of *uids* (all in the view), in their order."""
+    if len(uids) * 16 < len(view.uids):
+        return [m for u in uids if (m := view.msn(u)) is not None]
+    place = {u: i for i, u in enumerate(view.uids, 1)}
+    return [place[u] for u in uids if u in place]
+
+
+# --- sorting -----------------------------------------------------------------------------------
+
+
+async def sort_uids(
+    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion]
+) -> list[int]:
+    """*uids* (ascending: mailbox order) sorted by *criteria*."""
+    fields = list(dict.fromkeys(f for c in criteria for f in _FIELDS[c.key]))
+    rows = await load(store, mailbox_id, uids, fields)
+    col = {f: i + 1 for i, f in enumerate(fields)}
+    # Each key once per message, whatever the number of criteria naming it.
+    keys: dict[str, list[Any]] = {}
+    for name in dict.fromkeys(c.key for c in criteria):
+        keys[name] = await _key_values(name, rows, col)
+    order = list(range(len(uids)))
+    # Stable sorts from the last criterion to the first: earlier criteria decide, ties
+    # keep the mailbox order (REVERSE does not reverse it: RFC 5256 3).
+    for c in reversed(criteria):
+        order.sort(key=keys[c.key].__getitem__, reverse=c.reverse)
+        await asyncio.sleep(0)
+    return [uids[i] for i in order]
+
+
+async def _key_values(name: str, rows: list[Row], col: dict[FetchField, int]) -> list[Any]:
+    if name == "ARRIVAL":
+        i = col["internaldate"]
+        return [r[i] or 0.0 for r in rows]
+    if name == "DATE":
+        i, j = col["sent_date"], col["internaldate"]
+        return [r[j] or 0.0 if r[i] is None else r[i] for r in rows]
+    if name == "SIZE":
+        i = col["size"]
+        return [r[i] or 0 for r in rows]
+    out: list[Any] = []
+    if name == "SUBJECT":
+        i = col["subject"]
+        subject = SubjectKeys()
+        for start in range(0, len(rows), CHUNK):
+            out.extend(subject(r[i])[0] for r in rows[start : start + CHUNK])
+            await asyncio.sleep(0)
+        return out
+    i = col["envelope"]
+    fn = _ENVELOPE_KEYS[name]
+    for start in range(0, len(rows), CHUNK):
+        out.extend(fn(r[i]) for r in rows[start : start + CHUNK])
+        await asyncio.sleep(0)
+    return out
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
+    view, store = s.view, s.store
+    assert view is not None and store is not None
+    verb = "UID SORT" if cmd.uid else "SORT"
+    options = cmd.return_options
+    save = options is not None and "SAVE" in options
+    try:
+        chosen = await select(s, cmd.charset, cmd.key)
+        if isinstance(chosen, Done):
+            if save:
+                view.saved = []  # RFC 5182 2.1: a failed SEARCH (SAVE) empties $
+            return chosen
+        key = (view.mailbox.id, view.mailbox.uidvalidity, "SORT", cmd.criteria)
+        cached = RESULTS.get(store, key, chosen.uids)
+        if cached is not None:
+            order = cached.tolist()
+        else:
+            order = await sort_uids(store, view.mailbox.id, chosen.uids, cmd.criteria)
+            RESULTS.put(store, key, chosen.uids, array("q", order))
+    except StoreError:
+        if save:
+            view.saved = []
+        raise
+    opts = set(options or ())
+    returned = order
+    if order and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
+        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
+        returned = list(dict.fromkeys(
+            ([order[0]] if "MIN" in opts else []) + ([order[-1]] if "MAX" in opts else [])
+        ))
+    if save:
+        view.saved = sorted(returned)
+    highest = await chosen.highest_modseq(returned)
+    numbers = order if cmd.uid else msns(view, order)
+    if options is None:
+        line = [b"* SORT"]
+        if numbers:
+            line.append(wire.number_list(numbers))
+            if highest is not None:
+                line.append(b"(MODSEQ %d)" % highest)
+        s.send(b" ".join(line) + b"\r\n")
+        return Done(text=f"{verb} completed")
+    wanted = opts or {"ALL"}
+    if wanted == {"SAVE"}:
+        return Done(text=f"{verb} completed")  # SAVE alone: no ESEARCH (RFC 5182 2.4)
+    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+    return Done(text=f"{verb} completed")
+
+
+def ordered_set(numbers: Sequence[int]) -> bytes:
+    """A sequence-set that keeps *numbers*' order; only ascending runs become ranges
+    (RFC 5267 3.2)."""
+    out: list[str] = []
+    i, n = 0, len(numbers)
+    while i < n:
+        j = i
+        while j + 1 < n and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
+    return ",".join(out).encode("ascii")
+
+
+def esearch(tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None) -> bytes:
+    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` for a sorted result: MIN and
+    MAX are its first and last messages, ALL is in sort order (RFC 5267 3.1)."""
+    parts = [b"* ESEARCH (TAG " + wire.quoted(tag) + b")"]
+    if uid:
+        parts.append(b"UID")
+    if numbers:
+        if "MIN" in wanted:
+            parts.append(b"MIN %d" % numbers[0])
+        if "MAX" in wanted:
+            parts.append(b"MAX %d" % numbers[-1])
+        if "ALL" in wanted:
+            parts.append(b"ALL " + ordered_set(numbers))
+    if "COUNT" in wanted:
+        parts.append(b"COUNT %d" % len(numbers))
+    if highest is not None:
+        parts.append(b"MODSEQ %d" % highest)
+    return b" ".join(parts) + b"\r\n"
+
+
+COMMANDS = {
+    # No EXPUNGE while SORT answers (RFC 5256 3); UID SORT may have them.
+    "SORT": Spec(cmd_sort, ONLY_SELECTED, may_expunge=False),
+}
