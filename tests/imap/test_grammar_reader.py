@@ -503,3 +503,21 @@ def test_a_spooled_literal_of_a_refused_or_abandoned_command_is_closed() -> None
     event = reader.next_event()
     assert isinstance(event, ParseError) and event.tag == "b"
     assert made[1].closed
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"a REPLACE 4 {6}", False),  # the mailbox name
+        (b"a REPLACE 4 Drafts {312}", True),
+        (b"a UID REPLACE 2000 {6}", False),
+        (b"a uid replace 2000 Drafts (\\Seen) {312}", True),
+        (b"a APPEND {6}", False),
+        (b"a APPEND Drafts {312}", True),
+    ],
+)
+def test_message_literals_of_append_and_replace(line: bytes, message: bool) -> None:
+    reader = CommandReader()
+    reader.feed(line + b"\r\n")
+    event = reader.next_event()
+    assert isinstance(event, NeedContinuation) and event.message is message

@@ -144,7 +144,7 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
-            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "BINARY",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY",
             "CONDSTORE", "QRESYNC", "WITHIN",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
@@ -679,6 +679,7 @@ def _registry() -> dict[str, Spec]:
         "GETQUOTAROOT": Spec(quota.cmd_getquotaroot, AUTHED),
         "SETQUOTA": Spec(quota.cmd_setquota, AUTHED),
         "APPEND": Spec(append.cmd_append, AUTHED),
+        "REPLACE": Spec(append.cmd_replace, ONLY_SELECTED),
     }
     table.update(mailboxes.COMMANDS)
     table.update(selected.COMMANDS)

@@ -208,6 +208,18 @@ class StartTLS(Command):
 
 
 @dataclass(slots=True)
+class Replace(Command):
+    """REPLACE / UID REPLACE (RFC 8508): append *message* to *mailbox* and expunge the
+    selected mailbox's message *number* (a sequence number, or a UID with ``uid``)."""
+
+    number: int
+    mailbox: bytes
+    message: AppendMessage
+    uid: bool = False
+    name: ClassVar[str] = "REPLACE"
+
+
+@dataclass(slots=True)
 class Compress(Command):
     """COMPRESS <mechanism> (RFC 4978); the mechanism uppercased."""
 

@@ -590,27 +590,46 @@ def _status(cur: Cursor, tag: str) -> c.Command:
     return c.Status(tag, mailbox, items)
 
 
+def _append_message(cur: Cursor) -> c.AppendMessage:
+    """[flag-list SP] [date-time SP] literal, after the SP that precedes them."""
+    flags: tuple[str, ...] = ()
+    date = None
+    if cur.peek() == b"(":
+        flags = cur.flag_list()
+        cur.sp()
+    if cur.peek() == b'"':
+        date = cur.date_time()
+        cur.sp()
+    if cur.peek() not in (b"{", b"~"):
+        raise cur.fail("Expected message literal")
+    data, binary = cur.message_literal()
+    return c.AppendMessage(data, flags, date, binary)
+
+
 def _append(cur: Cursor, tag: str) -> c.Command:
     cur.sp()
     mailbox = cur.mailbox()
     messages = []
     while True:
         cur.sp()
-        flags: tuple[str, ...] = ()
-        date = None
-        if cur.peek() == b"(":
-            flags = cur.flag_list()
-            cur.sp()
-        if cur.peek() == b'"':
-            date = cur.date_time()
-            cur.sp()
-        if cur.peek() not in (b"{", b"~"):
-            raise cur.fail("Expected message literal")
-        data, binary = cur.message_literal()
-        messages.append(c.AppendMessage(data, flags, date, binary))
+        messages.append(_append_message(cur))
         if cur.at_end():
             break
     return c.Append(tag, mailbox, tuple(messages))
+
+
+def _replace(uid: bool) -> Callable[[Cursor, str], c.Command]:
+    def parse(cur: Cursor, tag: str) -> c.Command:
+        cur.sp()
+        number = cur.number("UID" if uid else "message sequence number", nonzero=True)
+        cur.sp()
+        mailbox = cur.mailbox()
+        cur.sp()
+        message = _append_message(cur)
+        cur.end()
+        return c.Replace(tag, number, mailbox, message, uid)
+
+    return parse
 
 
 def _expunge(cur: Cursor, tag: str) -> c.Command:
@@ -1043,6 +1062,7 @@ COMMANDS: dict[bytes, Parser] = {
     b"NAMESPACE": _no_args(c.Namespace),
     b"STATUS": _status,
     b"APPEND": _append,
+    b"REPLACE": _replace(False),
     b"IDLE": _no_args(c.Idle),
     b"CHECK": _no_args(c.Check),
     b"CLOSE": _no_args(c.Close),
@@ -1063,6 +1083,7 @@ UID_COMMANDS: dict[bytes, Parser] = {
     b"COPY": _copy_move(c.Copy, True),
     b"MOVE": _copy_move(c.Move, True),
     b"FETCH": _fetch(True),
+    b"REPLACE": _replace(True),
     b"SEARCH": _search(True),
     b"STORE": _store(True),
     b"EXPUNGE": _uid_expunge,

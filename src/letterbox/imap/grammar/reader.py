@@ -46,6 +46,8 @@ MAX_MEMORY = 4 * 1024 * 1024
 
 _LITERAL_TAIL = re.compile(rb"\{([0-9]+)(\+?)\}\Z")
 _HEAD = re.compile(rb'([^\x00-\x20\x7f-\xff(){%*"\\+]+) ([A-Za-z]+)(?: |\Z)')
+_UID_SUB = re.compile(rb"([A-Za-z]+)(?: |\Z)")
+_NUMBER = re.compile(rb"[0-9]+ ")
 
 _LINE, _LITERAL, _SKIP, _DISCARD, _CLOSED = range(5)
 
@@ -326,9 +328,16 @@ class CommandReader:
         tag = self._tag(first)
         head = _HEAD.match(first)
         command = head.group(2).decode("ascii").upper() if head else ""
-        # In APPEND every literal is message data except a mailbox name sent as one.
-        message = command == "APPEND" and not (
-            not self._lines and head is not None and start == head.end()
+        # In APPEND and REPLACE every literal is message data except a mailbox name sent
+        # as one, which comes first (after REPLACE's message number).
+        mailbox_at = head.end() if head else -1
+        if command == "UID" and head is not None and (sub := _UID_SUB.match(first, head.end())):
+            command = "UID " + sub.group(1).decode("ascii").upper()
+            mailbox_at = sub.end()
+        if command in ("REPLACE", "UID REPLACE") and (num := _NUMBER.match(first, mailbox_at)):
+            mailbox_at = num.end()
+        message = command in ("APPEND", "REPLACE", "UID REPLACE") and not (
+            not self._lines and start == mailbox_at
         )
         size = int(digits) if len(digits) <= 19 else _MAX63 + 1
 
