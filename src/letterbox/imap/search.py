@@ -564,6 +564,9 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
     save = options is not None and "SAVE" in options
+    if cmd.charset is not None and s.utf8_accept:
+        # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
+        return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
     if cmd.charset is not None and cmd.charset not in CHARSETS:
         if save:
             view.saved = []  # RFC 5182 2.1: a failed SEARCH (SAVE) empties $

@@ -86,6 +86,8 @@ class IMAPSession(Session):
         self._sasl: tuple[str, str, list[bytes]] | None = None
         self.compressed = False
         """COMPRESS=DEFLATE is on (RFC 4978)."""
+        self.utf8_accept = False
+        """ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8, as in IMAP4rev2."""
         self._dirty = False
         self._bad = 0
         self._failed_logins = 0
@@ -113,7 +115,7 @@ class IMAPSession(Session):
         self.user = None
         self.account = None
         self.store = None
-        self.rev2 = self.condstore = self.qresync = self._announce_modseq = False
+        self.rev2 = self.condstore = self.qresync = self._announce_modseq = self.utf8_accept = False
         # Commands pipelined after this one stay in the reader, under pre-login limits.
         r = self.reader
         r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
@@ -144,7 +146,7 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
-            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
@@ -157,8 +159,9 @@ class IMAPSession(Session):
 
     # --- names -------------------------------------------------------------------------
     def decode_name(self, raw: bytes) -> str:
-        """A mailbox name as the client wrote it: UTF-8 in rev2, modified UTF-7 in rev1."""
-        if self.rev2:
+        """A mailbox name as the client wrote it: UTF-8 in rev2 (or after ENABLE
+        UTF8=ACCEPT), modified UTF-7 in rev1."""
+        if self.rev2 or self.utf8_accept:
             try:
                 return raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -169,7 +172,7 @@ class IMAPSession(Session):
             raise BadName("mailbox name is not valid modified UTF-7") from None
 
     def encode_name(self, name: str) -> bytes:
-        if self.rev2:
+        if self.rev2 or self.utf8_accept:
             return wire.astring(name, utf8=True)
         return wire.astring(mutf7.encode(name))
 
@@ -627,6 +630,11 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
         if c == "IMAP4REV2" and not s.rev2:
             s.rev2 = True
             enabled.append("IMAP4rev2")
+        elif c == "UTF8=ACCEPT" and not s.utf8_accept and s.state == AUTH:
+            # RFC 6855 3: only in the authenticated state (names already sent to a
+            # selected session must not change their spelling).
+            s.utf8_accept = True
+            enabled.append("UTF8=ACCEPT")
         elif c == "CONDSTORE" and not had_condstore and "CONDSTORE" not in enabled:
             s.enable_condstore()
             enabled.append("CONDSTORE")

@@ -600,6 +600,18 @@ def _append_message(cur: Cursor) -> c.AppendMessage:
     if cur.peek() == b'"':
         date = cur.date_time()
         cur.sp()
+    if cur.peek() in (b"U", b"u"):
+        # RFC 6855 4: UTF8 (literal8), a message with UTF-8 header fields.
+        word = cur.atom("UTF8")
+        if word.upper() != b"UTF8" or cur.peek() != b" ":
+            raise cur.fail("Expected message literal")
+        cur.sp()
+        cur.expect(b"(", "(")
+        if cur.peek() != b"~":
+            raise cur.fail("UTF8 needs a literal8")
+        data, binary = cur.message_literal()
+        cur.expect(b")", ")")
+        return c.AppendMessage(data, flags, date, binary)
     if cur.peek() not in (b"{", b"~"):
         raise cur.fail("Expected message literal")
     data, binary = cur.message_literal()
