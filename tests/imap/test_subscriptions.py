@@ -151,6 +151,8 @@ def test_every_status_item_the_parser_takes_is_answered(ctx: Context) -> None:
             assert f" {item} ".encode() in out or f"({item} ".encode() in out, item
         # RFC 9208 4.1.4: what an EXPUNGE would free.
         assert b"DELETED 1 " in out and b"DELETED-STORAGE 21" in out
-        assert b"BAD" in await c.cmd("m STATUS INBOX (MAILBOXID)")  # no OBJECTID yet
+        out = await c.cmd("m STATUS INBOX (MAILBOXID)")  # RFC 8474 4.3
+        assert out.startswith(b"* STATUS INBOX (MAILBOXID (F") and out.endswith(b"m OK STATUS completed\r\n")
+        assert b"BAD" in await c.cmd("n STATUS INBOX (NOSUCHITEM)")
 
     asyncio.run(go())

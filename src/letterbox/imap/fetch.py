@@ -1,8 +1,10 @@
-"""FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162).
+"""FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
+OBJECTID RFC 8474).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-BODY, BODYSTRUCTURE) comes from one `store.fetch` over all requested messages; ENVELOPE
-and the body structures were serialized at delivery. Message files are opened only for
+BODY, BODYSTRUCTURE, EMAILID) comes from one `store.fetch` over all requested messages;
+ENVELOPE, the body structures and the EMAILID were computed at delivery. THREADID is
+always NIL: no thread ids are kept (RFC 8474 5.2). Message files are opened only for
 body sections, and then only for the byte range the section covers. Responses are joined
 into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
 start-up and per-line overhead would dominate it.
@@ -182,6 +184,8 @@ _INDEX_FIELDS: dict[str, tuple[FetchField, ...]] = {
     "ENVELOPE": ("envelope",),
     "BODY": ("body",),
     "BODYSTRUCTURE": ("bodystructure",),
+    "EMAILID": ("emailid",),
+    "THREADID": (),
 }
 
 Writer = Callable[[MessageRecord], bytes]
@@ -204,6 +208,10 @@ def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
         return lambda r: b"BODY " + r.body
     if name == "BODYSTRUCTURE":
         return lambda r: b"BODYSTRUCTURE " + r.bodystructure
+    if name == "EMAILID":
+        return lambda r: b"EMAILID (" + r.emailid.encode("ascii") + b")"
+    if name == "THREADID":
+        return lambda r: b"THREADID NIL"
     raise ValueError(f"unknown fetch item {name}")
 
 

@@ -32,8 +32,9 @@ async def cmd_create(s: IMAPSession, cmd: g.Create) -> Done:
         if canon is None:
             return Done("NO", f"Unsupported special-use attribute {attr}", "USEATTR")
         use = canon
-    await _store(s).create_mailbox(name, use)
-    return Done(text="CREATE completed")
+    mbox = await _store(s).create_mailbox(name, use)
+    # RFC 8474 4.1: every successful CREATE says the new mailbox's MAILBOXID.
+    return Done(text="CREATE completed", code=f"MAILBOXID ({mbox.mailboxid})")
 
 
 async def cmd_delete(s: IMAPSession, cmd: g.Delete) -> Done:
@@ -109,6 +110,8 @@ async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> byt
         key = item.upper()
         if key in values:
             parts.append(b"%s %d" % (key.encode(), values[key]))
+        elif key == "MAILBOXID":  # RFC 8474 4.3
+            parts.append(b"MAILBOXID (" + st.mailbox.mailboxid.encode("ascii") + b")")
     return b"* STATUS " + s.encode_name(st.mailbox.name) + b" (" + b" ".join(parts) + b")\r\n"
 
 

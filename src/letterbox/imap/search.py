@@ -1,5 +1,6 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
-(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162) and OLDER/YOUNGER (RFC 5032).
+(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032) and
+EMAILID/THREADID (RFC 8474).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -91,6 +92,8 @@ def _cost(key: g.SearchKey) -> int:
     """Rough price of evaluating *key* per candidate, to order AND lists."""
     if isinstance(key, g.SearchAll | g.SearchSet):
         return 0
+    if isinstance(key, g.SearchObjectId):
+        return 0 if key.key == "THREADID" else 1
     if isinstance(key, g.SearchFlag):
         return 0 if key.flag == "\\Recent" else 1
     if isinstance(key, g.SearchSize | g.SearchDate | g.SearchModSeq | g.SearchAge):
@@ -118,6 +121,9 @@ def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
         out.add("envelope" if key.key.startswith("SENT") else "internaldate")
     elif isinstance(key, g.SearchAge):
         out.add("internaldate")
+    elif isinstance(key, g.SearchObjectId):
+        if key.key == "EMAILID":
+            out.add("emailid")
     elif isinstance(key, g.SearchModSeq):
         out.add("modseq")
         has_modseq = True
@@ -282,6 +288,9 @@ class _Search:
             return [u for u in cands if u not in hit]
         if isinstance(key, g.SearchSet):
             return self._set(key, cands)
+        if isinstance(key, g.SearchObjectId) and key.key == "THREADID":
+            # No THREADIDs (every FETCH THREADID is NIL): RFC 8474 5.2, nothing matches.
+            return []
         if isinstance(key, g.SearchFlag) and key.flag == "\\Recent":
             # \Recent exists only in IMAP4rev1 (RFC 3501 2.3.2); rev2 has none.
             recent = self.view.recent
@@ -526,6 +535,10 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
         # RFC 7162 3.1.5: mod-sequence equal to or greater than the value.
         modseq = key.modseq
         return lambda r: r.modseq >= modseq
+    if isinstance(key, g.SearchObjectId):
+        # EMAILID: exact and case-sensitive (RFC 8474 7).
+        value = key.value
+        return lambda r: r.emailid == value
     if isinstance(key, g.SearchAge):
         # RFC 5032: OLDER matches at or before now - n, YOUNGER at or after it.
         target = now - key.seconds

@@ -57,6 +57,7 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     s.send(wire.untagged_status("OK", "UIDs valid", f"UIDVALIDITY {mailbox.uidvalidity}"))
     s.send(wire.untagged_status("OK", "Predicted next UID", f"UIDNEXT {mailbox.uidnext}"))
     s.send(wire.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {mailbox.highestmodseq}"))
+    s.send(wire.untagged_status("OK", "Ok", f"MAILBOXID ({mailbox.mailboxid})"))  # RFC 8474 4.2
     if s.rev2:
         attrs = mailbox.special_use or ""
         s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(mailbox.name) + b"\r\n")

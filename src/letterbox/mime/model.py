@@ -29,3 +29,6 @@ class ParsedMessage:
     references: str = ""
     """Normalized IDs the message refers to, space-separated, for THREAD=REFERENCES
     (RFC 5256): those of References, else the first of In-Reply-To (see mime.msgid)."""
+    emailid: str = ""
+    """RFC 8474 EMAILID, a digest of the message's bytes (see mime.objectid); "" only
+    for a ParsedMessage made by hand, which the store then indexes without one."""

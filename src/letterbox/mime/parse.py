@@ -29,6 +29,7 @@ from . import imapstr
 from .headers import search_text
 from .model import ParsedMessage
 from .msgid import thread_references
+from .objectid import email_id
 from .rfc822 import (
     NUL_REPLACEMENT,
     Address,
@@ -685,13 +686,15 @@ def parse_message(raw: bytes) -> ParsedMessage:
     the message is indexed as a single text/plain part rather than refused.
     """
     try:
-        return _parse(raw)
+        parsed = _parse(raw)
     except RecursionError:
         log.warning("MIME parse ran out of stack; indexing as one text part")
-        return _fallback(raw)
+        parsed = _fallback(raw)
     except Exception:
         log.exception("MIME parse failed; indexing as one text part")
-        return _fallback(raw)
+        parsed = _fallback(raw)
+    parsed.emailid = email_id(raw)
+    return parsed
 
 
 def _parse(raw: bytes) -> ParsedMessage:

@@ -94,6 +94,10 @@ class Mailbox:
     subscribed: bool = False
     keywords: tuple[str, ...] = ()
     """Keywords ever used in this mailbox (IMAP FLAGS / PERMANENTFLAGS)."""
+    mailboxid: str = ""
+    """RFC 8474 MAILBOXID: 1 to 255 of [A-Za-z0-9_-], starting with a letter; the same as
+    long as name and UIDVALIDITY are (kept by a RENAME, not by RENAME INBOX's new
+    mailbox), never two mailboxes' of an account at once, never given to another."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,9 @@ class MessageRecord:
     references: str | None = None
     """Normalized IDs the message refers to, for THREAD (see mime.model); None when the
     index does not have them (messages indexed by a version that did not keep them)."""
+    emailid: str = ""
+    """RFC 8474 EMAILID: the same for the same content (a COPY, a MOVE, the same bytes
+    appended again), never changing (see mime.objectid)."""
     pop3_hidden: bool = False
     pop3_retrieved: float | None = None
 
@@ -165,6 +172,7 @@ FetchField = Literal[
     "subject",
     "message_id",
     "references",
+    "emailid",
     "pop3",
 ]
 

@@ -45,7 +45,7 @@ class FetchAttribute:
     """One FETCH data item.
 
     ``name`` is one of ENVELOPE, FLAGS, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, BINARY, BINARY.SIZE. ``BODY`` with a
+    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, BINARY, BINARY.SIZE. ``BODY`` with a
     ``section`` is BODY[...] (``peek`` for BODY.PEEK), without one the non-extensible
     body structure. ``partial`` is (offset, length) from ``<offset.length>``.
     """
@@ -146,6 +146,14 @@ class SearchAge:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """EMAILID / THREADID <objectid> (RFC 8474 6): an exact, case-sensitive match."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -171,6 +179,7 @@ SearchKey = (
     | SearchSet
     | SearchModSeq
     | SearchAge
+    | SearchObjectId
     | SearchNot
     | SearchOr
     | SearchAnd

@@ -45,6 +45,8 @@ _LIST_ATOM = re.compile(rb'[^\x00-\x20\x7f-\xff(){"\\]+')
 TAG_RE = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\+]+')
 _FLAG = re.compile(rb'\\?[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
 _WORD = re.compile(rb"[A-Za-z][A-Za-z0-9.\-]*")
+# RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-"), case-sensitive.
+_OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _DIGITS = re.compile(rb"[0-9]+")
 # 8-bit octets are let through in quoted strings: IMAP4rev2 and UTF8=ACCEPT allow UTF-8
 # there, and whether raw bytes are acceptable is the session's call (it knows the mode).
@@ -86,6 +88,7 @@ STATUS_ITEMS = frozenset(
         "SIZE",
         "HIGHESTMODSEQ",
         "APPENDLIMIT",
+        "MAILBOXID",
     }
 )
 """The STATUS items Letterbox answers; the command checks nothing more."""
@@ -684,6 +687,8 @@ _SIMPLE_FETCH = {
         "BODYSTRUCTURE",
         "UID",
         "MODSEQ",
+        "EMAILID",
+        "THREADID",
     )
 }
 _FETCH_MACROS = {
@@ -945,6 +950,12 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
         return c.SearchModSeq(cur.number("mod-sequence", bits64=True), entry_name, entry_type)
     if key in ("OLDER", "YOUNGER"):
         return c.SearchAge(key == "OLDER", cur.number("interval", nonzero=True))
+    if key in ("EMAILID", "THREADID"):
+        # An objectid is an atom; a quoted one is taken too.
+        value = cur.astring().decode("ascii", "replace")
+        if not _OBJECTID.fullmatch(value):
+            raise cur.fail("Invalid object identifier")
+        return c.SearchObjectId(key, value)
     raise cur.fail(f"Unknown search key {key}")
 
 

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ...mime import ParsedMessage, parse_message
+from ...mime.objectid import email_id_of
 from .. import faults, names
 from ..api import (
     CHUNK,
@@ -82,6 +83,8 @@ _COPY_BATCH = 500
 _EXPUNGE_BATCH = 1000
 # How long a writer waits for another process's write lock before giving up.
 _WRITE_WAIT = 30.0
+# Messages indexed without an EMAILID whose files are read between two yields.
+_EMAILID_BATCH = 200
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "flags": ("m.flags",),
@@ -98,6 +101,7 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "subject": ("h.subject",),
     "message_id": ("h.message_id",),
     "references": ("h.refs",),
+    "emailid": ("p.emailid",),
     "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
 }
 
@@ -120,6 +124,14 @@ def flagset(text: str) -> frozenset[str]:
         if len(_flagsets) < 4096:
             _flagsets[text] = fs
     return fs
+
+
+def mailbox_objectid(uidvalidity: int) -> str:
+    """RFC 8474 MAILBOXID: "F" and the UIDVALIDITY in 8 hex digits. UIDVALIDITY comes
+    from a store-wide counter (MaildirStore.next_uidvalidity) and lives in the folder
+    file, so the id is never another mailbox's, a RENAME keeps it (RENAME INBOX makes a
+    mailbox, with a new one) and a rebuilt index finds it again."""
+    return f"F{uidvalidity:08x}"
 
 
 def flag_text(flags: Iterable[str]) -> str:
@@ -291,6 +303,7 @@ class MaildirAccount(AccountStore):
             special_use=special_use,
             subscribed=name in self.subs,
             keywords=tuple(keywords.split()),
+            mailboxid=mailbox_objectid(uidvalidity),
         )
 
     def mailbox_by_id(self, mailbox_id: int) -> Mailbox:
@@ -677,6 +690,12 @@ class MaildirAccount(AccountStore):
                     setattr(rec, f, row[i])
                 i += 1
             out.append(rec)
+        if "emailid" in wanted and any(not r.emailid for r in out):
+            found = await self._emailids(mailbox_id, [r.uid for r in out if not r.emailid])
+            out = [r for r in out if r.emailid or r.uid in found]
+            for r in out:
+                if not r.emailid:
+                    r.emailid = found[r.uid]
         return out
 
     @_op()
@@ -694,7 +713,60 @@ class MaildirAccount(AccountStore):
         if any(c.startswith("h.") for c in cols):
             joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
         sql = f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
-        return self.select_uids(sql, mailbox_id, uids)
+        rows = self.select_uids(sql, mailbox_id, uids)
+        if "emailid" in fields:
+            at = 1 + list(fields).index("emailid")
+            lacking = [r[0] for r in rows if r[at] is None]
+            if lacking:
+                found = await self._emailids(mailbox_id, lacking)
+                rows = [
+                    r if r[at] is not None else (*r[:at], found[r[0]], *r[at + 1 :])
+                    for r in rows if r[at] is not None or r[0] in found
+                ]
+        return rows
+
+    async def _emailids(self, mailbox_id: int, uids: list[int]) -> dict[int, str]:
+        """The slow path of EMAILID: messages indexed before the index kept it (schema
+        version 4 and older) have NULL. Each is computed from its file (read in pieces, a
+        big one in a thread) and kept in the index when it can be written at once, so it
+        is done once per message. Messages expunged meanwhile are left out."""
+        found: dict[int, str] = {}
+        for start in range(0, len(uids), _EMAILID_BATCH):
+            if start:
+                await asyncio.sleep(0)  # thousands of files: other sessions get their turn
+            batch: dict[int, str] = {}
+            for uid in uids[start : start + _EMAILID_BATCH]:
+                with contextlib.suppress(MessageGone):
+                    digest = await self._read(mailbox_id, uid, self._digest_file, lambda total: total)
+                    batch[uid] = digest.decode("ascii")
+            self._keep_emailids(mailbox_id, batch)
+            found.update(batch)
+        return found
+
+    def _keep_emailids(self, mailbox_id: int, found: dict[int, str]) -> None:
+        if not found:
+            return
+        try:
+            if not index.try_begin(self.db):
+                return  # another writer holds the index: not now
+            with self._finish():
+                self.db.executemany(
+                    "UPDATE parsed SET emailid = ? WHERE mailbox_id = ? AND uid = ? AND emailid IS NULL",
+                    [(eid, mailbox_id, uid) for uid, eid in found.items()],
+                )
+        except sqlite3.Error as e:
+            if index.is_corrupt(e):
+                raise
+            # Keeping them saves work, no more: on a full disk or a read-only index they
+            # are computed again next time.
+            log.info("%s: EMAILIDs not kept in the index: %s", self.address, e)
+
+    def _digest_file(self, rel: str) -> bytes:
+        fd = self.adir.open_read(rel)
+        try:
+            return email_id_of(iter(functools.partial(os.read, fd, CHUNK), b"")).encode()
+        finally:
+            os.close(fd)
 
     @_op()
     async def flag_table(self, mailbox_id: int) -> FlagTable:
@@ -866,9 +938,9 @@ class MaildirAccount(AccountStore):
               p.references) for uid, *_, p in rows],
         )
         db.executemany(
-            "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts)
-             for uid, *_, p in rows],
+            "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts,
+              p.emailid or None) for uid, *_, p in rows],
         )
 
     def bump_modseq(
@@ -1146,7 +1218,7 @@ class MaildirAccount(AccountStore):
         )
         db.execute(
             "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
-            " parts FROM parsed WHERE mailbox_id = ? AND uid = ?",
+            " parts, emailid FROM parsed WHERE mailbox_id = ? AND uid = ?",
             (dst, new_uid, src, uid),
         )
 

@@ -2,7 +2,8 @@
 
 Rows are split by how they are read: `messages` is narrow (flags, MODSEQ, size) so that
 SELECT and FETCH FLAGS on 100,000 messages scan little; `headers` holds the decoded text
-for SEARCH; `parsed` holds the serialized ENVELOPE/BODYSTRUCTURE and the MIME offsets.
+for SEARCH; `parsed` holds the serialized ENVELOPE/BODYSTRUCTURE, the MIME offsets and
+the EMAILID.
 Usage totals and the unseen and deleted counts are kept by triggers, so quota checks,
 `letterbox usage` and STATUS never count rows.
 
@@ -21,7 +22,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # A read waits this long for a lock (only WAL recovery takes one); writers never wait on
 # the event loop: they try BEGIN IMMEDIATE without waiting and retry asynchronously.
 READ_BUSY_MS = 200
@@ -90,6 +91,7 @@ CREATE TABLE IF NOT EXISTS parsed (
     body          BLOB NOT NULL,
     bodystructure BLOB NOT NULL,
     parts         TEXT NOT NULL,
+    emailid       TEXT,
     PRIMARY KEY (mailbox_id, uid)
 );
 
@@ -262,6 +264,10 @@ def _upgrade(db: sqlite3.Connection) -> None:
         # 4: the IDs a message refers to, for THREAD=REFERENCES; NULL for the messages
         # indexed before (read from their header when needed).
         _add_column(db, "headers", "refs", "TEXT")
+    if version < 5:
+        # 5: the RFC 8474 EMAILID, a digest of the message file; NULL for the messages
+        # indexed before (computed from their file when asked, see MaildirAccount.fetch).
+        _add_column(db, "parsed", "emailid", "TEXT")
     if version < SCHEMA_VERSION:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
 

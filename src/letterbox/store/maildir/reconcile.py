@@ -161,6 +161,7 @@ def adopt_folders(acc: MaildirAccount, stats: Stats) -> None:
                 mid = acc.insert_row(db, name, entry, use, acc.describe_folder(entry, use),
                                      subscribed=name == "INBOX" or None)
             else:
+                info = _own_uidvalidity(acc, db, entry, info)
                 mid = acc.insert_row(db, name, entry, use, info, subscribed=name == "INBOX" or None)
                 db.execute(
                     "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, recent_uid = ? WHERE id = ?",
@@ -178,9 +179,26 @@ def _adopt_or_make(acc: MaildirAccount, db: sqlite3.Connection, name: str, use: 
     a new UIDVALIDITY), made otherwise."""
     dirname = files.folder_dirname(name)
     if acc.adir.isdir(join(dirname, "cur")):
-        info = folderfile.read(acc.adir, dirname) or acc.describe_folder(dirname, use)
+        info = folderfile.read(acc.adir, dirname)
+        if info is None:
+            info = acc.describe_folder(dirname, use)
+        else:
+            info = _own_uidvalidity(acc, db, dirname, info)
         return acc.insert_row(db, name, dirname, use, info, subscribed)
     return acc.insert_mailbox(db, name, use, subscribed=subscribed)
+
+
+def _own_uidvalidity(
+    acc: MaildirAccount, db: sqlite3.Connection, dirname: str, info: folderfile.FolderInfo
+) -> folderfile.FolderInfo:
+    """A folder file whose UIDVALIDITY a mailbox of the account has already (a folder
+    copied whole, its file too) gets a new one: the MAILBOXID is made from it, and two
+    mailboxes must never show the same (RFC 8474 4)."""
+    if db.execute("SELECT 1 FROM mailboxes WHERE uidvalidity = ?", (info.uidvalidity,)).fetchone() is None:
+        return info
+    log.warning("%s: folder %s has the UIDVALIDITY of another mailbox; giving it a new one",
+                acc.address, dirname)
+    return folderfile.update(acc.adir, dirname, uidvalidity=acc._store.next_uidvalidity())
 
 
 def ensure_default_mailboxes(acc: MaildirAccount) -> None:
