@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from letterbox.auth.directory import Directory
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import make_secrets
 from letterbox.store.api import Quota
 
 REQUIRE_CLIENTS = os.environ.get("LETTERBOX_REQUIRE_CLIENTS") == "1"
@@ -195,7 +195,7 @@ class ServerProcess:
                  quota: Quota = Quota()) -> str:
         d = self.directory()
         try:
-            d.add(address, hash_password(password), protocols, quota)
+            d.add(address, make_secrets(password), protocols, quota)
         finally:
             d.close()
         return address

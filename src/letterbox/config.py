@@ -113,8 +113,9 @@ class AuthSettings(_Section):
     failure_window: float = Field(default=300.0, gt=0)
     """Seconds after which a failure is forgotten."""
     max_logins_in_flight_per_ip: int = Field(default=10, ge=1)
-    """Logins one client network may have waiting at once; more are refused at once
-    with a temporary error that says why (IMAP [UNAVAILABLE], POP3 [SYS/TEMP])."""
+    """Logins of one client network checked at once; more wait their turn (up to four
+    times as many), beyond that they are refused with a temporary error that says why
+    (IMAP [UNAVAILABLE], POP3 [SYS/TEMP])."""
     trusted_networks: Annotated[list[str], BeforeValidator(_check_networks)] = []
     """Addresses or networks (CIDR) exempt from the penalty and the limit above, such as a
     webmail on this host that logs in for many users."""

@@ -113,20 +113,34 @@ def test_the_penalty_slows_guessing_but_locks_nobody_out(directory: Directory) -
     assert auth.failures.recent("2001:db8:1:2::/64") == 0
 
 
-def test_parallel_guesses_count_from_the_start_and_are_capped(directory: Directory) -> None:
+def test_parallel_logins_take_turns_and_only_a_flood_is_refused(directory: Directory) -> None:
     auth = Authenticator(directory, AuthSettings(
-        failure_delay=0.05, penalty_max=0.2, max_logins_in_flight_per_ip=5, trusted_networks=["10.0.0.0/8"],
+        failure_delay=0.01, penalty_max=0.05, max_logins_in_flight_per_ip=5, max_failures_per_ip=100,
+        trusted_networks=["10.0.0.0/8"],
     ))
+    most = {"": 0}
+    check = auth._check
 
-    async def burst(ip: str) -> list[Outcome]:
-        results = await asyncio.gather(*(auth.login("alice@example.com", "bad", "imap", ip) for _ in range(8)))
+    async def counted(*args: object) -> object:
+        most[""] = max(most[""], auth.failures.in_flight.get("192.0.2.50", 0))
+        return await check(*args)  # type: ignore[arg-type]
+
+    auth._check = counted  # type: ignore[method-assign]
+
+    async def burst(ip: str, password: str, n: int) -> list[Outcome]:
+        results = await asyncio.gather(*(auth.login("alice@example.com", password, "imap", ip) for _ in range(n)))
         return [r.outcome for r in results]
 
-    outcomes = asyncio.run(burst("192.0.2.50"))
-    assert outcomes.count(Outcome.THROTTLED) == 3 and outcomes.count(Outcome.BAD_CREDENTIALS) == 5
-    assert auth.failures.recent("192.0.2.50") == 5
+    # Thirty guesses at once: five checked at a time, twenty waiting, the rest refused.
+    outcomes = asyncio.run(burst("192.0.2.50", "bad", 30))
+    assert outcomes.count(Outcome.THROTTLED) == 5 and outcomes.count(Outcome.BAD_CREDENTIALS) == 25
+    assert most[""] == 5 and auth.failures.recent("192.0.2.50") == 25
+    # The users behind one NAT logging in together all get in, none refused.
+    auth.failures.clear("192.0.2.60")
+    assert asyncio.run(burst("192.0.2.60", "right", 20)) == [Outcome.OK] * 20
+    assert auth.failures.recent("192.0.2.60") == 0
     # A trusted network (a local webmail) is neither delayed nor limited.
-    assert asyncio.run(burst("10.1.2.3")).count(Outcome.BAD_CREDENTIALS) == 8
+    assert asyncio.run(burst("10.1.2.3", "bad", 30)).count(Outcome.BAD_CREDENTIALS) == 30
 
 
 def test_plaintext_policy(directory: Directory) -> None:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import Secrets, make_secrets
 from letterbox.config import Settings
 from letterbox.delivery import lmtp_protocol_factory, sessions_for, smtp_protocol_factory
 from letterbox.delivery.sessions import DeliverySessions
@@ -27,7 +27,7 @@ from letterbox.store.api import Quota, Usage
 T = TypeVar("T")
 
 # One hash for every test account: argon2 is deliberately slow.
-_PW_HASH: list[str] = []
+_PW_HASH: list[Secrets] = []
 
 
 def require_program(name: str) -> str:
@@ -150,7 +150,7 @@ class Harness:
     # --- accounts and mail -------------------------------------------------------------
     def add_user(self, address: str, quota: Quota = Quota()) -> str:
         if not _PW_HASH:
-            _PW_HASH.append(hash_password("pw"))
+            _PW_HASH.append(make_secrets("pw"))
         self.call(lambda: self.ctx.directory.add(address, _PW_HASH[0], quota=quota))
         return address
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, ServerSettings, Settings, TLSSettings
 from letterbox.imap.session import IMAPSession
 from letterbox.server.context import Context, build_context
@@ -27,7 +27,7 @@ def make_context(tmp_path: Path) -> Context:
 
 
 def add_user(ctx: Context, address: str, quota: Quota = Quota()) -> str:
-    ctx.directory.add(address, hash_password(PASSWORD), ("imap", "pop3"), quota)
+    ctx.directory.add(address, make_secrets(PASSWORD), ("imap", "pop3"), quota)
     return address
 
 

@@ -8,7 +8,7 @@ from collections.abc import Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, ServerSettings, Settings
 from letterbox.imap.session import IMAPSession
 from letterbox.server.context import Context, build_context
@@ -32,7 +32,7 @@ class Env:
             auth=AuthSettings(failure_delay=0),
         )
         self.ctx: Context = build_context(settings)
-        self.ctx.directory.add(USER, hash_password(PASSWORD))
+        self.ctx.directory.add(USER, make_secrets(PASSWORD))
 
     async def account(self) -> AccountStore:
         return await self.ctx.store.account(USER)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, POP3Settings, ServerSettings, Settings
 from letterbox.server.context import build_context
 
@@ -26,7 +26,7 @@ def make_env(tmp_path: Path) -> Iterator[MakeEnv]:
             pop3=POP3Settings(**pop3),
         )
         ctx = build_context(settings)
-        ctx.directory.add(ALICE, hash_password(PASSWORD))
+        ctx.directory.add(ALICE, make_secrets(PASSWORD))
         env = Env(ctx)
         made.append(env)
         return env

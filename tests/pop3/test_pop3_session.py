@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from letterbox.auth.passwords import hash_password
+from letterbox.auth.passwords import make_secrets
 from letterbox.auth.sasl import b64decode
 from letterbox.pop3.session import MAX_BAD_COMMANDS, SASL_TIMEOUT, POP3Session
 from letterbox.store.api import StoreError
@@ -61,7 +61,7 @@ def test_capa_loopback_without_tls(env: Env) -> None:
     async def go() -> None:
         c = await env.client()
         assert capa(await c.cmd("CAPA")) == [
-            "TOP", "UIDL", "USER", "SASL PLAIN", "RESP-CODES", "AUTH-RESP-CODE",
+            "TOP", "UIDL", "USER", "SASL PLAIN SCRAM-SHA-256", "RESP-CODES", "AUTH-RESP-CODE",
             "PIPELINING", "EXPIRE NEVER", "IMPLEMENTATION Letterbox",
         ]
 
@@ -87,7 +87,8 @@ def test_capa_and_stls_on_insecure_remote(env: Env) -> None:
         c = await env.client(REMOTE)
         caps = capa(await c.cmd("CAPA"))
         assert "STLS" in caps
-        assert "USER" not in caps and "SASL PLAIN" not in caps
+        # SCRAM never sends the password: offered before TLS too (RFC 5034 section 4).
+        assert "USER" not in caps and "SASL SCRAM-SHA-256" in caps
         # Bytes pipelined after STLS were sent in the clear: they must not survive.
         assert await c.send(b"STLS\r\nUSER mallory\r\n") == b"+OK Begin TLS negotiation\r\n"
         assert c.s.start_tls
@@ -96,7 +97,7 @@ def test_capa_and_stls_on_insecure_remote(env: Env) -> None:
         assert c.s.peer.secure
         caps = capa(await c.cmd("CAPA"))
         assert "STLS" not in caps
-        assert "USER" in caps and "SASL PLAIN" in caps
+        assert "USER" in caps and "SASL PLAIN SCRAM-SHA-256" in caps
         assert await c.cmd("PASS x") == b"-ERR Send USER first\r\n"
         assert await c.cmd("STLS") == b"-ERR Command not permitted when TLS active\r\n"
         await c.login()
@@ -155,7 +156,7 @@ def test_wrong_password_then_retry(env: Env) -> None:
 
 
 def test_password_with_spaces_and_utf8(env: Env) -> None:
-    env.ctx.directory.add("bob@example.com", hash_password(" pä ss "))
+    env.ctx.directory.add("bob@example.com", make_secrets(" pä ss "))
 
     async def go() -> None:
         c = await env.client()
@@ -175,7 +176,7 @@ def test_plaintext_refused_on_insecure_remote(env: Env) -> None:
         assert await c.cmd(f"PASS {PASSWORD}") == b"-ERR Send USER first\r\n"
         assert await c.cmd(f"AUTH PLAIN {PLAIN_ALICE}") == refused
         assert await c.cmd("AUTH PLAIN") == refused
-        assert await c.cmd("AUTH") == b"+OK Supported mechanisms follow\r\n.\r\n"
+        assert await c.cmd("AUTH") == b"+OK Supported mechanisms follow\r\nSCRAM-SHA-256\r\n.\r\n"
         assert c.s.user is None
         await c.close()
         assert c.s.summary() == (
@@ -251,7 +252,7 @@ def test_auth_plain_continuation_and_cancel(env: Env) -> None:
             b"-ERR [AUTH] Invalid AUTH PLAIN response: empty PLAIN response\r\n"
         )
         assert await c.cmd("AUTH CRAM-MD5") == b"-ERR Unsupported authentication mechanism\r\n"
-        assert await c.cmd("AUTH") == b"+OK Supported mechanisms follow\r\nPLAIN\r\n.\r\n"
+        assert await c.cmd("AUTH") == b"+OK Supported mechanisms follow\r\nPLAIN\r\nSCRAM-SHA-256\r\n.\r\n"
         # Continuation and following command pipelined together.
         reply = await c.send(f"AUTH PLAIN\r\n{PLAIN_ALICE}\r\nSTAT\r\n".encode())
         assert reply == b"+ \r\n+OK Logged in, maildrop has 0 messages (0 octets)\r\n+OK 0 0\r\n"

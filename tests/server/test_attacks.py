@@ -321,20 +321,21 @@ def test_wrong_passwords_wait_and_the_right_one_still_works(make_server) -> None
         sock.close()
 
     def attack() -> None:
-        threads = [threading.Thread(target=guess) for _ in range(50)]
+        threads = [threading.Thread(target=guess) for _ in range(80)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
 
     worst = answered_meanwhile(srv, "probe@example.com", attack)
-    assert len(answers) == 50
+    assert len(answers) == 80
     refused = [a for a in answers if b"[UNAVAILABLE]" in a]
     failed = [a for a in answers if b"[AUTHENTICATIONFAILED]" in a]
-    # At most ten in flight are checked; the others are told why they are refused.
-    assert refused and len(failed) + len(refused) == 50, answers
+    # Ten are checked at a time and forty wait their turn; the rest are told why they
+    # are refused.
+    assert refused and len(failed) >= 50 and len(failed) + len(refused) == 80, answers
     assert worst < 1.0, f"a NOOP took {worst:.2f} s"
-    assert "attempts already in progress" in srv.log_text()
+    assert "attempts in progress" in srv.log_text()
     c = imap(srv, "victim@example.com")  # the right password works, after the penalty
     assert c.noop()[0] == "OK"
 

@@ -6,12 +6,15 @@ into its own words (POP3 RFC 3206 codes, IMAP RFC 5530 codes).
 The penalty is Dovecot's: every login from a client network (an address, a /64 for
 IPv6) that failed lately waits before it is checked, twice as long per recent failure
 (failure_delay, doubling, up to penalty_max), the right password too, so guessing is
-slow but nobody is locked out. Failures are counted when the attempt starts (attempts in
-flight count as failures until they succeed), so a burst of parallel guesses pays the
-same as a sequence. Attempts in flight from one network beyond max_logins_in_flight are
-refused at once with a temporary error that says why. A success clears the network's
-count. Unknown users and wrong passwords cost the same work and the same time.
+slow but nobody is locked out. One network's logins are checked max_logins_in_flight
+at a time, the others waiting their turn: the users behind a NAT get in a moment later,
+and a burst of parallel guesses becomes a sequence that pays the penalty of the ones
+before it. Only a waiting line beyond reason is refused, with a temporary error that
+says why. A success clears the network's count. Unknown users and wrong passwords cost the same work and the same time.
 [auth] trusted_networks (a local webmail, say) are exempt.
+
+SCRAM-SHA-256 (see sasl.ScramExchange) goes through the same checks: its proof is
+verified where a password would be, with the same penalty, limits and outcomes.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -32,6 +36,7 @@ from ..config import AuthSettings
 from ..net import client_key
 from .directory import Account, Directory
 from .passwords import verify_password
+from .scram import ScramSecrets, decoy_secrets, make_scram_secrets
 
 log = logging.getLogger("letterbox.auth")
 
@@ -109,8 +114,13 @@ class CredentialCache:
         self._entries.clear()
 
 
+_WAITING_PER_PLACE = 4
+"""Logins from one network that may wait, per in-flight place, before more are refused."""
+
+
 class FailureTracker:
-    """Failed (and in-flight) logins per client network over a sliding window."""
+    """Failed logins per client network over a sliding window, and how many are being
+    checked now."""
 
     def __init__(self, window: float, cap: int) -> None:
         self.window = window
@@ -150,6 +160,8 @@ class Authenticator:
         self.cache = CredentialCache(settings.cache_ttl)
         self.failures = FailureTracker(settings.failure_window, max(1, settings.max_failures_per_ip))
         self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        self._queues: dict[str, deque[asyncio.Future[None]]] = {}
+        """Per client network: logins waiting for one of its in-flight places."""
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
 
     async def _verify(self, account: Account | None, address: str, password: str) -> bool:
@@ -192,36 +204,111 @@ class Authenticator:
 
     async def login(self, username: str, password: str, protocol: str, client_ip: str) -> LoginResult:
         address = username.strip().lower()
+
+        async def verify(account: Account | None) -> bool:
+            if account is not None and self.cache.hit(account, password):
+                return True
+            return await self._verify(account, address, password)
+
+        result = await self._attempt(address, protocol, client_ip, verify)
+        if result.account is not None and not result.account.scram:
+            # The password is right (the account came back): an account from before SCRAM
+            # gets its secrets now, as it would at its next password change.
+            await self._add_scram(result.account, password)
+        return result
+
+    async def _add_scram(self, account: Account, password: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            made = await loop.run_in_executor(_ARGON2, make_scram_secrets, password)
+            if made is not None and self.directory.add_scram(account.address, account.password_hash, made.encode()):
+                log.info("SCRAM-SHA-256 secrets stored for %s", account.address)
+        except Exception:  # the login itself went well; the next one tries again
+            log.exception("storing SCRAM secrets for %s failed", account.address)
+
+    def scram_secrets(self, username: str) -> tuple[str, ScramSecrets, str]:
+        """(address, secrets to answer with, the account's stored secrets or "").
+
+        An unknown user, or an account without secrets, gets decoy secrets: the same salt
+        and count at every attempt, keys that no proof matches."""
+        address = username.strip().lower()
+        account = self.directory.get(address) if address else None
+        stored = account.scram if account is not None else ""
+        found = ScramSecrets.decode(stored) if stored else None
+        if found is None:
+            return address, decoy_secrets(self.directory.decoy_key, address), ""
+        return address, found, stored
+
+    async def scram_login(
+        self, address: str, protocol: str, client_ip: str, verify: Callable[[Account | None], bool]
+    ) -> LoginResult:
+        """Decide a SCRAM exchange: *verify* checks the client proof (in constant time)
+        against the account as the directory has it now, once the penalty is waited."""
+
+        async def check(account: Account | None) -> bool:
+            return verify(account)
+
+        return await self._attempt(address, protocol, client_ip, check)
+
+    async def _attempt(
+        self, address: str, protocol: str, client_ip: str, verify: Callable[[Account | None], Awaitable[bool]]
+    ) -> LoginResult:
         if self.trusted(client_ip):
-            return await self._check(address, password, protocol, client_ip)
+            return await self._check(address, protocol, client_ip, verify)
         net = client_key(client_ip)
         tracker = self.failures
-        if tracker.in_flight.get(net, 0) >= self.settings.max_logins_in_flight_per_ip:
-            log.warning("%s login for %r from %s refused: %d attempts already in progress",
-                        protocol, address, client_ip, tracker.in_flight[net])
-            return LoginResult(Outcome.THROTTLED)
-        # Counted as a failure from the start: parallel guesses pay as a sequence does.
-        before = tracker.recent(net)
-        tracker.record(net)
+        limit = self.settings.max_logins_in_flight_per_ip
+        if tracker.in_flight.get(net, 0) >= limit:
+            # One network's logins are checked `limit` at a time: the users behind a NAT
+            # wait a moment, a guesser's parallel tries become a sequence that pays the
+            # penalty of the ones before. Only a queue beyond reason is refused.
+            queue = self._queues.setdefault(net, deque())
+            if len(queue) >= limit * _WAITING_PER_PLACE:
+                log.warning("%s login for %r from %s refused: %d attempts in progress, %d waiting",
+                            protocol, address, client_ip, tracker.in_flight[net], len(queue))
+                return LoginResult(Outcome.THROTTLED)
+            while tracker.in_flight.get(net, 0) >= limit:
+                turn = asyncio.get_running_loop().create_future()
+                queue.append(turn)
+                try:
+                    await turn
+                finally:
+                    if not turn.done():
+                        turn.cancel()
+                    if not queue:
+                        self._queues.pop(net, None)
         tracker.in_flight[net] = tracker.in_flight.get(net, 0) + 1
         try:
-            delay = self.penalty(before)
+            delay = self.penalty(tracker.recent(net))
             if delay:
                 await asyncio.sleep(delay)
-            result = await self._check(address, password, protocol, client_ip)
+            result = await self._check(address, protocol, client_ip, verify)
         finally:
             tracker.in_flight[net] -= 1
             if not tracker.in_flight[net]:
                 del tracker.in_flight[net]
-        if result.outcome is not Outcome.BAD_CREDENTIALS:
+            self._next_in_line(net)
+        if result.outcome is Outcome.BAD_CREDENTIALS:
+            tracker.record(net)
+        else:
             tracker.clear(net)  # the right password: this network is not guessing
         return result
 
-    async def _check(self, address: str, password: str, protocol: str, client_ip: str) -> LoginResult:
+    def _next_in_line(self, net: str) -> None:
+        queue = self._queues.get(net)
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():  # a waiter whose client left is skipped
+                turn.set_result(None)
+                break
+        if queue is not None and not queue:
+            self._queues.pop(net, None)
+
+    async def _check(
+        self, address: str, protocol: str, client_ip: str, verify: Callable[[Account | None], Awaitable[bool]]
+    ) -> LoginResult:
         account = self.directory.get(address) if address else None
-        verified = account is not None and self.cache.hit(account, password)
-        if not verified:
-            verified = await self._verify(account, address, password)
+        verified = await verify(account)
         if not verified or account is None:
             log.warning("%s login failed for %r from %s", protocol, address, client_ip)
             return LoginResult(Outcome.BAD_CREDENTIALS)

@@ -1,6 +1,11 @@
 """The account directory: addresses, password hashes, per-account switches and quotas,
 and the server-wide protocol switches. One SQLite file shared by the server and the CLI.
 
+A password is kept as an argon2id hash and, beside it, as SCRAM-SHA-256 secrets (see
+auth.scram); setting a password writes both, so a change never leaves the old password
+usable through SCRAM. Accounts made before SCRAM have none until their password is set
+again or their next successful password login (see Authenticator.login).
+
 The server notices CLI changes within a second through PRAGMA data_version (and at once
 when the CLI pokes the control socket), so changes apply without a restart.
 
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..store.api import LEGACY, Quota
+from .passwords import Secrets
 
 PROTOCOLS = ("imap", "pop3")
 _CACHE_MAX = 10_000
@@ -43,11 +49,16 @@ CREATE TABLE IF NOT EXISTS accounts (
     quota_messages INTEGER NOT NULL DEFAULT 0,
     created        REAL NOT NULL,
     incarnation    TEXT NOT NULL DEFAULT '',
-    deleting       INTEGER NOT NULL DEFAULT 0
+    deleting       INTEGER NOT NULL DEFAULT 0,
+    scram_sha256   TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS switches (
     service TEXT PRIMARY KEY,
     enabled INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS keys (
+    name  TEXT PRIMARY KEY,
+    value BLOB NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -78,6 +89,8 @@ class Account:
     quota: Quota
     created: float
     incarnation: str = ""
+    scram: str = ""
+    """SCRAM-SHA-256 secrets as auth.scram.ScramSecrets.encode makes them; "" when none."""
 
     @property
     def domain(self) -> str:
@@ -85,9 +98,9 @@ class Account:
 
 
 def _row_to_account(row: tuple) -> Account:
-    address, pw, enabled, protocols, qb, qm, created, incarnation = row
+    address, pw, enabled, protocols, qb, qm, created, incarnation, scram = row
     return Account(
-        address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created, incarnation
+        address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created, incarnation, scram
     )
 
 
@@ -110,6 +123,8 @@ class Directory:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._upgrade()
+        self.decoy_key = self._key("scram-decoy")
+        """Derives the salts unknown users are answered with (see auth.scram)."""
         self._version = self.data_version()
         # Delivery looks each recipient up two or three times per message.
         self._cached_version = -1
@@ -117,9 +132,9 @@ class Directory:
         self._domains: frozenset[str] | None = None
 
     def _upgrade(self) -> None:
-        """Directories made before incarnations and two-step deletion get both."""
+        """Directories made before incarnations, two-step deletion or SCRAM get them."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(accounts)")}
-        if "incarnation" in cols and "deleting" in cols:
+        if {"incarnation", "deleting", "scram_sha256"} <= cols:
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -128,6 +143,10 @@ class Directory:
                 self.db.execute("ALTER TABLE accounts ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''")
             if "deleting" not in cols:
                 self.db.execute("ALTER TABLE accounts ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0")
+            if "scram_sha256" not in cols:
+                # Existing accounts have no SCRAM secrets: SCRAM fails for them as a wrong
+                # password does until the password is set again or used once.
+                self.db.execute("ALTER TABLE accounts ADD COLUMN scram_sha256 TEXT NOT NULL DEFAULT ''")
             for (address,) in self.db.execute("SELECT address FROM accounts WHERE incarnation = ''").fetchall():
                 # Accounts from before incarnations: their mail folders carry no owner
                 # yet, and only they may claim such a folder (see store.maildir.store).
@@ -139,6 +158,14 @@ class Directory:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+    def _key(self, name: str) -> bytes:
+        """A random key made once per directory and kept in it."""
+        row = self.db.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            self.db.execute("INSERT OR IGNORE INTO keys (name, value) VALUES (?, ?)", (name, secrets.token_bytes(32)))
+            row = self.db.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -166,7 +193,7 @@ class Directory:
         return False
 
     # --- accounts ----------------------------------------------------------------------
-    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created, incarnation"
+    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created, incarnation, scram_sha256"
 
     def get(self, address: str) -> Account | None:
         key = address.strip().lower()
@@ -199,19 +226,22 @@ class Directory:
     def add(
         self,
         address: str,
-        password_hash: str,
+        password: Secrets | str,
         protocols: Iterable[str] = PROTOCOLS,
         quota: Quota = Quota(),
     ) -> Account:
+        """*password*: passwords.make_secrets(...); a bare argon2id hash gives an account
+        without SCRAM secrets."""
         addr = normalize_address(address)
+        secrets_ = password if isinstance(password, Secrets) else Secrets(password)
         protos = _check_protocols(protocols)
         if self.db.execute("SELECT 1 FROM accounts WHERE address = ? AND deleting", (addr,)).fetchone():
             raise DirectoryError(f"account {addr!r} is still being deleted; try again in a moment")
         try:
             self.db.execute(
-                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?)",
-                (addr, password_hash, " ".join(protos), quota.bytes, quota.messages, time.time(),
-                 _new_incarnation()),
+                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (addr, secrets_.password_hash, " ".join(protos), quota.bytes, quota.messages, time.time(),
+                 _new_incarnation(), secrets_.scram),
             )
         except sqlite3.IntegrityError:
             raise DirectoryError(f"account {addr!r} already exists") from None
@@ -253,8 +283,36 @@ class Directory:
         self._forget()
         return self.require(addr)
 
-    def set_password(self, address: str, password_hash: str) -> Account:
-        return self._update(address, "password", password_hash)
+    def set_password(self, address: str, password: Secrets | str) -> Account:
+        """Both the hash and the SCRAM secrets, always: a bare hash clears the old
+        password's SCRAM secrets rather than leave them valid."""
+        secrets_ = password if isinstance(password, Secrets) else Secrets(password)
+        addr = self.require(address).address
+        self.db.execute(
+            "UPDATE accounts SET password = ?, scram_sha256 = ? WHERE address = ?",
+            (secrets_.password_hash, secrets_.scram, addr),
+        )
+        self._forget()
+        return self.require(addr)
+
+    def add_scram(self, address: str, password_hash: str, scram: str) -> bool:
+        """Give an account that has none the SCRAM secrets of its password, made by the
+        server after a password login. Only while the password is still *password_hash*
+        (a change in the meantime wins), and never waiting for the database: when another
+        process is writing, it is simply tried again at a later login."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            cur = self.db.execute(
+                "UPDATE accounts SET scram_sha256 = ? WHERE address = ? AND password = ?"
+                " AND scram_sha256 = '' AND NOT deleting",
+                (scram, address, password_hash),
+            )
+        except sqlite3.OperationalError:  # locked by another writer
+            return False
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+        self._forget()
+        return cur.rowcount == 1
 
     def set_enabled(self, address: str, enabled: bool) -> Account:
         return self._update(address, "enabled", int(enabled))

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..auth.directory import Directory
-from ..auth.passwords import hash_password
+from ..auth.passwords import make_secrets
 from ..config import ConfigError, load
 from ..server.tls import write_self_signed
 from .common import console, fail, settings_from
@@ -81,7 +81,7 @@ def init_demo(home: Path) -> tuple[Path, str | None]:
     try:
         if directory.get(DEMO_ADDRESS) is None:
             password = secrets.token_urlsafe(12)
-            directory.add(DEMO_ADDRESS, hash_password(password))
+            directory.add(DEMO_ADDRESS, make_secrets(password))
             secret = home / "demo-password"
             secret.write_text(password + "\n")
             secret.chmod(0o600)

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from ..auth.directory import PROTOCOLS, normalize_address
-from ..auth.passwords import hash_password
+from ..auth.passwords import make_secrets
 from ..config import parse_size
 from ..store.api import Quota, StoreError
 from ..store.maildir import MaildirStore
@@ -65,7 +65,7 @@ def add(ctx: click.Context, address: str, protocols: str, quota_bytes: str | Non
             _size(quota_bytes) if quota_bytes is not None else settings.quota.default_bytes,
             quota_messages if quota_messages is not None else settings.quota.default_messages,
         )
-        account = d.add(addr, hash_password(password), _protocols(protocols), quota)
+        account = d.add(addr, make_secrets(password), _protocols(protocols), quota)
         store = MaildirStore(settings.data_dir / "mail")
         try:
             # Creates INBOX and the special-use folders; mail left at this address by an
@@ -112,7 +112,7 @@ def passwd(ctx: click.Context, address: str, password_stdin: bool) -> None:
     """Change an account's password (cached logins are forgotten at once)."""
     with directory(ctx) as (settings, d):
         acc = d.require(address)
-        d.set_password(acc.address, hash_password(read_password(True, password_stdin)))
+        d.set_password(acc.address, make_secrets(read_password(True, password_stdin)))
     poke(settings)
     console.print(f"password changed for [cyan]{acc.address}[/]")
 
@@ -178,6 +178,7 @@ def show(ctx: click.Context, address: str) -> None:
     table.add_row("account", a.address)
     table.add_row("enabled", "yes" if a.enabled else "no")
     table.add_row("protocols", ",".join(p for p in PROTOCOLS if p in a.protocols) or "none")
+    table.add_row("SCRAM-SHA-256", "yes" if a.scram else "not yet (at the next password change or password login)")
     if u is None:
         table.add_row("messages", "unavailable (the mailbox index is being rebuilt)")
     else:

@@ -9,14 +9,22 @@ dropped connection, a timeout or a server shutdown leaves the maildrop as it was
 from __future__ import annotations
 
 import asyncio
+import base64
 import enum
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-from ..auth.authenticator import Outcome
-from ..auth.sasl import SASLError, decode_plain
+from ..auth.authenticator import LoginResult, Outcome
+from ..auth.sasl import (
+    SCRAM_SHA_256,
+    SASLError,
+    ScramExchange,
+    ScramFailure,
+    b64decode,
+    decode_plain,
+)
 from ..server.context import Context
 from ..server.session import Peer, Session
 from ..store.api import CHUNK, AccountStore, MailboxInUse, MessageGone, StoreError
@@ -84,6 +92,8 @@ class POP3Session(Session):
         self._bad = 0
         self._pending_user: str | None = None
         self._sasl_pending = False
+        self._scram: ScramExchange | None = None
+        """The SCRAM-SHA-256 exchange in progress; None while AUTH PLAIN waits."""
         self._locks = AsyncExitStack()
         self._store: AccountStore | None = None
         self._mailbox_id = 0
@@ -164,11 +174,15 @@ class POP3Session(Session):
                 break
             if isinstance(item, TooLong):
                 self._sasl_pending = False
+                self._scram = None
                 self._reject("line too long")
                 continue
             if self._sasl_pending:
                 self._sasl_pending = False
-                await self._auth_plain_response(item)
+                if self._scram is not None:
+                    await self._scram_response(item)
+                else:
+                    await self._auth_plain_response(item)
                 continue
             await self._line(item)
             await asyncio.sleep(0)  # pipelined commands take turns with other sessions
@@ -187,6 +201,7 @@ class POP3Session(Session):
         # RFC 2595 section 4 / RFC 5034 section 4: forget what the client said before.
         self._pending_user = None
         self._sasl_pending = False
+        self._scram = None
         self._bad = 0
         self._lines.clear()
 
@@ -241,8 +256,12 @@ class POP3Session(Session):
         if not self._no_args(cmd):
             return
         caps = ["TOP", "UIDL"]
+        # SCRAM also where plaintext is refused: the password is never sent (RFC 5034
+        # section 4 asks for such mechanisms; see IMAPSession.capabilities for why).
         if self._plaintext_ok():
-            caps += ["USER", "SASL PLAIN"]
+            caps += ["USER", f"SASL PLAIN {SCRAM_SHA_256}"]
+        else:
+            caps.append(f"SASL {SCRAM_SHA_256}")
         caps += ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         days = self.settings.leave_on_server_days
         # RFC 2449 section 6.7. The policy is server-wide, so the value is the same
@@ -304,12 +323,21 @@ class POP3Session(Session):
         self._pending_user = None
         if not cmd.args:
             # Not in RFC 5034, but the RFC 1734 form that some clients still probe with.
-            mechs = "PLAIN\r\n" if self._plaintext_ok() else ""
+            mechs = ("PLAIN\r\n" if self._plaintext_ok() else "") + f"{SCRAM_SHA_256}\r\n"
             self._ok("Supported mechanisms follow")
             self.send(f"{mechs}.\r\n".encode())
             return
         if len(cmd.args) > 2:
             self._reject("AUTH takes a mechanism and an optional initial response")
+            return
+        if cmd.args[0].upper() == SCRAM_SHA_256:
+            self._auth_attempts += 1
+            self._scram = ScramExchange(self.ctx.auth, "pop3", self.peer.ip)
+            if len(cmd.args) == 2:
+                await self._scram_response(cmd.args[1].encode("ascii"), initial=True)
+            else:
+                self._sasl_pending = True
+                self.send(b"+ \r\n")
             return
         if cmd.args[0].upper() != "PLAIN":
             self._reject("Unsupported authentication mechanism")
@@ -339,9 +367,40 @@ class POP3Session(Session):
             return
         await self._login(user, password, "PLAIN")
 
+    async def _scram_response(self, line: bytes, initial: bool = False) -> None:
+        """One SCRAM-SHA-256 response: each challenge is a "+ base64" line (the last one
+        the server-final, since POP3 has no success data, RFC 5034 section 4)."""
+        exchange = self._scram
+        assert exchange is not None
+        line = line.strip()
+        if line == b"*":
+            self._scram = None
+            self._err("Authentication cancelled")
+            return
+        try:
+            out = await exchange.step(b"" if line == b"" or (initial and line == b"=") else b64decode(line))
+        except (SASLError, ScramFailure) as e:
+            self._scram = None
+            if isinstance(e, SASLError):
+                self._auth_failure = "malformed SASL response"
+                self._err(f"[AUTH] Invalid AUTH {SCRAM_SHA_256} response: {e}")
+            else:
+                self._auth_failure = "SCRAM refused"
+                self._err(f"[AUTH] {e}")
+            return
+        if isinstance(out, bytes):
+            self._sasl_pending = True
+            self.send(b"+ " + base64.b64encode(out) + b"\r\n")
+            return
+        self._scram = None
+        await self._login_result(exchange.username or "", out, SCRAM_SHA_256)
+
     async def _login(self, user: str, password: str, method: str) -> None:
         self._auth_attempts += 1
         result = await self.ctx.auth.login(user, password, "pop3", self.peer.ip)
+        await self._login_result(user, result, method)
+
+    async def _login_result(self, user: str, result: LoginResult, method: str) -> None:
         if not result.ok or result.account is None:
             if result.outcome is Outcome.ACCOUNT_DISABLED:
                 self._auth_failure = "account disabled"
