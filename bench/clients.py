@@ -234,8 +234,10 @@ class IMAPClient:
         self._n = 0
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> IMAPClient:
-        reader, writer = await asyncio.open_connection(host, port, limit=READ_LIMIT)
+    async def connect(cls, host: str, port: int, source: str | None = None) -> IMAPClient:
+        """*source*: the local address to connect from (any of 127.0.0.0/8 on loopback)."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection(host, port, limit=READ_LIMIT, local_addr=local)
         c = cls(reader, writer)
         greeting = await reader.readuntil(b"\r\n")
         if not greeting.startswith(b"* OK"):

@@ -3,19 +3,21 @@
     .venv/bin/python bench/run.py                 # full run (under ten minutes)
     .venv/bin/python bench/run.py --quick         # smoke run (under two minutes)
     .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big,
-                                                  # imap, imapbig, imapidle)
+                                                  # imap, imapbig, imapidle, hostile)
 
 Both servers start in a fresh temporary folder on ephemeral 127.0.0.1 ports and are
-stopped (and the folder removed) at the end; imapbig and imapidle restart them. Results
-are printed as a table and written as JSON under bench/out/, where the message files of
-the big IMAP mailbox are also kept for later runs (bench/out/cache/). The exit status is
-1 when a workload saw errors.
+stopped (and the folder removed) at the end; imapbig, imapidle and hostile restart
+them. Results are printed as a table and written as JSON under bench/out/, where the
+message files of the big IMAP mailbox are also kept for later runs (bench/out/cache/).
+The exit status is 1 when a workload saw errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import multiprocessing
 import os
 import platform
 import resource
@@ -30,12 +32,22 @@ from typing import Any
 # Run as a script (python bench/run.py) or as a module (python -m bench.run).
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import workloads  # noqa: E402
+from bench import hostile, workloads  # noqa: E402
 from bench.clients import Corpus  # noqa: E402
-from bench.servers import BenchServer, Dovecot, Letterbox, make_root, remove_root  # noqa: E402
+from bench.servers import (  # noqa: E402
+    BenchServer,
+    Dovecot,
+    Letterbox,
+    make_root,
+    memory_kib,
+    peak_rss_kib,
+    remove_root,
+    reset_peak_rss,
+    rss_now_kib,
+)
 from bench.workloads import Endpoint  # noqa: E402
 
-WORKLOADS = ("lmtp", "pop3", "pop3big", "imap", "imapbig", "imapidle")
+WORKLOADS = ("lmtp", "pop3", "pop3big", "imap", "imapbig", "imapidle", "hostile")
 PASSWORD = "bench-Passw0rd"
 DOMAIN = "example.com"
 KB = 1024
@@ -98,6 +110,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--idle-dovecot-shared", type=int, default=1000,
                    help="also measure Dovecot with this many sessions per imap process "
                         "(service imap client_limit; 0: skip; default: 1000)")
+    g = p.add_argument_group("IMAP mix under attack (hostile)")
+    g.add_argument("--hostile-clients", type=int, default=10,
+                   help="benign IMAP mix clients, one account each (default: 10)")
+    g.add_argument("--hostile-duration", type=float, default=15.0,
+                   help="seconds per measurement (default: 15)")
+    g.add_argument("--hostile-attacks", default="all",
+                   help="comma-separated attacks, each measured in turn: all (every attacker "
+                        "at once) or one of " + ", ".join(hostile.ATTACKS) + " (default: all)")
+    g.add_argument("--hostile-slowloris", type=int, default=50,
+                   help="connections trickling a byte a second; one in five inside an APPEND "
+                        "literal after login, the others before login (default: 50)")
+    g.add_argument("--hostile-pipeline", type=int, default=1,
+                   help="sessions writing pipelined batches (default: 1)")
+    g.add_argument("--hostile-batch", type=int, default=2000,
+                   help="commands per pipelined write (default: 2000)")
+    g.add_argument("--hostile-tls", type=int, default=100,
+                   help="half-open connections to the IMAPS port (default: 100)")
+    g.add_argument("--hostile-fetch", type=int, default=4,
+                   help="sessions that never read their FETCH 1:* BODY.PEEK[] (default: 4)")
+    g.add_argument("--hostile-fetch-messages", type=int, default=20,
+                   help="messages in the mailbox those sessions fetch (default: 20)")
+    g.add_argument("--hostile-fetch-size", type=int, default=1024 * KB,
+                   help="bytes per message of that mailbox (default: 1048576)")
+    g.add_argument("--hostile-same-address", action="store_true",
+                   help="every client and attacker from 127.0.0.1 (default: each benign client "
+                        "and each kind of attacker from an address of its own in 127.0.0.0/8)")
     g = p.add_argument_group("Dovecot")
     g.add_argument("--dovecot-scheme", default="SSHA512", choices=("SSHA512", "ARGON2ID", "PLAIN"),
                    help="password scheme in Dovecot's passwd-file. SSHA512 (default) costs about "
@@ -122,10 +160,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.imapbig_messages = min(args.imapbig_messages, 2000)
         args.idle_sessions = min(args.idle_sessions, 300)
         args.idle_wave = min(args.idle_wave, 100)
+        args.hostile_duration = min(args.hostile_duration, 4.0)
     args.only = [w.strip() for w in args.only.split(",") if w.strip()]
     for w in args.only:
         if w not in WORKLOADS:
             p.error(f"--only: unknown workload {w!r} (choose from {', '.join(WORKLOADS)})")
+    args.hostile_attacks = [a.strip() for a in args.hostile_attacks.split(",") if a.strip()]
+    for a in args.hostile_attacks:
+        if a != "all" and a not in hostile.ATTACKS:
+            p.error(f"--hostile-attacks: unknown attack {a!r} (choose from all, "
+                    f"{', '.join(hostile.ATTACKS)})")
     args.servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
     for s in args.servers:
         if s not in ("letterbox", "dovecot"):
@@ -197,6 +241,8 @@ class Report:
         out = []
         seen: set[int] = set()
         for row in self.rows:
+            if row.get("target"):
+                out.append(row["target"])
             for name, r in row["results"].items():
                 if id(r) in seen:  # a result shown in several rows
                     continue
@@ -236,6 +282,9 @@ class Report:
                         + " / ".join(str(m["processes"]) for m in mem)
                     )
                     continue
+                if row["workload"] == "hostile" and row["metric"] == "loops_per_s":
+                    out.append(_hostile_details(row["label"], name, r))
+                    continue
                 if row["workload"] != "pop3":
                     continue
                 out.append(
@@ -246,6 +295,32 @@ class Report:
                     f"{r['server_sys_s']:.1f} sys, client CPU {r['client_cpu_s']:.1f} s"
                 )
         return "\n".join(out)
+
+
+def _hostile_details(label: str, name: str, r: dict[str, Any]) -> str:
+    text = (
+        f"{label}, {name}: {r['loops']} loops, {r['errors']} errors, "
+        f"loop p50 {r['loop_ms_p50'] or 0:.0f} ms / p95 {r['loop_ms_p95'] or 0:.0f} ms, "
+        f"server CPU {r['server_user_s']:.1f} user + {r['server_sys_s']:.1f} sys, "
+        f"RSS {r['rss_before_kib'] / 1024:.0f} MiB before, peak {r['rss_peak_kib'] / 1024:.0f} MiB, "
+        f"peak PSS {r['pss_peak_kib'] / 1024:.0f} MiB ({r['processes_peak']} processes)"
+    )
+    attack = r.get("attack")
+    if not attack:
+        return text
+    parts = []
+    for kind, k in attack.get("kinds", {}).items():
+        part = (f"{kind} {k['live_at_end']} held at the end ({k['opened']} opened, "
+                f"{k['closed_by_server']} closed by the server, {k['failed']} failed)")
+        if k.get("answered_per_s") is not None:
+            part += f", {k['answered_per_s']:.0f} commands answered/s"
+        if "unread_kib" in k:
+            part += f", {k['unread_kib'] / 1024:.1f} MiB waiting unread"
+        parts.append(part)
+    text += f"; attackers ({attack.get('client_cpu_s', 0):.1f} s CPU): " + "; ".join(parts)
+    if attack.get("error_samples"):
+        text += f"; e.g. {attack['error_samples'][0]}"
+    return text
 
 
 def environment(servers: list[BenchServer]) -> dict[str, Any]:
@@ -402,6 +477,7 @@ def run_imap_big(args: argparse.Namespace, servers: list[BenchServer], report: R
           f"{time.time() - t0:.0f} s", flush=True)
     starts: dict[str, dict[str, Any]] = {}
     per: dict[str, dict[str, Any]] = {}
+    sorts: dict[str, dict[str, Any]] = {}
     for s in servers:
         baseline = s.start_s
         s.stop()
@@ -419,6 +495,7 @@ def run_imap_big(args: argparse.Namespace, servers: list[BenchServer], report: R
         print(f"  {s.name} started in {s.start_s:.1f} s, all messages listed after {ready:.1f} s", flush=True)
         per[s.name] = measure(s, "imapbig", workloads.imap_big, Endpoint("127.0.0.1", s.imap_port), user,
                               PASSWORD, len(files), matches, lambda s=s: sum(s.cpu()))
+        sorts[s.name] = measure_big_sort(s, user, len(files))
     label = f"{len(files):,}-msg INBOX"
     report.add("imapbig", f"{label}: server start", "start_s", "s", False, starts)
     report.add("imapbig", f"{label}: all listed (STATUS) after start", "ready_s", "s", False, starts)
@@ -426,6 +503,27 @@ def run_imap_big(args: argparse.Namespace, servers: list[BenchServer], report: R
         for when in ("first", "second"):
             rows = {name: {"seconds": r[f"{key}_{when}_s"], "server_cpu_s": r[f"{key}_{when}_cpu_s"]}
                     for name, r in per.items()}
+            report.add("imapbig", f"{label}: {title}, {when}", "seconds", "s", False, rows)
+    report_big_sort(report, label, sorts)
+
+
+BIG_SORT_STEPS = (
+    ("sort_date", "SORT (DATE) UTF-8 ALL"),
+    ("thread_refs", "THREAD REFERENCES UTF-8 ALL"),
+)
+
+
+def measure_big_sort(s: BenchServer, user: str, expect: int) -> dict[str, Any]:
+    """SORT and THREAD over the big INBOX, right after the imapbig steps."""
+    return measure(s, "imapbig-sort", workloads.imap_big_sort, Endpoint("127.0.0.1", s.imap_port), user,
+                   PASSWORD, expect, lambda s=s: sum(s.cpu()))
+
+
+def report_big_sort(report: Report, label: str, sorts: dict[str, dict[str, Any]]) -> None:
+    for key, title in BIG_SORT_STEPS:
+        for when in ("first", "second"):
+            rows = {name: {"seconds": r[f"{key}_{when}_s"], "server_cpu_s": r[f"{key}_{when}_cpu_s"]}
+                    for name, r in sorts.items()}
             report.add("imapbig", f"{label}: {title}, {when}", "seconds", "s", False, rows)
 
 
@@ -462,6 +560,190 @@ def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: 
     report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, both)
 
 
+def _sample_memory(pid: int, every: float, pss_every: int, stop: Any, out: Any) -> None:
+    peak = peak_procs = peak_pss = 0
+    for n in itertools.count():
+        total, procs = rss_now_kib(pid)
+        peak, peak_procs = max(peak, total), max(peak_procs, procs)
+        if n % pss_every == 0:
+            peak_pss = max(peak_pss, memory_kib(pid)["pss_kib"])
+        if stop.wait(every):
+            break
+    out.send((peak, peak_procs, peak_pss, time.process_time()))
+
+
+class MemorySampler:
+    """A server's memory while a measurement runs, read by a process of its own (not a
+    thread, which would take the GIL from the benign clients): VmRSS summed over the
+    server's processes four times a second, PSS (smaps_rollup, dearer to read) once a
+    second; the largest sums seen. For a server of one process the RSS peak is its VmHWM,
+    reset at start (clear_refs), which misses nothing between samples."""
+
+    def __init__(self, pid: int, every: float = 0.25, pss_every: int = 4) -> None:
+        self.pid = pid
+        self.hwm_reset = False
+        self.before = 0
+        ctx = multiprocessing.get_context("fork")
+        self._stop = ctx.Event()
+        self._out, child = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_sample_memory, args=(pid, every, pss_every, self._stop, child),
+                                 daemon=True)
+
+    def start(self) -> None:
+        self.hwm_reset = reset_peak_rss(self.pid)
+        self.before, _ = rss_now_kib(self.pid)
+        self._proc.start()
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        peak = procs = pss = 0
+        cpu = 0.0
+        if self._out.poll(30):
+            peak, procs, pss, cpu = self._out.recv()
+        self._proc.join(timeout=10)
+        end, now_procs = rss_now_kib(self.pid)
+        procs = max(procs, now_procs)
+        hwm = peak_rss_kib(self.pid) if self.hwm_reset and procs == 1 else None
+        peak = max(peak, end, hwm or 0)
+        pss = max(pss, memory_kib(self.pid)["pss_kib"])
+        if procs == 1:
+            pss = max(pss, peak)  # one process: its pages are all its own
+        return {"rss_before_kib": self.before, "rss_end_kib": end, "rss_peak_kib": peak,
+                "pss_peak_kib": pss, "processes_peak": procs,
+                "rss_peak_from": "VmHWM" if hwm else "largest sampled VmRSS sum",
+                "sampler_cpu_s": cpu}
+
+
+def _benign_sources(args: argparse.Namespace) -> list[str] | None:
+    """Each benign client's own address (127.0.1.1, 127.0.1.2, ...), unless all share 127.0.0.1."""
+    if args.hostile_same_address:
+        return None
+    return [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(args.hostile_clients)]
+
+
+def _hostile_phase(s: BenchServer, args: argparse.Namespace, users: list[str], phase: str,
+                   kinds: tuple[str, ...], attack_users: tuple[str, str, str]) -> dict[str, Any]:
+    """The IMAP mix on *s* for --hostile-duration seconds while the *kinds* of attackers
+    run (none: the reference), with the server's memory sampled throughout."""
+    attackers = None
+    if kinds:
+        slow, pipe, fetch = attack_users
+        attackers = hostile.Attackers(hostile.AttackPlan(
+            host="127.0.0.1", imap_port=s.imap_port, imaps_port=s.imaps_port, password=PASSWORD,
+            slow_user=slow, pipe_user=pipe, fetch_user=fetch, slowloris=args.hostile_slowloris,
+            pipeline=args.hostile_pipeline, batch=args.hostile_batch, tls=args.hostile_tls,
+            fetch=args.hostile_fetch, kinds=kinds, same_address=args.hostile_same_address,
+        ))
+        attackers.fork()
+    sampler = MemorySampler(s.pid)
+    sampler.start()
+    attack: dict[str, Any] | None = None
+    try:
+        if attackers is not None:
+            if not attackers.start():
+                print(f"  ! {s.name}: not every attacker was in place after {attackers.setup_s:.0f} s",
+                      flush=True)
+            time.sleep(1.0)  # the server settles into the attack
+        result = measure(s, f"hostile-{phase}", workloads.imap, Endpoint("127.0.0.1", s.imap_port),
+                         args.hostile_clients, users, PASSWORD, args.imap_messages,
+                         args.hostile_duration, args.imap_min_size, args.imap_max_size, args.seed,
+                         args.client_procs, args.imap_bodies, _benign_sources(args))
+    finally:
+        if attackers is not None:
+            attack = attackers.stop()
+        memory = sampler.stop()
+    result.update(memory)
+    result["attack"] = attack
+    print(f"  {s.name}, {phase}: {result['loops_per_s']:.0f} loops/s, {result['errors']} errors, "
+          f"peak RSS {result['rss_peak_kib'] / 1024:.0f} MiB, PSS {result['pss_peak_kib'] / 1024:.0f} MiB"
+          + (f", attackers in place in {attack['setup_s']:.1f} s" if attack else ""), flush=True)
+    time.sleep(2)  # the server winds down what the attackers left
+    return result
+
+
+def run_hostile(args: argparse.Namespace, servers: list[BenchServer], report: Report, corpus: Corpus,
+                users: list[str], attack_users: tuple[str, str, str], root: Path) -> None:
+    from letterbox.server.tls import write_self_signed
+
+    pair = (root / "tls" / "cert.pem", root / "tls" / "key.pem")
+    write_self_signed(pair[0], pair[1], "localhost")
+    _, pipe_user, fetch_user = attack_users
+    small = corpus.sizes("hostile-pipe", args.imap_messages, args.imap_min_size, args.imap_max_size)
+    plan = [(pipe_user, f"hostile-pipe-{j}", size) for j, size in enumerate(small)]
+    plan += [(fetch_user, f"hostile-fetch-{j}", args.hostile_fetch_size)
+             for j in range(args.hostile_fetch_messages)]
+    sets: list[tuple[str, tuple[str, ...]]] = [
+        (name, hostile.ATTACKS if name == "all" else (name,)) for name in args.hostile_attacks
+    ]
+    # Every attack between two runs without one: the server's pace drifts over the minutes
+    # (Dovecot's first run after filling is its fastest), and so does other load on the
+    # machine. What an attack keeps is measured against the mean of its two neighbours.
+    phases: list[tuple[str, str, tuple[str, ...]]] = [("ref-0", "no attack", ())]
+    for i, (name, kinds) in enumerate(sets):
+        phases += [(f"attack-{i}", name, kinds), (f"ref-{i + 1}", "no attack", ())]
+    per: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in servers}
+    try:
+        for s in servers:
+            # An IMAPS listener, and a fresh process: the memory figures are this workload's.
+            s.set_tls(pair)
+            _restart(s)
+        _fill_imap(servers, args, corpus, users, "hostile-mix")
+        for s in servers:
+            print(f"filling the attackers' mailboxes on {s.name}", flush=True)
+            workloads.fill(Endpoint("127.0.0.1", s.lmtp_port), plan, args.seed)
+        for s in servers:
+            # Unmeasured: a freshly started server is still filling its caches.
+            workloads.imap(Endpoint("127.0.0.1", s.imap_port), args.hostile_clients, users, PASSWORD,
+                           args.imap_messages, args.hostile_duration, args.imap_min_size,
+                           args.imap_max_size, args.seed, args.client_procs, args.imap_bodies,
+                           _benign_sources(args))
+            time.sleep(1)
+            for key, name, kinds in phases:
+                per[s.name][key] = _hostile_phase(s, args, users, name, kinds, attack_users)
+    finally:
+        for s in servers:
+            s.set_tls(None)
+            _restart(s)
+
+    label = f"Hostile mix, {args.hostile_clients} clients"
+
+    def rows(key: str) -> dict[str, dict[str, Any]]:
+        return {server: r[key] for server, r in per.items()}
+
+    def add_memory(key: str, what: str) -> None:
+        for kind, field in (("RSS", "rss_peak_kib"), ("PSS", "pss_peak_kib")):
+            report.add("hostile", f"{label}: peak {kind}, {what}", "peak_mib", "MiB", False, {
+                server: {"peak_mib": r[key][field] / 1024, "server_cpu_s": r[key]["server_cpu_s"]}
+                for server, r in per.items()
+            })
+
+    report.add("hostile", f"{label}: no attack, before", "loops_per_s", "loops/s", True, rows("ref-0"))
+    add_memory("ref-0", "no attack")
+    for i, (name, _) in enumerate(sets):
+        key = f"attack-{i}"
+        report.add("hostile", f"{label}: under attack ({name})", "loops_per_s", "loops/s", True,
+                   rows(key))
+        kept: dict[str, dict[str, Any]] = {}
+        for server, r in per.items():
+            refs = [r[f"ref-{i}"]["loops_per_s"], r[f"ref-{i + 1}"]["loops_per_s"]]
+            mean = sum(refs) / 2
+            kept[server] = {"kept_pct": 100 * r[key]["loops_per_s"] / mean if mean else 0.0,
+                            "reference_loops_per_s": refs, "server_cpu_s": r[key]["server_cpu_s"]}
+        report.add("hostile", f"{label}: kept under attack ({name})", "kept_pct", "%", True, kept)
+        lb = kept.get("Letterbox", {}).get("kept_pct")
+        dv = kept.get("Dovecot", {}).get("kept_pct")
+        if lb is not None and dv is not None:
+            met = lb >= 90 and lb >= dv
+            report.rows[-1]["target"] = (
+                f"Target under attack ({name}), Letterbox keeps at least 90% and at least as much "
+                f"as Dovecot: {'met' if met else 'NOT met'} (Letterbox {lb:.0f}%, Dovecot {dv:.0f}%; "
+                f"each against the mean of its runs without attack just before and after)"
+            )
+        add_memory(key, f"attack ({name})")
+    report.add("hostile", f"{label}: no attack, after", "loops_per_s", "loops/s", True,
+               rows(f"ref-{len(sets)}"))
+
+
 def main(argv: list[str] | None = None) -> int:
     global PROFILER
     args = parse_args(argv)
@@ -484,9 +766,13 @@ def main(argv: list[str] | None = None) -> int:
     imap_users = [f"m{i:02d}@{DOMAIN}" for i in range(max(_ints(args.imap_clients), default=0))]
     idle_users = [f"i{i:04d}@{DOMAIN}" for i in range(args.idle_users)]
     imapbig_user = f"ibig@{DOMAIN}"
+    hostile_users = [f"h{i:02d}@{DOMAIN}" for i in range(args.hostile_clients)]
+    attack_users = (f"xslow@{DOMAIN}", f"xpipe@{DOMAIN}", f"xfetch@{DOMAIN}")
     if "imapidle" in args.only:
         # Each session is a socket at both ends, and Letterbox also opens each account's index.
         _raise_nofile(2 * args.idle_sessions + 4 * args.idle_users + 1024)
+    if "hostile" in args.only:
+        _raise_nofile(2 * (args.hostile_slowloris + args.hostile_tls + args.hostile_clients) + 1024)
     env = environment(servers)
     print(f"Letterbox vs Dovecot on loopback — {env['cpus']} CPUs ({env['cpu_model']}), "
           f"Python {env['python']}, {env['versions'].get('Dovecot', '')}, "
@@ -494,8 +780,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"workloads: {', '.join(args.only)}; temp folder {root}", flush=True)
     try:
         for s in servers:
-            s.add_users(pop3_users + lmtp_rcpts + [big_user] + imap_users + idle_users + [imapbig_user],
-                        PASSWORD)
+            s.add_users(pop3_users + lmtp_rcpts + [big_user] + imap_users + idle_users + [imapbig_user]
+                        + hostile_users + list(attack_users), PASSWORD)
             s.start()
         eps = {s.name: (s, Endpoint("127.0.0.1", s.lmtp_port), Endpoint("127.0.0.1", s.pop3_port))
                for s in servers}
@@ -552,6 +838,8 @@ def main(argv: list[str] | None = None) -> int:
             run_imap_big(args, servers, report, corpus, imapbig_user)
         if "imapidle" in args.only:
             run_imap_idle(args, servers, report, corpus, idle_users)
+        if "hostile" in args.only:
+            run_hostile(args, servers, report, corpus, hostile_users, attack_users, root)
     except Exception:
         traceback.print_exc()
         report.failed = True

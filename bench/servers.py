@@ -89,6 +89,56 @@ def memory_kib(pid: int) -> dict[str, int]:
     return {"rss_kib": rss, "pss_kib": pss, "processes": procs}
 
 
+def _tree(pid: int) -> list[int]:
+    children = _children_map()
+    out: list[int] = []
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        out.append(p)
+        stack.extend(children.get(p, ()))
+    return out
+
+
+def _status_kib(pid: int, field: str) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
+
+
+def rss_now_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS summed over *pid* and its living descendants in KiB, process count): cheap
+    enough to sample several times a second."""
+    total = procs = 0
+    for p in _tree(pid):
+        kib = _status_kib(p, "VmRSS")
+        if kib is not None:
+            total += kib
+            procs += 1
+    return total, procs
+
+
+def reset_peak_rss(pid: int) -> bool:
+    """Reset VmHWM of *pid* and its descendants (clear_refs 5, Linux 4.0+); False if not allowed."""
+    ok = True
+    for p in _tree(pid):
+        try:
+            Path(f"/proc/{p}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def peak_rss_kib(pid: int) -> int | None:
+    """VmHWM of *pid*: its peak resident memory since start or the last reset_peak_rss()."""
+    return _status_kib(pid, "VmHWM")
+
+
 def link_or_copy(src: Path, dest: Path) -> None:
     """Message files are never rewritten in place, so servers may share one inode."""
     try:
@@ -128,6 +178,8 @@ class BenchServer:
     lmtp_port = 0
     pop3_port = 0
     imap_port = 0
+    imaps_port = 0
+    """Implicit-TLS IMAP, only while set_tls() has given a certificate (else 0)."""
     proc: subprocess.Popen[bytes] | None = None
     start_s = 0.0
     """Seconds the last start() took until the server accepted connections."""
@@ -135,6 +187,7 @@ class BenchServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.log = root / "server.log"
+        self.tls: tuple[Path, Path] | None = None
 
     @property
     def pid(self) -> int:
@@ -147,6 +200,10 @@ class BenchServer:
 
     def memory(self) -> dict[str, int]:
         return memory_kib(self.pid)
+
+    def set_tls(self, pair: tuple[Path, Path] | None) -> None:
+        """Certificate and key for an IMAPS listener (None: none); takes effect at the next start."""
+        self.tls = pair
 
     def import_messages(self, user: str, sources: list[Path]) -> None:
         """Put message files into *user*'s INBOX while the server is stopped, as another
@@ -188,10 +245,10 @@ run_dir = "run"
 log_level = "info"
 # Every client connects from 127.0.0.1; the IDLE run holds thousands of sessions.
 max_connections_per_ip = 10000
-
+{tls}
 [imap]
 listen = ["127.0.0.1:0"]
-tls_listen = []
+tls_listen = [{imaps}]
 
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -214,7 +271,19 @@ class Letterbox(BenchServer):
         super().__init__(root)
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "letterbox.toml"
-        self.config.write_text(LETTERBOX_CONFIG)
+        self.configure()
+
+    def configure(self) -> None:
+        """(Re)write the config; takes effect at the next start."""
+        tls = imaps = ""
+        if self.tls is not None:
+            tls = f'\n[tls]\ncert = "{self.tls[0]}"\nkey = "{self.tls[1]}"\n'
+            imaps = '"127.0.0.1:0"'
+        self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps))
+
+    def set_tls(self, pair: tuple[Path, Path] | None) -> None:
+        super().set_tls(pair)
+        self.configure()
 
     def add_users(self, users: list[str], password: str) -> None:
         # The directory API is what `letterbox user add` uses; one hash serves every
@@ -232,7 +301,10 @@ class Letterbox(BenchServer):
             for u in users:
                 if directory.get(u) is None:
                     directory.add(u, hashed, ("imap", "pop3"))
-                    store.account_sync(u)
+                    account = directory.get(u)
+                    # The folder is the account's (an unowned one may be an earlier
+                    # account's mail, which the server would put aside at start).
+                    store.account_sync(u, account.incarnation if account is not None else None)
         finally:
             directory.close()
             import asyncio
@@ -270,6 +342,10 @@ class Letterbox(BenchServer):
                 self.lmtp_port = int(bound["lmtp"][0].rsplit(":", 1)[1])
                 self.pop3_port = int(bound["pop3"][0].rsplit(":", 1)[1])
                 self.imap_port = int(bound["imap"][0].rsplit(":", 1)[1])
+                imaps = bound.get("imaps") if self.tls is not None else None
+                if self.tls is not None and not imaps:
+                    raise RuntimeError(f"letterbox started without imaps:\n{_tail(self.log)}")
+                self.imaps_port = int(imaps[0].rsplit(":", 1)[1]) if imaps else 0
                 self.start_s = time.monotonic() - t0
                 return
             time.sleep(0.05)
@@ -315,7 +391,7 @@ mail_location = maildir:{root}/mail/%u
 mail_fsync = always
 auth_mechanisms = plain
 disable_plaintext_auth = no
-ssl = no
+{ssl}
 # Letterbox remembers a verified password for a minute; let Dovecot cache lookups too.
 auth_cache_size = 4M
 auth_cache_ttl = 60s
@@ -353,7 +429,7 @@ service imap-login {{
     port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    port = {imaps_port}
   }}
   # Debian's high-security mode (one login process per connection, handing over to
   # imap after login), with room for the IDLE run's waves of logins.
@@ -425,6 +501,7 @@ class Dovecot(BenchServer):
         self.lmtp_port = free_port()
         self.pop3_port = free_port()
         self.imap_port = free_port()
+        self.tls_port = free_port()
         self.log = root / "dovecot.log"
         self.config = root / "dovecot.conf"
         self.configure()
@@ -437,6 +514,11 @@ class Dovecot(BenchServer):
         processes live on (service_count = 0) and take up to that many sessions each.
         """
         sharing = ""
+        ssl = "ssl = no"
+        self.imaps_port = 0
+        if self.tls is not None:
+            ssl = f"ssl = yes\nssl_cert = <{self.tls[0]}\nssl_key = <{self.tls[1]}"
+            self.imaps_port = self.tls_port
         if imap_client_limit > 1:
             sharing = (f"\n  client_limit = {imap_client_limit}\n  service_count = 0"
                        "\n  vsz_limit = 2G")
@@ -451,9 +533,15 @@ class Dovecot(BenchServer):
                 lmtp_port=self.lmtp_port,
                 pop3_port=self.pop3_port,
                 imap_port=self.imap_port,
+                imaps_port=self.imaps_port,
+                ssl=ssl,
                 imap_sharing=sharing,
             )
         )
+
+    def set_tls(self, pair: tuple[Path, Path] | None) -> None:
+        super().set_tls(pair)
+        self.configure()
 
     def add_users(self, users: list[str], password: str) -> None:
         hashed = _dovecot_hash(self.scheme, password)
@@ -473,7 +561,9 @@ class Dovecot(BenchServer):
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
             )
-        for port in (self.lmtp_port, self.pop3_port, self.imap_port):
+        for port in (self.lmtp_port, self.pop3_port, self.imap_port, self.imaps_port):
+            if not port:
+                continue
             try:
                 _wait_port(port, self.proc, self.log, timeout)
             except RuntimeError as e:

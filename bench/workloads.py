@@ -13,6 +13,7 @@ import json
 import multiprocessing
 import os
 import random
+import re
 import resource
 import statistics
 import time
@@ -323,10 +324,10 @@ def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
         if time.time() <= deadline:
             ops[command] += n
 
-    async def session(user: str, rng: random.Random) -> None:
+    async def session(user: str, rng: random.Random, source: str | None) -> None:
         nonlocal loops
         t0 = time.time()
-        c = await IMAPClient.connect(job["host"], job["port"])
+        c = await IMAPClient.connect(job["host"], job["port"], source)
         try:
             await c.login(user, job["password"])
             done("LOGIN")
@@ -371,9 +372,10 @@ def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
         nonlocal errors
         rng = random.Random(f"{job['seed']}:imap:{i}")
         user = job["users"][i]
+        source = job["sources"][i % len(job["sources"])] if job["sources"] else None
         while time.time() < deadline:
             try:
-                await session(user, rng)
+                await session(user, rng, source)
             except NETWORK_ERRORS as e:
                 errors += 1
                 samples.append(f"{type(e).__name__}: {e}")
@@ -394,14 +396,16 @@ def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def imap(ep: Endpoint, clients: int, users: list[str], password: str, messages: int, duration: float,
-         low: int, high: int, seed: int, procs: int, bodies: int = 3) -> dict[str, Any]:
+         low: int, high: int, seed: int, procs: int, bodies: int = 3,
+         sources: list[str] | None = None) -> dict[str, Any]:
+    """*sources*: local addresses the clients connect from, in turn (default: any)."""
     if clients > len(users):
         raise ValueError(f"{clients} IMAP clients need as many accounts, have {len(users)}")
     start_at = time.time() + 0.3
     jobs = [
         {"host": ep.host, "port": ep.port, "ids": ids, "users": users, "password": password,
          "messages": messages, "start_at": start_at, "duration": duration, "low": low,
-         "high": high, "seed": seed, "bodies": bodies}
+         "high": high, "seed": seed, "bodies": bodies, "sources": sources}
         for ids in _split(list(range(clients)), procs)
     ]
     results = _in_workers(_imap_worker, jobs)
@@ -525,6 +529,45 @@ def imap_big(ep: Endpoint, user: str, password: str, expect: int, matches: int,
     the server started, the second with whatever the first left cached."""
     cpu0 = _own_cpu()
     out = run_async(lambda: _imap_big(ep, user, password, expect, matches, cpu))
+    out["client_cpu_s"] = _own_cpu() - cpu0
+    return out
+
+
+BIG_SORT_COMMANDS = (
+    ("sort_date", b"SORT (DATE) UTF-8 ALL", b"* SORT"),
+    ("thread_refs", b"THREAD REFERENCES UTF-8 ALL", b"* THREAD"),
+)
+
+
+async def _imap_big_sort(ep: Endpoint, user: str, password: str, expect: int,
+                         cpu: Callable[[], float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for when in ("first", "second"):
+        c = await IMAPClient.connect(ep.host, ep.port)
+        try:
+            await c.login(user, password)
+            await c.select()
+            for name, command, prefix in BIG_SORT_COMMANDS:
+                c0 = cpu()
+                t0 = time.perf_counter()
+                data = await c.command(command)
+                out[f"{name}_{when}_s"] = time.perf_counter() - t0
+                out[f"{name}_{when}_cpu_s"] = cpu() - c0
+                line = data[data.index(prefix) :].split(b"\r\n", 1)[0]
+                got = len(re.findall(rb"[0-9]+", line))
+                if got != expect:
+                    raise ProtocolError(f"big mailbox: {command.decode()} gave {got} messages, expected {expect}")
+        finally:
+            await c.logout()
+    return out
+
+
+def imap_big_sort(ep: Endpoint, user: str, password: str, expect: int,
+                  cpu: Callable[[], float]) -> dict[str, Any]:
+    """SORT (DATE) and THREAD REFERENCES over the whole big INBOX, twice, on two sessions
+    one after the other (the second with whatever the first left cached)."""
+    cpu0 = _own_cpu()
+    out = run_async(lambda: _imap_big_sort(ep, user, password, expect, cpu))
     out["client_cpu_s"] = _own_cpu() - cpu0
     return out
 
