@@ -36,6 +36,8 @@ log = logging.getLogger("letterbox.imap")
 
 # Responses are sent in chunks of this many rows (or bytes), not one `send` per line.
 _BATCH_ROWS = 1000
+_FETCH_ROWS = 5000
+"""Messages whose index rows one FETCH reads at once."""
 _BATCH_BYTES = 1 << 20
 # Raw content at least this big is sent while it is read, a piece at a time, never held
 # whole: a FETCH of several sections of a 60 MB message holds CHUNK bytes, not 60 MB each.
@@ -379,30 +381,37 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
         await _send_vanished(s, view, store, cmd)
     if not pairs:
         return _done(verb, expunge_issued)
-    recs = await store.fetch(mailbox_id, [u for _, u in pairs], plan.fields)
-    if len(recs) != len(pairs):
-        expunge_issued = True  # expunged in the store, not yet known to this view
-        msn_of = {u: m for m, u in pairs}
-        rows = [(msn_of[r.uid], r) for r in recs]
-    else:
-        rows = [(m, r) for (m, _), r in zip(pairs, recs, strict=True)]
-    if cmd.changedsince is not None:
-        since = cmd.changedsince
-        rows = [(m, r) for m, r in rows if r.modseq > since]
-    seen_now: set[int] = set()
-    if plan.sets_seen:
-        seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
-    if plan.bodies:
-        try:
-            unknown_cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
-        except StreamBroken:
-            return Done("NO", "Reading a message failed")  # not sent: the connection ends
-        if unknown_cte:
-            # RFC 3516 4.3: a CTE the server cannot decode fails the command.
-            return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
-        expunge_issued = expunge_issued or vanished
-    else:
-        await _send_index_rows(s, plan, rows)
+    unknown_cte = False
+    # A part of the messages at a time: reading 100,000 index rows in one go would hold
+    # the event loop (and every other session) for a third of a second.
+    for start in range(0, len(pairs), _FETCH_ROWS):
+        part = pairs[start : start + _FETCH_ROWS]
+        recs = await store.fetch(mailbox_id, [u for _, u in part], plan.fields)
+        if len(recs) != len(part):
+            expunge_issued = True  # expunged in the store, not yet known to this view
+            msn_of = {u: m for m, u in part}
+            rows = [(msn_of[r.uid], r) for r in recs]
+        else:
+            rows = [(m, r) for (m, _), r in zip(part, recs, strict=True)]
+        if cmd.changedsince is not None:
+            since = cmd.changedsince
+            rows = [(m, r) for m, r in rows if r.modseq > since]
+        seen_now: set[int] = set()
+        if plan.sets_seen:
+            seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
+        if plan.bodies:
+            try:
+                cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+            except StreamBroken:
+                return Done("NO", "Reading a message failed")  # not sent: the connection ends
+            unknown_cte = unknown_cte or cte
+            expunge_issued = expunge_issued or vanished
+        else:
+            await _send_index_rows(s, plan, rows)
+        await s.flush()
+    if unknown_cte:
+        # RFC 3516 4.3: a CTE the server cannot decode fails the command.
+        return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
     return _done(verb, expunge_issued)
 
 
