@@ -627,7 +627,7 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     if wanted == {"SAVE"}:
         # SAVE alone suppresses the ESEARCH response (RFC 5182 2.4).
         return Done(text=f"{verb} completed")
-    s.send(_esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
     return Done(text=f"{verb} completed")
 
 
@@ -640,9 +640,13 @@ def _msns(view: SelectedView, uids: list[int]) -> list[int]:
     return out
 
 
-def _esearch(tag: str, uid: bool, wanted: set[str], numbers: list[int], highest: int | None) -> bytes:
+def esearch(
+    tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None,
+    all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set,
+) -> bytes:
     """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
-    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1)."""
+    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1). MIN and MAX are
+    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order)."""
     parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + b")"]
     if uid:
         parts.append(b"UID")
@@ -652,7 +656,7 @@ def _esearch(tag: str, uid: bool, wanted: set[str], numbers: list[int], highest:
         if "MAX" in wanted:
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in wanted:
-            parts.append(b"ALL " + wire.sequence_set(numbers))
+            parts.append(b"ALL " + all_text(numbers))
     if "COUNT" in wanted:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:

@@ -22,7 +22,7 @@ from ..store.api import AccountStore, FetchField, StoreError
 from . import grammar as g
 from . import wire
 from .grammar.sort import Sort, SortCriterion
-from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys
+from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys, esearch
 from .session import ONLY_SELECTED, Done, IMAPSession, Spec
 from .sortcache import RESULTS
 from .sortkeys import (
@@ -247,7 +247,8 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
     wanted = opts or {"ALL"}
     if wanted == {"SAVE"}:
         return Done(text=f"{verb} completed")  # SAVE alone: no ESEARCH (RFC 5182 2.4)
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+    # RFC 5267 3.1: MIN and MAX are the first and last in sort order, ALL keeps it.
+    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, ordered_set))
     return Done(text=f"{verb} completed")
 
 
@@ -263,26 +264,6 @@ def ordered_set(numbers: Sequence[int]) -> bytes:
         out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
         i = j + 1
     return ",".join(out).encode("ascii")
-
-
-def esearch(tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None) -> bytes:
-    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` for a sorted result: MIN and
-    MAX are its first and last messages, ALL is in sort order (RFC 5267 3.1)."""
-    parts = [b"* ESEARCH (TAG " + wire.quoted(tag) + b")"]
-    if uid:
-        parts.append(b"UID")
-    if numbers:
-        if "MIN" in wanted:
-            parts.append(b"MIN %d" % numbers[0])
-        if "MAX" in wanted:
-            parts.append(b"MAX %d" % numbers[-1])
-        if "ALL" in wanted:
-            parts.append(b"ALL " + ordered_set(numbers))
-    if "COUNT" in wanted:
-        parts.append(b"COUNT %d" % len(numbers))
-    if highest is not None:
-        parts.append(b"MODSEQ %d" % highest)
-    return b" ".join(parts) + b"\r\n"
 
 
 COMMANDS = {

@@ -959,6 +959,23 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     raise cur.fail(f"Unknown search key {key}")
 
 
+def return_option_list(cur: Cursor, allowed: frozenset[str], what: str) -> tuple[str, ...]:
+    """"(" [option *(SP option)] ")" after RETURN (RFC 4731, RFC 5267), each in
+    *allowed*; repeats dropped."""
+    cur.expect(b"(", "'(' after RETURN")
+    options: list[str] = []
+    if cur.peek() != b")":
+        options.append(cur.word("return option"))
+        while cur.peek() == b" ":
+            cur.i += 1
+            options.append(cur.word("return option"))
+    cur.expect(b")", "')' after return options")
+    for option in options:
+        if option not in allowed:
+            raise cur.fail(f"Unknown {what} return option {option}")
+    return tuple(dict.fromkeys(options))
+
+
 def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
     def parse(cur: Cursor, tag: str) -> c.Command:
         cur.sp()
@@ -968,18 +985,7 @@ def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
         word = cur.word("search key") if cur.peek().isalpha() else ""
         if word == "RETURN":
             cur.sp()
-            cur.expect(b"(", "'(' after RETURN")
-            options: list[str] = []
-            if cur.peek() != b")":
-                options.append(cur.word("return option"))
-                while cur.peek() == b" ":
-                    cur.i += 1
-                    options.append(cur.word("return option"))
-            cur.expect(b")", "')' after return options")
-            for option in options:
-                if option not in SEARCH_RETURN_OPTIONS:
-                    raise cur.fail(f"Unknown search return option {option}")
-            return_options = tuple(dict.fromkeys(options))
+            return_options = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
             cur.sp()
             save = cur.i
             word = cur.word("search key") if cur.peek().isalpha() else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from . import commands as c
-from .parser import Cursor, _search_key
+from .parser import Cursor, _search_key, return_option_list
 
 SORT_KEYS = frozenset(
     {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
@@ -79,21 +79,6 @@ def _search_criteria(cur: Cursor) -> tuple[str, c.SearchKey]:
     return charset, keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
 
 
-def _return_options(cur: Cursor) -> tuple[str, ...]:
-    cur.expect(b"(", "'(' after RETURN")
-    options: list[str] = []
-    if cur.peek() != b")":
-        options.append(cur.word("return option"))
-        while cur.peek() == b" ":
-            cur.i += 1
-            options.append(cur.word("return option"))
-    cur.expect(b")", "')' after return options")
-    for option in options:
-        if option not in SORT_RETURN_OPTIONS:
-            raise cur.fail(f"Unknown sort return option {option}")
-    return tuple(dict.fromkeys(options))
-
-
 def _criteria(cur: Cursor) -> tuple[SortCriterion, ...]:
     cur.expect(b"(", "'(' before sort criteria")
     out: list[SortCriterion] = []
@@ -123,7 +108,7 @@ def _sort(uid: bool) -> Callable[[Cursor, str], c.Command]:
             if cur.word("RETURN or sort criteria") != "RETURN":
                 raise cur.fail("Expected RETURN or '(' before sort criteria")
             cur.sp()
-            options = _return_options(cur)
+            options = return_option_list(cur, SORT_RETURN_OPTIONS, "sort")
             cur.sp()
         criteria = _criteria(cur)
         cur.sp()

@@ -189,6 +189,17 @@ def _op(essential: bool = False) -> Callable[[F], F]:
     return wrap
 
 
+def _select_sql(cols: list[str]) -> str:
+    """SELECT *cols* of one mailbox's messages, joined to the tables they come from
+    (p. parsed, h. headers); the caller adds the UID condition."""
+    joins = ""
+    if any(c.startswith("p.") for c in cols):
+        joins += " JOIN parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
+    if any(c.startswith("h.") for c in cols):
+        joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
+    return f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
+
+
 class MaildirAccount(AccountStore):
     _inbox_id: int | None = None
     """INBOX can be neither deleted nor renamed (renaming it moves its messages out), so
@@ -666,12 +677,7 @@ class MaildirAccount(AccountStore):
         cols: list[str] = ["m.uid"]
         for f in wanted:
             cols.extend(_FIELD_SQL[f])
-        joins = ""
-        if any(c.startswith("p.") for c in cols):
-            joins += " JOIN parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
-        if any(c.startswith("h.") for c in cols):
-            joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
-        sql = f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
+        sql = _select_sql(cols)
         out: list[MessageRecord] = []
         for row in self.select_uids(sql, mailbox_id, uids):
             rec = MessageRecord(uid=row[0])
@@ -707,12 +713,7 @@ class MaildirAccount(AccountStore):
             if len(_FIELD_SQL[f]) != 1:
                 raise ValueError(f"{f} is more than one value")
             cols.extend(_FIELD_SQL[f])
-        joins = ""
-        if any(c.startswith("p.") for c in cols):
-            joins += " JOIN parsed p ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid"
-        if any(c.startswith("h.") for c in cols):
-            joins += " JOIN headers h ON h.mailbox_id = m.mailbox_id AND h.uid = m.uid"
-        sql = f"SELECT {', '.join(cols)} FROM messages m{joins} WHERE m.mailbox_id = ?"
+        sql = _select_sql(cols)
         rows = self.select_uids(sql, mailbox_id, uids)
         if "emailid" in fields:
             at = 1 + list(fields).index("emailid")
