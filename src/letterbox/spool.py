@@ -26,6 +26,8 @@ SPOOL_MIN = 256 * 1024
 """Uploads at least this big are spooled (smaller ones cost less in memory than a file)."""
 LOADS = 2
 """Spooled uploads loaded into memory at once, server-wide."""
+TOTAL = 2 * 1024**3
+"""Disk all spools together may take; an upload past it is refused as on a full disk."""
 
 
 class Spool:
@@ -33,15 +35,22 @@ class Spool:
     disk) is kept in `error`, the rest of the upload is counted and dropped, and loading
     it raises instead, so the protocol can finish reading the upload and then refuse it."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, spooler: Spooler | None = None) -> None:
         self._dir = directory
+        self._spooler = spooler
         self._file: BinaryIO | None = None
         self.size = 0
+        self.held = 0
+        """Bytes counted against the spooler's total while the file is open."""
         self.error: OSError | None = None
 
     def write(self, data: bytes) -> None:
         self.size += len(data)
         if self.error is not None:
+            return
+        if self._spooler is not None and not self._spooler.take(self, len(data)):
+            self.error = OSError(errno.ENOSPC, "the spool is full")
+            self.close()
             return
         try:
             if self._file is None:
@@ -65,6 +74,8 @@ class Spool:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+        if self._spooler is not None:
+            self._spooler.give_back(self)
 
     def __len__(self) -> int:
         return self.size
@@ -73,12 +84,27 @@ class Spool:
 class Spooler:
     """Makes spools in one folder and lends their contents out a few at a time."""
 
-    def __init__(self, directory: Path | None = None, loads: int = LOADS) -> None:
+    def __init__(self, directory: Path | None = None, loads: int = LOADS, total: int = TOTAL) -> None:
         self.directory = directory
         self._gate = asyncio.Semaphore(loads)
+        self.total = total
+        self.used = 0
+        """Bytes in all open spools: many slow uploads at once cannot fill the disk."""
 
     def new(self) -> Spool:
-        return Spool(self.directory)
+        return Spool(self.directory, self)
+
+    def take(self, spool: Spool, n: int) -> bool:
+        if self.used + n > self.total:
+            log.warning("spool full (%d bytes in open uploads): an upload is refused", self.used)
+            return False
+        self.used += n
+        spool.held += n
+        return True
+
+    def give_back(self, spool: Spool) -> None:
+        self.used -= spool.held
+        spool.held = 0
 
     @contextlib.asynccontextmanager
     async def loaded(self, data: bytes | Spool) -> AsyncIterator[bytes]:
