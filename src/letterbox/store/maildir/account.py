@@ -303,8 +303,11 @@ class MaildirAccount(AccountStore):
         "id, name, dirname, uidvalidity, uidnext, highestmodseq, special_use, subscribed, keywords"
     )
 
-    def mailbox_from_row(self, row: tuple) -> Mailbox:
+    def mailbox_from_row(self, row: tuple, subs: set[str] | None = None) -> Mailbox:
+        """*subs*: the subscriptions, when the caller read them once for many rows."""
         (mid, name, _dirname, uidvalidity, uidnext, hms, special_use, subscribed, keywords) = row
+        if subs is None:
+            subs = self.subs
         return Mailbox(
             id=mid,
             name=name,
@@ -312,7 +315,7 @@ class MaildirAccount(AccountStore):
             uidnext=uidnext,
             highestmodseq=hms,
             special_use=special_use,
-            subscribed=name in self.subs,
+            subscribed=name in subs,
             keywords=tuple(keywords.split()),
             mailboxid=mailbox_objectid(uidvalidity),
         )
@@ -515,7 +518,8 @@ class MaildirAccount(AccountStore):
     @_op()
     async def list_mailboxes(self) -> list[Mailbox]:
         rows = self.db.execute(f"SELECT {self._MBOX_COLS} FROM mailboxes ORDER BY name").fetchall()
-        return [self.mailbox_from_row(r) for r in rows]
+        subs = self.subs
+        return [self.mailbox_from_row(r, subs) for r in rows]
 
     @_op()
     async def get_mailbox(self, name: str) -> Mailbox:
