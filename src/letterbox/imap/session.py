@@ -101,7 +101,6 @@ class IMAPSession(Session):
         self._bad = 0
         self._failed_logins = 0
         self._ended = "connection closed"
-        self._queued = 0
         self._held = False
         self._command_since: float | None = None
         self.stats: dict[str, int] = {"fetch": 0, "fetch_bytes": 0, "append": 0, "expunge": 0, "store": 0}
@@ -204,14 +203,6 @@ class IMAPSession(Session):
         self.send(wire.untagged_status("OK", f"{self.ctx.hostname} Letterbox ready.", self.capability_code()))
 
     # --- output and pipelining ---------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        self.out.append(data)
-        self._queued += len(data)
-
-    def take_output(self) -> list[bytes]:
-        self._queued = 0
-        return super().take_output()
-
     @property
     def backlog(self) -> bool:
         """Pipelined commands wait until the client has read what is queued."""
@@ -227,7 +218,7 @@ class IMAPSession(Session):
     async def _run_commands(self) -> None:
         self._held = False
         while not self.closing:
-            if self.output_limit is not None and self._queued >= self.output_limit:
+            if self.output_limit is not None and self.queued >= self.output_limit:
                 # A client that does not read is not served until it does: the runner
                 # sends what is queued (waiting on the socket), then resumes us.
                 self._held = True

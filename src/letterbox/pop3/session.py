@@ -87,7 +87,6 @@ class POP3Session(Session):
         """Queued output bytes after which `receive` stops taking pipelined commands.
         None (the default) never stops. A runner that sets it must flush and then call
         `resume()` for as long as `backlog` is true."""
-        self._queued = 0
         self._lines = LineBuffer()
         self._bad = 0
         self._pending_user: str | None = None
@@ -108,14 +107,6 @@ class POP3Session(Session):
         self._update_done = False
 
     # --- output --------------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        self.out.append(data)
-        self._queued += len(data)
-
-    def take_output(self) -> list[bytes]:
-        self._queued = 0
-        return super().take_output()
-
     def _ok(self, text: str = "") -> None:
         self._bad = 0
         self.send(f"+OK {text}\r\n".encode() if text else b"+OK\r\n")
@@ -164,7 +155,7 @@ class POP3Session(Session):
             return
         self._lines.feed(data)
         while not self.closing and not self.start_tls:
-            if self.output_limit is not None and self._queued >= self.output_limit:
+            if self.output_limit is not None and self.queued >= self.output_limit:
                 break
             limit = self.settings.max_line_length
             if self._sasl_pending:

@@ -43,8 +43,12 @@ class Session(abc.ABC):
         self.flusher: Callable[[], Awaitable[None]] | None = None
         """Set by the runner: sends `out` now."""
 
+    queued = 0
+    """Bytes in `out`: what `output_limit` is compared with."""
+
     def send(self, data: bytes) -> None:
         self.out.append(data)
+        self.queued += len(data)
 
     output_limit: int | None = None
     """Set by the runner: a core that queues this much should hold back pipelined
@@ -70,6 +74,7 @@ class Session(abc.ABC):
 
     def take_output(self) -> list[bytes]:
         out, self.out = self.out, []
+        self.queued = 0
         return out
 
     @property

@@ -607,30 +607,24 @@ class MaildirAccount(AccountStore):
     @_op(essential=True)
     async def take_recent(self, mailbox_id: int, claim: bool = True) -> tuple[int, int]:
         if not claim:
-            row = self.db.execute(
-                "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-            ).fetchone()
-            if row is None:
-                raise MailboxNotFound("mailbox no longer exists")
-            return int(row[0]), int(row[1])
+            return self._recent_range(self.db, mailbox_id)
         try:
             async with self.write() as db:
-                row = db.execute(
-                    "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-                ).fetchone()
-                if row is None:
-                    raise MailboxNotFound("mailbox no longer exists")
-                db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (row[1], mailbox_id))
-            return int(row[0]), int(row[1])
+                lo, hi = self._recent_range(db, mailbox_id)
+                db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (hi, mailbox_id))
+            return lo, hi
         except (sqlite3.Error, OSError) as e:
             full = index.is_full(e) or (isinstance(e, OSError) and e.errno in (28, 122))
             if not full or self._store.reserve_available():
                 raise
         # A full disk with the reserve spent: SELECT still works, the messages just stay
         # \Recent for the next session too.
-        row = self.db.execute(
-            "SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)
-        ).fetchone()
+        return self._recent_range(self.db, mailbox_id)
+
+    @staticmethod
+    def _recent_range(db: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
+        """UIDs no session has been told of yet: from the recent mark to UIDNEXT."""
+        row = db.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
         if row is None:
             raise MailboxNotFound("mailbox no longer exists")
         return int(row[0]), int(row[1])
