@@ -9,7 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -252,6 +252,8 @@ class Limits:
     keywords: int = 256
     """Keywords per mailbox."""
     keyword_length: int = 128
+    acl_entries: int = 256
+    """Identifiers in one mailbox's ACL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,8 +378,11 @@ class AccountStore(abc.ABC):
         mode: Literal["add", "remove", "replace"],
         flags: Iterable[str],
         unchangedsince: int | None = None,
+        only: Callable[[str], bool] | None = None,
     ) -> list[MessageMeta]:
-        """Change flags; returns the messages whose flags actually changed."""
+        """Change flags; returns the messages whose flags actually changed. Flags for
+        which *only* is false keep their state whatever *mode* says (a user may lack the
+        right to change them, RFC 4314 4)."""
 
     @abc.abstractmethod
     async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
@@ -400,6 +405,33 @@ class AccountStore(abc.ABC):
         `MessageRecord.search`; the Message-ID lower-cased) contains *needle*, which the
         caller casefolds the same way. Lets SEARCH SUBJECT/FROM/TO/CC/BCC and HEADER
         Message-ID run inside the index, without a row per message."""
+
+    # --- access control (RFC 4314; rights as in store.acl) ------------------------------
+    @abc.abstractmethod
+    async def get_acl(self, mailbox: str) -> dict[str, str]:
+        """The mailbox's ACL, identifier -> rights. The owner, who always has every right,
+        is not in it. Raises MailboxNotFound."""
+
+    @abc.abstractmethod
+    async def set_acl(self, mailbox: str, identifier: str, rights: str) -> None:
+        """Give *identifier* (an address or "anyone") exactly *rights* on the mailbox;
+        "" takes its entry away. Raises MailboxNotFound, LimitExceeded."""
+
+    @abc.abstractmethod
+    async def granted(self, identifiers: Sequence[str], mailbox: str | None = None) -> dict[str, str]:
+        """Mailbox name -> the rights the ACLs give *identifiers* together, for every
+        mailbox (or only *mailbox*) whose ACL names one of them."""
+
+    @abc.abstractmethod
+    async def forget_identifier(self, identifier: str) -> None:
+        """Take *identifier* out of every ACL of the account, with what it kept here (its
+        own \\Seen marks): its account is gone."""
+
+    @abc.abstractmethod
+    def reader(self, user: str) -> AccountStore:
+        """This account as *user*, who is not its owner, sees it: the same mailboxes and
+        messages, except that \\Seen is *user*'s own (kept per user, as Dovecot keeps it
+        on shared mailboxes), while the owner keeps the owner's."""
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -442,7 +474,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_account(self, address: str, keep_mail: bool = False) -> None:
         """Remove the account's mail for good (or, with *keep_mail*, move it where no
-        account can reach it); open handles on it stop working."""
+        account can reach it); open handles on it stop working. The address leaves every
+        other account's ACLs."""
+
+    @abc.abstractmethod
+    async def grantors(self, address: str) -> list[str]:
+        """Accounts other than *address* whose ACLs may name *address* or "anyone": a
+        superset, each account's own ACLs say for sure."""
 
     @abc.abstractmethod
     def subscribe(self, address: str) -> Subscription:

@@ -62,10 +62,11 @@ from ..api import (
     Unavailable,
     Usage,
 )
-from . import files, folderfile, folders, index
+from . import acls, files, folderfile, folders, index, privateseen
 from .accountdir import AccountDir, join
 from .folderfile import BLOCK
 from .pop3lock import Pop3Lock
+from .privateseen import SEEN, overlay
 
 if TYPE_CHECKING:
     from .store import MaildirStore
@@ -230,6 +231,9 @@ class MaildirAccount(AccountStore):
         """Files left in new/ by the last reconcile, for index_new."""
         self._subs: set[str] | None = None
         self._subs_version = -1
+        self._readers: dict[str, AccountStore] = {}
+        self.acl_lock = asyncio.Lock()
+        """One ACL change at a time (its folder file is written before its rows)."""
 
     # --- errors --------------------------------------------------------------------------
     def gone(self) -> StoreError:
@@ -361,7 +365,9 @@ class MaildirAccount(AccountStore):
         db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('mailbox_id', ?)", (mid,))
         return mid
 
-    def prepare_folder(self, name: str, special_use: str | None) -> folderfile.FolderInfo:
+    def prepare_folder(
+        self, name: str, special_use: str | None, acl: dict[str, str] | None = None
+    ) -> folderfile.FolderInfo:
         """Make a new mailbox's folder and its folder file (a new UIDVALIDITY). Raises
         MailboxExists if a folder of that name is on disk already: one left by a crash,
         which start-up indexes or removes, and which must not be taken over meanwhile.
@@ -373,20 +379,22 @@ class MaildirAccount(AccountStore):
             except FileExistsError:
                 raise MailboxExists(f"mailbox {name!r} is being repaired; try again later") from None
         try:
-            return self.describe_folder(dirname, special_use)
+            return self.describe_folder(dirname, special_use, acl)
         except BaseException:
             if dirname:
                 with contextlib.suppress(OSError):
                     self.adir.rmtree(dirname)
             raise
 
-    def describe_folder(self, dirname: str, special_use: str | None) -> folderfile.FolderInfo:
+    def describe_folder(
+        self, dirname: str, special_use: str | None, acl: dict[str, str] | None = None
+    ) -> folderfile.FolderInfo:
         """Complete a folder (cur/, new/, tmp/) and give it a folder file with a new
         UIDVALIDITY: for a new folder, or one found on disk without a usable file."""
         self.adir.make_maildir(dirname)
         return folderfile.update(
             self.adir, dirname, uidvalidity=self._store.next_uidvalidity(),
-            uidnext=BLOCK, modseq=BLOCK, special_use=special_use or "", replace=True,
+            uidnext=BLOCK, modseq=BLOCK, special_use=special_use or "", acl=acl, replace=True,
         )
 
     def insert_mailbox(
@@ -586,7 +594,7 @@ class MaildirAccount(AccountStore):
         return sorted(self.subs)
 
     @_op()
-    async def status(self, mailbox: str) -> MailboxStatus:
+    async def status(self, mailbox: str, *, reader: str | None = None) -> MailboxStatus:
         mbox = self.mailbox_by_name(mailbox)
         # The counts are kept by triggers (index.TRIGGERS); \Recent needs the UIDs at or
         # above recent_uid, a range of the primary key.
@@ -602,6 +610,8 @@ class MaildirAccount(AccountStore):
                 "SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ? AND instr(flags, '\\Deleted') > 0",
                 (mbox.id,),
             ).fetchone()[0]
+        if reader is not None:
+            unseen = messages - privateseen.seen_count(self.db, mbox.id, reader)
         return MailboxStatus(mbox, messages, unseen, deleted, size, recent, deleted_size)
 
     @_op(essential=True)
@@ -631,17 +641,22 @@ class MaildirAccount(AccountStore):
 
     # --- messages: reading -----------------------------------------------------------------
     @_op()
-    async def snapshot(self, mailbox: str) -> tuple[Mailbox, list[MessageMeta]]:
+    async def snapshot(self, mailbox: str, *, reader: str | None = None) -> tuple[Mailbox, list[MessageMeta]]:
         mbox = self.mailbox_by_name(mailbox)
         rows = self.db.execute(
             "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? ORDER BY uid", (mbox.id,)
         ).fetchall()
+        if reader is not None:
+            seen = set(privateseen.seen_uids(self.db, mbox.id, reader))
+            return mbox, [MessageMeta(uid, overlay(flagset(fl), uid in seen), ms) for uid, fl, ms in rows]
         return mbox, [MessageMeta(uid, flagset(fl), ms) for uid, fl, ms in rows]
 
     @_op()
-    async def select_info(self, mailbox: str) -> tuple[Mailbox, Sequence[int], int | None]:
+    async def select_info(
+        self, mailbox: str, *, reader: str | None = None
+    ) -> tuple[Mailbox, Sequence[int], int | None]:
         mbox = self.mailbox_by_name(mailbox)
-        table = self._store.flag_tables.get(self.db, (self.key, mbox.id))
+        table = self._flag_table(mbox.id, reader)
         first = len(table.uids)
         for fid in table.counts:
             if "\\Seen" not in table.texts[fid].split():
@@ -669,7 +684,7 @@ class MaildirAccount(AccountStore):
 
     @_op()
     async def fetch(
-        self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField]
+        self, mailbox_id: int, uids: Sequence[int], fields: Iterable[FetchField], *, reader: str | None = None
     ) -> list[MessageRecord]:
         wanted = list(dict.fromkeys(fields))
         cols: list[str] = ["m.uid"]
@@ -700,11 +715,15 @@ class MaildirAccount(AccountStore):
             for r in out:
                 if not r.emailid:
                     r.emailid = found[r.uid]
+        if reader is not None and "flags" in wanted:
+            seen = privateseen.seen_among(self.db, mailbox_id, reader, [r.uid for r in out])
+            for r in out:
+                r.flags = overlay(r.flags, r.uid in seen)
         return out
 
     @_op()
     async def fetch_values(
-        self, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+        self, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField], *, reader: str | None = None
     ) -> list[tuple[Any, ...]]:
         cols = ["m.uid"]
         for f in fields:
@@ -722,6 +741,10 @@ class MaildirAccount(AccountStore):
                     r if r[at] is not None else (*r[:at], found[r[0]], *r[at + 1 :])
                     for r in rows if r[at] is not None or r[0] in found
                 ]
+        if reader is not None and "flags" in fields:
+            at = 1 + list(fields).index("flags")
+            seen = privateseen.seen_among(self.db, mailbox_id, reader, [r[0] for r in rows])
+            rows = [(*r[:at], privateseen.overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
         return rows
 
     async def _emailids(self, mailbox_id: int, uids: list[int]) -> dict[int, str]:
@@ -768,8 +791,14 @@ class MaildirAccount(AccountStore):
             os.close(fd)
 
     @_op()
-    async def flag_table(self, mailbox_id: int) -> FlagTable:
-        return self._store.flag_tables.get(self.db, (self.key, mailbox_id))
+    async def flag_table(self, mailbox_id: int, *, reader: str | None = None) -> FlagTable:
+        return self._flag_table(mailbox_id, reader)
+
+    def _flag_table(self, mailbox_id: int, reader: str | None) -> FlagTable:
+        table = self._store.flag_tables.get(self.db, (self.key, mailbox_id))
+        if reader is None:
+            return table
+        return self._store.reader_tables.get(self.db, (self.key, reader, mailbox_id), table)
 
     def _message_file(self, mailbox_id: int, uid: int) -> tuple[str, int]:
         row = self.db.execute(
@@ -839,7 +868,9 @@ class MaildirAccount(AccountStore):
             yield data
 
     @_op()
-    async def uids_with_flag(self, mailbox_id: int, flag: str) -> list[int]:
+    async def uids_with_flag(self, mailbox_id: int, flag: str, *, reader: str | None = None) -> list[int]:
+        if reader is not None and flag == SEEN:
+            return privateseen.seen_uids(self.db, mailbox_id, reader)
         like = flag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return [
             r[0]
@@ -851,7 +882,7 @@ class MaildirAccount(AccountStore):
         ]
 
     @_op()
-    async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet:
+    async def changes_since(self, mailbox_id: int, modseq: int, *, reader: str | None = None) -> ChangeSet:
         row = self.db.execute(
             "SELECT highestmodseq, name, vanished_floor, uidnext, uidvalidity FROM mailboxes WHERE id = ?",
             (mailbox_id,),
@@ -870,6 +901,9 @@ class MaildirAccount(AccountStore):
                 (mailbox_id, modseq),
             )
         ]
+        if reader is not None and cs.updated:
+            seen = privateseen.seen_among(self.db, mailbox_id, reader, [m.uid for m in cs.updated])
+            cs.updated = [MessageMeta(m.uid, overlay(m.flags, m.uid in seen), m.modseq) for m in cs.updated]
         if floor and modseq <= floor:
             # The index was rebuilt after *modseq*: tombstones from before are gone, so
             # every UID below UIDNEXT that no message has may have been expunged since.
@@ -976,7 +1010,10 @@ class MaildirAccount(AccountStore):
         internaldate: float | None = None,
         quota: Quota | None = None,
         parsed: ParsedMessage | None = None,
+        *,
+        reader: str | None = None,
     ) -> AppendResult:
+        """*reader*: a user other than the owner appends, whose \\Seen is their own."""
         if mailbox == "INBOX" and self._inbox_id is not None:
             mailbox_id = self._inbox_id
         else:
@@ -986,6 +1023,9 @@ class MaildirAccount(AccountStore):
                 self._inbox_id = mailbox_id
         given = normalize_flags(flags)
         check_keywords(given, self._store.limits)
+        seen_by_reader = reader is not None and SEEN in given
+        if reader is not None:
+            given.discard(SEEN)
         self._store.check_space(len(data))
         if (
             quota is not None
@@ -1013,6 +1053,9 @@ class MaildirAccount(AccountStore):
                 final = join(folder, "cur", filename)
                 faults.point("append.renamed")
                 self.insert_rows(db, mailbox_id, [(uid, modseq, flag_text(given), len(data), when, filename, parsed)])
+                if seen_by_reader:
+                    assert reader is not None
+                    privateseen.mark(db, mailbox_id, reader, [uid], True)
         except BaseException:
             with contextlib.suppress(OSError):
                 self.adir.unlink(tmp)
@@ -1033,42 +1076,69 @@ class MaildirAccount(AccountStore):
         mode: Literal["add", "remove", "replace"],
         flags: Iterable[str],
         unchangedsince: int | None = None,
+        only: Callable[[str], bool] | None = None,
+        *,
+        reader: str | None = None,
     ) -> list[MessageMeta]:
+        """*reader*: a user other than the owner, whose \\Seen is their own."""
         given = normalize_flags(flags)
         if mode != "remove":
             check_keywords(given, self._store.limits)
+        if only is not None:
+            given = {f for f in given if only(f)}
         changed: list[MessageMeta] = []
         rows = self.select_uids(
             "SELECT m.uid, m.flags, m.modseq FROM messages m WHERE m.mailbox_id = ?",
             mailbox_id,
             uids,
         )
-        updates: list[tuple[int, str]] = []
+        seen = privateseen.seen_among(self.db, mailbox_id, reader, [r[0] for r in rows]) if reader else set()
+        # (UID, new stored flags or None if they stay, the reader's new mark or None, as shown)
+        updates: list[tuple[int, str | None, bool | None, frozenset[str]]] = []
         for uid, text, ms in rows:
             if unchangedsince is not None and ms > unchangedsince:
                 continue
-            old = flagset(text)
+            stored = flagset(text)
+            old = overlay(stored, uid in seen) if reader else stored
             if mode == "add":
                 new = old | given
             elif mode == "remove":
                 new = old - given
             else:
                 new = frozenset(given)
-            if new != old:
-                updates.append((uid, flag_text(new)))
+            if only is not None:
+                new = frozenset(f for f in new if only(f)) | frozenset(f for f in old if not only(f))
+            if new == old:
+                continue
+            if reader:
+                keep = stored & {SEEN}  # the owner's \Seen stays the owner's
+                new_stored = (new - {SEEN}) | keep
+                mark = (SEEN in new) if (SEEN in new) != (SEEN in old) else None
+            else:
+                new_stored, mark = new, None
+            updates.append((uid, flag_text(new_stored) if new_stored != stored else None, mark, new))
         if not updates:
             return changed
         await self.reserve_ahead(mailbox_id, 0)
         async with self.write() as db:
             modseq = self.bump_modseq(db, mailbox_id, given if mode != "remove" else (), limit=True)
-            for uid, text in updates:
-                cur = db.execute(
-                    "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
-                    (text, modseq, mailbox_id, uid),
-                )
-                if cur.rowcount:
-                    changed.append(MessageMeta(uid, flagset(text), modseq))
-        self._store.names_changed(self, mailbox_id)
+            for uid, new_text, mark, shown in updates:
+                if new_text is not None:
+                    cur = db.execute(
+                        "UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                        (new_text, modseq, mailbox_id, uid),
+                    )
+                else:  # only the reader's mark: the message still gets a new MODSEQ
+                    cur = db.execute(
+                        "UPDATE messages SET modseq = ? WHERE mailbox_id = ? AND uid = ?", (modseq, mailbox_id, uid)
+                    )
+                if not cur.rowcount:
+                    continue
+                if mark is not None and reader is not None:
+                    privateseen.mark(db, mailbox_id, reader, [uid], mark)
+                changed.append(MessageMeta(uid, flagset(flag_text(shown)), modseq))
+        if any(u[1] is not None for u in updates):
+            self._store.names_changed(self, mailbox_id)
         self.publish(mailbox_id, modseq, "flags")
         return changed
 
@@ -1220,6 +1290,7 @@ class MaildirAccount(AccountStore):
             " parts, emailid FROM parsed WHERE mailbox_id = ? AND uid = ?",
             (dst, new_uid, src, uid),
         )
+        privateseen.copy_marks(db, source, target)
 
     @_op(essential=True)
     async def move(
@@ -1321,6 +1392,33 @@ class MaildirAccount(AccountStore):
         self._store.names_changed(self, dst_id)
         self.publish(dst_id, modseq, "append")
         self.publish(mailbox_id, src_modseq, "expunge")
+
+    # --- access control ----------------------------------------------------------------------
+    @_op()
+    async def get_acl(self, mailbox: str) -> dict[str, str]:
+        return acls.read(self.db, self.mailbox_by_name(mailbox).id)
+
+    @_op()
+    async def set_acl(self, mailbox: str, identifier: str, rights: str) -> None:
+        await acls.set_entry(self, mailbox, identifier, rights)
+
+    @_op()
+    async def granted(self, identifiers: Sequence[str], mailbox: str | None = None) -> dict[str, str]:
+        return acls.granted(self.db, identifiers, names.normalize(mailbox) if mailbox is not None else None)
+
+    @_op()
+    async def forget_identifier(self, identifier: str) -> None:
+        await acls.forget(self, identifier)
+
+    def reader(self, user: str) -> AccountStore:
+        if user == self.address:
+            return self
+        view = self._readers.get(user)
+        if view is None:
+            from .reader import ReaderAccount
+
+            view = self._readers[user] = ReaderAccount(self, user)
+        return view
 
     # --- POP3 ------------------------------------------------------------------------------
     def pop3_lock(self, wait: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:

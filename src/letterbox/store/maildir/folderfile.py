@@ -8,6 +8,9 @@ before it uses a value beyond it, a block at a time, so the file is written once
 hundred deliveries. When the index is lost, or may have been rolled back by a power loss,
 UIDNEXT and HIGHESTMODSEQ restart from the reservations: never below a value a client saw.
 
+It also keeps the folder's access control list (one `acl <identifier> <rights>` line per
+entry), so a rebuilt index gives the same people the same rights.
+
 `letterbox-subscriptions` in the account's root lists subscribed names, one per line.
 
 Updates merge under a flock of the folder: counters only grow and keywords are only
@@ -44,6 +47,8 @@ class FolderInfo:
     defaults: bool = False
     """(INBOX only) the account's default mailboxes were made once: a rebuild must not
     make again those the user deleted since."""
+    acl: dict[str, str] = field(default_factory=dict)
+    """The mailbox's ACL (identifier -> rights), as the index has it."""
 
     def encode(self) -> bytes:
         lines = [
@@ -60,6 +65,7 @@ class FolderInfo:
             lines.append("keywords " + " ".join(self.keywords))
         if self.defaults:
             lines.append("defaults made")
+        lines.extend(f"acl {who} {rights}" for who, rights in sorted(self.acl.items()))
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     @classmethod
@@ -85,6 +91,10 @@ class FolderInfo:
                     info.keywords = value.split()
                 elif key == "defaults":
                     info.defaults = True
+                elif key == "acl":
+                    who, _, rights = value.partition(" ")
+                    if who and rights:
+                        info.acl[who] = rights
             except ValueError:
                 return None
         return info if info.uidvalidity > 0 else None
@@ -110,16 +120,19 @@ def update(
     special_use: str | None = None,
     keywords: list[str] | None = None,
     defaults: bool = False,
+    acl: dict[str, str] | None = None,
     replace: bool = False,
 ) -> FolderInfo:
     """Merge into the folder's file and write it durably; returns what it now says.
 
     Reservations become the larger of the old and new values and keywords are appended;
-    *uidvalidity* and *special_use* are set when given. *replace* starts from nothing (a
+    *uidvalidity*, *special_use* and *acl* are set when given. *replace* starts from nothing (a
     new folder, whose old file if any belongs to a deleted mailbox)."""
     with adir.locked(folder):
         old = None if replace else read(adir, folder)
-        info = FolderInfo() if old is None else dataclasses.replace(old, keywords=list(old.keywords))
+        info = FolderInfo() if old is None else dataclasses.replace(
+            old, keywords=list(old.keywords), acl=dict(old.acl)
+        )
         if uidvalidity is not None:
             info.uidvalidity = uidvalidity
         info.uidnext = max(info.uidnext, uidnext)
@@ -131,6 +144,8 @@ def update(
             if k not in info.keywords:
                 info.keywords.append(k)
         info.defaults = info.defaults or defaults
+        if acl is not None:
+            info.acl = dict(acl)
         if old is None or info != old:
             adir.replace(join(folder, FOLDER_FILE), info.encode())
         return info

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import BadMailboxName, LimitExceeded, Mailbox, MailboxExists, StoreError
-from . import files, folderfile
+from . import acls, files, folderfile
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -65,19 +65,24 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
         "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
     ).fetchone():
         raise MailboxExists(f"a mailbox with {special_use} already exists")
+    # RFC 4314 4: a new mailbox SHOULD inherit the ACL of its nearest existing parent, so
+    # that those who may make mailboxes in a shared one can use what they make.
+    above = [p for p in names.parent_names(name) if p not in wanted]
+    inherited = acls.read(acc.db, acc.mailbox_by_name(above[-1]).id) if above else {}
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
     made: list[tuple[str, folderfile.FolderInfo]] = []
     mid = 0
     try:
         faults.point("create.journaled")
         for parent in wanted:
-            made.append((parent, acc.prepare_folder(parent, special_use if parent == name else None)))
+            made.append((parent, acc.prepare_folder(parent, special_use if parent == name else None, inherited)))
             faults.point("create.made")
         async with acc.write() as db:
             for parent, info in made:
                 if _has(db, parent):
                     raise MailboxExists(f"mailbox {parent!r} already exists")
                 mid = acc.insert_mailbox(db, parent, special_use if parent == name else None, info)
+                acls.restore(db, mid, inherited)
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
         await _unmake(acc, [files.folder_dirname(p) for p, _ in made], seqs)

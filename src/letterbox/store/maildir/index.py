@@ -7,6 +7,9 @@ the EMAILID.
 Usage totals and the unseen and deleted counts are kept by triggers, so quota checks,
 `letterbox usage` and STATUS never count rows.
 
+`acl` holds each mailbox's access control list (RFC 4314) and `private_seen` the \\Seen
+marks of the users, other than the owner, who read a shared mailbox.
+
 Mailbox ids come from a counter in `meta` and are never reused, so a session that
 selected a mailbox can tell it from one created later under the same name. Tombstones
 name the expunged file's base, so start-up removes exactly that file and nothing else.
@@ -109,6 +112,21 @@ CREATE TABLE IF NOT EXISTS folder_moves (
     new_dir TEXT NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS acl (
+    mailbox_id INTEGER NOT NULL,
+    identifier TEXT NOT NULL,
+    rights     TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, identifier)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acl_identifier ON acl (identifier);
+
+CREATE TABLE IF NOT EXISTS private_seen (
+    mailbox_id INTEGER NOT NULL,
+    user       TEXT NOT NULL,
+    uid        INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, user, uid)
+) WITHOUT ROWID;
+
 """
 
 # Flags are stored sorted and space-separated; keywords cannot hold a backslash, so
@@ -145,6 +163,19 @@ END
 CREATE TRIGGER IF NOT EXISTS mailbox_removed AFTER DELETE ON mailboxes BEGIN
     DELETE FROM messages WHERE mailbox_id = OLD.id;
     DELETE FROM expunged WHERE mailbox_id = OLD.id;
+END
+""",
+    # Shared mailboxes (tables made without a schema version: older code ignores them).
+    # A deleted mailbox's ACL goes with it (RFC 4314 4), an expunged message's marks too.
+    r"""
+CREATE TRIGGER IF NOT EXISTS mailbox_acl_removed AFTER DELETE ON mailboxes BEGIN
+    DELETE FROM acl WHERE mailbox_id = OLD.id;
+    DELETE FROM private_seen WHERE mailbox_id = OLD.id;
+END
+""",
+    r"""
+CREATE TRIGGER IF NOT EXISTS message_seen_removed AFTER DELETE ON messages BEGIN
+    DELETE FROM private_seen WHERE mailbox_id = OLD.mailbox_id AND uid = OLD.uid;
 END
 """,
 )

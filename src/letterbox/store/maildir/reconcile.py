@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import DEFAULT_MAILBOXES, StoreError
-from . import files, folderfile, index, strays
+from . import acls, files, folderfile, index, strays
 from .accountdir import AccountDir, join
 from .folders import TRASH
 
@@ -163,6 +163,7 @@ def adopt_folders(acc: MaildirAccount, stats: Stats) -> None:
             else:
                 info = _own_uidvalidity(acc, db, entry, info)
                 mid = acc.insert_row(db, name, entry, use, info, subscribed=name == "INBOX" or None)
+                acls.restore(db, mid, info.acl)
                 db.execute(
                     "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, recent_uid = ? WHERE id = ?",
                     (info.uidnext, info.modseq, info.uidnext, mid),
@@ -184,7 +185,9 @@ def _adopt_or_make(acc: MaildirAccount, db: sqlite3.Connection, name: str, use: 
             info = acc.describe_folder(dirname, use)
         else:
             info = _own_uidvalidity(acc, db, dirname, info)
-        return acc.insert_row(db, name, dirname, use, info, subscribed)
+        mid = acc.insert_row(db, name, dirname, use, info, subscribed)
+        acls.restore(db, mid, info.acl)
+        return mid
     return acc.insert_mailbox(db, name, use, subscribed=subscribed)
 
 
@@ -231,13 +234,14 @@ def write_folder_files(acc: MaildirAccount) -> None:
         "SELECT id, dirname, uidvalidity, uidnext, highestmodseq, special_use FROM mailboxes"
     ).fetchall():
         info = folderfile.read(acc.adir, dirname)
+        entries = acls.read(acc.db, mid)
         if (
             info is None or info.uidvalidity != uidvalidity or info.uidnext <= uidnext - 1
-            or info.modseq < hms or info.special_use != use
+            or info.modseq < hms or info.special_use != use or info.acl != entries
         ):
             acc._reserved_now(mid, folderfile.update(
                 acc.adir, dirname, uidvalidity=uidvalidity, uidnext=uidnext + folderfile.BLOCK,
-                modseq=hms + folderfile.BLOCK, special_use=use or "",
+                modseq=hms + folderfile.BLOCK, special_use=use or "", acl=entries,
             ))
     if acc.db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
         root = folderfile.read(acc.adir, "")

@@ -35,6 +35,8 @@ from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount
 from .accountdir import AccountDir
 from .flagtables import FlagTables
+from .grants import Grants
+from .privateseen import ReaderTables
 
 log = logging.getLogger("letterbox.store")
 
@@ -63,6 +65,8 @@ class MaildirStore(Store):
         self.root = root
         self.feed = feed or ChangeFeed()
         self.flag_tables = FlagTables()
+        self.reader_tables = ReaderTables()
+        self.grants = Grants(root)
         self.exclusive = exclusive
         self.reserve_size = reserve
         self.limits = limits or Limits()
@@ -457,6 +461,7 @@ class MaildirStore(Store):
         if acc is not None:
             acc.close()
         self.unavailable.pop(address, None)
+        await self._forget_grantee(address)
         path = self.account_dir(address)
         if not path.exists():
             return
@@ -473,6 +478,29 @@ class MaildirStore(Store):
             log.info("%s: mail kept in %s", address, target)
         else:
             await asyncio.to_thread(shutil.rmtree, target, True)
+
+    async def _forget_grantee(self, address: str) -> None:
+        """Take a deleted account out of the other accounts' ACLs and \\Seen marks (an
+        address added again later must not find what the one before had) and out of the
+        register."""
+        try:
+            owners = self.grants.grantors(address)
+        except StoreError as e:
+            log.warning("finding the ACLs that name %s failed: %s", address, e)
+            owners = []
+        for owner in owners:
+            try:
+                await (await self.account(owner)).forget_identifier(address)
+            except StoreError as e:
+                # Left for now: the entry names an address without an account.
+                log.warning("%s: removing %s from its ACLs failed: %s", owner, address, e)
+        try:
+            await self.grants.forget_owner(address)
+        except StoreError as e:
+            log.warning("forgetting the grants of %s failed: %s", address, e)
+
+    async def grantors(self, address: str) -> list[str]:
+        return self.grants.grantors(address)
 
     def _aside(self, where: str, address: str, why: str) -> Path:
         local, _, domain = address.rpartition("@")
@@ -629,6 +657,7 @@ class MaildirStore(Store):
         self._accounts.clear()
         for address in list(self._shared_locks):
             self._unlock_shared(address)
+        self.grants.close()
 
 
 def _store_error(address: str, what: str, e: BaseException) -> StoreError:
