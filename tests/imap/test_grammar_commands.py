@@ -18,18 +18,22 @@ from letterbox.imap.grammar import (
     Copy,
     Create,
     Delete,
+    DeleteAcl,
     Enable,
     Examine,
     Expunge,
+    GetAcl,
     GetQuota,
     GetQuotaRoot,
     Id,
     Idle,
     List,
+    ListRights,
     Login,
     Logout,
     Lsub,
     Move,
+    MyRights,
     Namespace,
     NeedContinuation,
     Noop,
@@ -38,6 +42,7 @@ from letterbox.imap.grammar import (
     Rename,
     Select,
     SequenceSet,
+    SetAcl,
     SetQuota,
     StartTLS,
     Status,
@@ -227,6 +232,21 @@ def test_list_extended() -> None:
     assert isinstance(cmd, List) and cmd.extended and not cmd.selection
     cmd = parse(b'a LIST (SPECIAL-USE) "" *')
     assert isinstance(cmd, List) and cmd.selection == {"SPECIAL-USE"}
+    cmd = parse(b'A01 LIST "" % RETURN (MYRIGHTS)')  # RFC 8440 4
+    assert isinstance(cmd, List) and cmd.returns == {"MYRIGHTS"}
+
+
+def test_acl_commands_rfc4314() -> None:
+    assert parse(b"A001 SeTacl INBOX/Drafts David lrswida") == SetAcl("A001", b"INBOX/Drafts", b"David", b"lrswida")
+    assert parse(b'A002 SETACL inbox "-Fred" "+cda"') == SetAcl("A002", b"INBOX", b"-Fred", b"+cda")
+    assert parse(b'A003 SETACL Box Fred ""') == SetAcl("A003", b"Box", b"Fred", b"")
+    assert parse(b"B002 DeleteAcl INBOX Fred") == DeleteAcl("B002", b"INBOX", b"Fred")
+    assert parse(b"A002 getacl INBOX") == GetAcl("A002", b"INBOX")
+    assert parse(b"a001 LISTRIGHTS ~/Mail/saved smith") == ListRights("a001", b"~/Mail/saved", b"smith")
+    assert parse(b"A003 MYRIGHTS {5}\r\nINBOX") == MyRights("A003", b"INBOX")
+    for line in (b"a SETACL INBOX Fred", b"a SETACL INBOX", b"a DELETEACL INBOX", b"a GETACL",
+                 b"a LISTRIGHTS INBOX", b"a MYRIGHTS", b"a MYRIGHTS INBOX extra", b"a GETACL (INBOX)"):
+        assert error(line).tag == "a", line
 
 
 @pytest.mark.parametrize(

@@ -343,7 +343,7 @@ def test_bad_input_keeps_connection_usable(ctx) -> None:  # type: ignore[no-unty
         out = await c.send(b"d APPEND INBOX {999999999999}\r\n")
         assert b"d NO" in out or b"d BAD" in out
         assert (await c.cmd("e NOOP")) == b"e OK NOOP completed\r\n"
-        assert (await c.cmd("f NAMESPACE")).startswith(b'* NAMESPACE (("" "/")) NIL NIL')
+        assert (await c.cmd("f NAMESPACE")).startswith(b'* NAMESPACE (("" "/")) (("Shared/" "/")) NIL')
         assert (await c.cmd('g ID ("name" "test")')).startswith(b'* ID ("name" "Letterbox"')
 
     run(go())

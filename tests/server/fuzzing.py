@@ -113,6 +113,7 @@ MAILBOXES = [
     b"INBOX", b"inbox", b"Archive", b"Fuzz", b"Fuzz/Sub", b"Fuzz/Sub/Deep", b"Trash", b"Sent",
     b"with space", b"&AOk-t&AOk-", b"", b"Nope", b"a/b/c/d/e/f", b"INBOX/child",
     b"\xc3\xa9t\xc3\xa9", b"&Jjo-", b"/", b"..", b"Fuzz/", b"&", b"&-", b"&AOk",
+    b"Shared", b"Shared/rcpt@example.com/INBOX", b"Shared/fuzz@example.com/Fuzz", b"Shared/x",
 ]
 KEEP_SMALL = ["INBOX", "Archive", "Fuzz", "Fuzz/Sub", "Trash", "Sent", "with space"]
 """Mailboxes the fuzzer fills; kept below a few hundred messages between streams."""
@@ -294,6 +295,19 @@ def _list(rng: random.Random) -> bytes:
     return cmd
 
 
+def _acl(rng: random.Random) -> bytes:
+    who = astring(rng, pick(rng, [
+        b"anyone", RCPT_USER.encode(), b"-" + RCPT_USER.encode(), IMAP_USER.encode(), b"nobody@example.com",
+        b"", b"x y", b"RCPT@EXAMPLE.COM",
+    ]))
+    rights = astring(rng, pick(rng, [b"lr", b"+lrs", b"-w", b"lrswipkxtecda", b"", b"lrQ", b"zz", b"+", b"-"]))
+    box = mailbox(rng)
+    return pick(rng, [
+        b"SETACL " + box + b" " + who + b" " + rights, b"DELETEACL " + box + b" " + who, b"GETACL " + box,
+        b"LISTRIGHTS " + box + b" " + who, b"MYRIGHTS " + box, b"SETACL " + box, b"GETACL",
+    ])
+
+
 STATUS_ITEMS = [
     b"MESSAGES", b"RECENT", b"UIDNEXT", b"UIDVALIDITY", b"UNSEEN", b"DELETED", b"DELETED-STORAGE",
     b"SIZE", b"HIGHESTMODSEQ", b"APPENDLIMIT", b"MAILBOXID", b"BOGUS",
@@ -355,6 +369,8 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 29:
         return pick(rng, [b"ID NIL", b'ID ("name" "fuzz" "version" "1")', b"ID ()", b'ID ("k" NIL)', b'ID ("a")'])
     if r < 30:
+        if rng.random() < 0.5:
+            return _acl(rng)
         return pick(rng, [b'GETQUOTA ""', b"GETQUOTAROOT INBOX", b'SETQUOTA "" (STORAGE 512)', b"GETQUOTA x", b"GETQUOTAROOT Nope"])
     if r < 31:
         return (b"UID EXPUNGE " + seqset(rng)) if rng.random() < 0.5 else b"EXPUNGE"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import poplib
 import smtplib
 
@@ -90,3 +91,38 @@ def test_protocols_table(server: ServerProcess) -> None:
     for name in ("IMAP", "POP3", "LMTP", "SMTP"):
         assert name in out
     assert "127.0.0.1" in out
+
+
+def test_acl_set_get_delete(server: ServerProcess) -> None:
+    for user in ("info@example.com", "ann@example.com"):
+        server.add_user(user)
+    out = server.cli("acl", "set", "info@example.com", "INBOX", "Ann@Example.com", "lrsd").stdout
+    assert "ann@example.com" in out and "lrste" in out and "expunge" in out
+    server.cli("acl", "set", "info@example.com", "INBOX", "ann@example.com", "+w")
+    server.cli("acl", "set", "info@example.com", "INBOX", "ann@example.com", "-d")
+    server.cli("acl", "set", "info@example.com", "Sent", "anyone", "l")
+    listing = server.cli("acl", "get", "info@example.com").stdout
+    assert "INBOX" in listing and "lrsw" in listing and "anyone" in listing and "Sent" in listing
+    one = server.cli("acl", "get", "info@example.com", "INBOX").stdout
+    assert "ann@example.com" in one and "anyone" not in one
+    # Ann sees it at once through the running server.
+    c = imaplib.IMAP4("127.0.0.1", server.port("imap"))
+    c.login("ann@example.com", "secret")
+    assert c.myrights("Shared/info@example.com/INBOX") == ("OK", [b"Shared/info@example.com/INBOX lrsw"])
+    c.logout()
+    out = server.cli("acl", "delete", "info@example.com", "INBOX", "ann@example.com").stdout
+    assert "removed" in out
+    assert "ann@example.com" not in server.cli("acl", "get", "info@example.com", "INBOX").stdout
+    # Every mistake is one clear line naming it, no traceback.
+    for args, said in [
+        (("acl", "set", "nobody@example.com", "INBOX", "ann@example.com", "lr"), "no account"),
+        (("acl", "set", "info@example.com", "Nowhere", "ann@example.com", "lr"), "Nowhere"),
+        (("acl", "set", "info@example.com", "INBOX", "bob@example.com", "lr"), "no account bob@example.com"),
+        (("acl", "set", "info@example.com", "INBOX", "ann@example.com", "lrQ"), "Uppercase"),
+        (("acl", "set", "info@example.com", "INBOX", "ann@example.com", "lrz"), "z right"),
+        (("acl", "set", "info@example.com", "INBOX", "info@example.com", "lr"), "always has every right"),
+        (("acl", "set", "info@example.com", "INBOX", "not-an-address", "lr"), "user@domain"),
+        (("acl", "get", "info@example.com", "Nowhere"), "Nowhere"),
+    ]:
+        res = server.cli(*args, check=False)
+        assert res.returncode != 0 and said in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)

@@ -1,39 +1,62 @@
-"""APPEND (with MULTIAPPEND, RFC 3502) and its UIDPLUS answer; REPLACE (RFC 8508)."""
+"""APPEND (with MULTIAPPEND, RFC 3502) and its UIDPLUS answer; REPLACE (RFC 8508).
+
+Into another account's mailbox APPEND needs "i", and only the flags the user's rights
+allow are stored (RFC 4314 4); the message counts against the owner's quota.
+"""
 
 from __future__ import annotations
 
 from ..spool import Spool
-from ..store.api import MailboxNotFound, Quota, StoreError
+from ..store import acl
+from ..store.api import AccountStore, Mailbox, MailboxNotFound, Quota, StoreError
 from . import grammar as g
 from . import wire
+from .access import Place, quota_for, resolve
 from .session import Done, IMAPSession, store_failure
 
 
-async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
-    assert s.store is not None
-    name = s.decode_name(cmd.mailbox)
+async def _target(s: IMAPSession, raw: bytes) -> tuple[Place, Mailbox] | Done:
+    """Where an APPEND goes, or the answer when it cannot go there."""
+    place = await resolve(s, s.decode_name(raw))
     try:
-        mailbox = await s.store.get_mailbox(name)
+        mailbox = await place.account().get_mailbox(place.name)
     except MailboxNotFound:
+        mailbox = None
+    if mailbox is None or not (place.may("i") or place.visible):
         # RFC 9051 6.3.12: TRYCREATE tells the client it may CREATE and retry.
-        return Done("NO", f"Mailbox {name!r} does not exist", "TRYCREATE")
-    quota = s.current_quota()
+        return Done("NO", f"Mailbox {place.shown!r} does not exist", "TRYCREATE")
+    if not place.may("i"):
+        return Done("NO", "Permission denied: APPEND needs the i right", "NOPERM")
+    return place, mailbox
+
+
+async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
+    target = await _target(s, cmd.mailbox)
+    if isinstance(target, Done):
+        for msg in cmd.messages:
+            if isinstance(msg.data, g.Spooled):
+                msg.data.close()
+        return target
+    place, mailbox = target
+    store = place.account()
+    quota = await quota_for(s, place)
     done: list[int] = []
     uidvalidity = mailbox.uidvalidity
     try:
         for msg in cmd.messages:
             if not msg.data:
-                await _undo(s, mailbox.id, done)
+                await _undo(store, mailbox.id, done)
                 return Done("NO", "Empty messages cannot be appended", "CANNOT")
             when = msg.internal_date.timestamp() if msg.internal_date is not None else None
             data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
             assert isinstance(data, (bytes, Spool))  # the session's spool makes Spools
+            flags = acl.allowed_flags(place.rights, msg.flags)
             try:
                 async with s.ctx.spooler.loaded(data) as content:
-                    result = await s.store.append(mailbox.name, content, msg.flags, when, quota)
+                    result = await store.append(mailbox.name, content, flags, when, quota)
             except StoreError as e:
                 # RFC 3502: MULTIAPPEND is all or nothing.
-                await _undo(s, mailbox.id, done)
+                await _undo(store, mailbox.id, done)
                 return store_failure(e)
             uidvalidity = result.uidvalidity
             done.append(result.uid)
@@ -47,7 +70,7 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
 
 async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
     view = s.view
-    assert s.store is not None and view is not None
+    assert view is not None
     try:
         if cmd.uid:
             old = cmd.number if view.msn(cmd.number) is not None else None
@@ -59,38 +82,43 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
             return Done("NO", "The message to replace no longer exists", "EXPUNGEISSUED" if old else "NONEXISTENT")
         if view.readonly:
             return Done("NO", "Mailbox is read-only", "READ-ONLY")
-        name = s.decode_name(cmd.mailbox)
-        try:
-            mailbox = await s.store.get_mailbox(name)
-        except MailboxNotFound:
-            return Done("NO", f"Mailbox {name!r} does not exist", "TRYCREATE")
+        # RFC 8508 4.1: what STORE \Deleted ("t") and EXPUNGE ("e") need here, and
+        # APPEND ("i") in the target.
+        if not all(r in view.rights for r in "te"):
+            return Done("NO", "Permission denied: REPLACE needs the t and e rights", "NOPERM")
+        target = await _target(s, cmd.mailbox)
+        if isinstance(target, Done):
+            return target
+        place, mailbox = target
         msg = cmd.message
         if not msg.data:
             return Done("NO", "Empty messages cannot be appended", "CANNOT")
-        # RFC 8508 3.4: the quota is judged net of the message being replaced.
-        quota = s.current_quota()
-        if quota is not None and (quota.bytes or quota.messages):
-            recs = await s.store.fetch(view.mailbox.id, [old], ["size"])
+        # RFC 8508 3.4: the quota is judged net of the message being replaced (when both
+        # count against the same one).
+        quota = await quota_for(s, place)
+        if quota is not None and (quota.bytes or quota.messages) and place.owner == view.owner:
+            recs = await view.store.fetch(view.mailbox.id, [old], ["size"])
             size = recs[0].size if recs else 0
             quota = Quota(quota.bytes + size if quota.bytes else 0, quota.messages + 1 if quota.messages else 0)
         when = msg.internal_date.timestamp() if msg.internal_date is not None else None
         data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
         assert isinstance(data, (bytes, Spool))
+        flags = acl.allowed_flags(place.rights, msg.flags)
         async with s.ctx.spooler.loaded(data) as content:
-            result = await s.store.append(mailbox.name, content, msg.flags, when, quota)
+            result = await place.account().append(mailbox.name, content, flags, when, quota)
     finally:
         if isinstance(cmd.message.data, g.Spooled):
             cmd.message.data.close()
     s.stats["append"] += 1
     s.send(wire.untagged_status("OK", "Replacement message ready", f"APPENDUID {result.uidvalidity} {result.uid}"))
     # Only now, all else done, the old message goes (no EXPUNGE before, 3.4).
-    await s.store.expunge(view.mailbox.id, [old])
+    await view.store.expunge(view.mailbox.id, [old])
     for line in view.remove_own([old]):
         s.send(line)
     s.stats["expunge"] += 1
     return Done(text=f"{'UID ' if cmd.uid else ''}REPLACE completed", expunged=True)
 
 
-async def _undo(s: IMAPSession, mailbox_id: int, uids: list[int]) -> None:
-    if uids and s.store is not None:
-        await s.store.expunge(mailbox_id, uids)
+async def _undo(store: AccountStore, mailbox_id: int, uids: list[int]) -> None:
+    if uids:
+        await store.expunge(mailbox_id, uids)

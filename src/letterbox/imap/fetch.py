@@ -163,7 +163,8 @@ class _Plan:
         self.has_flags = "FLAGS" in self.items
         self.has_uid = "UID" in self.items
         self.has_modseq = "MODSEQ" in self.items
-        self.sets_seen = self.sets_seen and not view.readonly
+        # RFC 4314 4: a body fetch sets \\Seen only for a user with the "s" right.
+        self.sets_seen = self.sets_seen and not view.readonly and "s" in view.rights
         if self.sets_seen:
             fields.add("flags")
         if cmd.changedsince is not None:
@@ -351,8 +352,9 @@ async def _binary_data(section: g.Section, c: _Content) -> bytes:
 
 
 async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
-    view, store = s.view, s.store
-    assert view is not None and store is not None
+    view = s.view
+    assert view is not None
+    store = view.store
     verb = "UID FETCH" if cmd.uid else "FETCH"
     if not cmd.uid and not view.valid_msns(cmd.sequence_set):
         return Done("BAD", "Message sequence number out of range")

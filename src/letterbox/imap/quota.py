@@ -25,9 +25,19 @@ async def _quota_line(s: IMAPSession) -> bytes | None:
 
 
 async def cmd_getquotaroot(s: IMAPSession, cmd: g.GetQuotaRoot) -> Done:
-    name = s.decode_name(cmd.mailbox)
+    from .access import not_found, resolve
+
+    place = await resolve(s, s.decode_name(cmd.mailbox))
+    if not place.own:
+        # Another account's mailbox counts against its owner's quota, which is not this
+        # user's to see: no quota root (RFC 9208 4.3 allows none).
+        if not place.visible:
+            return not_found(place)
+        await place.account().get_mailbox(place.name)
+        s.send(b"* QUOTAROOT " + s.encode_name(place.shown) + b"\r\n")
+        return Done(text="GETQUOTAROOT completed")
     assert s.store is not None
-    mailbox = await s.store.get_mailbox(name)
+    mailbox = await s.store.get_mailbox(place.name)
     line = await _quota_line(s)
     if line is None:
         s.send(b"* QUOTAROOT " + s.encode_name(mailbox.name) + b"\r\n")

@@ -572,8 +572,9 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
 
 
 async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
-    view, store = s.view, s.store
-    assert view is not None and store is not None
+    view = s.view
+    assert view is not None
+    store = view.store
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
     save = options is not None and "SAVE" in options

@@ -1,19 +1,30 @@
-"""SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, STORE, COPY and MOVE."""
+"""SELECT, EXAMINE, CLOSE, UNSELECT, EXPUNGE, STORE, COPY and MOVE.
+
+In another account's mailbox each needs its rights (RFC 4314 4); a command on the
+selected mailbox works on `view.store`, the owner's account as the user reads it.
+"""
 
 from __future__ import annotations
 
 import bisect
 
-from ..store.api import AccountStore
+from ..store import acl
+from ..store.api import AccountStore, BadMailboxName, MailboxNotFound
 from . import grammar as g
 from . import wire
+from .access import denied, quota_for, resolve
+from .crosscopy import copy_messages
 from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
 from .view import RecentSet, SelectedView
 
 
 def _store(s: IMAPSession) -> AccountStore:
-    assert s.store is not None
-    return s.store
+    assert s.view is not None
+    return s.view.store
+
+
+def _no_right(why: str) -> Done:
+    return Done("NO", f"Permission denied: {why}", "NOPERM")
 
 
 def _view(s: IMAPSession) -> SelectedView:
@@ -30,14 +41,22 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     if was_selected:
         # RFC 9051 7.1: [CLOSED] marks where the old mailbox's responses end.
         s.send(wire.untagged_status("OK", "Previous mailbox closed", "CLOSED"))
-    store = _store(s)
-    mailbox, uids, first_unseen_uid = await store.select_info(name)
-    readonly = cmd.readonly
+    place = await resolve(s, name)
+    if not place.may("r"):
+        return denied(place, f"{cmd.name} needs the r right")
+    store = place.account()
+    mailbox, uids, first_unseen_uid = await store.select_info(place.name)
+    # A user with none of the rights that change a mailbox has it read-only. With "s"
+    # alone the user still keeps their own \Seen, so the view takes it, but the answer
+    # is READ-ONLY: that \Seen is no flag the mailbox shares (RFC 4314 5.2).
+    readonly = cmd.readonly or not any(r in place.rights for r in "iewts")
+    read_write = not cmd.readonly and any(r in place.rights for r in "iewt")
     recent = RecentSet()
     if not s.rev2:
         # EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
         recent = RecentSet(*await store.take_recent(mailbox.id, claim=not readonly))
-    view = SelectedView(mailbox, uids, readonly, recent)
+    shown = mailbox.name if place.own else place.shown
+    view = SelectedView(mailbox, uids, readonly, recent, store, place.owner, shown, place.rights)
     if cmd.condstore or cmd.qresync is not None:
         s.condstore = True  # RFC 7162 3.1: CONDSTORE enabling, for the whole connection
     view.condstore = s.condstore
@@ -59,11 +78,11 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
     s.send(wire.untagged_status("OK", "Highest", f"HIGHESTMODSEQ {mailbox.highestmodseq}"))
     s.send(wire.untagged_status("OK", "Ok", f"MAILBOXID ({mailbox.mailboxid})"))  # RFC 8474 4.2
     if s.rev2:
-        attrs = mailbox.special_use or ""
-        s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(mailbox.name) + b"\r\n")
+        attrs = (mailbox.special_use or "") if place.own else ""
+        s.send(b"* LIST (" + attrs.encode() + b') "/" ' + s.encode_name(view.shown) + b"\r\n")
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
         await _quick_resync(s, view, cmd.qresync)
-    code = "READ-ONLY" if readonly else "READ-WRITE"
+    code = "READ-WRITE" if read_write else "READ-ONLY"
     return Done("OK", f"{cmd.name} completed", code)
 
 
@@ -103,7 +122,8 @@ async def _quick_resync(s: IMAPSession, view: SelectedView, q: g.QResync) -> Non
 
 async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
     view = _view(s)
-    if not view.readonly:
+    # RFC 4314 4: without "e" CLOSE closes and expunges nothing, and still answers OK.
+    if not view.readonly and "e" in view.rights:
         uids = await _deleted_uids(s)
         if uids:
             gone = await _store(s).expunge(view.mailbox.id, uids)
@@ -130,6 +150,8 @@ async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
     view = _view(s)
     if view.readonly:
         return Done("NO", "Mailbox is read-only", "READ-ONLY")
+    if "e" not in view.rights:
+        return _no_right("EXPUNGE needs the e right")
     candidates = None
     if cmd.sequence_set is not None:
         candidates = [u for _, u in view.resolve(cmd.sequence_set, True)]
@@ -155,8 +177,16 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     uids = [u for _, u in pairs if u not in view.pending_expunge]
     mode = {"+": "add", "-": "remove"}.get(cmd.mode, "replace")
     flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    only = None
+    if any(r not in view.rights for r in "swt"):
+        # RFC 4314 4: each flag needs its right; the others are left as they are. The
+        # STORE fails only when it may change none of the flags it names.
+        allowed = acl.allowed_flags(view.rights, flags)
+        if (allowed == [] and flags) or (mode == "replace" and not any(r in view.rights for r in "swt")):
+            return _no_right("changing these flags needs the s, t or w right")
+        only = view.may_store
     store = _store(s)
-    changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince)  # type: ignore[arg-type]
+    changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince, only)  # type: ignore[arg-type]
     s.stats["store"] += len(changed)
     for meta in changed:
         view.own_modseqs.add(meta.modseq)
@@ -201,27 +231,40 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
         return Done("BAD", "Message sequence number out of range")
     if move and view.readonly:
         return Done("NO", "Mailbox is read-only", "READ-ONLY")
-    dest = s.decode_name(cmd.mailbox)
-    store = _store(s)
+    dest = await resolve(s, s.decode_name(cmd.mailbox))
     try:
-        await store.get_mailbox(dest)
-    except Exception:
-        return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
+        mailbox = await dest.account().get_mailbox(dest.name)
+    except (MailboxNotFound, BadMailboxName):
+        mailbox = None
+    if mailbox is None or not (dest.may("i") or dest.visible):
+        return Done("NO", f"Mailbox {dest.shown!r} does not exist", "TRYCREATE")
+    # RFC 4314 4 and RFC 6851 4.2: "i" in the destination; a MOVE is also a STORE
+    # \Deleted ("t") and an EXPUNGE ("e") here.
+    if not dest.may("i"):
+        return _no_right("copying into that mailbox needs the i right")
+    if move and not all(r in view.rights for r in "te"):
+        return _no_right("moving messages out needs the t and e rights")
     uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
     verb = ("UID " if cmd.uid else "") + ("MOVE" if move else "COPY")
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
-    quota = s.current_quota()
-    if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
+    quota = await quota_for(s, dest)
+    store = _store(s)
+    here = dest.owner == view.owner
+    if not here or not dest.may("swt"):
+        result = await copy_messages(view, uids, dest, quota)
+        if move:
+            await store.expunge(view.mailbox.id, list(result.source_uids))
+    elif move and mailbox.id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.
-        result = await store.copy(view.mailbox.id, uids, dest, None)
+        result = await store.copy(view.mailbox.id, uids, dest.name, None)
         await store.expunge(view.mailbox.id, result.source_uids)
     elif move:
-        result = await store.move(view.mailbox.id, uids, dest)
+        result = await store.move(view.mailbox.id, uids, dest.name)
     else:
-        result = await store.copy(view.mailbox.id, uids, dest, quota)
+        result = await store.copy(view.mailbox.id, uids, dest.name, quota)
     code = None
     if result.source_uids:
         code = (

@@ -30,6 +30,7 @@ from ..auth.sasl import (
 )
 from ..server.context import Context
 from ..server.session import Peer, Session
+from ..store.acl import ANYONE
 from ..store.api import AccountStore, Quota, StoreError
 from . import grammar as g
 from . import wire
@@ -166,6 +167,8 @@ class IMAPSession(Session):
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
+            # RFC 4314 2.2: RIGHTS= lists the rights RFC 2086 did not have.
+            "ACL", "RIGHTS=texk", "LIST-MYRIGHTS",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
         return caps
@@ -337,6 +340,8 @@ class IMAPSession(Session):
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid)
+        if self.view is not None and self.view.owner != self.user and not await self._rights_still_hold():
+            return
         try:
             done = await spec.handler(self, cmd)
         except BadName as e:
@@ -389,10 +394,34 @@ class IMAPSession(Session):
             self.view.condstore = True
             self._announce_modseq = True
 
+    async def _rights_still_hold(self) -> bool:
+        """Another account's mailbox is selected: its ACL may have changed since. New
+        PERMANENTFLAGS if the flags the user may change did (RFC 4314 5.1.1); without "r"
+        the session ends, as the RFC allows, rather than go on serving the mailbox."""
+        view = self.view
+        assert view is not None and self.user is not None
+        try:
+            rights = (await view.store.granted([self.user, ANYONE], view.mailbox.name)).get(view.mailbox.name, "")
+        except StoreError:
+            return True  # the next store call will say what is wrong
+        if "r" not in rights:
+            self._close_view()
+            self.send(wire.untagged_status("BYE", "Access to the selected mailbox was taken away"))
+            self._ended = "access to the selected mailbox was taken away"
+            self.closing = True
+            return False
+        if rights != view.rights:
+            before = view.permanent_flags_response()
+            view.rights = rights
+            if not view.readonly and view.permanent_flags_response() != before:
+                self.send(view.permanent_flags_response())
+        return True
+
     async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
-        view, store = self.view, self.store
-        if view is None or store is None:
+        view = self.view
+        if view is None:
             return
+        store = view.store
         if self.subscription is not None and self.subscription.pending():
             self.subscription.take()
             self._dirty = True
@@ -431,8 +460,9 @@ class IMAPSession(Session):
         self._close_view()
         self.view = view
         self.state = SELECTED
-        assert self.user is not None
-        self.subscription = self.ctx.store.subscribe(self.user)
+        # The owner's account's changes: another account's mailbox is told of its
+        # deliveries through its owner's feed.
+        self.subscription = self.ctx.store.subscribe(view.owner)
 
     def _close_view(self) -> None:
         if self.subscription is not None:
@@ -689,7 +719,8 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
 
 
 async def cmd_namespace(s: IMAPSession, cmd: g.Namespace) -> Done:
-    s.send(b'* NAMESPACE (("" "/")) NIL NIL\r\n')
+    # RFC 2342 5: other accounts' mailboxes are the other users' namespace, Shared/<owner>/.
+    s.send(b'* NAMESPACE (("" "/")) (("Shared/" "/")) NIL\r\n')
     return Done(text="NAMESPACE completed")
 
 
@@ -704,7 +735,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, quota, search, selected, sort, thread
+    from . import acl, append, fetch, mailboxes, quota, search, selected, sort, thread
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -729,6 +760,7 @@ def _registry() -> dict[str, Spec]:
         "REPLACE": Spec(append.cmd_replace, ONLY_SELECTED),
     }
     table.update(mailboxes.COMMANDS)
+    table.update(acl.COMMANDS)
     table.update(selected.COMMANDS)
     table.update(sort.COMMANDS)
     table.update(thread.COMMANDS)

@@ -108,8 +108,9 @@ class Selection:
 async def select(s: IMAPSession, charset: str, key: g.SearchKey) -> Selection | Done:
     """Run the search part of a SORT or THREAD command: the matching messages, or the
     NO that ends the command."""
-    view, store = s.view, s.store
-    assert view is not None and store is not None
+    view = s.view
+    assert view is not None
+    store = view.store
     if charset not in CHARSETS:
         return Done("NO", f"Unsupported charset {charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
     fields: set[FetchField] = set()
@@ -203,8 +204,9 @@ async def _key_values(name: str, rows: list[Row], col: dict[FetchField, int]) ->
 
 
 async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
-    view, store = s.view, s.store
-    assert view is not None and store is not None
+    view = s.view
+    assert view is not None
+    store = view.store
     verb = "UID SORT" if cmd.uid else "SORT"
     options = cmd.return_options
     save = options is not None and "SAVE" in options

@@ -425,8 +425,9 @@ async def _header_references(store: AccountStore, mailbox_id: int, uid: int) -> 
 async def messages_for(
     s: IMAPSession, uids: list[int], numbers: Sequence[int], with_references: bool
 ) -> Messages:
-    view, store = s.view, s.store
-    assert view is not None and store is not None
+    view = s.view
+    assert view is not None
+    store = view.store
     mailbox_id = view.mailbox.id
     fields: list[FetchField] = ["sent_date", "internaldate", "subject"]
     if with_references:
@@ -474,8 +475,7 @@ async def cmd_thread(s: IMAPSession, cmd: Thread) -> Done:
         numbers = msns(view, uids)
         if len(numbers) != len(uids):  # every UID searched is in the view: not expected
             uids = [u for u in uids if view.msn(u) is not None]
-    store = s.store
-    assert store is not None
+    store = view.store
     key = (view.mailbox.id, view.mailbox.uidvalidity, "THREAD", cmd.algorithm)
     toks = RESULTS.get(store, key, uids)
     if toks is None:

@@ -14,9 +14,12 @@ import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 
+from ..store import acl
 from ..store.api import AccountStore, Mailbox, MessageMeta
 from . import wire
 from .grammar import SequenceSet
+
+SYSTEM_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 class RecentSet:
@@ -72,6 +75,10 @@ class ViewGone(Exception):
 class SelectedView:
     __slots__ = (
         "mailbox",
+        "store",
+        "owner",
+        "shown",
+        "rights",
         "readonly",
         "uids",
         "modseq",
@@ -86,8 +93,19 @@ class SelectedView:
         "saved",
     )
 
-    def __init__(self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent: RecentSet) -> None:
+    def __init__(
+        self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent: RecentSet,
+        store: AccountStore, owner: str, shown: str | None = None, rights: str = acl.ALL,
+    ) -> None:
         self.mailbox = mailbox
+        """As the owner's account has it (its name is the owner's, see *shown*)."""
+        self.store = store
+        """The owner's account, as this session's user reads it."""
+        self.owner = owner
+        self.shown = mailbox.name if shown is None else shown
+        """The mailbox's name as the user writes it."""
+        self.rights = rights
+        """The user's rights (RFC 4314): all of them in the user's own mailboxes."""
         self.readonly = readonly
         self.uids = array("L", uids)
         self.modseq = mailbox.highestmodseq
@@ -245,6 +263,12 @@ class SelectedView:
         flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *sorted(self.keywords)]
         return b"* FLAGS " + wire.flag_list(flags) + b"\r\n"
 
+    def may_store(self, flag: str) -> bool:
+        return acl.may_change(self.rights, flag)
+
     def permanent_flags_response(self) -> bytes:
-        flags = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *sorted(self.keywords), "\\*"]
+        # RFC 4314 5.1.1: only the flags the user's rights let them change.
+        flags = [f for f in SYSTEM_ORDER if self.may_store(f)]
+        if "w" in self.rights:
+            flags += [*sorted(self.keywords), "\\*"]
         return b"* OK [PERMANENTFLAGS " + wire.flag_list(flags) + b"] Flags permitted.\r\n"

@@ -74,3 +74,15 @@ def union(*rights: str) -> str:
 def rights_of(acl: dict[str, str], user: str) -> str:
     """What *acl* gives *user*: the user's own entry and anyone's, together."""
     return union(acl.get(user, ""), acl.get(ANYONE, ""))
+
+
+def may_change(rights: str, flag: str) -> bool:
+    """Whether *rights* let a user set or clear *flag* (RFC 4314 4: \\Seen needs "s",
+    \\Deleted "t", every other flag "w")."""
+    return {"\\Seen": "s", "\\Deleted": "t"}.get(flag, "w") in rights
+
+
+def allowed_flags(rights: str, flags: Iterable[str]) -> list[str]:
+    """The flags a user with *rights* may give a message they append or copy (RFC 4314 4:
+    the others are dropped, the message is stored all the same)."""
+    return [f for f in flags if may_change(rights, f)]

@@ -333,7 +333,7 @@ class List(Command):
     """LIST, basic or extended (RFC 5258, 5819, 6154).
 
     ``selection`` holds SUBSCRIBED / REMOTE / RECURSIVEMATCH / SPECIAL-USE; ``returns``
-    holds SUBSCRIBED / CHILDREN / SPECIAL-USE / STATUS, with the STATUS items in
+    holds SUBSCRIBED / CHILDREN / SPECIAL-USE / STATUS / MYRIGHTS (RFC 8440), with the STATUS items in
     ``status_items``. ``extended`` tells whether the extended syntax was used (then
     responses follow RFC 5258, e.g. \\NonExistent and CHILDINFO).
     """
@@ -504,3 +504,38 @@ class SetQuota(Command):
     root: bytes
     limits: tuple[tuple[str, int], ...] = field(default_factory=tuple)
     name: ClassVar[str] = "SETQUOTA"
+
+
+# ACL (RFC 4314): identifiers and rights are astrings, kept as the client wrote them.
+@dataclass(slots=True)
+class SetAcl(Command):
+    mailbox: bytes
+    identifier: bytes
+    rights: bytes
+    name: ClassVar[str] = "SETACL"
+
+
+@dataclass(slots=True)
+class DeleteAcl(Command):
+    mailbox: bytes
+    identifier: bytes
+    name: ClassVar[str] = "DELETEACL"
+
+
+@dataclass(slots=True)
+class GetAcl(Command):
+    mailbox: bytes
+    name: ClassVar[str] = "GETACL"
+
+
+@dataclass(slots=True)
+class ListRights(Command):
+    mailbox: bytes
+    identifier: bytes
+    name: ClassVar[str] = "LISTRIGHTS"
+
+
+@dataclass(slots=True)
+class MyRights(Command):
+    mailbox: bytes
+    name: ClassVar[str] = "MYRIGHTS"

@@ -94,7 +94,7 @@ STATUS_ITEMS = frozenset(
 """The STATUS items Letterbox answers; the command checks nothing more."""
 SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
-_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
+_LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"})
 
 
 class Cursor:
@@ -1058,6 +1058,32 @@ def _setquota(cur: Cursor, tag: str) -> c.Command:
     return c.SetQuota(tag, root, tuple(limits))
 
 
+# -- ACL (RFC 4314) ---------------------------------------------------------------------
+
+
+def _setacl(cur: Cursor, tag: str) -> c.Command:
+    cur.sp()
+    mailbox = cur.mailbox()
+    cur.sp()
+    identifier = cur.astring("identifier")
+    cur.sp()
+    rights = cur.astring("rights")
+    cur.end()
+    return c.SetAcl(tag, mailbox, identifier, rights)
+
+
+def _with_identifier(cls: type[c.DeleteAcl] | type[c.ListRights]) -> Callable[[Cursor, str], c.Command]:
+    def parse(cur: Cursor, tag: str) -> c.Command:
+        cur.sp()
+        mailbox = cur.mailbox()
+        cur.sp()
+        identifier = cur.astring("identifier")
+        cur.end()
+        return cls(tag, mailbox, identifier)
+
+    return parse
+
+
 def _compress(cur: Cursor, tag: str) -> c.Command:
     cur.sp()
     mechanism = cur.atom("compression mechanism").decode("ascii").upper()
@@ -1106,6 +1132,11 @@ COMMANDS: dict[bytes, Parser] = {
     b"GETQUOTA": _getquota,
     b"GETQUOTAROOT": _mailbox_only(c.GetQuotaRoot),
     b"SETQUOTA": _setquota,
+    b"SETACL": _setacl,
+    b"DELETEACL": _with_identifier(c.DeleteAcl),
+    b"GETACL": _mailbox_only(c.GetAcl),
+    b"LISTRIGHTS": _with_identifier(c.ListRights),
+    b"MYRIGHTS": _mailbox_only(c.MyRights),
 }
 
 UID_COMMANDS: dict[bytes, Parser] = {
