@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from letterbox.server.context import Context
+from letterbox.store.api import Quota
 from tests.conftest import ServerProcess
 
 from .imaputil import Client, add_user, make_context
@@ -276,3 +277,45 @@ def test_two_staff_on_a_real_server(server: ServerProcess) -> None:
             bob.logout()
         except (imaplib.IMAP4.abort, OSError):
             pass  # ended by `user del`
+
+
+def test_new_mail_in_a_shared_mailbox_counts_against_the_owner(ctx: Context) -> None:
+    async def go() -> None:
+        ctx.directory.set_quota(INFO, Quota(messages=3))
+        await team_inbox(ctx, 2)
+        ann = await ctx.store.account(ANN)
+        for i in range(2):
+            await ann.append("INBOX", MSG % (10 + i))
+        a = await login(ctx, ANN)
+        await a.cmd("s SELECT INBOX")
+        # Two copies would pass info@'s quota: none is kept (RFC 9051 6.4.7).
+        out = await a.cmd(f"c COPY 1:2 {SHARED_INBOX}")
+        assert b"c NO [OVERQUOTA]" in out, out
+        info = await ctx.store.account(INFO)
+        assert (await info.status("INBOX")).messages == 2
+        assert b"d OK [COPYUID " in await a.cmd(f"d COPY 1 {SHARED_INBOX}")
+        out = await a.cmd(b"e APPEND " + SHARED_INBOX.encode() + b" {5+}\r\nHi!\r\n")
+        assert b"e NO [OVERQUOTA]" in out, out
+        # Ann's own quota is hers: unlimited.
+        assert b"f OK" in await a.cmd(b"f APPEND INBOX {5+}\r\nHi!\r\n")
+        out = await a.cmd(f'g LIST "" Shared/{INFO}/* RETURN (STATUS (MESSAGES UNSEEN))')
+        assert f"* STATUS {SHARED_INBOX} (MESSAGES 3 UNSEEN 3)".encode() in out, out
+
+    run(go())
+
+
+def test_replace_in_a_shared_mailbox_needs_t_and_e_rfc8508_4_1(ctx: Context) -> None:
+    async def go() -> None:
+        await team_inbox(ctx, 1)
+        info = await ctx.store.account(INFO)
+        await info.set_acl("INBOX", ANN, "lrswi")
+        a = await login(ctx, ANN)
+        await a.cmd(f"s SELECT {SHARED_INBOX}")
+        out = await a.cmd(f"r REPLACE 1 {SHARED_INBOX} {{5+}}\r\nHi!\r\n".encode())
+        assert b"r NO [NOPERM]" in out and b"EXPUNGE" not in out, out
+        await info.set_acl("INBOX", ANN, "lrswite")
+        out = await a.cmd(f"r REPLACE 1 {SHARED_INBOX} {{5+}}\r\nHi!\r\n".encode())
+        assert b"* OK [APPENDUID " in out and b"* 1 EXPUNGE" in out and b"r OK" in out, out
+        assert (await info.status("INBOX")).messages == 1
+
+    run(go())

@@ -160,7 +160,9 @@ def test_marks_follow_copy_and_move_and_go_with_the_message(root: Path) -> None:
         await ann.expunge(inbox.id, [1])
         assert await ann.uids_with_flag(inbox.id, "\\Seen") == []
         await acc.set_acl("Archive", ANN, "lr")
+        assert await store.grantors(ANN) == [OWNER]
         await acc.delete_mailbox("Archive")
+        assert await store.grantors(ANN) == []  # nothing of the owner's names Ann any more
         await acc.create_mailbox("Archive")
         again = await acc.get_mailbox("Archive")
         assert await acc.get_acl("Archive") == {} and await ann.uids_with_flag(again.id, "\\Seen") == []

@@ -7,6 +7,8 @@ ACL keeps: the owner always has every right, and GETACL shows it so.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..auth.directory import DirectoryError, normalize_address
 from ..store import acl as rights
 from . import grammar as g
@@ -44,7 +46,14 @@ async def _administered(s: IMAPSession, raw: bytes) -> Place:
         raise _Refused(not_found(place))
     if not place.may("a"):
         raise _Refused(denied(place, "the ACL is the administrator's (the a right)"))
-    await place.store.get_mailbox(place.name)  # one's own: NONEXISTENT if it is not there
+    return await _existing(place)
+
+
+async def _existing(place: Place) -> Place:
+    """*place* with the mailbox's own spelling; one's own missing one is NONEXISTENT."""
+    mailbox = await place.account().get_mailbox(place.name)
+    if place.own:
+        return dataclasses.replace(place, name=mailbox.name, shown=mailbox.name)
     return place
 
 
@@ -120,7 +129,7 @@ async def cmd_myrights(s: IMAPSession, cmd: g.MyRights) -> Done:
     # RFC 4314 4: any of l, r, i, k, x, a lets a user ask; others learn nothing.
     if place.store is None or not any(r in place.rights for r in "lrikxa"):
         return not_found(place)
-    await place.store.get_mailbox(place.name)
+    place = await _existing(place)
     s.send(b"* MYRIGHTS " + s.encode_name(place.shown) + b" " + wire.astring(rights.shown(place.rights)) + b"\r\n")
     return Done(text="MYRIGHTS completed")
 

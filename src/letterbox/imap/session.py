@@ -340,7 +340,10 @@ class IMAPSession(Session):
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid)
-        if self.view is not None and self.view.owner != self.user and not await self._rights_still_hold():
+        if (
+            self.view is not None and self.view.owner != self.user and cmd.name != "LOGOUT"
+            and not await self._rights_still_hold()
+        ):
             return
         try:
             done = await spec.handler(self, cmd)

@@ -89,7 +89,7 @@ async def set_entry(acc: MaildirAccount, mailbox: str, identifier: str, rights: 
             else:
                 db.execute("DELETE FROM acl WHERE mailbox_id = ? AND identifier = ?", (mbox.id, identifier))
     if not rights:
-        await _forget_if_unused(acc, identifier)
+        await forget_if_unused(acc, identifier)
 
 
 async def forget(acc: MaildirAccount, identifier: str) -> None:
@@ -103,10 +103,11 @@ async def forget(acc: MaildirAccount, identifier: str) -> None:
         async with acc.write() as db:
             db.execute("DELETE FROM acl WHERE identifier = ?", (identifier,))
             db.execute("DELETE FROM private_seen WHERE user = ?", (identifier,))
-    await _forget_if_unused(acc, identifier)
+    await forget_if_unused(acc, identifier)
 
 
-async def _forget_if_unused(acc: MaildirAccount, identifier: str) -> None:
+async def forget_if_unused(acc: MaildirAccount, identifier: str) -> None:
+    """Out of the register, once no ACL of the account names *identifier* any more."""
     if acc.db.execute("SELECT 1 FROM acl WHERE identifier = ? LIMIT 1", (identifier,)).fetchone() is None:
         await acc._store.grants.forget(identifier, acc.address)
 

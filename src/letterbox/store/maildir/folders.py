@@ -150,6 +150,7 @@ async def delete(acc: MaildirAccount, name: str) -> None:
     ).fetchone():
         raise StoreError(f"mailbox {mbox.name!r} has children; delete them first")
     folder = acc.folder(mbox.id)
+    named = acls.read(acc.db, mbox.id)  # its ACL goes with it (a trigger deletes the rows)
     trash = join(TRASH, f"{mbox.id}.{mbox.uidvalidity}")
     acc.adir.makedirs(TRASH)
     seqs = await _journal(acc, [(folder, trash)])
@@ -179,6 +180,9 @@ async def delete(acc: MaildirAccount, name: str) -> None:
     acc.publish(mbox.id, mbox.highestmodseq + 1, "mailbox")
     with contextlib.suppress(OSError):
         await _empty_trash(acc, trash)
+    for who in named:
+        with contextlib.suppress(StoreError):  # the register may keep a name too many
+            await acls.forget_if_unused(acc, who)
 
 
 async def _empty_trash(acc: MaildirAccount, trash: str) -> None:
