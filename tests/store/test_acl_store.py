@@ -171,6 +171,25 @@ def test_marks_follow_copy_and_move_and_go_with_the_message(root: Path) -> None:
     run(go())
 
 
+def test_an_account_keeps_a_bounded_number_of_entries(root: Path) -> None:
+    async def go() -> None:
+        store = MaildirStore(root, limits=Limits(acl_entries=3, acl_total=4))
+        acc = await store.account(OWNER)
+        await acc.create_mailbox("Team")
+        for who in (ANN, BOB, acl.ANYONE):
+            await acc.set_acl("Team", who, "lr")
+        # Made below Team, a mailbox would bring three more: over the account's four.
+        with pytest.raises(LimitExceeded):
+            await acc.create_mailbox("Team/Sub")
+        await acc.set_acl("INBOX", ANN, "l")
+        with pytest.raises(LimitExceeded):
+            await acc.set_acl("Sent", ANN, "l")
+        await acc.set_acl("INBOX", ANN, "lr")  # changing an entry adds none
+        await store.close()
+
+    run(go())
+
+
 def test_create_inherits_the_parents_acl_and_rename_keeps_it(root: Path) -> None:
     async def go() -> None:
         store = MaildirStore(root)

@@ -254,6 +254,9 @@ class Limits:
     keyword_length: int = 128
     acl_entries: int = 256
     """Identifiers in one mailbox's ACL."""
+    acl_total: int = 10_000
+    """ACL entries of all the account's mailboxes together (a new mailbox's inherited
+    ones included)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,13 @@ def granted(db: sqlite3.Connection, identifiers: Sequence[str], mailbox: str | N
     return {name: rights for name, rights in out.items() if rights}
 
 
+def check_total(acc: MaildirAccount, more: int) -> None:
+    """Refuse *more* entries beyond the account's limit (every entry is a row to keep)."""
+    limit = acc._store.limits.acl_total
+    if more and int(acc.db.execute("SELECT count(*) FROM acl").fetchone()[0]) + more > limit:
+        raise LimitExceeded(f"at most {limit} access control entries per account")
+
+
 def check_identifier(identifier: str) -> None:
     if not _IDENTIFIER.fullmatch(identifier):
         raise StoreError(f"invalid ACL identifier {identifier!r}")
@@ -72,9 +79,11 @@ async def set_entry(acc: MaildirAccount, mailbox: str, identifier: str, rights: 
             new[identifier] = rights
         else:
             new.pop(identifier, None)
-        limit = acc._store.limits.acl_entries
-        if len(new) > limit and len(new) > len(current):
-            raise LimitExceeded(f"at most {limit} entries per access control list")
+        limits = acc._store.limits
+        if len(new) > len(current):
+            if len(new) > limits.acl_entries:
+                raise LimitExceeded(f"at most {limits.acl_entries} entries per access control list")
+            check_total(acc, 1)
         if rights and identifier not in current:
             await acc._store.grants.note(identifier, acc.address)
         await _write_file(acc, mbox.id, new)

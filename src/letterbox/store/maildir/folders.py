@@ -69,6 +69,7 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     # that those who may make mailboxes in a shared one can use what they make.
     above = [p for p in names.parent_names(name) if p not in wanted]
     inherited = acls.read(acc.db, acc.mailbox_by_name(above[-1]).id) if above else {}
+    acls.check_total(acc, len(inherited) * len(wanted))
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
     made: list[tuple[str, folderfile.FolderInfo]] = []
     mid = 0
