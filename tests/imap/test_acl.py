@@ -307,6 +307,19 @@ def test_acl_commands_need_a(ctx: Context) -> None:
     run(go())
 
 
+def test_deleting_a_mailbox_deletes_its_acl_rfc4314_4(ctx: Context) -> None:
+    async def go() -> None:
+        await team(ctx, "lr")
+        c = await login(ctx, FRED)
+        assert b"a OK" in await c.cmd("a DELETE Team")
+        await c.cmd("b CREATE Team")
+        assert await c.cmd("c GETACL Team") == f"* ACL Team {FRED} lrswipkxteacd\r\nc OK GETACL completed\r\n".encode()
+        d = await login(ctx, DAVID)
+        assert tagged(await d.cmd(f"d SELECT {TEAM}"), "d").startswith(b"d NO [NONEXISTENT]")
+
+    run(go())
+
+
 def test_identifiers(ctx: Context) -> None:
     async def go() -> None:
         c = await login(ctx, FRED)

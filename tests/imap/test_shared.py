@@ -119,6 +119,9 @@ def test_team_mailbox_read_by_two_staff_with_their_own_seen(ctx: Context) -> Non
         await owner.cmd("q STORE 3 +FLAGS (\\Seen)")
         assert b"* SEARCH 3\r\n" in await a.cmd("r SEARCH UNSEEN")
         assert b"(UNSEEN 2)" in await owner.cmd("n STATUS INBOX (UNSEEN)")
+        # SORT and THREAD work there too.
+        assert b"* SORT 3 2 1\r\n" in await a.cmd("u SORT (REVERSE SUBJECT) UTF-8 ALL")
+        assert b"* THREAD (1)(2)(3)\r\n" in await a.cmd("v THREAD ORDEREDSUBJECT UTF-8 ALL")
         # CONDSTORE: Ann's change of her own \Seen is a change with a MODSEQ.
         out = await a.cmd("s STORE 3 +FLAGS (\\Seen)")
         assert b"* 3 FETCH (FLAGS (\\Seen" in out
