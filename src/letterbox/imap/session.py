@@ -9,7 +9,6 @@ sessions caused, with EXPUNGE held back where 7.5.1 forbids it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
@@ -210,12 +209,14 @@ class IMAPSession(Session):
 
     async def receive(self, data: bytes) -> None:
         self.reader.feed(data)
-        await self._run_commands()
+        await self._run_commands(interactive=True)
 
     async def resume(self) -> None:
-        await self._run_commands()
+        await self._run_commands(interactive=False)
 
-    async def _run_commands(self) -> None:
+    async def _run_commands(self, interactive: bool) -> None:
+        """Run the commands read so far: the first one of new bytes counts as
+        interactive, the ones pipelined behind it take their turns after others'."""
         self._held = False
         while not self.closing:
             if self.output_limit is not None and self.queued >= self.output_limit:
@@ -227,12 +228,14 @@ class IMAPSession(Session):
             if event is None:
                 self._note_command_start()
                 return
+            started = self.command_starts(interactive)
             await self._event(event)
             if self.start_tls or self.start_compress:
                 return
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
-            await asyncio.sleep(0)
+            await self.command_done(interactive, started)
+            interactive = False
 
     def _note_command_start(self) -> None:
         if not self.reader.in_command:

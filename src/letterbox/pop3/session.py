@@ -8,7 +8,6 @@ dropped connection, a timeout or a server shutdown leaves the maildrop as it was
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import enum
 import logging
@@ -154,6 +153,7 @@ class POP3Session(Session):
         if self.closing:
             return
         self._lines.feed(data)
+        interactive = bool(data)  # resume() feeds nothing: held pipelined commands
         while not self.closing and not self.start_tls:
             if self.output_limit is not None and self.queued >= self.output_limit:
                 break
@@ -175,8 +175,10 @@ class POP3Session(Session):
                 else:
                     await self._auth_plain_response(item)
                 continue
+            started = self.command_starts(interactive)
             await self._line(item)
-            await asyncio.sleep(0)  # pipelined commands take turns with other sessions
+            await self.command_done(interactive, started)  # pipelined ones take turns
+            interactive = False
         if self.start_tls or self.closing:
             # RFC 2595 section 4: the client must wait for TLS before sending more; bytes
             # it sent in the clear after STLS must not be taken as commands under TLS.
