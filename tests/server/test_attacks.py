@@ -205,7 +205,8 @@ def test_held_data_transfers_wait_on_disk_not_in_memory(server: ServerProcess) -
     assert typ == "OK" and data[0][1].endswith(body)
 
 
-def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerProcess) -> None:
+@pytest.mark.parametrize("command", [b"RETR 1", b"TOP 1 1000000"])
+def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerProcess, command: bytes) -> None:
     import poplib
 
     users = [f"pop{i}@example.com" for i in range(4)]
@@ -226,7 +227,7 @@ def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerPr
             _recv_until(sock, b"+OK")
             sock.sendall(f"USER {user}\r\nPASS {PW}\r\n".encode())
             _recv_until(sock, b"maildrop")
-            sock.sendall(b"RETR 1\r\n")  # and read no more
+            sock.sendall(command + b"\r\n")  # and read no more
             socks.append(sock)
 
     worst = answered_meanwhile(server, "probe@example.com", attack)
@@ -241,6 +242,8 @@ def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerPr
     p.pass_(PW)
     _resp, lines, _octets = p.retr(1)
     assert b"\r\n".join(lines) + b"\r\n" == message
+    _resp, lines, _octets = p.top(1, 2)
+    assert b"\r\n".join(lines) + b"\r\n" == message[: message.index(b"\r\n\r\n") + 4] + b".starts with a dot\r\n" + line
     p.quit()
 
 
