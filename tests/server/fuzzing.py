@@ -364,6 +364,14 @@ def _imap_body(rng: random.Random) -> bytes:
         return b"IDLE\r\n" + pick(rng, [b"DONE", b"done", b"DONE x", b"NOPE", b""])
     if r < 35 and rng.random() < 0.2:
         return pick(rng, [b"LOGOUT", b"STARTTLS"])
+    if r < 36 and rng.random() < 0.5:
+        return pick(rng, [
+            b'GETMETADATA "" /shared/admin', b"GETMETADATA INBOX (DEPTH infinity) (/shared /private)",
+            b'GETMETADATA (MAXSIZE 4) INBOX /private/comment', b"GETMETADATA Nope /shared/comment",
+            b'SETMETADATA INBOX (/private/comment "fuzz" /shared/x NIL)', b'SETMETADATA "" (/shared/admin "x")',
+            b"SETMETADATA INBOX (/private/comment {3}\r\nabc)", b"SETMETADATA INBOX (/private/c ~{2+}\r\n\x00a)",
+            b'SETMETADATA INBOX (/bad "x")', b"GETMETADATA INBOX (DEPTH 7) /shared", b"SETMETADATA INBOX ()",
+        ])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])

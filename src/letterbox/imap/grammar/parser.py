@@ -1124,6 +1124,11 @@ from . import sort as _sort  # noqa: E402
 COMMANDS.update(_sort.COMMANDS)
 UID_COMMANDS.update(_sort.UID_COMMANDS)
 
+# So have GETMETADATA and SETMETADATA (RFC 5464).
+from . import metadata as _metadata  # noqa: E402
+
+COMMANDS.update(_metadata.COMMANDS)
+
 
 def _printable(name: bytes) -> str:
     text = name[:40].decode("ascii")
