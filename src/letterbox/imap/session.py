@@ -167,7 +167,7 @@ class IMAPSession(Session):
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA",
+            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
         return caps
