@@ -301,6 +301,19 @@ def test_replace_with_catenate(ctx: Context) -> None:
     asyncio.run(go())
 
 
+def test_a_message_expunged_meanwhile_is_a_badurl(ctx: Context) -> None:
+    async def go() -> None:
+        c, _ = await setup(ctx, DRAFT)
+        await c.cmd("s SELECT Drafts")
+        acc = await ctx.store.account(USER)
+        await acc.expunge((await acc.get_mailbox("Drafts")).id, [1])  # another session's EXPUNGE
+        for url in (b";UID=1", b";UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)", b"/Drafts/;UID=1/;SECTION=1"):
+            out = await c.cmd(b'a APPEND Sent CATENATE (URL "' + url + b'")')
+            assert b"a NO [BADURL " + url + b"] " in out, out
+
+    asyncio.run(go())
+
+
 def test_other_users_messages_are_out_of_reach(ctx: Context) -> None:
     async def go() -> None:
         other = await ctx.store.account(OTHER)

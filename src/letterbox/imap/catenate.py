@@ -109,7 +109,10 @@ async def _resolve(s: IMAPSession, raw: bytes) -> bytes | _Range:
         raise BadURL(raw, "no such part")
     start, end = span
     if section.text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
-        header = await s.store.read_range(mailbox.id, ref.uid, start, end - start)
+        try:
+            header = await s.store.read_range(mailbox.id, ref.uid, start, end - start)
+        except MessageGone:
+            raise BadURL(raw, "the message was expunged") from None
         names = [h.encode("ascii") for h in section.headers]
         pick = get_header_fields if section.text == "HEADER.FIELDS" else get_header_fields_not
         data = pick(header, names)
