@@ -130,6 +130,12 @@ def test_values_binary_and_empty(ctx: Context) -> None:
         assert out == (
             b'* METADATA INBOX (/private/bin ~{3}\r\na\x00b /private/empty "")\r\nb OK GETMETADATA completed\r\n'
         )
+        # 8-bit text goes in a literal, unless the session takes UTF-8 in quoted strings.
+        value = "café".encode()
+        assert b"e OK" in await c.cmd(b'e SETMETADATA INBOX (/private/comment {5+}\r\n' + value + b")")
+        assert b"(/private/comment {5}\r\ncaf\xc3\xa9)" in await c.cmd("f GETMETADATA INBOX /private/comment")
+        await c.cmd("g ENABLE IMAP4rev2")
+        assert b'(/private/comment "caf\xc3\xa9")' in await c.cmd("h GETMETADATA INBOX /private/comment")
         # Entry names are case-insensitive.
         assert b"c OK" in await c.cmd('c SETMETADATA INBOX (/Private/Comment "x")')
         assert b'(/private/comment "x")' in await c.cmd("d GETMETADATA INBOX /PRIVATE/COMMENT")

@@ -42,9 +42,10 @@ def _server_entries(s: IMAPSession, entries: tuple[str, ...], depth: int) -> lis
     return []
 
 
-def _value(data: bytes) -> bytes:
-    # 5: value = nstring / literal8; NUL only in a literal8.
-    return wire.literal8(data) if b"\0" in data else wire.string(data, utf8=True)
+def _value(data: bytes, utf8: bool) -> bytes:
+    # 5: value = nstring / literal8; NUL only in a literal8, 8-bit text quoted only
+    # where the session takes UTF-8 in quoted strings.
+    return wire.literal8(data) if b"\0" in data else wire.string(data, utf8=utf8)
 
 
 async def cmd_getmetadata(s: IMAPSession, cmd: GetMetadata) -> Done:
@@ -65,7 +66,7 @@ async def cmd_getmetadata(s: IMAPSession, cmd: GetMetadata) -> Done:
         if cmd.maxsize is not None and len(value) > cmd.maxsize:
             longest = max(longest, len(value))
             continue
-        items.append(wire.astring(entry) + b" " + _value(value))
+        items.append(wire.astring(entry) + b" " + _value(value, s.rev2 or s.utf8_accept))
     if items:
         s.send(b"* METADATA " + shown + b" (" + b" ".join(items) + b")\r\n")
     return Done(text="GETMETADATA completed", code=f"METADATA LONGENTRIES {longest}" if longest else None)
