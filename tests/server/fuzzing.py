@@ -232,6 +232,15 @@ def _append(rng: random.Random) -> bytes:
             body += b" " + flag_list(rng)
         if rng.random() < 0.3:
             body += b" " + pick(rng, DATE_TIMES)
+        if rng.random() < 0.1:
+            body += b" " + pick(rng, [
+                b'CATENATE (URL "/INBOX/;UID=1" TEXT {4+}\r\nabcd)', b'CATENATE (URL ";UID=1/;SECTION=1.MIME")',
+                b'CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)/;PARTIAL=0.5")',
+                b'CATENATE (URL "imap://fuzz%40example.com@mail.test/INBOX;UIDVALIDITY=1/;UID=1")',
+                b'CATENATE (URL "/INBOX/;UID=99999999999/;SECTION=9.9")', b"CATENATE ()", b"CATENATE (TEXT {0+}\r\n)",
+                b'CATENATE (URL "http://x/")', b"CATENATE (URL {6+}\r\n/a]b\r\n)", b"CATENATE (TEXT ~{1+}\r\n\x00)",
+            ])
+            continue
         msg = pick(rng, MESSAGES) if rng.random() < 0.97 else big_message(rng)
         if rng.random() < 0.3 and len(msg) < MAX_DATA:
             msg = mutate(rng, msg, rng.randint(1, 3))
@@ -364,6 +373,14 @@ def _imap_body(rng: random.Random) -> bytes:
         return b"IDLE\r\n" + pick(rng, [b"DONE", b"done", b"DONE x", b"NOPE", b""])
     if r < 35 and rng.random() < 0.2:
         return pick(rng, [b"LOGOUT", b"STARTTLS"])
+    if r < 36 and rng.random() < 0.5:
+        return pick(rng, [
+            b'GETMETADATA "" /shared/admin', b"GETMETADATA INBOX (DEPTH infinity) (/shared /private)",
+            b'GETMETADATA (MAXSIZE 4) INBOX /private/comment', b"GETMETADATA Nope /shared/comment",
+            b'SETMETADATA INBOX (/private/comment "fuzz" /shared/x NIL)', b'SETMETADATA "" (/shared/admin "x")',
+            b"SETMETADATA INBOX (/private/comment {3}\r\nabc)", b"SETMETADATA INBOX (/private/c ~{2+}\r\n\x00a)",
+            b'SETMETADATA INBOX (/bad "x")', b"GETMETADATA INBOX (DEPTH 7) /shared", b"SETMETADATA INBOX ()",
+        ])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])

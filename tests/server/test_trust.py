@@ -65,6 +65,20 @@ def subjects(c: imaplib.IMAP4, mailbox: str = "INBOX") -> dict[int, str]:
     return out
 
 
+def comment(c: imaplib.IMAP4, mailbox: str, value: str | None = None) -> bytes | None:
+    """Set (with *value*) or read the mailbox's /shared/comment METADATA entry."""
+    for command in ("GETMETADATA", "SETMETADATA"):
+        imaplib.Commands.setdefault(command, ("AUTH", "SELECTED"))
+    if value is not None:
+        typ, _ = c._simple_command("SETMETADATA", mailbox, f'(/shared/comment "{value}")')
+        assert typ == "OK"
+        return None
+    typ, data = c._simple_command("GETMETADATA", mailbox, "/shared/comment")
+    assert typ == "OK", data
+    _, found = c._untagged_response(typ, data, "METADATA")
+    return found[0] if found and found[0] is not None else None
+
+
 def account_dir(srv: ServerProcess, address: str) -> Path:
     local, _, domain = address.partition("@")
     return srv.home / "data" / "mail" / domain / local
@@ -162,6 +176,7 @@ def test_rename_killed_at_any_step_ends_old_or_new(make_server, point: str, surv
     for name in ("A", "A/B", "A/B/C"):
         c.create(name)
         c.append(name, "(\\Answered)", None, msg(f"in {name}"))
+    comment(c, "A/B", "kept")
     c.logout()
     srv.stop()
     srv.start_with_faults(f"{point}=kill@2" if point == "rename.moved" else f"{point}=kill")
@@ -175,6 +190,8 @@ def test_rename_killed_at_any_step_ends_old_or_new(make_server, point: str, surv
     for name in ("A", "A/B", "A/B/C"):
         target = base + name[1:]
         assert subjects(c, target) == {1: f"in {name}"}, target
+    # The mailbox's metadata went wherever it went.
+    assert comment(c, base + "/B") == f'{base}/B (/shared/comment "kept")'.encode()
     gone = "Z" if survives == "old" else "A"
     assert c.select(gone, readonly=True)[0] == "NO"
 
@@ -188,6 +205,7 @@ def test_delete_killed_at_any_step_never_brings_mail_back(make_server, point: st
     c = imap(srv, "del@example.com")
     c.create("Gone")
     c.append("Gone", None, None, msg("doomed"))
+    comment(c, "Gone", "doomed too")
     c.logout()
     srv.stop()
     srv.start_with_faults(f"{point}=kill")
@@ -201,10 +219,14 @@ def test_delete_killed_at_any_step_never_brings_mail_back(make_server, point: st
     c = imap(srv, "del@example.com")
     if survives:
         assert subjects(c, "Gone") == {1: "doomed"}
+        assert comment(c, "Gone") == b'Gone (/shared/comment "doomed too")'
     else:
         assert c.select("Gone", readonly=True)[0] == "NO"
         typ, data = c.list()
         assert not any(b"Gone" in line for line in data)  # type: ignore[operator]
+        # A mailbox made again under the name has none of the deleted one's metadata.
+        assert c.create("Gone")[0] == "OK"
+        assert comment(c, "Gone") is None
     assert not list((account_dir(srv, "del@example.com") / "letterbox-trash").glob("*"))
 
 

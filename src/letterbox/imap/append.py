@@ -1,4 +1,5 @@
-"""APPEND (with MULTIAPPEND, RFC 3502) and its UIDPLUS answer; REPLACE (RFC 8508)."""
+"""APPEND (with MULTIAPPEND, RFC 3502, and CATENATE, RFC 4469) and its UIDPLUS answer;
+REPLACE (RFC 8508)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,38 @@ from ..spool import Spool
 from ..store.api import MailboxNotFound, Quota, StoreError
 from . import grammar as g
 from . import wire
+from .catenate import BadURL, TooBig, assemble
 from .session import Done, IMAPSession, store_failure
+
+
+async def _message(s: IMAPSession, msg: g.AppendMessage) -> bytes | Spool | Done:
+    """The message's octets (CATENATE puts them together now), or the NO to answer."""
+    data: bytes | Spool
+    if msg.catenate is not None:
+        try:
+            data = await assemble(s, msg.catenate, s.settings.max_literal_size)
+        except BadURL as e:
+            return Done("NO", f"Cannot use that URL: {e}", e.code)
+        except TooBig as e:
+            return Done("NO", str(e), "TOOBIG")
+    else:
+        raw = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
+        assert isinstance(raw, (bytes, Spool))  # the session's spool makes Spools
+        data = raw
+    if not len(data):
+        if isinstance(data, Spool):
+            data.close()
+        return Done("NO", "Empty messages cannot be appended", "CANNOT")
+    return data
+
+
+def _close(msg: g.AppendMessage) -> None:
+    """Give back what the reader spooled for *msg*."""
+    if isinstance(msg.data, g.Spooled):
+        msg.data.close()
+    for part in msg.catenate or ():
+        if isinstance(part, g.CatText) and isinstance(part.data, g.Spooled):
+            part.data.close()
 
 
 async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
@@ -22,12 +54,15 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
     uidvalidity = mailbox.uidvalidity
     try:
         for msg in cmd.messages:
-            if not msg.data:
-                await _undo(s, mailbox.id, done)
-                return Done("NO", "Empty messages cannot be appended", "CANNOT")
             when = msg.internal_date.timestamp() if msg.internal_date is not None else None
-            data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
-            assert isinstance(data, (bytes, Spool))  # the session's spool makes Spools
+            try:
+                data = await _message(s, msg)
+            except StoreError as e:
+                await _undo(s, mailbox.id, done)
+                return store_failure(e)
+            if isinstance(data, Done):
+                await _undo(s, mailbox.id, done)
+                return data
             try:
                 async with s.ctx.spooler.loaded(data) as content:
                     result = await s.store.append(mailbox.name, content, msg.flags, when, quota)
@@ -40,8 +75,7 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
             s.stats["append"] += 1
     finally:
         for msg in cmd.messages:
-            if isinstance(msg.data, g.Spooled):
-                msg.data.close()
+            _close(msg)
     return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}")
 
 
@@ -65,8 +99,6 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
         except MailboxNotFound:
             return Done("NO", f"Mailbox {name!r} does not exist", "TRYCREATE")
         msg = cmd.message
-        if not msg.data:
-            return Done("NO", "Empty messages cannot be appended", "CANNOT")
         # RFC 8508 3.4: the quota is judged net of the message being replaced.
         quota = s.current_quota()
         if quota is not None and (quota.bytes or quota.messages):
@@ -74,13 +106,13 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
             size = recs[0].size if recs else 0
             quota = Quota(quota.bytes + size if quota.bytes else 0, quota.messages + 1 if quota.messages else 0)
         when = msg.internal_date.timestamp() if msg.internal_date is not None else None
-        data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
-        assert isinstance(data, (bytes, Spool))
+        data = await _message(s, msg)
+        if isinstance(data, Done):
+            return data
         async with s.ctx.spooler.loaded(data) as content:
             result = await s.store.append(mailbox.name, content, msg.flags, when, quota)
     finally:
-        if isinstance(cmd.message.data, g.Spooled):
-            cmd.message.data.close()
+        _close(cmd.message)
     s.stats["append"] += 1
     s.send(wire.untagged_status("OK", "Replacement message ready", f"APPENDUID {result.uidvalidity} {result.uid}"))
     # Only now, all else done, the old message goes (no EXPUNGE before, 3.4).

@@ -127,6 +127,7 @@ class IMAPSession(Session):
         r = self.reader
         r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
         r.max_command_size = PRE_AUTH_LIMIT
+        r.max_metadata_value = None
         r.spool = None
 
     def _raise_limits(self) -> None:
@@ -136,6 +137,7 @@ class IMAPSession(Session):
         r.max_literal_size = s.max_literal_size
         r.max_string_literal_size = max(65536, s.max_line_length)
         r.max_command_size = s.max_literal_size * 2
+        r.max_metadata_value = self.ctx.settings.limits.metadata_value_size
         # Message data of any size then goes to disk as it arrives (see letterbox.spool).
         r.spool = self.ctx.spooler.new
 
@@ -164,7 +166,7 @@ class IMAPSession(Session):
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
+            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
         return caps
@@ -707,7 +709,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, quota, search, selected, sort, thread
+    from . import append, fetch, mailboxes, metadata, quota, search, selected, sort, thread
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -735,6 +737,7 @@ def _registry() -> dict[str, Spec]:
     table.update(selected.COMMANDS)
     table.update(sort.COMMANDS)
     table.update(thread.COMMANDS)
+    table.update(metadata.COMMANDS)
     return table
 
 

@@ -38,7 +38,10 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     lim = settings.limits
     store = MaildirStore(
         data / "mail", exclusive=exclusive, reserve=settings.store.reserve,
-        limits=Limits(lim.mailboxes, lim.keywords, lim.keyword_length),
+        limits=Limits(
+            lim.mailboxes, lim.keywords, lim.keyword_length,
+            lim.metadata_value_size, lim.metadata_entries, lim.metadata_bytes,
+        ),
     )
     spool = data / "spool"
     spool.mkdir(exist_ok=True)

@@ -68,6 +68,19 @@ class LimitExceeded(StoreError):
     would be passed: IMAP [LIMIT]."""
 
 
+class MetadataTooBig(StoreError):
+    """A metadata value is larger than one value may be (IMAP [METADATA MAXSIZE n])."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class MetadataTooMany(StoreError):
+    """No room for more metadata: the entries of one mailbox (or of the server) or the
+    account's metadata bytes are at their limit (IMAP [METADATA TOOMANY])."""
+
+
 class DiskFull(StoreError):
     """No space left for this write (IMAP [OVERQUOTA] "Not enough disk space", LMTP 452
     4.3.1). Reading and deleting keep working on a full disk."""
@@ -252,6 +265,12 @@ class Limits:
     keywords: int = 256
     """Keywords per mailbox."""
     keyword_length: int = 128
+    metadata_value: int = 64 * 1024
+    """Octets in one metadata value (RFC 5464 asks for at least 1024)."""
+    metadata_entries: int = 100
+    """Metadata entries per mailbox, and for the server (at least 10)."""
+    metadata_bytes: int = 1024 * 1024
+    """Octets of metadata (entry names and values) per account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +419,23 @@ class AccountStore(abc.ABC):
         `MessageRecord.search`; the Message-ID lower-cased) contains *needle*, which the
         caller casefolds the same way. Lets SEARCH SUBJECT/FROM/TO/CC/BCC and HEADER
         Message-ID run inside the index, without a row per message."""
+
+    # --- metadata (RFC 5464) -------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_metadata(
+        self, mailbox: str | None, entries: Sequence[str], depth: int = 0
+    ) -> list[tuple[str, bytes]]:
+        """The (entry, value) pairs of *mailbox* (None: the server's, which are the
+        account's own) named by *entries* and, with *depth* 1 or -1 (infinity), the
+        entries below them one level or all the way; sorted, each once. Entry names are
+        lower-case and valid (the protocol checks them). Raises MailboxNotFound."""
+
+    @abc.abstractmethod
+    async def set_metadata(self, mailbox: str | None, changes: Sequence[tuple[str, bytes | None]]) -> None:
+        """Set (a value) or remove (None) entries of *mailbox* (None: the server's), all
+        in one transaction or none of them. Raises MailboxNotFound, MetadataTooBig and
+        MetadataTooMany (see `Limits`). A mailbox's entries go with it: kept by RENAME
+        (copied by RENAME INBOX), removed by DELETE."""
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod

@@ -367,13 +367,33 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """CATENATE's TEXT part (RFC 4469 5): octets as sent."""
+
+    data: LiteralData
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """CATENATE's URL part: an IMAP URL (RFC 5092) of a message or part to copy."""
+
+    url: bytes
+
+
+CatPart = CatText | CatUrl
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     data: LiteralData
-    """The message: bytes, or `Spooled` when it was big enough to go to disk."""
+    """The message: bytes, or `Spooled` when it was big enough to go to disk (empty
+    with *catenate*)."""
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
     # Sent as literal8 (~{n}, RFC 3516): may contain NULs.
     binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+    """CATENATE (RFC 4469): the parts the message is made of, in order."""
 
 
 @dataclass(slots=True)

@@ -615,10 +615,53 @@ def _append_message(cur: Cursor) -> c.AppendMessage:
         data, binary = cur.message_literal()
         cur.expect(b")", ")")
         return c.AppendMessage(data, flags, date, binary)
+    if cur.peek() in (b"C", b"c"):
+        if cur.word("CATENATE") != "CATENATE":
+            raise cur.fail("Expected message literal or CATENATE")
+        cur.sp()
+        return c.AppendMessage(b"", flags, date, catenate=_cat_parts(cur))
     if cur.peek() not in (b"{", b"~"):
         raise cur.fail("Expected message literal")
     data, binary = cur.message_literal()
     return c.AppendMessage(data, flags, date, binary)
+
+
+MAX_CAT_PARTS = 1000
+"""Parts one CATENATE may name (each URL costs a lookup and a read)."""
+
+
+def _cat_parts(cur: Cursor) -> tuple[c.CatPart, ...]:
+    """"(" cat-part *(SP cat-part) ")", cat-part = "TEXT" SP literal / "URL" SP astring
+    (RFC 4469 5)."""
+    cur.expect(b"(", "'(' after CATENATE")
+    parts: list[c.CatPart] = []
+    while True:
+        if len(parts) >= MAX_CAT_PARTS:
+            raise cur.fail(f"At most {MAX_CAT_PARTS} CATENATE parts")
+        kind = cur.word("TEXT or URL")
+        cur.sp()
+        if kind == "TEXT":
+            if cur.peek() not in (b"{", b"~"):
+                raise cur.fail("Expected a literal after TEXT")
+            data, _binary = cur.message_literal()
+            parts.append(c.CatText(data))
+        elif kind == "URL":
+            if cur.peek() == b"{":
+                # Sent as a literal, the reader took it for message data: it may not be
+                # held in memory only if it was too big for any URL.
+                data, _binary = cur.message_literal(binary_ok=False)
+                if not isinstance(data, bytes):
+                    raise cur.fail("URL too long")
+                parts.append(c.CatUrl(data))
+            else:
+                parts.append(c.CatUrl(cur.astring("URL")))
+        else:
+            raise cur.fail("Expected TEXT or URL")
+        if cur.peek() != b" ":
+            break
+        cur.i += 1
+    cur.expect(b")", "')' after CATENATE parts")
+    return tuple(parts)
 
 
 def _append(cur: Cursor, tag: str) -> c.Command:
@@ -1123,6 +1166,11 @@ from . import sort as _sort  # noqa: E402
 
 COMMANDS.update(_sort.COMMANDS)
 UID_COMMANDS.update(_sort.UID_COMMANDS)
+
+# So have GETMETADATA and SETMETADATA (RFC 5464).
+from . import metadata as _metadata  # noqa: E402
+
+COMMANDS.update(_metadata.COMMANDS)
 
 
 def _printable(name: bytes) -> str:

@@ -62,7 +62,7 @@ from ..api import (
     Unavailable,
     Usage,
 )
-from . import files, folderfile, folders, index
+from . import files, folderfile, folders, index, metadata
 from .accountdir import AccountDir, join
 from .folderfile import BLOCK
 from .pop3lock import Pop3Lock
@@ -580,6 +580,20 @@ class MaildirAccount(AccountStore):
     async def save_subscriptions(self) -> None:
         """Write the subscriptions file (after they may have changed)."""
         await files.disk_threads.run(folderfile.write_subscriptions, self.adir, sorted(self.subs))
+
+    # --- metadata (RFC 5464, see metadata.py) ------------------------------------------------
+    @_op()
+    async def get_metadata(
+        self, mailbox: str | None, entries: Sequence[str], depth: int = 0
+    ) -> list[tuple[str, bytes]]:
+        return metadata.get(self.db, metadata.mailbox_id(self, mailbox), entries, depth)
+
+    @_op()
+    async def set_metadata(self, mailbox: str | None, changes: Sequence[tuple[str, bytes | None]]) -> None:
+        if not changes:
+            return
+        async with self.write() as db:
+            metadata.set_entries(self, db, metadata.mailbox_id(self, mailbox), changes)
 
     @_op()
     async def subscriptions(self) -> list[str]:

@@ -9,7 +9,8 @@ A folder on disk and its row in the index change together or not at all:
            renamed into `letterbox-trash/`; row deleted and journal row dropped in one
            commit, fsynced; the trash emptied. Start-up puts back any folder whose journal
            row is still there (the delete never happened) and empties the trash: deleted
-           mail never comes back, and a mailbox whose delete failed keeps its mail.
+           mail never comes back, and a mailbox whose delete failed keeps its mail. The
+           mailbox's metadata goes with its row, in that commit.
   rename   the same journal, one row per folder of the hierarchy; folders renamed one by
            one; rows updated and journal dropped in one commit. A failure renames back what
            was renamed; after a crash start-up does.
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import BadMailboxName, LimitExceeded, Mailbox, MailboxExists, StoreError
-from . import files, folderfile
+from . import files, folderfile, metadata
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -206,6 +207,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
                 mid = acc.insert_row(db, name, files.folder_dirname(name), None, info)
             uids = [r[0] for r in db.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (inbox.id,))]
             _, modseq, src_modseq = acc.move_rows(db, inbox.id, uids, mid, moved)
+            metadata.copy(db, inbox.id, mid)
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
         acc.undo_moves(moved)

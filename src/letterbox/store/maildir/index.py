@@ -10,6 +10,9 @@ Usage totals and the unseen and deleted counts are kept by triggers, so quota ch
 Mailbox ids come from a counter in `meta` and are never reused, so a session that
 selected a mailbox can tell it from one created later under the same name. Tombstones
 name the expunged file's base, so start-up removes exactly that file and nothing else.
+`metadata` holds RFC 5464 entries by mailbox id (0 for the server's), so they follow a
+RENAME, and go in the same commit as the row a DELETE removes (a trigger): a mailbox made
+later under the same name has another id and starts without any.
 `folder_moves` journals folder changes until the index agrees with the folders: renames
 (RENAME, and DELETE's move to the trash) and, with no old_dir, folders being made (CREATE);
 start-up undoes what it finds there.
@@ -108,6 +111,17 @@ CREATE TABLE IF NOT EXISTS folder_moves (
     old_dir TEXT,
     new_dir TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS metadata (
+    mailbox_id INTEGER NOT NULL,
+    entry      TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, entry)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS mailbox_metadata_removed AFTER DELETE ON mailboxes BEGIN
+    DELETE FROM metadata WHERE mailbox_id = OLD.id;
+END;
 
 """
 
