@@ -136,6 +136,10 @@ class IMAPSettings(_Section):
     command_timeout: float = Field(default=600.0, gt=0)
     """Seconds one command may take to arrive, its literals included (a slow client
     trickling a message byte by byte is cut off here)."""
+    literal_minus: bool = False
+    """Advertise LITERAL- instead of LITERAL+ (RFC 7888 5; Dovecot's imap_literal_minus):
+    non-synchronizing literals then carry at most 4096 octets, so a client never sends
+    a big message the server will refuse before it has said so."""
 
 
 class POP3Settings(_Section):

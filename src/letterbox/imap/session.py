@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .. import __version__
 from ..auth.authenticator import LoginResult, Outcome
@@ -112,8 +112,16 @@ class IMAPSession(Session):
             max_literal_size=PRE_AUTH_LIMIT,
             max_string_literal_size=PRE_AUTH_LIMIT,
             max_command_size=PRE_AUTH_LIMIT,
-            non_sync_literals="LITERAL+",
+            non_sync_literals=self.literal_capability,
         )
+
+    @property
+    def literal_capability(self) -> Literal["LITERAL+", "LITERAL-"]:
+        """The non-synchronizing literals offered: never both (RFC 7888 5). LITERAL+
+        is an extension that "specifies otherwise" in RFC 9051 4.3, so its literals
+        stay unlimited after ENABLE IMAP4rev2; with LITERAL- (and so in rev2 without
+        either) they carry at most 4096 octets in both revisions."""
+        return "LITERAL-" if self.settings.literal_minus else "LITERAL+"
 
     def unauthenticate(self) -> None:
         """Forget the login and everything that came with it (RFC 8437)."""
@@ -142,7 +150,7 @@ class IMAPSession(Session):
 
     # --- capabilities ------------------------------------------------------------------
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", self.literal_capability, "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
         if self.state == NOT_AUTH:
             if self.ctx.tls is not None and not self.peer.secure:
                 caps.append("STARTTLS")
