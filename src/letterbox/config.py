@@ -136,6 +136,11 @@ class IMAPSettings(_Section):
     command_timeout: float = Field(default=600.0, gt=0)
     """Seconds one command may take to arrive, its literals included (a slow client
     trickling a message byte by byte is cut off here)."""
+    progress_interval: float = Field(default=10.0, ge=0)
+    """Seconds between two INPROGRESS notices (RFC 9585) of a long command, the first
+    one included (0: at every step of its work, for tests)."""
+    max_search_mailboxes: int = Field(default=1000, ge=1)
+    """Mailboxes one ESEARCH (RFC 7377 MULTISEARCH) may search; more is NO [LIMIT]."""
     literal_minus: bool = False
     """Advertise LITERAL- instead of LITERAL+ (RFC 7888 5; Dovecot's imap_literal_minus):
     non-synchronizing literals then carry at most 4096 octets, so a client never sends

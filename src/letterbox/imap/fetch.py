@@ -382,6 +382,7 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if not pairs:
         return _done(verb, expunge_issued)
     unknown_cte = False
+    s.progress.total = len(pairs)
     # A part of the messages at a time: reading 100,000 index rows in one go would hold
     # the event loop (and every other session) for a third of a second.
     for start in range(0, len(pairs), _FETCH_ROWS):
@@ -401,13 +402,13 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
             seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
         if plan.bodies:
             try:
-                cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+                cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now, start)
             except StreamBroken:
                 return Done("NO", "Reading a message failed")  # not sent: the connection ends
             unknown_cte = unknown_cte or cte
             expunge_issued = expunge_issued or vanished
         else:
-            await _send_index_rows(s, plan, rows)
+            await _send_index_rows(s, plan, rows, start)
         await s.flush()
     if unknown_cte:
         # RFC 3516 4.3: a CTE the server cannot decode fails the command.
@@ -431,6 +432,7 @@ async def _fetch_flags_fast(
         uid_ranges = [(lo, min(hi, last)) for lo, hi in cmd.sequence_set.resolve(last) if lo <= last]
     else:
         uid_ranges = [(uids[lo - 1], uids[hi - 1]) for lo, hi in cmd.sequence_set.resolve(n) if lo <= n]
+    s.progress.total = sum(bisect.bisect_right(uids, hi) - bisect.bisect_left(uids, lo) for lo, hi in uid_ranges)
     table = await store.flag_table(view.mailbox.id)
     tuids, tids = table.uids, table.flag_ids
     shown = [view.shown_flags(0, t.split(), True) for t in table.texts]
@@ -459,6 +461,7 @@ async def _fetch_flags_fast(
             count += b - a
             s.send(data)
             await s.flush()
+            await s.progress.step(count)
     s.stats["fetch"] += count
     s.stats["fetch_bytes"] += size
     return _done(verb, missing)
@@ -529,7 +532,7 @@ def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[byte
     return out
 
 
-async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]]) -> None:
+async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]], done: int) -> None:
     """Rows made of index items only (no body item, so no implicit \\Seen either).
 
     This is the `FETCH 1:* (FLAGS)` path: one comprehension per chunk, with the common
@@ -558,6 +561,7 @@ async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, Me
         size += len(data)
         s.send(data)
         await s.flush()
+        await s.progress.step(done + start + len(batch))
     s.stats["fetch"] += len(rows)
     s.stats["fetch_bytes"] += size
 
@@ -569,15 +573,24 @@ async def _send_with_content(
     store: AccountStore,
     rows: list[tuple[int, MessageRecord]],
     seen_now: set[int],
+    done: int,
 ) -> tuple[bool, bool]:
-    """Rows that need message content. Returns whether a BINARY item hit an unknown
-    Content-Transfer-Encoding and whether a message file had vanished; either way that
-    message gets no response."""
+    """Rows that need message content (*done* rows of the command came before them).
+    Returns whether a BINARY item hit an unknown Content-Transfer-Encoding and whether a
+    message file had vanished; either way that message gets no response."""
     mailbox_id = view.mailbox.id
     chunk: list[bytes] = []
     chunk_size = 0
     unknown_cte = vanished = False
-    for m, r in rows:
+    for i, (m, r) in enumerate(rows):
+        if s.progress.due():
+            # Reading content can be slow: a notice between two whole responses.
+            if chunk:
+                s.send(b"".join(chunk))
+                s.stats["fetch"] += len(chunk)
+                s.stats["fetch_bytes"] += chunk_size
+                chunk, chunk_size = [], 0
+            await s.progress.step(done + i)
         c = _Content(store, mailbox_id, r, plan.read_whole, plan.needs_tree)
         items: list[bytes | _Stream] = []
         try:

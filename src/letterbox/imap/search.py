@@ -13,7 +13,6 @@ base64/quoted-printable and charsets of text parts).
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import datetime
 import operator
@@ -240,9 +239,12 @@ def content_keys(key: g.SearchKey, out: dict[tuple[str, bool], int]) -> dict[tup
 class _Search:
     def __init__(
         self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField],
-        needles: dict[tuple[str, bool], int],
+        needles: dict[tuple[str, bool], int], counts: bool = True,
     ) -> None:
         self.s = s
+        self.counts = counts
+        """Whether this search's own progress is the command's (not for one mailbox of
+        many: ESEARCH counts mailboxes)."""
         self.view = view
         self.store = store
         self.mailbox_id = view.mailbox.id
@@ -261,10 +263,18 @@ class _Search:
         missing = [u for u in uids if u not in rows]
         for start in range(0, len(missing), _ROWS_PER_READ):
             if start:
-                await asyncio.sleep(0)  # a big mailbox is read in pieces
+                await self.pause(start, len(missing))  # a big mailbox is read in pieces
             for r in await self.store.fetch(self.mailbox_id, missing[start : start + _ROWS_PER_READ], fields):
                 rows[r.uid] = r
         return rows
+
+    async def pause(self, done: int | None = None, total: int | None = None) -> None:
+        """Let other sessions run, and tell the client how far the search is when it
+        has taken long (RFC 9585)."""
+        if self.counts:
+            await self.s.progress.step(done, total)
+        else:
+            await self.s.progress.step()
 
     async def match(self, key: g.SearchKey, cands: list[int]) -> list[int]:
         """The candidates (ascending UIDs) that match *key*, still ascending."""
@@ -366,7 +376,7 @@ class _Search:
             envelopes = await self.rows(maybe, ("envelope",))
             for i, u in enumerate(maybe):
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                    await asyncio.sleep(0)
+                    await self.pause(i, len(maybe))
                 r = envelopes.get(u)
                 if r is not None and needle in _address_text(r.envelope, index):
                     hits.add(u)
@@ -379,7 +389,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -400,7 +410,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -430,7 +440,7 @@ class _Search:
             if needle in text:
                 hits.add(index)
             if len(text) > _LONG_TEXT:
-                await asyncio.sleep(0)
+                await self.pause()
         return frozenset(hits)
 
 

@@ -10,6 +10,9 @@ from . import wire
 from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
 from .view import RecentSet, SelectedView
 
+# Messages one STORE changes at a time, sending their answers before the next ones.
+_STORE_CHUNK = 5000
+
 
 def _store(s: IMAPSession) -> AccountStore:
     assert s.store is not None
@@ -106,7 +109,8 @@ async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
     if not view.readonly:
         uids = await _deleted_uids(s)
         if uids:
-            gone = await _store(s).expunge(view.mailbox.id, uids)
+            s.progress.total = len(uids)
+            gone = await _store(s).expunge(view.mailbox.id, uids, s.progress.step)
             s.stats["expunge"] += len(gone)
     # RFC 9051 6.4.1: CLOSE reports no EXPUNGE responses.
     s._close_view()
@@ -136,7 +140,8 @@ async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
     uids = await _deleted_uids(s, candidates)
     gone: list[int] = []
     if uids:
-        gone = await _store(s).expunge(view.mailbox.id, uids)
+        s.progress.total = len(uids)
+        gone = await _store(s).expunge(view.mailbox.id, uids, s.progress.step)
         s.stats["expunge"] += len(gone)
         for line in view.remove_own(gone):
             s.send(line)
@@ -155,6 +160,31 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     uids = [u for _, u in pairs if u not in view.pending_expunge]
     mode = {"+": "add", "-": "remove"}.get(cmd.mode, "replace")
     flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    modified: list[int] = []
+    s.progress.total = len(uids)
+    # A part at a time, each part's answers sent before the next: one STORE over 100,000
+    # messages neither holds the event loop nor piles up its FETCH responses.
+    for start in range(0, len(uids), _STORE_CHUNK):
+        if start:
+            await s.flush()
+            await s.progress.step(start)
+        part = uids[start : start + _STORE_CHUNK]
+        modified += await _store_part(s, view, cmd, part, mode, flags)
+    if modified:
+        numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
+        return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
+    if pairs and not uids and not cmd.silent:
+        # RFC 2180 4.2.3: only messages another session expunged: a tagged NO. With some
+        # left (4.2.2 allows OK or NO) or .SILENT (4.2.1: OK), OK as Dovecot answers.
+        return Done("NO", "The requested messages no longer exist", "EXPUNGEISSUED")
+    return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
+
+
+async def _store_part(
+    s: IMAPSession, view: SelectedView, cmd: g.Store, uids: list[int], mode: str, flags: list[str]
+) -> list[int]:
+    """STORE on *uids*, with its FETCH responses; returns the UIDs that UNCHANGEDSINCE
+    kept from changing (RFC 7162 3.1.3: MODIFIED)."""
     store = _store(s)
     changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince)  # type: ignore[arg-type]
     s.stats["store"] += len(changed)
@@ -185,14 +215,7 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
             msn = view.msn(meta.uid)
             if msn is not None:
                 s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq]))
-    if modified:
-        numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
-        return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
-    if pairs and not uids and not cmd.silent:
-        # RFC 2180 4.2.3: only messages another session expunged: a tagged NO. With some
-        # left (4.2.2 allows OK or NO) or .SILENT (4.2.1: OK), OK as Dovecot answers.
-        return Done("NO", "The requested messages no longer exist", "EXPUNGEISSUED")
-    return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
+    return modified
 
 
 async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Done:
@@ -212,16 +235,18 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
     quota = s.current_quota()
+    s.progress.total = len(uids)
+    progress = s.progress.step
     if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.
-        result = await store.copy(view.mailbox.id, uids, dest, None)
+        result = await store.copy(view.mailbox.id, uids, dest, None, progress)
         await store.expunge(view.mailbox.id, result.source_uids)
     elif move:
-        result = await store.move(view.mailbox.id, uids, dest)
+        result = await store.move(view.mailbox.id, uids, dest, progress)
     else:
-        result = await store.copy(view.mailbox.id, uids, dest, quota)
+        result = await store.copy(view.mailbox.id, uids, dest, quota, progress)
     code = None
     if result.source_uids:
         code = (

@@ -34,6 +34,7 @@ from ..store.api import AccountStore, Quota, StoreError
 from . import grammar as g
 from . import wire
 from .grammar import mutf7
+from .progress import Progress
 from .view import SelectedView, ViewGone
 
 log = logging.getLogger("letterbox.imap")
@@ -80,6 +81,8 @@ class IMAPSession(Session):
         self.ctx = ctx
         self.settings = ctx.settings.imap
         self.reader = self._new_reader()
+        self.progress = Progress(self, "")
+        """The running command's INPROGRESS notices (RFC 9585)."""
         self.state = NOT_AUTH
         self.rev2 = False
         self.condstore = False
@@ -171,7 +174,7 @@ class IMAPSession(Session):
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
-            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
+            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -345,6 +348,7 @@ class IMAPSession(Session):
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid)
+        self.progress = Progress(self, cmd.tag)
         try:
             done = await spec.handler(self, cmd)
         except BadName as e:
