@@ -173,7 +173,7 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
-            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
@@ -716,7 +716,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, quota, search, selected, sort, thread
+    from . import append, fetch, mailboxes, multisearch, quota, search, selected, sort, thread
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -744,6 +744,7 @@ def _registry() -> dict[str, Spec]:
     table.update(selected.COMMANDS)
     table.update(sort.COMMANDS)
     table.update(thread.COMMANDS)
+    table.update(multisearch.COMMANDS)
     return table
 
 
