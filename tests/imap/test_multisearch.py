@@ -165,6 +165,8 @@ def test_every_source_option(tmp_path: Path) -> None:
         assert await names("subtree-one (Work/A Archive)") == {"Work/A", "Work/A/B", "Archive"}
         # No wildcards (RFC 5465 6.6).
         assert await names('mailboxes "W*"') == set()
+        # A filter given thousands of times is one filter.
+        assert await names("personal " * 3000 + "mailboxes (" + "Work " * 3000 + "Work)") == every
         # Duplicates are searched once.
         out = await c.cmd("d ESEARCH IN (personal inboxes mailboxes INBOX subtree INBOX) SUBJECT hit")
         assert out.count(b"MAILBOX INBOX ") == 1, out

@@ -41,28 +41,29 @@ async def mailboxes(s: IMAPSession, sources: tuple[Source, ...]) -> list[Mailbox
     nothing there."""
     store = s.store
     assert store is not None
-    every = await store.list_mailboxes()
-    chosen: dict[int, Mailbox] = {}
+    # Each kind once, with all the names given for it: a command line may repeat a
+    # filter thousands of times, or name thousands of mailboxes, and an account may have
+    # 10,000; one pass over them with set lookups whatever the line says.
+    kinds: set[str] = set()
+    named: dict[str, set[str]] = {"MAILBOXES": set(), "SUBTREE": set(), "SUBTREE-ONE": set()}
     for source in sources:
-        kind = source.kind
-        names = [_canonical(s.decode_name(raw)) for raw in source.mailboxes]
-        if kind == "SELECTED":
-            assert s.view is not None
-            chosen.setdefault(s.view.mailbox.id, s.view.mailbox)
-            continue
-        for mbox in every:
-            if kind == "PERSONAL":
-                hit = True
-            elif kind == "INBOXES":
-                hit = mbox.name == "INBOX"  # mail is delivered to INBOX only
-            elif kind == "SUBSCRIBED":
-                hit = mbox.subscribed
-            elif kind == "MAILBOXES":
-                hit = mbox.name in names  # no wildcards (RFC 5465 6.6)
-            else:
-                hit = any(_below(mbox.name, name, kind == "SUBTREE-ONE") for name in names)
-            if hit:
-                chosen.setdefault(mbox.id, mbox)
+        kinds.add(source.kind)
+        if source.kind in named:
+            named[source.kind].update(_canonical(s.decode_name(raw)) for raw in source.mailboxes)
+    chosen: dict[int, Mailbox] = {}
+    if "SELECTED" in kinds:
+        assert s.view is not None
+        chosen[s.view.mailbox.id] = s.view.mailbox
+    for mbox in await store.list_mailboxes():
+        if (
+            "PERSONAL" in kinds
+            or ("INBOXES" in kinds and mbox.name == "INBOX")  # mail is delivered to INBOX only
+            or ("SUBSCRIBED" in kinds and mbox.subscribed)
+            or mbox.name in named["MAILBOXES"]  # no wildcards (RFC 5465 6.6)
+            or _in_subtree(mbox.name, named["SUBTREE"], False)
+            or _in_subtree(mbox.name, named["SUBTREE-ONE"], True)
+        ):
+            chosen.setdefault(mbox.id, mbox)
     return sorted(chosen.values(), key=lambda m: m.name)
 
 
@@ -74,14 +75,22 @@ def _canonical(name: str) -> str:
     return "INBOX" + sep + rest if first.upper() == "INBOX" else name
 
 
-def _below(name: str, top: str, one_level: bool) -> bool:
-    """SUBTREE: *top* and every mailbox under it; SUBTREE-ONE: *top* and its children
-    (RFC 7377 2.2). The hierarchy is names, so it has no loops to defend against."""
-    if name == top:
-        return True
-    if not name.startswith(top + DELIMITER):
+def _in_subtree(name: str, tops: set[str], one_level: bool) -> bool:
+    """SUBTREE: whether *name* is one of *tops* or under one; SUBTREE-ONE: one of them
+    or a child of one (RFC 7377 2.2). The hierarchy is names, so it has no loops to
+    defend against; a name has few levels, so this is a few set lookups."""
+    if not tops:
         return False
-    return not one_level or DELIMITER not in name[len(top) + 1 :]
+    if name in tops:
+        return True
+    cut = name.rfind(DELIMITER)
+    while cut > 0:
+        if name[:cut] in tops:
+            return True
+        if one_level:
+            return False
+        cut = name.rfind(DELIMITER, 0, cut)
+    return False
 
 
 async def cmd_esearch(s: IMAPSession, cmd: ESearch) -> Done:
