@@ -127,7 +127,14 @@ class _Plan:
 
     def __init__(self, s: IMAPSession, view: SelectedView, cmd: g.Fetch) -> None:
         attrs = list(cmd.attributes)
-        if cmd.uid:
+        self.uidonly = view.uidonly
+        self.head = b"* %d UIDFETCH (" if view.uidonly else b"* %d FETCH ("
+        """Each response's start, for its message number (with UIDONLY, its UID)."""
+        if view.uidonly:
+            # RFC 9586: a UIDFETCH response names the message by its UID; a UID item
+            # would say it again (Cyrus leaves it out too), unless it is all there is.
+            attrs = [a for a in attrs if a.name != "UID"] or [g.FetchAttribute("UID")]
+        elif cmd.uid:
             # RFC 9051 6.4.9: UID FETCH always returns UID; Dovecot puts it first.
             attrs.insert(0, g.FetchAttribute("UID"))
         if cmd.changedsince is not None:
@@ -368,8 +375,10 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
         and not view.pending_expunge
         and not cmd.sequence_set.last_result
     ):
-        return await _fetch_flags_fast(s, view, store, cmd, verb, plan.items[0] == "UID")
+        return await _fetch_flags_fast(s, view, store, cmd, verb, plan)
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    if plan.uidonly:
+        pairs = [(u, u) for _, u in pairs]  # the UIDFETCH responses' numbers are UIDs
     gone = view.pending_expunge
     # RFC 2180 4.1.2: messages another session expunged (not yet reported) return nothing;
     # like Dovecot the command still succeeds, flagged EXPUNGEISSUED.
@@ -417,7 +426,7 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
 
 
 async def _fetch_flags_fast(
-    s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, with_uid: bool
+    s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, plan: _Plan
 ) -> Done:
     """`FETCH 1:* (FLAGS)` and `UID FETCH 1:* (FLAGS)`, the commands clients resync with,
     answered from the store's flag table and formatted in bulk, with one `FLAGS (...)`
@@ -439,6 +448,7 @@ async def _fetch_flags_fast(
     plain = [wire.flag_list(f) for f in shown]
     recent = [wire.flag_list([*f, "\\Recent"]) for f in shown]
     recent_set = view.recent if not s.rev2 else RecentSet()
+    with_uid = plan.items[0] == "UID"
     missing = False
     count = size = 0
     for lo, hi in uid_ranges:
@@ -451,10 +461,12 @@ async def _fetch_flags_fast(
         else:  # the view still shows messages expunged meanwhile (reported later)
             msns, ruids, rids = _common_rows(uids, k, end, tuids, tids, i, j)
             missing = missing or len(msns) < end - k
+        if plan.uidonly:
+            msns = ruids  # UIDFETCH responses are numbered by UID
         for a in range(0, len(msns), _BATCH_ROWS):
             b = min(a + _BATCH_ROWS, len(msns))
             data = b"".join(
-                _flag_lines(msns[x:y], ruids[x:y], rids[x:y], recent if is_recent else plain, with_uid)
+                _flag_lines(plan.head, msns[x:y], ruids[x:y], rids[x:y], recent if is_recent else plain, with_uid)
                 for x, y, is_recent in recent_set.segments(ruids, a, b)
             )
             size += len(data)
@@ -468,12 +480,12 @@ async def _fetch_flags_fast(
 
 
 def _flag_lines(
-    msns: Sequence[int], uids: Sequence[int], ids: Sequence[int], flags: list[bytes], with_uid: bool
+    head: bytes, msns: Sequence[int], uids: Sequence[int], ids: Sequence[int], flags: list[bytes], with_uid: bool
 ) -> bytes:
     shown = map(flags.__getitem__, ids)
     if with_uid:
-        return b"".join(map(b"* %d FETCH (UID %d FLAGS %s)\r\n".__mod__, zip(msns, uids, shown, strict=True)))
-    return b"".join(map(b"* %d FETCH (FLAGS %s)\r\n".__mod__, zip(msns, shown, strict=True)))
+        return b"".join(map((head + b"UID %d FLAGS %s)\r\n").__mod__, zip(msns, uids, shown, strict=True)))
+    return b"".join(map((head + b"FLAGS %s)\r\n").__mod__, zip(msns, shown, strict=True)))
 
 
 def _common_rows(
@@ -525,7 +537,7 @@ def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[byte
     if not plan.has_flags:
         out.append(plan.flags_writer(r))
     if view.condstore:
-        if not plan.has_uid:
+        if not plan.has_uid and not plan.uidonly:
             out.append(b"UID %d" % r.uid)
         if not plan.has_modseq:
             out.append(b"MODSEQ (%d)" % r.modseq)
@@ -542,21 +554,23 @@ async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, Me
     uid_first = plan.items[0] == "UID"
     if uid_first:
         writers = writers[1:]
+    head = plan.head
+    with_uid, with_one = head + b"UID %d %s)\r\n", head + b"%s)\r\n"
     size = 0
     for start in range(0, len(rows), _BATCH_ROWS):
         batch = rows[start : start + _BATCH_ROWS]
         if uid_first and not writers:
-            lines = [b"* %d FETCH (UID %d)\r\n" % (m, r.uid) for m, r in batch]
+            lines = [(head + b"UID %d)\r\n") % (m, r.uid) for m, r in batch]
         elif uid_first and len(writers) == 1:
             w = writers[0]
-            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, w(r)) for m, r in batch]
+            lines = [with_uid % (m, r.uid, w(r)) for m, r in batch]
         elif uid_first:
-            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, b" ".join([w(r) for w in writers])) for m, r in batch]
+            lines = [with_uid % (m, r.uid, b" ".join([w(r) for w in writers])) for m, r in batch]
         elif len(writers) == 1:
             w = writers[0]
-            lines = [b"* %d FETCH (%s)\r\n" % (m, w(r)) for m, r in batch]
+            lines = [with_one % (m, w(r)) for m, r in batch]
         else:
-            lines = [b"* %d FETCH (%s)\r\n" % (m, b" ".join([w(r) for w in writers])) for m, r in batch]
+            lines = [with_one % (m, b" ".join([w(r) for w in writers])) for m, r in batch]
         data = b"".join(lines)
         size += len(data)
         s.send(data)
@@ -610,8 +624,8 @@ async def _send_with_content(
             # \Seen was set already and is not echoed later: report the flags alone.
             flags = [plan.flags_writer(r)]
             if view.condstore:
-                flags += [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
-            line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(flags))
+                flags += [b"MODSEQ (%d)" % r.modseq] if plan.uidonly else [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
+            line = (plan.head + b"%s)\r\n") % (m, b" ".join(flags))
             chunk.append(line)
             chunk_size += len(line)
             continue
@@ -622,14 +636,14 @@ async def _send_with_content(
                 s.send(b"".join(chunk))
                 chunk, chunk_size = [], 0
             try:
-                sent = await _stream_response(s, store, mailbox_id, m, r.uid, items)
+                sent = await _stream_response(s, store, mailbox_id, plan.head % m, r.uid, items)
             except MessageGone:
                 vanished = True
                 continue
             s.stats["fetch"] += 1
             s.stats["fetch_bytes"] += sent
             continue
-        line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(i for i in items if isinstance(i, bytes)))
+        line = plan.head % m + b" ".join(i for i in items if isinstance(i, bytes)) + b")\r\n"
         chunk.append(line)
         chunk_size += len(line)
         if len(chunk) >= _BATCH_ROWS or chunk_size >= _BATCH_BYTES:
@@ -646,7 +660,7 @@ async def _send_with_content(
 
 
 async def _stream_response(
-    s: IMAPSession, store: AccountStore, mailbox_id: int, msn: int, uid: int, items: list[bytes | _Stream]
+    s: IMAPSession, store: AccountStore, mailbox_id: int, head: bytes, uid: int, items: list[bytes | _Stream]
 ) -> int:
     """One FETCH response whose big content goes out as it is read. Every file is opened
     before the first byte is sent (MessageGone then means no response at all); a read that
@@ -659,7 +673,7 @@ async def _stream_response(
                     store.read_chunks(mailbox_id, uid, item.start, item.length)
                 )
         sent = 0
-        s.send(b"* %d FETCH (" % msn)
+        s.send(head)
         for i, item in enumerate(items):
             if i:
                 s.send(b" ")

@@ -45,13 +45,14 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
         s.condstore = True  # RFC 7162 3.1: CONDSTORE enabling, for the whole connection
     view.condstore = s.condstore
     view.qresync = s.qresync
+    view.uidonly = s.uidonly
     s.select_view(view)
     s.send(view.flags_response())
     s.send(b"* %d EXISTS\r\n" % view.exists)
     if not s.rev2:
         s.send(b"* %d RECENT\r\n" % view.recent_count())
         first_unseen = view.msn(first_unseen_uid) if first_unseen_uid is not None else None
-        if first_unseen is not None:
+        if first_unseen is not None and not s.uidonly:  # a message number: not with UIDONLY
             s.send(wire.untagged_status("OK", f"First unseen is {first_unseen}", f"UNSEEN {first_unseen}"))
     if readonly:
         s.send(wire.untagged_status("OK", "No permanent flags permitted", "PERMANENTFLAGS ()"))
@@ -97,11 +98,12 @@ async def _quick_resync(s: IMAPSession, view: SelectedView, q: g.QResync) -> Non
     if gone:
         s.send(b"* VANISHED (EARLIER) " + wire.sequence_set(gone) + b"\r\n")
     for meta in cs.updated:
-        msn = view.msn(meta.uid)
-        if msn is None or not wanted(meta.uid):
+        if not wanted(meta.uid):
             continue
         flags = wire.flag_list(view.shown_flags(meta.uid, meta.flags, s.rev2))
-        s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"FLAGS " + flags, b"MODSEQ (%d)" % meta.modseq]))
+        line = view.fetch_response(meta.uid, [b"UID %d" % meta.uid, b"FLAGS " + flags, b"MODSEQ (%d)" % meta.modseq])
+        if line is not None:
+            s.send(line)
 
 
 async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
@@ -200,21 +202,20 @@ async def _store_part(
     if not cmd.silent:
         recs = await store.fetch(view.mailbox.id, uids, ["flags", "modseq"])
         for r in recs:
-            msn = view.msn(r.uid)
-            if msn is None:
-                continue
             items = [b"FLAGS " + wire.flag_list(view.shown_flags(r.uid, r.flags, s.rev2))]
             if cmd.uid or view.condstore:
                 items.append(b"UID %d" % r.uid)
             if view.condstore:
                 items.append(b"MODSEQ (%d)" % r.modseq)
-            s.send(wire.fetch_response(msn, items))
+            response = view.fetch_response(r.uid, items)
+            if response is not None:
+                s.send(response)
     if cmd.silent and view.condstore:
         # RFC 7162 3.1.3: .SILENT does not hide the new MODSEQ of changed messages.
         for meta in changed:
-            msn = view.msn(meta.uid)
-            if msn is not None:
-                s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq]))
+            response = view.fetch_response(meta.uid, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq])
+            if response is not None:
+                s.send(response)
     return modified
 
 

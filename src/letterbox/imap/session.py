@@ -32,7 +32,7 @@ from ..server.context import Context
 from ..server.session import Peer, Session
 from ..store.api import AccountStore, Quota, StoreError
 from . import grammar as g
-from . import wire
+from . import uidonly, wire
 from .grammar import mutf7
 from .progress import Progress
 from .view import SelectedView, ViewGone
@@ -100,6 +100,8 @@ class IMAPSession(Session):
         """COMPRESS=DEFLATE is on (RFC 4978)."""
         self.utf8_accept = False
         """ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8, as in IMAP4rev2."""
+        self.uidonly = False
+        """ENABLE UIDONLY (RFC 9586): messages are named by UID only, both ways."""
         self._dirty = False
         self._bad = 0
         self._failed_logins = 0
@@ -135,6 +137,7 @@ class IMAPSession(Session):
         self.account = None
         self.store = None
         self.rev2 = self.condstore = self.qresync = self._announce_modseq = self.utf8_accept = False
+        self.uidonly = False
         # Commands pipelined after this one stay in the reader, under pre-login limits.
         r = self.reader
         r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
@@ -174,7 +177,7 @@ class IMAPSession(Session):
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
-            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS",
+            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -341,6 +344,11 @@ class IMAPSession(Session):
             return
         if self.state not in spec.states:
             self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not allowed in the {self.state} state"))
+            self._count_bad()
+            return
+        if self.uidonly and (why := uidonly.numbers_in(cmd)) is not None:
+            # RFC 9586 3: no message sequence numbers once UIDONLY is on.
+            self.send(wire.tagged(cmd.tag, "BAD", why, "UIDREQUIRED"))
             self._count_bad()
             return
         uid = bool(getattr(cmd, "uid", False))
@@ -696,6 +704,11 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
             enabled.append("QRESYNC")
             if s.view is not None:
                 s.view.qresync = True
+        elif c == "UIDONLY" and not s.uidonly:
+            s.uidonly = True
+            enabled.append("UIDONLY")
+            if s.view is not None:
+                s.view.uidonly = True
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 
