@@ -555,12 +555,12 @@ async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, Me
     if uid_first:
         writers = writers[1:]
     head = plan.head
-    with_uid, with_one = head + b"UID %d %s)\r\n", head + b"%s)\r\n"
+    uid_alone, with_uid, with_one = head + b"UID %d)\r\n", head + b"UID %d %s)\r\n", head + b"%s)\r\n"
     size = 0
     for start in range(0, len(rows), _BATCH_ROWS):
         batch = rows[start : start + _BATCH_ROWS]
         if uid_first and not writers:
-            lines = [(head + b"UID %d)\r\n") % (m, r.uid) for m, r in batch]
+            lines = [uid_alone % (m, r.uid) for m, r in batch]
         elif uid_first and len(writers) == 1:
             w = writers[0]
             lines = [with_uid % (m, r.uid, w(r)) for m, r in batch]

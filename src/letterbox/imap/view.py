@@ -207,7 +207,7 @@ class SelectedView:
 
     def _expunge_now(self) -> list[bytes]:
         """EXPUNGE responses, highest sequence number first so that none needs adjusting,
-        or with QRESYNC one VANISHED response for them all."""
+        or with QRESYNC or UIDONLY one VANISHED response for them all."""
         out = []
         msns = sorted((m for u in self.pending_expunge if (m := self.msn(u)) is not None), reverse=True)
         vanished = self.qresync or self.uidonly
