@@ -140,6 +140,15 @@ class IMAPSettings(_Section):
     """How to reach the administrator, for the METADATA server entry /shared/admin
     (RFC 5464 3.2.1.1): a URI (mailto:, tel:, https:) or a bare address, which becomes a
     mailto:. Empty: the [delivery] postmaster account; with neither, no such entry."""
+    progress_interval: float = Field(default=10.0, ge=0)
+    """Seconds between two INPROGRESS notices (RFC 9585) of a long command, the first
+    one included (0: at every step of its work, for tests)."""
+    max_search_mailboxes: int = Field(default=1000, ge=1)
+    """Mailboxes one ESEARCH (RFC 7377 MULTISEARCH) may search; more is NO [LIMIT]."""
+    literal_minus: bool = False
+    """Advertise LITERAL- instead of LITERAL+ (RFC 7888 5; Dovecot's imap_literal_minus):
+    non-synchronizing literals then carry at most 4096 octets, so a client never sends
+    a big message the server will refuse before it has said so."""
 
 
 class POP3Settings(_Section):

@@ -323,6 +323,8 @@ def _imap_body(rng: random.Random) -> bytes:
         return cmd
     if r < 9:
         cmd = _uid(rng) + b"SEARCH"
+        if rng.random() < 0.25:
+            cmd = _esearch_source(rng)
         if rng.random() < 0.3:
             cmd += b" RETURN (" + b" ".join(rng.sample([b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE"], rng.randint(0, 3))) + b")"
         if rng.random() < 0.2:
@@ -359,7 +361,7 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 27:
         return _authenticate(rng)
     if r < 28:
-        caps = [b"CONDSTORE", b"QRESYNC", b"IMAP4rev2", b"UTF8=ACCEPT", b"BOGUS"]
+        caps = [b"CONDSTORE", b"QRESYNC", b"IMAP4rev2", b"UTF8=ACCEPT", b"UIDONLY", b"BOGUS"]
         return b"ENABLE " + b" ".join(rng.sample(caps, rng.randint(1, 3)))
     if r < 29:
         return pick(rng, [b"ID NIL", b'ID ("name" "fuzz" "version" "1")', b"ID ()", b'ID ("k" NIL)', b'ID ("a")'])
@@ -384,6 +386,22 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
+
+
+def _esearch_source(rng: random.Random) -> bytes:
+    """ESEARCH (RFC 7377) with source options, good and bad."""
+    filters = []
+    for _ in range(rng.randint(0, 3)):
+        kind = pick(rng, [b"selected", b"inboxes", b"personal", b"subscribed", b"subtree", b"subtree-one",
+                          b"mailboxes", b"selected-delayed", b"BOGUS"])
+        if kind in (b"subtree", b"subtree-one", b"mailboxes"):
+            names = [mailbox(rng) for _ in range(rng.randint(1, 3))]
+            kind += b" " + (names[0] if len(names) == 1 and rng.random() < 0.5 else b"(" + b" ".join(names) + b")")
+        filters.append(kind)
+    cmd = pick(rng, [b"ESEARCH", b"UID ESEARCH"])
+    if filters or rng.random() < 0.1:
+        cmd += b" IN (" + b" ".join(filters) + (b" (SCOPE)" if rng.random() < 0.05 else b"") + b")"
+    return cmd
 
 
 def imap_command(rng: random.Random) -> bytes:

@@ -13,7 +13,6 @@ base64/quoted-printable and charsets of text parts).
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import datetime
 import operator
@@ -240,9 +239,12 @@ def content_keys(key: g.SearchKey, out: dict[tuple[str, bool], int]) -> dict[tup
 class _Search:
     def __init__(
         self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField],
-        needles: dict[tuple[str, bool], int],
+        needles: dict[tuple[str, bool], int], counts: bool = True,
     ) -> None:
         self.s = s
+        self.counts = counts
+        """Whether this search's own progress is the command's (not for one mailbox of
+        many: ESEARCH counts mailboxes)."""
         self.view = view
         self.store = store
         self.mailbox_id = view.mailbox.id
@@ -261,10 +263,18 @@ class _Search:
         missing = [u for u in uids if u not in rows]
         for start in range(0, len(missing), _ROWS_PER_READ):
             if start:
-                await asyncio.sleep(0)  # a big mailbox is read in pieces
+                await self.pause(start, len(missing))  # a big mailbox is read in pieces
             for r in await self.store.fetch(self.mailbox_id, missing[start : start + _ROWS_PER_READ], fields):
                 rows[r.uid] = r
         return rows
+
+    async def pause(self, done: int | None = None, total: int | None = None) -> None:
+        """Let other sessions run, and tell the client how far the search is when it
+        has taken long (RFC 9585)."""
+        if self.counts:
+            await self.s.progress.step(done, total)
+        else:
+            await self.s.progress.step()
 
     async def match(self, key: g.SearchKey, cands: list[int]) -> list[int]:
         """The candidates (ascending UIDs) that match *key*, still ascending."""
@@ -366,7 +376,7 @@ class _Search:
             envelopes = await self.rows(maybe, ("envelope",))
             for i, u in enumerate(maybe):
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                    await asyncio.sleep(0)
+                    await self.pause(i, len(maybe))
                 r = envelopes.get(u)
                 if r is not None and needle in _address_text(r.envelope, index):
                     hits.add(u)
@@ -379,7 +389,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -400,7 +410,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -430,7 +440,7 @@ class _Search:
             if needle in text:
                 hits.add(index)
             if len(text) > _LONG_TEXT:
-                await asyncio.sleep(0)
+                await self.pause()
         return frozenset(hits)
 
 
@@ -571,28 +581,56 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
 # --- the command -----------------------------------------------------------------------
 
 
+Plan = tuple[set[FetchField], bool, dict[tuple[str, bool], int]]
+"""What a search reads per message: index fields, whether it has MODSEQ, BODY/TEXT strings."""
+
+
+def plan(s: IMAPSession, charset: str | None, key: g.SearchKey) -> Plan | Done:
+    """The checks every SEARCH and ESEARCH makes before it reads a message, and what it
+    will read; or the answer that ends it."""
+    if charset is not None and s.utf8_accept:
+        # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
+        return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
+    if charset is not None and charset not in CHARSETS:
+        return Done("NO", f"Unsupported charset {charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+    fields: set[FetchField] = set()
+    has_modseq = _fields(key, fields)
+    if has_modseq:
+        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+    needles = content_keys(key, {})
+    if len(needles) > MAX_CONTENT_KEYS:
+        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
+    return fields, has_modseq, needles
+
+
+def returned(found: list[int], options: set[str]) -> list[int]:
+    """The messages a search returns: MIN/MAX alone return, and SAVE keeps, just those
+    (RFC 5182 2.4)."""
+    if found and options & {"MIN", "MAX"} and not options & {"ALL", "COUNT"}:
+        return sorted({found[0] if "MIN" in options else found[-1], found[-1] if "MAX" in options else found[0]})
+    return found
+
+
+async def highest_modseq(search: _Search, uids: list[int]) -> int | None:
+    """The highest MODSEQ of *uids*, for a search with a MODSEQ key (RFC 7162 3.1.5)."""
+    if not uids:
+        return None
+    rows = await search.rows(uids, ("modseq",))
+    return max((rows[u].modseq for u in uids if u in rows), default=None)
+
+
 async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     view, store = s.view, s.store
     assert view is not None and store is not None
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
     save = options is not None and "SAVE" in options
-    if cmd.charset is not None and s.utf8_accept:
-        # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
-        return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
-    if cmd.charset is not None and cmd.charset not in CHARSETS:
-        if save:
+    planned = plan(s, cmd.charset, cmd.key)
+    if isinstance(planned, Done):
+        if save and planned.status == "NO":
             view.saved = []  # RFC 5182 2.1: a failed SEARCH (SAVE) empties $
-        return Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
-    fields: set[FetchField] = set()
-    has_modseq = _fields(cmd.key, fields)
-    if has_modseq:
-        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
-    needles = content_keys(cmd.key, {})
-    if len(needles) > MAX_CONTENT_KEYS:
-        if save:
-            view.saved = []
-        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
+        return planned
+    fields, has_modseq, needles = planned
     gone = view.pending_expunge
     cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
     search = _Search(s, view, store, fields, needles)
@@ -603,16 +641,10 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
             view.saved = []
         raise
     opts = set(options or ())
-    returned = found
-    if found and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
-        returned = sorted({found[0] if "MIN" in opts else found[-1], found[-1] if "MAX" in opts else found[0]})
+    chosen = returned(found, opts)
     if save:
-        view.saved = list(returned)
-    highest = None
-    if has_modseq and returned:
-        rows = await search.rows(returned, ("modseq",))
-        highest = max((rows[u].modseq for u in returned if u in rows), default=None)
+        view.saved = list(chosen)
+    highest = await highest_modseq(search, chosen) if has_modseq else None
     numbers = found if cmd.uid else _msns(view, found)
     if options is None and not s.rev2:
         line = b"* SEARCH"
@@ -642,12 +674,13 @@ def _msns(view: SelectedView, uids: list[int]) -> list[int]:
 
 def esearch(
     tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None,
-    all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set,
+    all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set, correlators: bytes = b"",
 ) -> bytes:
     """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
     no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1). MIN and MAX are
-    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order)."""
-    parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + b")"]
+    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order).
+    *correlators* follow the tag (ESEARCH's MAILBOX and UIDVALIDITY, RFC 7377 2.1)."""
+    parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + correlators + b")"]
     if uid:
         parts.append(b"UID")
     if numbers:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .. import __version__
 from ..auth.authenticator import LoginResult, Outcome
@@ -31,8 +31,9 @@ from ..server.context import Context
 from ..server.session import Peer, Session
 from ..store.api import AccountStore, Quota, StoreError
 from . import grammar as g
-from . import wire
+from . import uidonly, wire
 from .grammar import mutf7
+from .progress import Progress
 from .view import SelectedView, ViewGone
 
 log = logging.getLogger("letterbox.imap")
@@ -79,6 +80,8 @@ class IMAPSession(Session):
         self.ctx = ctx
         self.settings = ctx.settings.imap
         self.reader = self._new_reader()
+        self.progress = Progress(self, "")
+        """The running command's INPROGRESS notices (RFC 9585)."""
         self.state = NOT_AUTH
         self.rev2 = False
         self.condstore = False
@@ -96,6 +99,8 @@ class IMAPSession(Session):
         """COMPRESS=DEFLATE is on (RFC 4978)."""
         self.utf8_accept = False
         """ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8, as in IMAP4rev2."""
+        self.uidonly = False
+        """ENABLE UIDONLY (RFC 9586): messages are named by UID only, both ways."""
         self._dirty = False
         self._bad = 0
         self._failed_logins = 0
@@ -111,8 +116,16 @@ class IMAPSession(Session):
             max_literal_size=PRE_AUTH_LIMIT,
             max_string_literal_size=PRE_AUTH_LIMIT,
             max_command_size=PRE_AUTH_LIMIT,
-            non_sync_literals="LITERAL+",
+            non_sync_literals=self.literal_capability,
         )
+
+    @property
+    def literal_capability(self) -> Literal["LITERAL+", "LITERAL-"]:
+        """The non-synchronizing literals offered: never both (RFC 7888 5). LITERAL+
+        is an extension that "specifies otherwise" in RFC 9051 4.3, so its literals
+        stay unlimited after ENABLE IMAP4rev2; with LITERAL- (and so in rev2 without
+        either) they carry at most 4096 octets in both revisions."""
+        return "LITERAL-" if self.settings.literal_minus else "LITERAL+"
 
     def unauthenticate(self) -> None:
         """Forget the login and everything that came with it (RFC 8437)."""
@@ -123,6 +136,7 @@ class IMAPSession(Session):
         self.account = None
         self.store = None
         self.rev2 = self.condstore = self.qresync = self._announce_modseq = self.utf8_accept = False
+        self.uidonly = False
         # Commands pipelined after this one stay in the reader, under pre-login limits.
         r = self.reader
         r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
@@ -143,7 +157,7 @@ class IMAPSession(Session):
 
     # --- capabilities ------------------------------------------------------------------
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", self.literal_capability, "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
         if self.state == NOT_AUTH:
             if self.ctx.tls is not None and not self.peer.secure:
                 caps.append("STARTTLS")
@@ -163,8 +177,8 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
-            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
-            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
+            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY",
             "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -337,11 +351,17 @@ class IMAPSession(Session):
             self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not allowed in the {self.state} state"))
             self._count_bad()
             return
+        if self.uidonly and (why := uidonly.numbers_in(cmd)) is not None:
+            # RFC 9586 3: no message sequence numbers once UIDONLY is on.
+            self.send(wire.tagged(cmd.tag, "BAD", why, "UIDREQUIRED"))
+            self._count_bad()
+            return
         uid = bool(getattr(cmd, "uid", False))
         if self.view is not None and self.subscription is not None and self.subscription.pending():
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid)
+        self.progress = Progress(self, cmd.tag)
         try:
             done = await spec.handler(self, cmd)
         except BadName as e:
@@ -689,6 +709,11 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
             enabled.append("QRESYNC")
             if s.view is not None:
                 s.view.qresync = True
+        elif c == "UIDONLY" and not s.uidonly:
+            s.uidonly = True
+            enabled.append("UIDONLY")
+            if s.view is not None:
+                s.view.uidonly = True
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 
@@ -709,7 +734,18 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, metadata, quota, search, selected, sort, thread
+    from . import (
+        append,
+        fetch,
+        mailboxes,
+        metadata,
+        multisearch,
+        quota,
+        search,
+        selected,
+        sort,
+        thread,
+    )
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -738,6 +774,7 @@ def _registry() -> dict[str, Spec]:
     table.update(sort.COMMANDS)
     table.update(thread.COMMANDS)
     table.update(metadata.COMMANDS)
+    table.update(multisearch.COMMANDS)
     return table
 
 

@@ -22,6 +22,7 @@ from ..store.api import AccountStore, FetchField, StoreError
 from . import grammar as g
 from . import wire
 from .grammar.sort import Sort, SortCriterion
+from .progress import Progress
 from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys, esearch
 from .session import ONLY_SELECTED, Done, IMAPSession, Spec
 from .sortcache import RESULTS
@@ -127,14 +128,15 @@ async def select(s: IMAPSession, charset: str, key: g.SearchKey) -> Selection | 
 
 
 async def load(
-    store: AccountStore, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+    store: AccountStore, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField],
+    progress: Progress,
 ) -> list[Row]:
     """Index values of *uids* (ascending), a chunk at a time, one row per UID in their
     order; a message expunged meanwhile has None for each value."""
     rows: list[Row] = []
     for start in range(0, len(uids), CHUNK):
         rows.extend(await store.fetch_values(mailbox_id, uids[start : start + CHUNK], fields))
-        await asyncio.sleep(0)
+        await progress.step(start + CHUNK, len(uids))
     if len(rows) != len(uids):
         found = {r[0]: r for r in rows}
         blank = (None,) * len(fields)
@@ -154,11 +156,12 @@ def msns(view: SelectedView, uids: Sequence[int]) -> list[int]:
 
 
 async def sort_uids(
-    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion]
+    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion],
+    progress: Progress,
 ) -> list[int]:
     """*uids* (ascending: mailbox order) sorted by *criteria*."""
     fields = list(dict.fromkeys(f for c in criteria for f in _FIELDS[c.key]))
-    rows = await load(store, mailbox_id, uids, fields)
+    rows = await load(store, mailbox_id, uids, fields, progress)
     col = {f: i + 1 for i, f in enumerate(fields)}
     # Each key once per message, whatever the number of criteria naming it.
     keys: dict[str, list[Any]] = {}
@@ -219,7 +222,7 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
         if cached is not None:
             order = cached.tolist()
         else:
-            order = await sort_uids(store, view.mailbox.id, chosen.uids, cmd.criteria)
+            order = await sort_uids(store, view.mailbox.id, chosen.uids, cmd.criteria, s.progress)
             RESULTS.put(store, key, chosen.uids, array("q", order))
     except StoreError:
         if save:

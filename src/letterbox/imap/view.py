@@ -82,6 +82,7 @@ class SelectedView:
         "keywords",
         "condstore",
         "qresync",
+        "uidonly",
         "expunge_floor",
         "saved",
     )
@@ -100,6 +101,8 @@ class SelectedView:
         self.condstore = False
         self.qresync = False
         """RFC 7162 3.2.10.2: report expunges as VANISHED, not EXPUNGE."""
+        self.uidonly = False
+        """RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE."""
         self.expunge_floor: int | None = None
         """While expunges are held back: a MODSEQ below all of theirs."""
         self.saved: list[int] = []
@@ -190,28 +193,28 @@ class SelectedView:
             if not rev2:
                 out.append(b"* %d RECENT\r\n" % self.recent_count())
         for meta in flag_updates:
-            msn = self.msn(meta.uid)
-            if msn is None:
-                continue
             items = [b"FLAGS " + wire.flag_list(self.shown_flags(meta.uid, meta.flags, rev2))]
             if with_uid or self.condstore:
                 items.append(b"UID %d" % meta.uid)
             if self.condstore:
                 items.append(b"MODSEQ (%d)" % meta.modseq)
-            out.append(wire.fetch_response(msn, items))
+            line = self.fetch_response(meta.uid, items)
+            if line is not None:
+                out.append(line)
         self.modseq = max(self.modseq, cs.highestmodseq)
         self.own_modseqs = {m for m in self.own_modseqs if m > self.modseq}
         return out
 
     def _expunge_now(self) -> list[bytes]:
         """EXPUNGE responses, highest sequence number first so that none needs adjusting,
-        or with QRESYNC one VANISHED response for them all."""
+        or with QRESYNC or UIDONLY one VANISHED response for them all."""
         out = []
         msns = sorted((m for u in self.pending_expunge if (m := self.msn(u)) is not None), reverse=True)
-        if self.qresync and msns:
+        vanished = self.qresync or self.uidonly
+        if vanished and msns:
             out.append(b"* VANISHED " + wire.sequence_set(self.uids[m - 1] for m in reversed(msns)) + b"\r\n")
         for m in msns:
-            if not self.qresync:
+            if not vanished:
                 out.append(b"* %d EXPUNGE\r\n" % m)
             del self.uids[m - 1]
         self.expunge_floor = None
@@ -223,6 +226,17 @@ class SelectedView:
         """This session expunged *uids*: report them now (EXPUNGE, CLOSE, MOVE)."""
         self.pending_expunge |= {u for u in uids if self.msn(u) is not None}
         return self._expunge_now()
+
+    def fetch_response(self, uid: int, items: list[bytes]) -> bytes | None:
+        """An untagged FETCH of message *uid* with *items* (name and value each), or None
+        when the view has no such message. With UIDONLY a UIDFETCH, which names the
+        message by its UID and so carries no UID item (RFC 9586)."""
+        msn = self.msn(uid)
+        if msn is None:
+            return None
+        if self.uidonly:
+            return b"* %d UIDFETCH (" % uid + b" ".join(i for i in items if not i.startswith(b"UID ")) + b")\r\n"
+        return wire.fetch_response(msn, items)
 
     def shown_flags(self, uid: int, flags: Iterable[str], rev2: bool) -> list[str]:
         out = sorted(flags)

@@ -9,7 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -33,6 +33,11 @@ LEGACY = "legacy-"
 they may claim a mail folder that has no owner yet."""
 CHUNK = 256 * 1024
 """Size of the pieces message content is read and sent in (see AccountStore.read_chunks)."""
+
+Progress = Callable[[int], Awaitable[None]]
+"""Awaited by long store operations (expunge, copy, move) between their batches with the
+number of messages handled so far: the caller may tell its client (IMAP INPROGRESS).
+Awaited outside any transaction; it may take its time."""
 
 
 class StoreError(Exception):
@@ -399,16 +404,19 @@ class AccountStore(abc.ABC):
         """Change flags; returns the messages whose flags actually changed."""
 
     @abc.abstractmethod
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    async def expunge(self, mailbox_id: int, uids: Sequence[int], progress: Progress | None = None) -> list[int]:
         """Remove messages; returns the UIDs actually removed."""
 
     @abc.abstractmethod
     async def copy(
-        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None,
+        progress: Progress | None = None,
     ) -> CopyResult: ...
 
     @abc.abstractmethod
-    async def move(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...
+    async def move(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, progress: Progress | None = None
+    ) -> CopyResult: ...
 
     @abc.abstractmethod
     async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet: ...

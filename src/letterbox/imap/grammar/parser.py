@@ -1019,35 +1019,42 @@ def return_option_list(cur: Cursor, allowed: frozenset[str], what: str) -> tuple
     return tuple(dict.fromkeys(options))
 
 
+def search_program(cur: Cursor) -> tuple[tuple[str, ...] | None, str | None, c.SearchKey]:
+    """``[RETURN (options) SP] [CHARSET charset SP] search-key *(SP search-key)`` to the
+    command's end, as SEARCH and ESEARCH (RFC 7377) take it: (return options, charset,
+    key)."""
+    return_options: tuple[str, ...] | None = None
+    charset = None
+    save = cur.i
+    word = cur.word("search key") if cur.peek().isalpha() else ""
+    if word == "RETURN":
+        cur.sp()
+        return_options = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
+        cur.sp()
+        save = cur.i
+        word = cur.word("search key") if cur.peek().isalpha() else ""
+    if word == "CHARSET":
+        cur.sp()
+        raw = cur.quoted() if cur.peek() == b'"' else cur.atom("charset")
+        try:
+            charset = raw.decode("ascii").upper()
+        except UnicodeDecodeError:
+            raise cur.fail("Invalid charset") from None
+        cur.sp()
+    else:
+        cur.i = save
+    keys = [_search_key(cur, 0)]
+    while cur.peek() == b" ":
+        cur.i += 1
+        keys.append(_search_key(cur, 0))
+    cur.end()
+    return return_options, charset, keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
+
+
 def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
     def parse(cur: Cursor, tag: str) -> c.Command:
         cur.sp()
-        return_options: tuple[str, ...] | None = None
-        charset = None
-        save = cur.i
-        word = cur.word("search key") if cur.peek().isalpha() else ""
-        if word == "RETURN":
-            cur.sp()
-            return_options = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
-            cur.sp()
-            save = cur.i
-            word = cur.word("search key") if cur.peek().isalpha() else ""
-        if word == "CHARSET":
-            cur.sp()
-            raw = cur.quoted() if cur.peek() == b'"' else cur.atom("charset")
-            try:
-                charset = raw.decode("ascii").upper()
-            except UnicodeDecodeError:
-                raise cur.fail("Invalid charset") from None
-            cur.sp()
-        else:
-            cur.i = save
-        keys = [_search_key(cur, 0)]
-        while cur.peek() == b" ":
-            cur.i += 1
-            keys.append(_search_key(cur, 0))
-        cur.end()
-        key = keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
+        return_options, charset, key = search_program(cur)
         return c.Search(tag, key, uid, charset, return_options)
 
     return parse
@@ -1161,11 +1168,15 @@ UID_COMMANDS: dict[bytes, Parser] = {
     b"EXPUNGE": _uid_expunge,
 }
 
-# SORT and THREAD (RFC 5256, 5267, 5957) have a module of their own, which uses this one's.
+# SORT and THREAD (RFC 5256, 5267, 5957) and ESEARCH (RFC 7377) have modules of their
+# own, which use this one's.
+from . import esearch as _esearch  # noqa: E402
 from . import sort as _sort  # noqa: E402
 
 COMMANDS.update(_sort.COMMANDS)
 UID_COMMANDS.update(_sort.UID_COMMANDS)
+COMMANDS.update(_esearch.COMMANDS)
+UID_COMMANDS.update(_esearch.UID_COMMANDS)
 
 # So have GETMETADATA and SETMETADATA (RFC 5464).
 from . import metadata as _metadata  # noqa: E402

@@ -56,6 +56,7 @@ from ..api import (
     MessageMeta,
     MessageRecord,
     OverQuota,
+    Progress,
     Quota,
     SearchField,
     StoreError,
@@ -1087,10 +1088,12 @@ class MaildirAccount(AccountStore):
         return changed
 
     @_op(essential=True)
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    async def expunge(self, mailbox_id: int, uids: Sequence[int], progress: Progress | None = None) -> list[int]:
         wanted = sorted(set(uids))
         gone: list[int] = []
         for i in range(0, len(wanted), _EXPUNGE_BATCH):
+            if i and progress is not None:
+                await progress(i)
             batch = wanted[i : i + _EXPUNGE_BATCH]
             doomed: list[str] = []
             await self.reserve_ahead(mailbox_id, 0)
@@ -1135,7 +1138,8 @@ class MaildirAccount(AccountStore):
 
     @_op()
     async def copy(
-        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None,
+        progress: Progress | None = None,
     ) -> CopyResult:
         dst = self.mailbox_by_name(dest)
         rows = self.select_uids(
@@ -1157,6 +1161,8 @@ class MaildirAccount(AccountStore):
             # In batches, each one transaction (so UIDs appear in order) with a pause
             # between: a COPY of 100,000 messages must not hold the event loop.
             for i in range(0, len(rows), _COPY_BATCH):
+                if i and progress is not None:
+                    await progress(i)
                 uidvalidity = await self._copy_batch(mailbox_id, dst.id, rows[i : i + _COPY_BATCH], quota, done)
         except BaseException:
             if done:
@@ -1237,7 +1243,7 @@ class MaildirAccount(AccountStore):
 
     @_op(essential=True)
     async def move(
-        self, mailbox_id: int, uids: Sequence[int], dest: str
+        self, mailbox_id: int, uids: Sequence[int], dest: str, progress: Progress | None = None
     ) -> CopyResult:
         """RFC 6851: atomic. The files are renamed into the destination inside the one
         transaction that moves the rows; if anything fails the renames are undone, and
@@ -1247,7 +1253,7 @@ class MaildirAccount(AccountStore):
         Trash, and must be able to do so at the limit)."""
         dst = self.mailbox_by_name(dest)
         if dst.id == mailbox_id:
-            result = await self.copy(mailbox_id, uids, dest)
+            result = await self.copy(mailbox_id, uids, dest, progress=progress)
             await self.expunge(mailbox_id, result.source_uids)
             return result
         wanted = [r[0] for r in self.select_uids(
@@ -1265,6 +1271,8 @@ class MaildirAccount(AccountStore):
         # In batches, each one transaction (each message moves whole, in one of them),
         # with a pause between: a MOVE of 100,000 messages must not hold the event loop.
         for i in range(0, len(wanted), _COPY_BATCH):
+            if i and progress is not None:
+                await progress(i)
             batch = wanted[i : i + _COPY_BATCH]
             moved: list[tuple[str, str]] = []
             await self.reserve_ahead(dst.id, len(batch))
