@@ -1,13 +1,13 @@
 """FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
-OBJECTID RFC 8474).
+OBJECTID RFC 8474, SAVEDATE RFC 8514).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-BODY, BODYSTRUCTURE, EMAILID) comes from one `store.fetch` over all requested messages;
-ENVELOPE, the body structures and the EMAILID were computed at delivery. THREADID is
-always NIL: no thread ids are kept (RFC 8474 5.2). Message files are opened only for
-body sections, and then only for the byte range the section covers. Responses are joined
-into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
-start-up and per-line overhead would dominate it.
+BODY, BODYSTRUCTURE, EMAILID, SAVEDATE) comes from one `store.fetch` over all requested
+messages; ENVELOPE, the body structures and the EMAILID were computed at delivery.
+THREADID is always NIL: no thread ids are kept (RFC 8474 5.2). Message files are opened
+only for body sections, and then only for the byte range the section covers. Responses
+are joined into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a
+common client start-up and per-line overhead would dominate it.
 
 Sections are located by `mime.sections`. The answers follow Dovecot, which the output is
 compared against: a part that does not exist, or HEADER/TEXT of a part that is not
@@ -188,6 +188,7 @@ _INDEX_FIELDS: dict[str, tuple[FetchField, ...]] = {
     "BODYSTRUCTURE": ("bodystructure",),
     "EMAILID": ("emailid",),
     "THREADID": (),
+    "SAVEDATE": ("savedate",),
 }
 
 Writer = Callable[[MessageRecord], bytes]
@@ -214,6 +215,9 @@ def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
         return lambda r: b"EMAILID (" + r.emailid.encode("ascii") + b")"
     if name == "THREADID":
         return lambda r: b"THREADID NIL"
+    if name == "SAVEDATE":
+        # RFC 8514 4.2: every message has one (never NIL here), in UTC as INTERNALDATE.
+        return lambda r: b"SAVEDATE " + wire.epoch_date_time(r.savedate)
     raise ValueError(f"unknown fetch item {name}")
 
 

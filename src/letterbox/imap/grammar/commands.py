@@ -45,9 +45,10 @@ class FetchAttribute:
     """One FETCH data item.
 
     ``name`` is one of ENVELOPE, FLAGS, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, BINARY, BINARY.SIZE. ``BODY`` with a
-    ``section`` is BODY[...] (``peek`` for BODY.PEEK), without one the non-extensible
-    body structure. ``partial`` is (offset, length) from ``<offset.length>``.
+    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, SAVEDATE, BINARY,
+    BINARY.SIZE. ``BODY`` with a ``section`` is BODY[...] (``peek`` for BODY.PEEK),
+    without one the non-extensible body structure. ``partial`` is (offset, length) from
+    ``<offset.length>``.
     """
 
     name: str
@@ -108,7 +109,8 @@ class SearchHeader:
 
 @dataclass(frozen=True, slots=True)
 class SearchDate:
-    """BEFORE, ON, SINCE (internal date) and SENTBEFORE, SENTON, SENTSINCE (Date:)."""
+    """BEFORE, ON, SINCE (internal date), SENTBEFORE, SENTON, SENTSINCE (Date:) and
+    SAVEDBEFORE, SAVEDON, SAVEDSINCE (save date, RFC 8514 4.3)."""
 
     key: str
     date: datetime.date
@@ -154,6 +156,11 @@ class SearchObjectId:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """SAVEDATESUPPORTED (RFC 8514 4.3): every message, where the mailbox keeps save dates."""
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -180,6 +187,7 @@ SearchKey = (
     | SearchModSeq
     | SearchAge
     | SearchObjectId
+    | SearchSaveDateSupported
     | SearchNot
     | SearchOr
     | SearchAnd

@@ -689,6 +689,7 @@ _SIMPLE_FETCH = {
         "MODSEQ",
         "EMAILID",
         "THREADID",
+        "SAVEDATE",
     )
 }
 _FETCH_MACROS = {
@@ -876,7 +877,8 @@ def _store(uid: bool) -> Callable[[Cursor, str], c.Command]:
 
 # -- SEARCH -----------------------------------------------------------------------------
 
-_SEARCH_FLAGS: dict[str, c.SearchKey] = {
+# Search keys without an argument: the flag keys, and SAVEDATESUPPORTED (RFC 8514 4.3).
+_SEARCH_SIMPLE: dict[str, c.SearchKey] = {
     "ALL": c.SearchAll(),
     "ANSWERED": c.SearchFlag("\\Answered"),
     "DELETED": c.SearchFlag("\\Deleted"),
@@ -891,9 +893,12 @@ _SEARCH_FLAGS: dict[str, c.SearchKey] = {
     "UNSEEN": c.SearchFlag("\\Seen", False),
     "OLD": c.SearchFlag("\\Recent", False),
     "NEW": c.SearchAnd((c.SearchFlag("\\Recent"), c.SearchFlag("\\Seen", False))),
+    "SAVEDATESUPPORTED": c.SearchSaveDateSupported(),
 }
 _SEARCH_STRINGS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_SEARCH_DATES = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_SEARCH_DATES = frozenset(
+    {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
+)
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
@@ -912,7 +917,7 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     if first and first in b"0123456789*$":
         return c.SearchSet(cur.sequence_set())
     key = cur.word("search key")
-    simple = _SEARCH_FLAGS.get(key)
+    simple = _SEARCH_SIMPLE.get(key)
     if simple is not None:
         return simple
     cur.sp()
