@@ -182,6 +182,7 @@ def fetch_att(rng: random.Random) -> bytes:
     if r < 0.42:
         return pick(rng, [
             b"SAVEDATE", b"EMAILID", b"X-GM-MSGID", b"BINARY.SIZE[1.TEXT]", b"BODY[1.2.3.MIME]",
+            b"PREVIEW", b"PREVIEW (LAZY)", b"PREVIEW (LAZY LAZY)", b"PREVIEW (FUZZY)", b"PREVIEW ()",
         ])
     if r < 0.85:
         name = pick(rng, [b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK"])

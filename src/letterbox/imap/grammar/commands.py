@@ -45,16 +45,17 @@ class FetchAttribute:
     """One FETCH data item.
 
     ``name`` is one of ENVELOPE, FLAGS, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, SAVEDATE, BINARY,
-    BINARY.SIZE. ``BODY`` with a ``section`` is BODY[...] (``peek`` for BODY.PEEK),
-    without one the non-extensible body structure. ``partial`` is (offset, length) from
-    ``<offset.length>``.
+    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, SAVEDATE, PREVIEW,
+    BINARY, BINARY.SIZE. ``BODY`` with a ``section`` is BODY[...] (``peek`` for
+    BODY.PEEK), without one the non-extensible body structure. ``partial`` is (offset,
+    length) from ``<offset.length>``. ``lazy`` is PREVIEW's LAZY modifier (RFC 8970 4.1).
     """
 
     name: str
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
     def response_name(self) -> str:
         """The data item name as echoed in the FETCH response (RFC 9051 7.5.2)."""
