@@ -138,7 +138,7 @@ SECTION_TEXTS = [
 SECTION_PARTS = [b"", b"1", b"2", b"1.1", b"1.2.3", b"3.1", b"99", b"1.1.1.1.1.1.1.1", b"0"]
 SEARCH_SIMPLE = [
     b"ALL", b"ANSWERED", b"DELETED", b"DRAFT", b"FLAGGED", b"NEW", b"OLD", b"RECENT", b"SEEN",
-    b"UNANSWERED", b"UNDELETED", b"UNDRAFT", b"UNFLAGGED", b"UNSEEN", b"$",
+    b"UNANSWERED", b"UNDELETED", b"UNDRAFT", b"UNFLAGGED", b"UNSEEN", b"$", b"SAVEDATESUPPORTED",
 ]
 SEARCH_TEXTS = [b"hello", b"Subject", b"", b"\xc3\xa9", b"=?utf-8?q?x?=", b"a" * 300, b"@", b"fuzz.test"]
 DATES = [b"1-Jan-2020", b"01-Feb-1999", b"31-Dec-2099", b"29-Feb-2024", b'"5-Mar-2024"', b"1-Jan-1970"]
@@ -180,7 +180,10 @@ def fetch_att(rng: random.Random) -> bytes:
     if r < 0.4:
         return pick(rng, FETCH_ATOMS)
     if r < 0.42:
-        return pick(rng, [b"SAVEDATE", b"EMAILID", b"X-GM-MSGID", b"BINARY.SIZE[1.TEXT]", b"BODY[1.2.3.MIME]"])
+        return pick(rng, [
+            b"SAVEDATE", b"EMAILID", b"X-GM-MSGID", b"BINARY.SIZE[1.TEXT]", b"BODY[1.2.3.MIME]",
+            b"PREVIEW", b"PREVIEW (LAZY)", b"PREVIEW (LAZY LAZY)", b"PREVIEW (FUZZY)", b"PREVIEW ()",
+        ])
     if r < 0.85:
         name = pick(rng, [b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK"])
         att = name + section(rng, name.startswith(b"BINARY"))
@@ -200,7 +203,10 @@ def search_key(rng: random.Random, depth: int = 0) -> bytes:
     if r < 0.45:
         return b"HEADER " + astring(rng, pick(rng, [b"Subject", b"X-Nope", b""])) + b" " + astring(rng, pick(rng, SEARCH_TEXTS))
     if r < 0.52:
-        key = pick(rng, [b"BEFORE", b"ON", b"SINCE", b"SENTBEFORE", b"SENTON", b"SENTSINCE"])
+        key = pick(rng, [
+            b"BEFORE", b"ON", b"SINCE", b"SENTBEFORE", b"SENTON", b"SENTSINCE", b"SAVEDBEFORE", b"SAVEDON",
+            b"SAVEDSINCE",
+        ])
         return key + b" " + pick(rng, DATES)
     if r < 0.57:
         return pick(rng, [b"LARGER", b"SMALLER", b"OLDER", b"YOUNGER"]) + b" " + pick(rng, [b"100", b"1", b"0", *HUGE[:4]])

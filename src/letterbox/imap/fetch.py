@@ -1,13 +1,15 @@
 """FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
-OBJECTID RFC 8474).
+OBJECTID RFC 8474, SAVEDATE RFC 8514, PREVIEW RFC 8970).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-BODY, BODYSTRUCTURE, EMAILID) comes from one `store.fetch` over all requested messages;
-ENVELOPE, the body structures and the EMAILID were computed at delivery. THREADID is
-always NIL: no thread ids are kept (RFC 8474 5.2). Message files are opened only for
-body sections, and then only for the byte range the section covers. Responses are joined
-into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
-start-up and per-line overhead would dominate it.
+BODY, BODYSTRUCTURE, EMAILID, SAVEDATE, PREVIEW) comes from one `store.fetch` over all
+requested messages; ENVELOPE, the body structures, the EMAILID and the PREVIEW were
+computed at delivery. A message indexed before previews were kept has none: PREVIEW
+makes it then (and the index keeps it), PREVIEW (LAZY) answers NIL instead (RFC 8970
+4.1). THREADID is always NIL: no thread ids are kept (RFC 8474 5.2). Message files are
+opened only for body sections, and then only for the byte range the section covers.
+Responses are joined into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages
+is a common client start-up and per-line overhead would dominate it.
 
 Sections are located by `mime.sections`. The answers follow Dovecot, which the output is
 compared against: a part that does not exist, or HEADER/TEXT of a part that is not
@@ -144,6 +146,9 @@ class _Plan:
         seen_names: set[bytes] = set()
         self.sets_seen = False
         fields: set[FetchField] = set()
+        # RFC 8970 3.2: only PREVIEW (LAZY) may answer NIL; asked for both ways, the
+        # preview is made.
+        self.make_previews = any(a.name == "PREVIEW" and not a.lazy for a in attrs)
         for a in attrs:
             if a.sets_seen:
                 self.sets_seen = True
@@ -195,6 +200,8 @@ _INDEX_FIELDS: dict[str, tuple[FetchField, ...]] = {
     "BODYSTRUCTURE": ("bodystructure",),
     "EMAILID": ("emailid",),
     "THREADID": (),
+    "SAVEDATE": ("savedate",),
+    "PREVIEW": ("preview",),
 }
 
 Writer = Callable[[MessageRecord], bytes]
@@ -221,6 +228,13 @@ def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
         return lambda r: b"EMAILID (" + r.emailid.encode("ascii") + b")"
     if name == "THREADID":
         return lambda r: b"THREADID NIL"
+    if name == "SAVEDATE":
+        # RFC 8514 4.2: every message has one (never NIL here), in UTC as INTERNALDATE.
+        return lambda r: b"SAVEDATE " + wire.epoch_date_time(r.savedate)
+    if name == "PREVIEW":
+        # RFC 8970 3.3: UTF-8, quoted where the session allows it, else a literal.
+        utf8 = s.rev2 or s.utf8_accept
+        return lambda r: b"PREVIEW " + wire.nstring(r.preview, utf8=utf8)
     raise ValueError(f"unknown fetch item {name}")
 
 
@@ -397,6 +411,8 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     for start in range(0, len(pairs), _FETCH_ROWS):
         part = pairs[start : start + _FETCH_ROWS]
         recs = await store.fetch(mailbox_id, [u for _, u in part], plan.fields)
+        if plan.make_previews:
+            recs = await _with_previews(s, store, mailbox_id, recs)
         if len(recs) != len(part):
             expunge_issued = True  # expunged in the store, not yet known to this view
             msn_of = {u: m for m, u in part}
@@ -423,6 +439,27 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
         # RFC 3516 4.3: a CTE the server cannot decode fails the command.
         return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
     return _done(verb, expunge_issued)
+
+
+async def _with_previews(
+    s: IMAPSession, store: AccountStore, mailbox_id: int, recs: list[MessageRecord]
+) -> list[MessageRecord]:
+    """*recs* with a PREVIEW each: those the index lacks are made now (RFC 8970 3.2: no
+    NIL without LAZY); messages expunged meanwhile are left out."""
+    lacking = [r.uid for r in recs if r.preview is None]
+    if not lacking:
+        return recs
+    made = await store.make_previews(mailbox_id, lacking)
+    # RFC 8970 8: who makes the server generate previews is logged.
+    log.info("imap(%s): %d previews made from message files", s.user, len(made))
+    out = []
+    for r in recs:
+        if r.preview is None:
+            r.preview = made.get(r.uid)
+            if r.preview is None:
+                continue
+        out.append(r)
+    return out
 
 
 async def _fetch_flags_fast(

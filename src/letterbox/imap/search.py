@@ -1,6 +1,6 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
-(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032) and
-EMAILID/THREADID (RFC 8474).
+(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032),
+EMAILID/THREADID (RFC 8474) and the save date keys of SAVEDATE (RFC 8514).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -89,7 +89,7 @@ _MULTIPART, _RFC822 = 1, 2
 
 def _cost(key: g.SearchKey) -> int:
     """Rough price of evaluating *key* per candidate, to order AND lists."""
-    if isinstance(key, g.SearchAll | g.SearchSet):
+    if isinstance(key, g.SearchAll | g.SearchSet | g.SearchSaveDateSupported):
         return 0
     if isinstance(key, g.SearchObjectId):
         return 0 if key.key == "THREADID" else 1
@@ -117,7 +117,11 @@ def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
     elif isinstance(key, g.SearchSize):
         out.add("size")
     elif isinstance(key, g.SearchDate):
-        out.add("envelope" if key.key.startswith("SENT") else "internaldate")
+        # SENT* compare the Date: header (in the ENVELOPE), SAVED* the save date.
+        if key.key.startswith("SENT"):
+            out.add("envelope")
+        else:
+            out.add("savedate" if key.key.startswith("SAVED") else "internaldate")
     elif isinstance(key, g.SearchAge):
         out.add("internaldate")
     elif isinstance(key, g.SearchObjectId):
@@ -281,6 +285,9 @@ class _Search:
         if not cands:
             return cands
         if isinstance(key, g.SearchAll):
+            return cands
+        if isinstance(key, g.SearchSaveDateSupported):
+            # Every mailbox keeps save dates (RFC 8514 4.3): all its messages match.
             return cands
         if isinstance(key, g.SearchAnd):
             for k in sorted(key.keys, key=_cost):
@@ -566,15 +573,21 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
             # reads the header; the INTERNALDATE stand-in is SORT's (RFC 5256 2.2).
             compare = _COMPARE[op]
             return lambda r: (sent := _sent_day(r.envelope)) is not None and compare(sent, day)
-        # INTERNALDATE: days in UTC, disregarding time; the index keeps times as UTC
-        # epochs, the zone given at APPEND is not kept.
+        # INTERNALDATE and the save date (SAVED*, RFC 8514 4.3): days in UTC,
+        # disregarding time, as FETCH shows them; the index keeps times as UTC epochs,
+        # the zone given at APPEND is not kept.
         start = _day_start(day)
         end = start + _DAY
+        saved = op.startswith("SAVED")
+        op = op.removeprefix("SAVED")
+        when: Callable[[MessageRecord], float] = (
+            operator.attrgetter("savedate") if saved else operator.attrgetter("internaldate")
+        )
         if op == "BEFORE":
-            return lambda r: r.internaldate < start
+            return lambda r: when(r) < start
         if op == "ON":
-            return lambda r: start <= r.internaldate < end
-        return lambda r: r.internaldate >= start
+            return lambda r: start <= when(r) < end
+        return lambda r: when(r) >= start
     raise TypeError(f"not a row key: {key!r}")
 
 

@@ -171,6 +171,12 @@ class MessageRecord:
     emailid: str = ""
     """RFC 8474 EMAILID: the same for the same content (a COPY, a MOVE, the same bytes
     appended again), never changing (see mime.objectid)."""
+    savedate: float = 0.0
+    """RFC 8514 save date: when the message was saved into this mailbox (delivery,
+    APPEND, COPY, MOVE), seconds since the epoch; unlike INTERNALDATE, never copied."""
+    preview: str | None = None
+    """RFC 8970 PREVIEW text ("" when the message has none to show); None when the index
+    does not have it (messages indexed before previews were kept): see make_previews."""
     pop3_hidden: bool = False
     pop3_retrieved: float | None = None
 
@@ -191,6 +197,8 @@ FetchField = Literal[
     "message_id",
     "references",
     "emailid",
+    "savedate",
+    "preview",
     "pop3",
 ]
 
@@ -351,6 +359,13 @@ class AccountStore(abc.ABC):
         """What `fetch` reads, as (UID, one value per field) tuples, for fields of one
         value ("flags" as stored text; not "search" nor "pop3"): SORT and THREAD read
         every message of a mailbox and need no record per message."""
+
+    @abc.abstractmethod
+    async def make_previews(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """The PREVIEW of each of *uids* that the index lacks (`fetch` gave None), made
+        from the stored message (a few tens of KB of it at most) and kept, so that it
+        is made once; messages gone meanwhile are left out. `fetch` never makes them,
+        so a FETCH PREVIEW (LAZY) can answer NIL without the delay (RFC 8970 4.1)."""
 
     @abc.abstractmethod
     async def flag_table(self, mailbox_id: int) -> FlagTable:

@@ -45,15 +45,17 @@ class FetchAttribute:
     """One FETCH data item.
 
     ``name`` is one of ENVELOPE, FLAGS, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, BINARY, BINARY.SIZE. ``BODY`` with a
-    ``section`` is BODY[...] (``peek`` for BODY.PEEK), without one the non-extensible
-    body structure. ``partial`` is (offset, length) from ``<offset.length>``.
+    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, SAVEDATE, PREVIEW,
+    BINARY, BINARY.SIZE. ``BODY`` with a ``section`` is BODY[...] (``peek`` for
+    BODY.PEEK), without one the non-extensible body structure. ``partial`` is (offset,
+    length) from ``<offset.length>``. ``lazy`` is PREVIEW's LAZY modifier (RFC 8970 4.1).
     """
 
     name: str
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
     def response_name(self) -> str:
         """The data item name as echoed in the FETCH response (RFC 9051 7.5.2)."""
@@ -108,7 +110,8 @@ class SearchHeader:
 
 @dataclass(frozen=True, slots=True)
 class SearchDate:
-    """BEFORE, ON, SINCE (internal date) and SENTBEFORE, SENTON, SENTSINCE (Date:)."""
+    """BEFORE, ON, SINCE (internal date), SENTBEFORE, SENTON, SENTSINCE (Date:) and
+    SAVEDBEFORE, SAVEDON, SAVEDSINCE (save date, RFC 8514 4.3)."""
 
     key: str
     date: datetime.date
@@ -154,6 +157,11 @@ class SearchObjectId:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """SAVEDATESUPPORTED (RFC 8514 4.3): every message, where the mailbox keeps save dates."""
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -180,6 +188,7 @@ SearchKey = (
     | SearchModSeq
     | SearchAge
     | SearchObjectId
+    | SearchSaveDateSupported
     | SearchNot
     | SearchOr
     | SearchAnd

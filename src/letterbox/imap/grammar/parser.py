@@ -732,6 +732,7 @@ _SIMPLE_FETCH = {
         "MODSEQ",
         "EMAILID",
         "THREADID",
+        "SAVEDATE",
     )
 }
 _FETCH_MACROS = {
@@ -740,6 +741,8 @@ _FETCH_MACROS = {
     "FULL": (_FA("FLAGS"), _FA("INTERNALDATE"), _FA("RFC822.SIZE"), _FA("ENVELOPE"), _FA("BODY")),
 }
 _MSGTEXT = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"})
+_PREVIEW_MODIFIERS = re.compile(rb" \(([A-Za-z][A-Za-z0-9-]*(?: [A-Za-z][A-Za-z0-9-]*)*)\)")
+_FETCH_MODIFIERS = frozenset({b"CHANGEDSINCE", b"VANISHED"})
 
 
 def _section(cur: Cursor, binary: bool) -> c.Section:
@@ -799,7 +802,27 @@ def _fetch_att(cur: Cursor) -> c.FetchAttribute:
         return _FA("BINARY", section, _partial(cur), peek=name == "BINARY.PEEK")
     if name == "BINARY.SIZE":
         return _FA("BINARY.SIZE", _section(cur, True))
+    if name == "PREVIEW":
+        return _FA("PREVIEW", lazy=_preview_modifiers(cur))
     raise cur.fail(f"Unknown fetch attribute {name}")
+
+
+def _preview_modifiers(cur: Cursor) -> bool:
+    """RFC 8970 6: ``PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod
+    "LAZY"; True if LAZY is given. After a lone PREVIEW (no parenthesized list) a "("
+    may open the FETCH modifiers instead: it is PREVIEW's when it holds only words and
+    not a FETCH modifier's (CHANGEDSINCE takes a number, VANISHED needs it)."""
+    m = _PREVIEW_MODIFIERS.match(cur.s, cur.i)
+    if m is None:
+        return False
+    words = m.group(1).upper().split(b" ")
+    if words[0] in _FETCH_MODIFIERS:
+        return False
+    cur.i = m.end()
+    for word in words:
+        if word != b"LAZY":
+            raise cur.fail(f"Unknown preview modifier {word.decode('ascii')}")
+    return True
 
 
 def _partial(cur: Cursor) -> tuple[int, int] | None:
@@ -919,7 +942,8 @@ def _store(uid: bool) -> Callable[[Cursor, str], c.Command]:
 
 # -- SEARCH -----------------------------------------------------------------------------
 
-_SEARCH_FLAGS: dict[str, c.SearchKey] = {
+# Search keys without an argument: the flag keys, and SAVEDATESUPPORTED (RFC 8514 4.3).
+_SEARCH_SIMPLE: dict[str, c.SearchKey] = {
     "ALL": c.SearchAll(),
     "ANSWERED": c.SearchFlag("\\Answered"),
     "DELETED": c.SearchFlag("\\Deleted"),
@@ -934,9 +958,12 @@ _SEARCH_FLAGS: dict[str, c.SearchKey] = {
     "UNSEEN": c.SearchFlag("\\Seen", False),
     "OLD": c.SearchFlag("\\Recent", False),
     "NEW": c.SearchAnd((c.SearchFlag("\\Recent"), c.SearchFlag("\\Seen", False))),
+    "SAVEDATESUPPORTED": c.SearchSaveDateSupported(),
 }
 _SEARCH_STRINGS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_SEARCH_DATES = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_SEARCH_DATES = frozenset(
+    {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
+)
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
@@ -955,7 +982,7 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     if first and first in b"0123456789*$":
         return c.SearchSet(cur.sequence_set())
     key = cur.word("search key")
-    simple = _SEARCH_FLAGS.get(key)
+    simple = _SEARCH_SIMPLE.get(key)
     if simple is not None:
         return simple
     cur.sp()

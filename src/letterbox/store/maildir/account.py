@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ...mime import ParsedMessage, parse_message
 from ...mime.objectid import email_id_of
+from ...mime.preview import make_preview
+from ...mime.sections import load_parts
 from .. import faults, names
 from ..api import (
     CHUNK,
@@ -86,6 +88,9 @@ _EXPUNGE_BATCH = 1000
 _WRITE_WAIT = 30.0
 # Messages indexed without an EMAILID whose files are read between two yields.
 _EMAILID_BATCH = 200
+# Messages indexed without a PREVIEW made between two yields (each reads and decodes up
+# to a few tens of KB).
+_PREVIEW_BATCH = 20
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "flags": ("m.flags",),
@@ -103,6 +108,8 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "message_id": ("h.message_id",),
     "references": ("h.refs",),
     "emailid": ("p.emailid",),
+    "savedate": ("m.savedate",),
+    "preview": ("p.preview",),
     "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
 }
 
@@ -753,27 +760,63 @@ class MaildirAccount(AccountStore):
                 with contextlib.suppress(MessageGone):
                     digest = await self._read(mailbox_id, uid, self._digest_file, lambda total: total)
                     batch[uid] = digest.decode("ascii")
-            self._keep_emailids(mailbox_id, batch)
+            self._keep_made(mailbox_id, "emailid", batch)
             found.update(batch)
         return found
 
-    def _keep_emailids(self, mailbox_id: int, found: dict[int, str]) -> None:
-        if not found:
+    def _keep_made(self, mailbox_id: int, column: Literal["emailid", "preview"], made: dict[int, str]) -> None:
+        """Keep values made for rows that lacked them (EMAILID, PREVIEW) in the index."""
+        if not made:
             return
         try:
             if not index.try_begin(self.db):
                 return  # another writer holds the index: not now
             with self._finish():
                 self.db.executemany(
-                    "UPDATE parsed SET emailid = ? WHERE mailbox_id = ? AND uid = ? AND emailid IS NULL",
-                    [(eid, mailbox_id, uid) for uid, eid in found.items()],
+                    f"UPDATE parsed SET {column} = ? WHERE mailbox_id = ? AND uid = ? AND {column} IS NULL",
+                    [(value, mailbox_id, uid) for uid, value in made.items()],
                 )
         except sqlite3.Error as e:
             if index.is_corrupt(e):
                 raise
             # Keeping them saves work, no more: on a full disk or a read-only index they
-            # are computed again next time.
-            log.info("%s: EMAILIDs not kept in the index: %s", self.address, e)
+            # are made again next time.
+            log.info("%s: %s values not kept in the index: %s", self.address, column, e)
+
+    @_op()
+    async def make_previews(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        # Messages indexed before schema 6 have no preview (NULL): it is made from the
+        # parts of the file the MIME offsets point at (mime.preview reads a few tens of
+        # KB at most), and kept, so each is made once.
+        made: dict[int, str] = {}
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), _PREVIEW_BATCH):
+            if start:
+                await asyncio.sleep(0)  # thousands of messages: other sessions get their turn
+            rows = self.select_uids(
+                "SELECT m.uid, p.parts, p.preview FROM messages m JOIN parsed p"
+                " ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid WHERE m.mailbox_id = ?",
+                mailbox_id, wanted[start : start + _PREVIEW_BATCH],
+            )
+            batch: dict[int, str] = {}
+            for uid, parts, kept in rows:
+                if kept is not None:
+                    made[uid] = kept  # made meanwhile, by another session
+                    continue
+                with contextlib.suppress(MessageGone):
+                    # Small ranges of the file: read here, as small messages are.
+                    text = await self._read(mailbox_id, uid, functools.partial(self._preview_file, parts), lambda _: 0)
+                    batch[uid] = text.decode("utf-8")
+            self._keep_made(mailbox_id, "preview", batch)
+            made.update(batch)
+        return made
+
+    def _preview_file(self, parts: str, rel: str) -> bytes:
+        fd = self.adir.open_read(rel)
+        try:
+            return make_preview(load_parts(parts), lambda start, end: os.pread(fd, end - start, start)).encode()
+        finally:
+            os.close(fd)
 
     def _digest_file(self, rel: str) -> bytes:
         fd = self.adir.open_read(rel)
@@ -942,9 +985,10 @@ class MaildirAccount(AccountStore):
     ) -> None:
         """Rows of (UID, MODSEQ, flags, size, INTERNALDATE, file name, parsed message)."""
         db.executemany(
-            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(mailbox_id, uid, fl, ms, size, idate, fn) for uid, ms, fl, size, idate, fn, _ in rows],
+            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename,"
+            " savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, fl, ms, size, idate, fn, files.save_date(fn, idate))
+             for uid, ms, fl, size, idate, fn, _ in rows],
         )
         db.executemany(
             "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -952,9 +996,10 @@ class MaildirAccount(AccountStore):
               p.references) for uid, *_, p in rows],
         )
         db.executemany(
-            "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO parsed (mailbox_id, uid, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts,
-              p.emailid or None) for uid, *_, p in rows],
+              p.emailid or None, p.preview) for uid, *_, p in rows],
         )
 
     def bump_modseq(
@@ -1223,12 +1268,14 @@ class MaildirAccount(AccountStore):
         db: sqlite3.Connection, source: tuple[int, int], target: tuple[int, int],
         flags: str, modseq: int, size: int, internaldate: float, filename: str,
     ) -> None:
-        """The index rows of a copy: *target* (mailbox id, UID) gets *source*'s."""
+        """The index rows of a copy: *target* (mailbox id, UID) gets *source*'s, but
+        for the save date, which is now's (RFC 8514 3: never copied), as its new file
+        name records."""
         (src, uid), (dst, new_uid) = source, target
         db.execute(
             "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate,"
-            " filename) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (dst, new_uid, flags, modseq, size, internaldate, filename),
+            " filename, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (dst, new_uid, flags, modseq, size, internaldate, filename, files.save_date(filename, internaldate)),
         )
         db.execute(
             "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
@@ -1236,8 +1283,9 @@ class MaildirAccount(AccountStore):
             (dst, new_uid, src, uid),
         )
         db.execute(
-            "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
-            " parts, emailid FROM parsed WHERE mailbox_id = ? AND uid = ?",
+            "INSERT INTO parsed (mailbox_id, uid, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview) SELECT ?, ?, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview FROM parsed WHERE mailbox_id = ? AND uid = ?",
             (dst, new_uid, src, uid),
         )
 
