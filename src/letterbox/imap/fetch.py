@@ -1,5 +1,5 @@
 """FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
-OBJECTID RFC 8474).
+OBJECTID RFC 8474, the PARTIAL modifier RFC 9394 3.3).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
 BODY, BODYSTRUCTURE, EMAILID) comes from one `store.fetch` over all requested messages;
@@ -365,11 +365,17 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if (
         plan.items in (["FLAGS"], ["UID", "FLAGS"])
         and cmd.changedsince is None
+        and cmd.partial is None
         and not view.pending_expunge
         and not cmd.sequence_set.last_result
     ):
         return await _fetch_flags_fast(s, view, store, cmd, verb, plan.items[0] == "UID")
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.partial is not None:
+        # RFC 9394 3.3: only the messages of the set in that range, counted in mailbox
+        # order (negative from the last) among those the client knows, an expunge not
+        # yet reported included; CHANGEDSINCE then filters those (3.4).
+        pairs = pairs[cmd.partial.window(len(pairs))]
     gone = view.pending_expunge
     # RFC 2180 4.1.2: messages another session expunged (not yet reported) return nothing;
     # like Dovecot the command still succeeds, flagged EXPUNGEISSUED.

@@ -1,6 +1,6 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
-(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032) and
-EMAILID/THREADID (RFC 8474).
+(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032),
+EMAILID/THREADID (RFC 8474) and PARTIAL (RFC 5267 4.4, with RFC 9394's negative ranges).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -571,12 +571,27 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
 # --- the command -----------------------------------------------------------------------
 
 
+def returned_results(results: Sequence[int], opts: set[str], partial: g.PartialRange | None) -> list[int]:
+    """Of *results* (in their order), those the command returns: what SAVE keeps and
+    MODSEQ is the highest of. That is all of them, but without ALL or COUNT only those
+    MIN, MAX and PARTIAL return (RFC 5182 2.4, RFC 9394 3.2)."""
+    if not results or opts & {"ALL", "COUNT"} or not (opts & {"MIN", "MAX"} or partial is not None):
+        return list(results)
+    picked = list(results[partial.window(len(results))]) if partial is not None else []
+    if "MIN" in opts:
+        picked.append(results[0])
+    if "MAX" in opts:
+        picked.append(results[-1])
+    return list(dict.fromkeys(picked))
+
+
 async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     view, store = s.view, s.store
     assert view is not None and store is not None
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
-    save = options is not None and "SAVE" in options
+    opts = set(options or ())
+    save = "SAVE" in opts
     if cmd.charset is not None and s.utf8_accept:
         # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
         return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
@@ -602,16 +617,12 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         if save:
             view.saved = []
         raise
-    opts = set(options or ())
-    returned = found
-    if found and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
-        returned = sorted({found[0] if "MIN" in opts else found[-1], found[-1] if "MAX" in opts else found[0]})
+    returned = returned_results(found, opts, cmd.partial)
     if save:
-        view.saved = list(returned)
+        view.saved = sorted(returned)
     highest = None
     if has_modseq and returned:
-        rows = await search.rows(returned, ("modseq",))
+        rows = await search.rows(sorted(returned), ("modseq",))
         highest = max((rows[u].modseq for u in returned if u in rows), default=None)
     numbers = found if cmd.uid else _msns(view, found)
     if options is None and not s.rev2:
@@ -624,10 +635,12 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         return Done(text=f"{verb} completed")
     # RETURN () means ALL, and so does a rev2 SEARCH without RETURN (RFC 9051 6.4.4).
     wanted = opts or {"ALL"}
-    if wanted == {"SAVE"}:
+    if wanted != {"SAVE"}:
         # SAVE alone suppresses the ESEARCH response (RFC 5182 2.4).
-        return Done(text=f"{verb} completed")
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+        partial = None
+        if cmd.partial is not None:
+            partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
+        s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, partial=partial))
     return Done(text=f"{verb} completed")
 
 
@@ -643,10 +656,13 @@ def _msns(view: SelectedView, uids: list[int]) -> list[int]:
 def esearch(
     tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None,
     all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set,
+    partial: tuple[g.PartialRange, Sequence[int]] | None = None,
 ) -> bytes:
-    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
-    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1). MIN and MAX are
-    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order)."""
+    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL PARTIAL COUNT [MODSEQ]`` in Dovecot's
+    order; with no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1),
+    and PARTIAL says NIL (RFC 9394 3.1). MIN and MAX are the first and last of
+    *numbers*, ALL is *all_text* of them (ESORT keeps sort order); *partial* is the
+    requested range and the numbers in it."""
     parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + b")"]
     if uid:
         parts.append(b"UID")
@@ -657,6 +673,9 @@ def esearch(
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in wanted:
             parts.append(b"ALL " + all_text(numbers))
+    if partial is not None:
+        window = partial[1]
+        parts.append(b"PARTIAL (%s %s)" % (str(partial[0]).encode(), all_text(window) if window else wire.NIL))
     if "COUNT" in wanted:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:

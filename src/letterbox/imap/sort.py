@@ -1,6 +1,6 @@
 """SORT and UID SORT (RFC 5256 section 3), with ESORT (RFC 5267 section 3: RETURN (MIN MAX
-ALL COUNT), and SAVE as SEARCH has it, RFC 5182), SORT=DISPLAY (RFC 5957) and CONDSTORE's
-MODSEQ (RFC 7162 3.1.9-3.1.10).
+ALL COUNT), and SAVE as SEARCH has it, RFC 5182), PARTIAL (RFC 5267 4.4, with RFC 9394's
+negative ranges), SORT=DISPLAY (RFC 5957) and CONDSTORE's MODSEQ (RFC 7162 3.1.9-3.1.10).
 
 Messages are chosen by the SEARCH machinery, then their sort keys come from the index:
 dates and sizes from its columns, subjects from its decoded Subject text, addresses from
@@ -22,7 +22,15 @@ from ..store.api import AccountStore, FetchField, StoreError
 from . import grammar as g
 from . import wire
 from .grammar.sort import Sort, SortCriterion
-from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys, esearch
+from .search import (
+    CHARSETS,
+    MAX_CONTENT_KEYS,
+    _fields,
+    _Search,
+    content_keys,
+    esearch,
+    returned_results,
+)
 from .session import ONLY_SELECTED, Done, IMAPSession, Spec
 from .sortcache import RESULTS
 from .sortkeys import (
@@ -207,7 +215,8 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
     assert view is not None and store is not None
     verb = "UID SORT" if cmd.uid else "SORT"
     options = cmd.return_options
-    save = options is not None and "SAVE" in options
+    opts = set(options or ())
+    save = "SAVE" in opts
     try:
         chosen = await select(s, cmd.charset, cmd.key)
         if isinstance(chosen, Done):
@@ -225,13 +234,8 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
         if save:
             view.saved = []
         raise
-    opts = set(options or ())
-    returned = order
-    if order and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
-        returned = list(dict.fromkeys(
-            ([order[0]] if "MIN" in opts else []) + ([order[-1]] if "MAX" in opts else [])
-        ))
+    # RFC 5267 3.1 and 4.4: MIN, MAX and PARTIAL's window follow the sort order.
+    returned = returned_results(order, opts, cmd.partial)
     if save:
         view.saved = sorted(returned)
     highest = await chosen.highest_modseq(returned)
@@ -247,23 +251,11 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
     wanted = opts or {"ALL"}
     if wanted == {"SAVE"}:
         return Done(text=f"{verb} completed")  # SAVE alone: no ESEARCH (RFC 5182 2.4)
-    # RFC 5267 3.1: MIN and MAX are the first and last in sort order, ALL keeps it.
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, ordered_set))
+    partial = None
+    if cmd.partial is not None:
+        partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
+    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, wire.ordered_set, partial))
     return Done(text=f"{verb} completed")
-
-
-def ordered_set(numbers: Sequence[int]) -> bytes:
-    """A sequence-set that keeps *numbers*' order; only ascending runs become ranges
-    (RFC 5267 3.2)."""
-    out: list[str] = []
-    i, n = 0, len(numbers)
-    while i < n:
-        j = i
-        while j + 1 < n and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
-        i = j + 1
-    return ",".join(out).encode("ascii")
 
 
 COMMANDS = {
