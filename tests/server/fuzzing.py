@@ -322,7 +322,7 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 9:
         cmd = _uid(rng) + b"SEARCH"
         if rng.random() < 0.3:
-            options = [b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"PARTIAL " + _partial_range(rng)]
+            options = [b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"CONTEXT", b"UPDATE", b"PARTIAL " + _partial_range(rng)]
             cmd += b" RETURN (" + b" ".join(rng.sample(options, rng.randint(0, 3))) + b")"
         if rng.random() < 0.2:
             cmd += b" CHARSET " + pick(rng, [b"UTF-8", b"US-ASCII", b"ISO-8859-1", b"KOI8-R", b"BOGUS"])
@@ -374,6 +374,9 @@ def _imap_body(rng: random.Random) -> bytes:
         return pick(rng, [b"LOGOUT", b"STARTTLS"])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
+    if r < 38:
+        tags = [b'"a"', b'"A1"', b'"x]"', b"a", b'""', b'"' + b"t" * 300 + b'"']
+        return b"CANCELUPDATE " + b" ".join(rng.sample(tags, rng.randint(0, 3)))
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
 
 

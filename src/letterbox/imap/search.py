@@ -1,6 +1,7 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
 (RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032),
-EMAILID/THREADID (RFC 8474) and PARTIAL (RFC 5267 4.4, with RFC 9394's negative ranges).
+EMAILID/THREADID (RFC 8474), CONTEXT=SEARCH's CONTEXT, UPDATE and PARTIAL (RFC 5267 4,
+see contexts.py for updates) and PARTIAL's negative ranges (RFC 9394).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -35,6 +36,7 @@ from ..store.api import (
 )
 from . import grammar as g
 from . import wire
+from .contexts import Matcher, SearchContext, contexts_of, freeze, noupdate, tag_in_use
 from .session import Done, IMAPSession
 from .view import SelectedView
 
@@ -571,6 +573,18 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
 # --- the command -----------------------------------------------------------------------
 
 
+def matcher(s: IMAPSession, view: SelectedView, store: AccountStore, key: g.SearchKey) -> Matcher:
+    """*key*'s test of given messages, for an updating search (contexts.py)."""
+    fields: set[FetchField] = set()
+    _fields(key, fields)
+    needles = content_keys(key, {})
+
+    async def match(uids: list[int]) -> set[int]:
+        return set(await _Search(s, view, store, fields, needles).match(key, uids))
+
+    return match
+
+
 def returned_results(results: Sequence[int], opts: set[str], partial: g.PartialRange | None) -> list[int]:
     """Of *results* (in their order), those the command returns: what SAVE keeps and
     MODSEQ is the highest of. That is all of them, but without ALL or COUNT only those
@@ -590,8 +604,11 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     assert view is not None and store is not None
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
-    opts = set(options or ())
+    # CONTEXT only hints that the search comes again (RFC 5267 4.2): nothing to do.
+    opts = set(options or ()) - {"CONTEXT"}
     save = "SAVE" in opts
+    if "UPDATE" in opts and tag_in_use(s, cmd.tag):
+        return Done("BAD", "An updating search already has this tag")  # RFC 5267 4.3
     if cmd.charset is not None and s.utf8_accept:
         # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
         return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
@@ -625,6 +642,13 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         rows = await search.rows(sorted(returned), ("modseq",))
         highest = max((rows[u].modseq for u in returned if u in rows), default=None)
     numbers = found if cmd.uid else _msns(view, found)
+    refused = None
+    if "UPDATE" in opts:
+        contexts = contexts_of(view)
+        refused = contexts.refusal(cmd.key, sort=False)
+        if refused is None:
+            key = freeze(cmd.key, view)
+            contexts.add(SearchContext(cmd.tag, cmd.uid, key, matcher(s, view, store, key), found))
     if options is None and not s.rev2:
         line = b"* SEARCH"
         if numbers:
@@ -641,6 +665,8 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         if cmd.partial is not None:
             partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
         s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, partial=partial))
+    if refused is not None:
+        s.send(noupdate(cmd.tag, refused))  # RFC 5267 4.3.1: the rest is still answered
     return Done(text=f"{verb} completed")
 
 

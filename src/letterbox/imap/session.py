@@ -164,7 +164,7 @@ class IMAPSession(Session):
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
-            "SORT", "SORT=DISPLAY", "ESORT", "PARTIAL",
+            "SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL",
             "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -705,7 +705,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 
 
 def _registry() -> dict[str, Spec]:
-    from . import append, fetch, mailboxes, quota, search, selected, sort, thread
+    from . import append, contexts, fetch, mailboxes, quota, search, selected, sort, thread
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -723,6 +723,7 @@ def _registry() -> dict[str, Spec]:
         "CHECK": Spec(cmd_noop, ONLY_SELECTED),
         "FETCH": Spec(fetch.cmd_fetch, ONLY_SELECTED, may_expunge=False),
         "SEARCH": Spec(search.cmd_search, ONLY_SELECTED, may_expunge=False),
+        "CANCELUPDATE": Spec(contexts.cmd_cancelupdate, ONLY_SELECTED),
         "GETQUOTA": Spec(quota.cmd_getquota, AUTHED),
         "GETQUOTAROOT": Spec(quota.cmd_getquotaroot, AUTHED),
         "SETQUOTA": Spec(quota.cmd_setquota, AUTHED),

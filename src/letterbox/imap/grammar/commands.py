@@ -444,8 +444,8 @@ class Search(Command):
     """SEARCH / UID SEARCH.
 
     ``return_options`` is None without RETURN, else the uppercase options among MIN,
-    MAX, ALL, COUNT, SAVE and PARTIAL (``RETURN ()`` gives an empty tuple, meaning
-    ALL); ``partial`` is PARTIAL's range. ``charset`` is None when absent.
+    MAX, ALL, COUNT, SAVE, CONTEXT, UPDATE and PARTIAL (``RETURN ()`` gives an empty
+    tuple, meaning ALL); ``partial`` is PARTIAL's range. ``charset`` is None when absent.
     """
 
     key: SearchKey
@@ -500,6 +500,14 @@ class Move(Command):
     mailbox: bytes
     uid: bool = False
     name: ClassVar[str] = "MOVE"
+
+
+@dataclass(slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE (RFC 5267 4.3.5): the tags of the updating searches to stop."""
+
+    tags: tuple[str, ...]
+    name: ClassVar[str] = "CANCELUPDATE"
 
 
 @dataclass(slots=True)

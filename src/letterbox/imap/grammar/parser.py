@@ -94,7 +94,7 @@ STATUS_ITEMS = frozenset(
     }
 )
 """The STATUS items Letterbox answers; the command checks nothing more."""
-SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL"})
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
 
@@ -1043,6 +1043,19 @@ def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
     return parse
 
 
+def _cancelupdate(cur: Cursor, tag: str) -> c.Command:
+    """``"CANCELUPDATE" 1*(SP quoted)`` (RFC 5267 5)."""
+    tags: list[str] = []
+    while not cur.at_end():
+        cur.sp()
+        if cur.peek() != b'"':
+            raise cur.fail("CANCELUPDATE takes quoted tags")
+        tags.append(cur.quoted().decode("utf-8", "replace"))
+    if not tags:
+        raise cur.fail("Missing arguments")
+    return c.CancelUpdate(tag, tuple(dict.fromkeys(tags)))
+
+
 # -- ID and QUOTA ----------------------------------------------------------------------
 
 
@@ -1131,6 +1144,7 @@ COMMANDS: dict[bytes, Parser] = {
     b"UNSELECT": _no_args(c.Unselect),
     b"EXPUNGE": _expunge,
     b"SEARCH": _search(False),
+    b"CANCELUPDATE": _cancelupdate,
     b"FETCH": _fetch(False),
     b"STORE": _store(False),
     b"COPY": _copy_move(c.Copy, False),

@@ -1,5 +1,5 @@
-"""SORT and THREAD (RFC 5256), with ESORT return options (RFC 5267 3), PARTIAL (RFC 5267
-4.4, RFC 9394) and the DISPLAYFROM and DISPLAYTO sort keys (RFC 5957).
+"""SORT and THREAD (RFC 5256), with ESORT return options (RFC 5267 3), CONTEXT=SORT's
+(RFC 5267 4, RFC 9394 PARTIAL) and the DISPLAYFROM and DISPLAYTO sort keys (RFC 5957).
 
     sort            = ["UID" SP] "SORT" [SP "RETURN" SP "(" [option *(SP option)] ")"]
                       SP sort-criteria SP search-criteria
@@ -23,7 +23,7 @@ from .parser import Cursor, _search_key, return_option_list
 SORT_KEYS = frozenset(
     {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
 )
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "PARTIAL"})
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL"})
 MAX_SORT_CRITERIA = 32
 
 
