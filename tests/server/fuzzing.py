@@ -315,6 +315,11 @@ STATUS_ITEMS = [
 ]
 
 
+def _partial_range(rng: random.Random) -> bytes:
+    a, b = rng.choice([(1, 5), (5, 1), (-1, -3), (0, 4), (1, -2), (3, 4294967296), (2, 2)])
+    return pick(rng, [b"%d:%d" % (a, b), b"%d" % a, b"%d:*" % a])
+
+
 def _imap_body(rng: random.Random) -> bytes:
     """One IMAP command without its tag and final CRLF."""
     r = rng.randrange(40)
@@ -326,13 +331,16 @@ def _imap_body(rng: random.Random) -> bytes:
             cmd += b"(" + b" ".join(fetch_att(rng) for _ in range(rng.randint(1, 5))) + b")"
         if rng.random() < 0.15:
             cmd += b" (CHANGEDSINCE %d%s)" % (rng.randint(0, 40), b" VANISHED" if rng.random() < 0.5 else b"")
+        elif rng.random() < 0.1:
+            cmd += b" (PARTIAL " + _partial_range(rng) + b")"
         return cmd
     if r < 9:
         cmd = _uid(rng) + b"SEARCH"
         if rng.random() < 0.25:
             cmd = _esearch_source(rng)
         if rng.random() < 0.3:
-            cmd += b" RETURN (" + b" ".join(rng.sample([b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE"], rng.randint(0, 3))) + b")"
+            options = [b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"CONTEXT", b"UPDATE", b"PARTIAL " + _partial_range(rng)]
+            cmd += b" RETURN (" + b" ".join(rng.sample(options, rng.randint(0, 3))) + b")"
         if rng.random() < 0.2:
             cmd += b" CHARSET " + pick(rng, [b"UTF-8", b"US-ASCII", b"ISO-8859-1", b"KOI8-R", b"BOGUS"])
         return cmd + b" " + b" ".join(search_key(rng) for _ in range(rng.randint(1, 3)))
@@ -391,6 +399,9 @@ def _imap_body(rng: random.Random) -> bytes:
         ])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
+    if r < 38:
+        tags = [b'"a"', b'"A1"', b'"x]"', b"a", b'""', b'"' + b"t" * 300 + b'"']
+        return b"CANCELUPDATE " + b" ".join(rng.sample(tags, rng.randint(0, 3)))
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
 
 

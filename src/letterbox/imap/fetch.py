@@ -1,5 +1,5 @@
 """FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
-OBJECTID RFC 8474, SAVEDATE RFC 8514, PREVIEW RFC 8970).
+OBJECTID RFC 8474, SAVEDATE RFC 8514, PREVIEW RFC 8970, the PARTIAL modifier RFC 9394 3.3).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
 BODY, BODYSTRUCTURE, EMAILID, SAVEDATE, PREVIEW) comes from one `store.fetch` over all
@@ -386,11 +386,17 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if (
         plan.items in (["FLAGS"], ["UID", "FLAGS"])
         and cmd.changedsince is None
+        and cmd.partial is None
         and not view.pending_expunge
         and not cmd.sequence_set.last_result
     ):
         return await _fetch_flags_fast(s, view, store, cmd, verb, plan)
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.partial is not None:
+        # RFC 9394 3.3: only the messages of the set in that range, counted in mailbox
+        # order (negative from the last) among those the client knows, an expunge not
+        # yet reported included; CHANGEDSINCE then filters those (3.4).
+        pairs = pairs[cmd.partial.window(len(pairs))]
     if plan.uidonly:
         pairs = [(u, u) for _, u in pairs]  # the UIDFETCH responses' numbers are UIDs
     gone = view.pending_expunge

@@ -17,7 +17,7 @@ from ..store.api import DELIMITER, Mailbox, MailboxNotFound, StoreError
 from . import grammar as g
 from . import wire
 from .grammar.esearch import ESearch, Source
-from .search import _Search, esearch, highest_modseq, plan, returned
+from .search import _Search, esearch, highest_modseq, plan, returned_results
 from .session import AUTHED, Done, IMAPSession, Spec
 from .view import RecentSet, SelectedView
 
@@ -142,7 +142,7 @@ async def cmd_esearch(s: IMAPSession, cmd: ESearch) -> Done:
             if save:
                 view.saved = []
             raise
-        chosen = returned(found, opts)
+        chosen = returned_results(found, opts, None)
         if save:
             view.saved = list(chosen)
         if not found or not wanted:

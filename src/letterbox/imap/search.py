@@ -1,6 +1,8 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
 (RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032),
-EMAILID/THREADID (RFC 8474) and the save date keys of SAVEDATE (RFC 8514).
+EMAILID/THREADID (RFC 8474), the save date keys of SAVEDATE (RFC 8514), CONTEXT=SEARCH's
+CONTEXT, UPDATE and PARTIAL (RFC 5267 4, see contexts.py for updates) and PARTIAL's
+negative ranges (RFC 9394).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -34,6 +36,7 @@ from ..store.api import (
 )
 from . import grammar as g
 from . import wire
+from .contexts import Matcher, SearchContext, contexts_of, freeze, noupdate, tag_in_use
 from .session import Done, IMAPSession
 from .view import SelectedView
 
@@ -616,14 +619,6 @@ def plan(s: IMAPSession, charset: str | None, key: g.SearchKey) -> Plan | Done:
     return fields, has_modseq, needles
 
 
-def returned(found: list[int], options: set[str]) -> list[int]:
-    """The messages a search returns: MIN/MAX alone return, and SAVE keeps, just those
-    (RFC 5182 2.4)."""
-    if found and options & {"MIN", "MAX"} and not options & {"ALL", "COUNT"}:
-        return sorted({found[0] if "MIN" in options else found[-1], found[-1] if "MAX" in options else found[0]})
-    return found
-
-
 async def highest_modseq(search: _Search, uids: list[int]) -> int | None:
     """The highest MODSEQ of *uids*, for a search with a MODSEQ key (RFC 7162 3.1.5)."""
     if not uids:
@@ -632,12 +627,42 @@ async def highest_modseq(search: _Search, uids: list[int]) -> int | None:
     return max((rows[u].modseq for u in uids if u in rows), default=None)
 
 
+def matcher(s: IMAPSession, view: SelectedView, store: AccountStore, key: g.SearchKey) -> Matcher:
+    """*key*'s test of given messages, for an updating search (contexts.py)."""
+    fields: set[FetchField] = set()
+    _fields(key, fields)
+    needles = content_keys(key, {})
+
+    async def match(uids: list[int]) -> set[int]:
+        return set(await _Search(s, view, store, fields, needles).match(key, uids))
+
+    return match
+
+
+def returned_results(results: Sequence[int], opts: set[str], partial: g.PartialRange | None) -> list[int]:
+    """Of *results* (in their order), those the command returns: what SAVE keeps and
+    MODSEQ is the highest of. That is all of them, but without ALL or COUNT only those
+    MIN, MAX and PARTIAL return (RFC 5182 2.4, RFC 9394 3.2)."""
+    if not results or opts & {"ALL", "COUNT"} or not (opts & {"MIN", "MAX"} or partial is not None):
+        return list(results)
+    picked = list(results[partial.window(len(results))]) if partial is not None else []
+    if "MIN" in opts:
+        picked.append(results[0])
+    if "MAX" in opts:
+        picked.append(results[-1])
+    return list(dict.fromkeys(picked))
+
+
 async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     view, store = s.view, s.store
     assert view is not None and store is not None
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
-    save = options is not None and "SAVE" in options
+    # CONTEXT only hints that the search comes again (RFC 5267 4.2): nothing to do.
+    opts = set(options or ()) - {"CONTEXT"}
+    save = "SAVE" in opts
+    if "UPDATE" in opts and tag_in_use(s, cmd.tag):
+        return Done("BAD", "An updating search already has this tag")  # RFC 5267 4.3
     planned = plan(s, cmd.charset, cmd.key)
     if isinstance(planned, Done):
         if save and planned.status == "NO":
@@ -653,12 +678,18 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         if save:
             view.saved = []
         raise
-    opts = set(options or ())
-    chosen = returned(found, opts)
+    chosen = returned_results(found, opts, cmd.partial)
     if save:
-        view.saved = list(chosen)
-    highest = await highest_modseq(search, chosen) if has_modseq else None
+        view.saved = sorted(chosen)
+    highest = await highest_modseq(search, sorted(chosen)) if has_modseq else None
     numbers = found if cmd.uid else _msns(view, found)
+    refused = None
+    if "UPDATE" in opts:
+        contexts = contexts_of(view)
+        refused = contexts.refusal(cmd.key, sort=False)
+        if refused is None:
+            key = freeze(cmd.key, view)
+            contexts.add(SearchContext(cmd.tag, cmd.uid, key, matcher(s, view, store, key), found))
     if options is None and not s.rev2:
         line = b"* SEARCH"
         if numbers:
@@ -669,10 +700,14 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         return Done(text=f"{verb} completed")
     # RETURN () means ALL, and so does a rev2 SEARCH without RETURN (RFC 9051 6.4.4).
     wanted = opts or {"ALL"}
-    if wanted == {"SAVE"}:
+    if wanted != {"SAVE"}:
         # SAVE alone suppresses the ESEARCH response (RFC 5182 2.4).
-        return Done(text=f"{verb} completed")
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+        partial = None
+        if cmd.partial is not None:
+            partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
+        s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, partial=partial))
+    if refused is not None:
+        s.send(noupdate(cmd.tag, refused))  # RFC 5267 4.3.1: the rest is still answered
     return Done(text=f"{verb} completed")
 
 
@@ -688,11 +723,14 @@ def _msns(view: SelectedView, uids: list[int]) -> list[int]:
 def esearch(
     tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None,
     all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set, correlators: bytes = b"",
+    partial: tuple[g.PartialRange, Sequence[int]] | None = None,
 ) -> bytes:
-    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
-    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1). MIN and MAX are
-    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order).
-    *correlators* follow the tag (ESEARCH's MAILBOX and UIDVALIDITY, RFC 7377 2.1)."""
+    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL PARTIAL COUNT [MODSEQ]`` in Dovecot's
+    order; with no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1),
+    and PARTIAL says NIL (RFC 9394 3.1). MIN and MAX are the first and last of
+    *numbers*, ALL is *all_text* of them (ESORT keeps sort order); *partial* is the
+    requested range and the numbers in it. *correlators* follow the tag (ESEARCH's
+    MAILBOX and UIDVALIDITY, RFC 7377 2.1)."""
     parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + correlators + b")"]
     if uid:
         parts.append(b"UID")
@@ -703,6 +741,9 @@ def esearch(
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in wanted:
             parts.append(b"ALL " + all_text(numbers))
+    if partial is not None:
+        window = partial[1]
+        parts.append(b"PARTIAL (%s %s)" % (str(partial[0]).encode(), all_text(window) if window else wire.NIL))
     if "COUNT" in wanted:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:

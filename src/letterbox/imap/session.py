@@ -179,7 +179,7 @@ class IMAPSession(Session):
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
             "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY", "SAVEDATE", "PREVIEW",
-            "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+            "SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
         ]
@@ -736,6 +736,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
 def _registry() -> dict[str, Spec]:
     from . import (
         append,
+        contexts,
         fetch,
         mailboxes,
         metadata,
@@ -763,6 +764,7 @@ def _registry() -> dict[str, Spec]:
         "CHECK": Spec(cmd_noop, ONLY_SELECTED),
         "FETCH": Spec(fetch.cmd_fetch, ONLY_SELECTED, may_expunge=False),
         "SEARCH": Spec(search.cmd_search, ONLY_SELECTED, may_expunge=False),
+        "CANCELUPDATE": Spec(contexts.cmd_cancelupdate, ONLY_SELECTED),
         "GETQUOTA": Spec(quota.cmd_getquota, AUTHED),
         "GETQUOTAROOT": Spec(quota.cmd_getquotaroot, AUTHED),
         "SETQUOTA": Spec(quota.cmd_setquota, AUTHED),

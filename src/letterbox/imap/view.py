@@ -5,7 +5,9 @@ everything else are read from the index when asked for. Changes made by other se
 reach the view through `sync`, which turns a store ChangeSet into the untagged
 responses RFC 9051 allows at that moment: EXISTS and FETCH FLAGS at any command's end,
 EXPUNGE only where the command permits it (never during FETCH, STORE or SEARCH, 7.5.1),
-so sequence numbers never shift under a client.
+so sequence numbers never shift under a client. Updating searches (contexts.py) hear of
+the same changes at the points RFC 5267 4.3 asks: before an EXPUNGE, after an EXISTS or
+FETCH.
 """
 
 from __future__ import annotations
@@ -13,10 +15,14 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ..store.api import AccountStore, Mailbox, MessageMeta
 from . import wire
 from .grammar import SequenceSet
+
+if TYPE_CHECKING:
+    from .contexts import UpdateContexts
 
 
 class RecentSet:
@@ -85,6 +91,7 @@ class SelectedView:
         "uidonly",
         "expunge_floor",
         "saved",
+        "contexts",
     )
 
     def __init__(self, mailbox: Mailbox, uids: Iterable[int], readonly: bool, recent: RecentSet) -> None:
@@ -107,6 +114,8 @@ class SelectedView:
         """While expunges are held back: a MODSEQ below all of theirs."""
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), referred to as $ (RFC 5182)."""
+        self.contexts: UpdateContexts | None = None
+        """Updating searches (RFC 5267 4.3): they end with the view."""
 
     @property
     def exists(self) -> int:
@@ -172,16 +181,22 @@ class SelectedView:
             self.pending_expunge |= present
             if present and self.expunge_floor is None:
                 self.expunge_floor = self.modseq  # they all came after what we had
+            if present and self.contexts:
+                out.extend(self.contexts.expunged(self, sorted(present)))
         if allow_expunge and self.pending_expunge:
             out.extend(self._expunge_now())
         new: list[int] = []
         flag_updates: list[MessageMeta] = []
+        touched: list[int] = []  # flags changed, also by this session (for contexts)
         last = self.uids[-1] if self.uids else 0
         for meta in cs.updated:
             if meta.uid > last and meta.uid not in self.pending_expunge:
                 new.append(meta.uid)
-            elif meta.modseq not in self.own_modseqs and self.msn(meta.uid) is not None:
-                flag_updates.append(meta)
+            elif self.msn(meta.uid) is not None:
+                if meta.modseq not in self.own_modseqs:
+                    flag_updates.append(meta)
+                if meta.uid not in self.pending_expunge:
+                    touched.append(meta.uid)
         out.extend(self.announce_keywords(cs.updated))
         if new and not rev2:
             # The first session told of a message has it as \\Recent (RFC 3501 2.3.1.2).
@@ -201,6 +216,8 @@ class SelectedView:
             line = self.fetch_response(meta.uid, items)
             if line is not None:
                 out.append(line)
+        if self.contexts and (new or touched):
+            out.extend(await self.contexts.changed(self, new, touched))
         self.modseq = max(self.modseq, cs.highestmodseq)
         self.own_modseqs = {m for m in self.own_modseqs if m > self.modseq}
         return out
@@ -224,8 +241,10 @@ class SelectedView:
 
     def remove_own(self, uids: Iterable[int]) -> list[bytes]:
         """This session expunged *uids*: report them now (EXPUNGE, CLOSE, MOVE)."""
-        self.pending_expunge |= {u for u in uids if self.msn(u) is not None}
-        return self._expunge_now()
+        mine = sorted(u for u in uids if self.msn(u) is not None)
+        out = self.contexts.expunged(self, mine) if self.contexts else []
+        self.pending_expunge.update(mine)
+        return out + self._expunge_now()
 
     def fetch_response(self, uid: int, items: list[bytes]) -> bytes | None:
         """An untagged FETCH of message *uid* with *items* (name and value each), or None

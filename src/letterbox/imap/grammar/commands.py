@@ -74,6 +74,28 @@ class FetchAttribute:
         return self.section is not None and not self.peek and self.name in ("BODY", "BINARY")
 
 
+@dataclass(frozen=True, slots=True)
+class PartialRange:
+    """A PARTIAL range (RFC 9394 4, which updates RFC 5267's: negative ranges count from
+    the last result), as the client wrote it: ``first`` and ``last`` both positive
+    (``1:500``) or both negative (``-1:-100``), in either order."""
+
+    first: int
+    last: int
+
+    def window(self, count: int) -> slice:
+        """The slice of *count* results (in their order) that the range names; results
+        past either end are left out, so the slice may be short or empty."""
+        lo, hi = sorted((abs(self.first), abs(self.last)))
+        if self.first > 0:
+            return slice(min(lo - 1, count), min(hi, count))
+        # -1 is the last result: -hi:-lo is the slice [count - hi, count - lo + 1).
+        return slice(max(count - hi, 0), max(count - lo + 1, 0))
+
+    def __str__(self) -> str:
+        return f"{self.first}:{self.last}"
+
+
 # ---------------------------------------------------------------------------------------
 # SEARCH keys
 
@@ -451,14 +473,15 @@ class Search(Command):
     """SEARCH / UID SEARCH.
 
     ``return_options`` is None without RETURN, else the uppercase options among MIN,
-    MAX, ALL, COUNT, SAVE (``RETURN ()`` gives an empty tuple, meaning ALL).
-    ``charset`` is None when absent.
+    MAX, ALL, COUNT, SAVE, CONTEXT, UPDATE and PARTIAL (``RETURN ()`` gives an empty
+    tuple, meaning ALL); ``partial`` is PARTIAL's range. ``charset`` is None when absent.
     """
 
     key: SearchKey
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
     name: ClassVar[str] = "SEARCH"
 
 
@@ -467,6 +490,7 @@ class Fetch(Command):
     """FETCH / UID FETCH; macros (ALL, FAST, FULL) arrive expanded.
 
     For UID FETCH the session must add UID to the response items (RFC 9051 6.4.9).
+    ``partial`` is the PARTIAL modifier (RFC 9394 3.3).
     """
 
     sequence_set: SequenceSet
@@ -474,6 +498,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None
     vanished: bool = False
+    partial: PartialRange | None = None
     name: ClassVar[str] = "FETCH"
 
 
@@ -504,6 +529,14 @@ class Move(Command):
     mailbox: bytes
     uid: bool = False
     name: ClassVar[str] = "MOVE"
+
+
+@dataclass(slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE (RFC 5267 4.3.5): the tags of the updating searches to stop."""
+
+    tags: tuple[str, ...]
+    name: ClassVar[str] = "CANCELUPDATE"
 
 
 @dataclass(slots=True)

@@ -92,7 +92,10 @@ def _esearch(uid: bool) -> Parser:
             cur.sp()
         else:
             cur.i = save
-        return_options, charset, key = search_program(cur)
+        return_options, partial, charset, key = search_program(cur)
+        if partial is not None or (return_options is not None and "UPDATE" in return_options):
+            # RFC 5267 and RFC 9394 define UPDATE and PARTIAL for one mailbox's SEARCH.
+            raise cur.fail("ESEARCH takes neither UPDATE nor PARTIAL")
         return ESearch(tag, sources, key, charset, return_options, uid)
 
     return parse

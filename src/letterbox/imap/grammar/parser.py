@@ -48,6 +48,8 @@ _WORD = re.compile(rb"[A-Za-z][A-Za-z0-9.\-]*")
 # RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-"), case-sensitive.
 _OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _DIGITS = re.compile(rb"[0-9]+")
+# RFC 9394 4: partial-range-first / partial-range-last, nz-numbers of one sign.
+_PARTIAL_RANGE = re.compile(rb"(-?)([1-9][0-9]{0,9}):(-?)([1-9][0-9]{0,9})(?=[ )]|$)")
 # 8-bit octets are let through in quoted strings: IMAP4rev2 and UTF8=ACCEPT allow UTF-8
 # there, and whether raw bytes are acceptable is the session's call (it knows the mode).
 _QUOTED = re.compile(rb'"([^"\\\x00\r\n]*(?:\\["\\][^"\\\x00\r\n]*)*)"')
@@ -92,7 +94,7 @@ STATUS_ITEMS = frozenset(
     }
 )
 """The STATUS items Letterbox answers; the command checks nothing more."""
-SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL"})
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"})
 
@@ -865,6 +867,7 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
                 attributes = (_fetch_att(cur),)
         changedsince = None
         vanished = False
+        partial = None
         if cur.peek() == b" ":
             cur.i += 1
             seen: set[str] = set()
@@ -879,6 +882,9 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
                     changedsince = cur.number("mod-sequence", bits64=True)
                 elif modifier == "VANISHED" and uid:
                     vanished = True
+                elif modifier == "PARTIAL":
+                    cur.sp()
+                    partial = partial_range(cur)  # RFC 9394 3.3
                 else:
                     raise cur.fail(f"Unknown fetch modifier {modifier}")
                 if cur.peek() != b" ":
@@ -889,7 +895,7 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
             if vanished and changedsince is None:
                 raise cur.fail("VANISHED requires CHANGEDSINCE")
         cur.end()
-        return c.Fetch(tag, seqset, attributes, uid, changedsince, vanished)
+        return c.Fetch(tag, seqset, attributes, uid, changedsince, vanished, partial)
 
     return parse
 
@@ -1029,34 +1035,63 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     raise cur.fail(f"Unknown search key {key}")
 
 
-def return_option_list(cur: Cursor, allowed: frozenset[str], what: str) -> tuple[str, ...]:
-    """"(" [option *(SP option)] ")" after RETURN (RFC 4731, RFC 5267), each in
-    *allowed*; repeats dropped."""
+def partial_range(cur: Cursor) -> c.PartialRange:
+    """``partial-range``: RFC 9394's grammar governs, RFC 5267's ``nz-number ":"
+    nz-number`` being its first half; it adds ``-n:-m``, counted from the last result.
+    Both numbers have one sign and fit in 32 bits; no ``*``."""
+    m = cur.match(_PARTIAL_RANGE)
+    if m is None or m.group(1) != m.group(3):
+        raise cur.fail("Invalid PARTIAL range")
+    first, last = int(m.group(2)), int(m.group(4))
+    if first > _MAX32 or last > _MAX32:
+        raise cur.fail("PARTIAL range out of range")
+    sign = -1 if m.group(1) else 1
+    return c.PartialRange(sign * first, sign * last)
+
+
+def return_option_list(
+    cur: Cursor, allowed: frozenset[str], what: str
+) -> tuple[tuple[str, ...], c.PartialRange | None]:
+    """"(" [option *(SP option)] ")" after RETURN (RFC 4731, RFC 5267, RFC 9394), each
+    in *allowed*, and PARTIAL's range; repeats dropped. One PARTIAL at most, never with
+    ALL (RFC 5267 4.4)."""
     cur.expect(b"(", "'(' after RETURN")
     options: list[str] = []
+    partial: c.PartialRange | None = None
     if cur.peek() != b")":
-        options.append(cur.word("return option"))
-        while cur.peek() == b" ":
+        while True:
+            option = cur.word("return option")
+            if option not in allowed:
+                raise cur.fail(f"Unknown {what} return option {option}")
+            if option == "PARTIAL":
+                if partial is not None:
+                    raise cur.fail("PARTIAL may be given once")
+                cur.sp()
+                partial = partial_range(cur)
+            options.append(option)
+            if cur.peek() != b" ":
+                break
             cur.i += 1
-            options.append(cur.word("return option"))
     cur.expect(b")", "')' after return options")
-    for option in options:
-        if option not in allowed:
-            raise cur.fail(f"Unknown {what} return option {option}")
-    return tuple(dict.fromkeys(options))
+    if partial is not None and "ALL" in options:
+        raise cur.fail("PARTIAL and ALL cannot be combined")
+    return tuple(dict.fromkeys(options)), partial
 
 
-def search_program(cur: Cursor) -> tuple[tuple[str, ...] | None, str | None, c.SearchKey]:
+def search_program(
+    cur: Cursor,
+) -> tuple[tuple[str, ...] | None, c.PartialRange | None, str | None, c.SearchKey]:
     """``[RETURN (options) SP] [CHARSET charset SP] search-key *(SP search-key)`` to the
-    command's end, as SEARCH and ESEARCH (RFC 7377) take it: (return options, charset,
-    key)."""
+    command's end, as SEARCH and ESEARCH (RFC 7377) take it: (return options, PARTIAL's
+    range, charset, key)."""
     return_options: tuple[str, ...] | None = None
+    partial: c.PartialRange | None = None
     charset = None
     save = cur.i
     word = cur.word("search key") if cur.peek().isalpha() else ""
     if word == "RETURN":
         cur.sp()
-        return_options = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
+        return_options, partial = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
         cur.sp()
         save = cur.i
         word = cur.word("search key") if cur.peek().isalpha() else ""
@@ -1075,16 +1110,29 @@ def search_program(cur: Cursor) -> tuple[tuple[str, ...] | None, str | None, c.S
         cur.i += 1
         keys.append(_search_key(cur, 0))
     cur.end()
-    return return_options, charset, keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
+    return return_options, partial, charset, keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
 
 
 def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
     def parse(cur: Cursor, tag: str) -> c.Command:
         cur.sp()
-        return_options, charset, key = search_program(cur)
-        return c.Search(tag, key, uid, charset, return_options)
+        return_options, partial, charset, key = search_program(cur)
+        return c.Search(tag, key, uid, charset, return_options, partial)
 
     return parse
+
+
+def _cancelupdate(cur: Cursor, tag: str) -> c.Command:
+    """``"CANCELUPDATE" 1*(SP quoted)`` (RFC 5267 5)."""
+    tags: list[str] = []
+    while not cur.at_end():
+        cur.sp()
+        if cur.peek() != b'"':
+            raise cur.fail("CANCELUPDATE takes quoted tags")
+        tags.append(cur.quoted().decode("utf-8", "replace"))
+    if not tags:
+        raise cur.fail("Missing arguments")
+    return c.CancelUpdate(tag, tuple(dict.fromkeys(tags)))
 
 
 # -- ID and QUOTA ----------------------------------------------------------------------
@@ -1175,6 +1223,7 @@ COMMANDS: dict[bytes, Parser] = {
     b"UNSELECT": _no_args(c.Unselect),
     b"EXPUNGE": _expunge,
     b"SEARCH": _search(False),
+    b"CANCELUPDATE": _cancelupdate,
     b"FETCH": _fetch(False),
     b"STORE": _store(False),
     b"COPY": _copy_move(c.Copy, False),
