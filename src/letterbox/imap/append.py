@@ -42,6 +42,8 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
         for msg in cmd.messages:
             if isinstance(msg.data, g.Spooled):
                 msg.data.close()
+    if s.view is not None and s.view.mailbox.id == mailbox.id:
+        s.view.own_new.update(done)
     return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}")
 
 
@@ -82,6 +84,8 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
         if isinstance(cmd.message.data, g.Spooled):
             cmd.message.data.close()
     s.stats["append"] += 1
+    if mailbox.id == view.mailbox.id:
+        view.own_new.add(result.uid)
     s.send(wire.untagged_status("OK", "Replacement message ready", f"APPENDUID {result.uidvalidity} {result.uid}"))
     # Only now, all else done, the old message goes (no EXPUNGE before, 3.4).
     await s.store.expunge(view.mailbox.id, [old])

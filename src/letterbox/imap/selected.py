@@ -204,7 +204,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     dest = s.decode_name(cmd.mailbox)
     store = _store(s)
     try:
-        await store.get_mailbox(dest)
+        dest_id = (await store.get_mailbox(dest)).id
     except Exception:
         return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
     uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
@@ -212,7 +212,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
     quota = s.current_quota()
-    if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
+    if move and dest_id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.
@@ -222,6 +222,8 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
         result = await store.move(view.mailbox.id, uids, dest)
     else:
         result = await store.copy(view.mailbox.id, uids, dest, quota)
+    if dest_id == view.mailbox.id:
+        view.own_new.update(result.dest_uids)
     code = None
     if result.source_uids:
         code = (

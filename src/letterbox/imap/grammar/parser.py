@@ -1124,6 +1124,11 @@ from . import sort as _sort  # noqa: E402
 COMMANDS.update(_sort.COMMANDS)
 UID_COMMANDS.update(_sort.UID_COMMANDS)
 
+# NOTIFY (RFC 5465) likewise.
+from . import notify as _notify  # noqa: E402
+
+COMMANDS.update(_notify.COMMANDS)
+
 
 def _printable(name: bytes) -> str:
     text = name[:40].decode("ascii")
