@@ -300,6 +300,33 @@ STATUS_ITEMS = [
 ]
 
 
+NOTIFY_FILTERS = [b"selected", b"SELECTED-DELAYED", b"inboxes", b"personal", b"subscribed", b"bogus"]
+NOTIFY_EVENTS = [
+    b"MessageNew", b"MessageExpunge", b"FlagChange", b"MailboxName", b"SubscriptionChange",
+    b"AnnotationChange", b"ServerMetadataChange", b"x-Future",
+]
+
+
+def _notify(rng: random.Random) -> bytes:
+    if rng.random() < 0.1:
+        return b"NOTIFY NONE"
+    groups = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.random()
+        if r < 0.15:
+            where = b"subtree " + mailbox(rng)
+        elif r < 0.3:
+            where = b"mailboxes (" + mailbox(rng) + b" " + mailbox(rng) + b")"
+        else:
+            where = pick(rng, NOTIFY_FILTERS)
+        events = rng.sample(NOTIFY_EVENTS, rng.randint(1, 4))
+        if rng.random() < 0.3:
+            events.append(b"MessageNew (UID " + fetch_att(rng) + b")")
+        listed = b"NONE" if rng.random() < 0.1 else b"(" + b" ".join(events) + b")"
+        groups.append(b"(" + where + b" " + listed + b")")
+    return b"NOTIFY SET " + (b"STATUS " if rng.random() < 0.3 else b"") + b" ".join(groups)
+
+
 def _imap_body(rng: random.Random) -> bytes:
     """One IMAP command without its tag and final CRLF."""
     r = rng.randrange(40)
@@ -366,6 +393,8 @@ def _imap_body(rng: random.Random) -> bytes:
         return pick(rng, [b"LOGOUT", b"STARTTLS"])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
+    if r < 38:
+        return _notify(rng)
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
 
 
