@@ -371,6 +371,26 @@ def test_create_delete_tell_the_parent_and_a_renamed_hierarchy_is_one_event(ctx:
     asyncio.run(go())
 
 
+def test_filter_names_are_spelled_as_mailbox_names(ctx: Context) -> None:
+    async def go() -> None:
+        c, other = await two(ctx)
+        # INBOX in any case, also as a parent; a trailing delimiter as CREATE takes it.
+        out = await c.cmd('a NOTIFY SET (subtree inbox/ (MailboxName)) (mailboxes (Inbox/Sub "nope*") (MessageNew))')
+        assert out == b"a OK NOTIFY completed\r\n"
+        await other.cmd("x CREATE inBox/Sub")
+        out = lines(await c.changed())
+        assert out[:2] == [b'* LIST (\\HasNoChildren) "/" INBOX/Sub', b'* LIST (\\HasChildren \\Subscribed) "/" INBOX']
+        assert re.fullmatch(rb"\* STATUS INBOX/Sub \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+ UNSEEN 0\)", out[2]), out
+        await deliver(ctx, "INBOX/Sub")
+        assert await c.changed() == b"* STATUS INBOX/Sub (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"
+        # No wildcards in MAILBOXES (6.6).
+        await other.cmd("x CREATE nopeX")
+        await deliver(ctx, "nopeX")
+        assert await c.changed() == b""
+
+    asyncio.run(go())
+
+
 def test_renaming_inbox_is_a_rename_to_the_new_name(ctx: Context) -> None:
     async def go() -> None:
         c, other = await two(ctx)

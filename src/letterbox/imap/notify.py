@@ -78,8 +78,12 @@ async def cmd_notify(s: IMAPSession, cmd: Notify) -> Done:
 
 
 def _name(s: IMAPSession, raw: bytes) -> str:
+    """A filter's name as the store spells mailbox names: a trailing delimiter dropped
+    (as CREATE does), INBOX in capitals also as the first level of a child's name."""
     name = s.decode_name(raw)
-    return name.rstrip(DELIMITER) or name  # as CREATE takes a trailing delimiter
+    name = name.rstrip(DELIMITER) or name
+    first, sep, rest = name.partition(DELIMITER)
+    return "INBOX" + sep + rest if first.upper() == "INBOX" else name
 
 
 def _fetch_problem(atts: tuple[g.FetchAttribute, ...]) -> str | None:
