@@ -677,7 +677,7 @@ def test_real_server_delivery_expunge_and_mailbox_events(server: ServerProcess) 
             lmtp.sendmail("a@example.org", [user], b"Subject: hi\r\n\r\nbody\r\n")
         assert watcher.until(rb"\* STATUS")[-1] == b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1)"
         # Another session's APPEND and EXPUNGE in the selected mailbox.
-        other.sock.sendall(b"a APPEND Drafts {5+}\r\nhi\r\n\r\n")
+        other.sock.sendall(b"a APPEND Drafts {4+}\r\nhi\r\n\r\n")
         other.until(rb"a OK")
         assert watcher.until(rb"\* \d+ EXISTS")[-1] == b"* 1 EXISTS"
         other.cmd("s SELECT Drafts")
