@@ -320,6 +320,33 @@ def _partial_range(rng: random.Random) -> bytes:
     return pick(rng, [b"%d:%d" % (a, b), b"%d" % a, b"%d:*" % a])
 
 
+NOTIFY_FILTERS = [b"selected", b"SELECTED-DELAYED", b"inboxes", b"personal", b"subscribed", b"bogus"]
+NOTIFY_EVENTS = [
+    b"MessageNew", b"MessageExpunge", b"FlagChange", b"MailboxName", b"SubscriptionChange",
+    b"AnnotationChange", b"ServerMetadataChange", b"x-Future",
+]
+
+
+def _notify(rng: random.Random) -> bytes:
+    if rng.random() < 0.1:
+        return b"NOTIFY NONE"
+    groups = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.random()
+        if r < 0.15:
+            where = b"subtree " + mailbox(rng)
+        elif r < 0.3:
+            where = b"mailboxes (" + mailbox(rng) + b" " + mailbox(rng) + b")"
+        else:
+            where = pick(rng, NOTIFY_FILTERS)
+        events = rng.sample(NOTIFY_EVENTS, rng.randint(1, 4))
+        if rng.random() < 0.3:
+            events.append(b"MessageNew (UID " + fetch_att(rng) + b")")
+        listed = b"NONE" if rng.random() < 0.1 else b"(" + b" ".join(events) + b")"
+        groups.append(b"(" + where + b" " + listed + b")")
+    return b"NOTIFY SET " + (b"STATUS " if rng.random() < 0.3 else b"") + b" ".join(groups)
+
+
 def _imap_body(rng: random.Random) -> bytes:
     """One IMAP command without its tag and final CRLF."""
     r = rng.randrange(40)
@@ -402,6 +429,8 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 38:
         tags = [b'"a"', b'"A1"', b'"x]"', b"a", b'""', b'"' + b"t" * 300 + b'"']
         return b"CANCELUPDATE " + b" ".join(rng.sample(tags, rng.randint(0, 3)))
+    if r < 39:
+        return _notify(rng)
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
 
 

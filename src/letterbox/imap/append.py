@@ -76,6 +76,8 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
     finally:
         for msg in cmd.messages:
             _close(msg)
+    if s.view is not None and s.view.mailbox.id == mailbox.id:
+        s.view.own_new.update(done)
     return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}")
 
 
@@ -114,6 +116,8 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
     finally:
         _close(cmd.message)
     s.stats["append"] += 1
+    if mailbox.id == view.mailbox.id:
+        view.own_new.add(result.uid)
     s.send(wire.untagged_status("OK", "Replacement message ready", f"APPENDUID {result.uidvalidity} {result.uid}"))
     # Only now, all else done, the old message goes (no EXPUNGE before, 3.4).
     await s.store.expunge(view.mailbox.id, [old])

@@ -468,6 +468,12 @@ async def _with_previews(
     return out
 
 
+async def send_new(s: IMAPSession, uids: Sequence[int], attributes: tuple[g.FetchAttribute, ...]) -> None:
+    """RFC 5465 5.2: the fetch-atts NOTIFY names, for messages that just arrived in the
+    selected mailbox, as one unsolicited FETCH each (UID first, as UID FETCH answers)."""
+    await cmd_fetch(s, g.Fetch("*", g.SequenceSet.of(uids), attributes, uid=True))
+
+
 async def _fetch_flags_fast(
     s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, plan: _Plan
 ) -> Done:

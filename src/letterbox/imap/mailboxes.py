@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox
+from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, Mailbox, MailboxStatus
 from . import grammar as g
 from . import wire
 from .patterns import compile_pattern
@@ -92,7 +92,12 @@ def _attributes(mbox: Mailbox, parents: set[str], want_subscribed: bool, special
 async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> bytes:
     if any(item.upper() == "HIGHESTMODSEQ" for item in items):
         s.enable_condstore()  # RFC 7162 3.1
-    st = await _store(s).status(name)
+    return status_response(s, await _store(s).status(name), items)
+
+
+def status_response(s: IMAPSession, st: MailboxStatus, items: Iterable[str]) -> bytes:
+    """``* STATUS`` with *items* (of parser.STATUS_ITEMS) in the order given; also what
+    NOTIFY sends about mailboxes other than the selected one (RFC 5465 5)."""
     values = {
         "MESSAGES": st.messages,
         "RECENT": st.recent,
@@ -113,6 +118,25 @@ async def _status_line(s: IMAPSession, name: str, items: tuple[str, ...]) -> byt
         elif key == "MAILBOXID":  # RFC 8474 4.3
             parts.append(b"MAILBOXID (" + st.mailbox.mailboxid.encode("ascii") + b")")
     return b"* STATUS " + s.encode_name(st.mailbox.name) + b" (" + b" ".join(parts) + b")\r\n"
+
+
+def list_response(
+    s: IMAPSession, name: str, by_name: dict[str, Mailbox], parents: set[str], subs: set[str], old_name: str = ""
+) -> bytes:
+    """``* LIST`` of one name with every attribute computed, also for a name that is no
+    mailbox (\\NonExistent), and with OLDNAME after a rename: what NOTIFY sends for
+    MailboxName and SubscriptionChange events (RFC 5465 5.4, 5.5)."""
+    mbox = by_name.get(name)
+    if mbox is not None:
+        attrs = _attributes(mbox, parents, True, True)
+    else:
+        attrs = ["\\NonExistent", *(["\\HasChildren"] if name in parents else [])]
+        if name in subs:
+            attrs.append("\\Subscribed")
+    line = b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(name)
+    if old_name:
+        line += b' ("OLDNAME" (' + s.encode_name(old_name) + b"))"
+    return line + b"\r\n"
 
 
 async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:

@@ -228,7 +228,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     dest = s.decode_name(cmd.mailbox)
     store = _store(s)
     try:
-        await store.get_mailbox(dest)
+        dest_id = (await store.get_mailbox(dest)).id
     except Exception:
         return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
     uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
@@ -238,7 +238,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     quota = s.current_quota()
     s.progress.total = len(uids)
     progress = s.progress.step
-    if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
+    if move and dest_id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.
@@ -248,6 +248,8 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
         result = await store.move(view.mailbox.id, uids, dest, progress)
     else:
         result = await store.copy(view.mailbox.id, uids, dest, quota, progress)
+    if dest_id == view.mailbox.id:
+        view.own_new.update(result.dest_uids)
     code = None
     if result.source_uids:
         code = (

@@ -10,11 +10,12 @@ sessions caused, with EXPUNGE held back where 7.5.1 forbids it.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import __version__
 from ..auth.authenticator import LoginResult, Outcome
@@ -29,12 +30,15 @@ from ..auth.sasl import (
 )
 from ..server.context import Context
 from ..server.session import Peer, Session
-from ..store.api import AccountStore, Quota, StoreError
+from ..store.api import AccountStore, Quota, StoreError, changes_by
 from . import grammar as g
 from . import uidonly, wire
 from .grammar import mutf7
 from .progress import Progress
 from .view import SelectedView, ViewGone
+
+if TYPE_CHECKING:
+    from .notifier import Notifier
 
 log = logging.getLogger("letterbox.imap")
 
@@ -47,6 +51,8 @@ MAX_BAD_COMMANDS = 20
 # Before login nobody may make the server hold more than a LOGIN or an ID needs (RFC 2971
 # allows 30 fields of 30-octet names and 1,024-octet values: about 32 KB).
 PRE_AUTH_LIMIT = 40 * 1024
+_ORIGINS = itertools.count(1)
+"""Session numbers, for telling a session's own changes on the feed (store.api.changes_by)."""
 
 
 @dataclass(slots=True)
@@ -92,6 +98,11 @@ class IMAPSession(Session):
         self.store: AccountStore | None = None
         self.account: Account | None = None
         self.view: SelectedView | None = None
+        self.notify: Notifier | None = None
+        """Set by NOTIFY (RFC 5465): the events told on the session's own, also between
+        commands; None until the first NOTIFY (then updates of the selected mailbox go
+        out at the end of commands and during IDLE)."""
+        self.origin = next(_ORIGINS)
         self.idle_tag: str | None = None
         self._sasl: tuple[str, str, list[bytes]] | None = None
         self._scram: ScramExchange | None = None
@@ -130,6 +141,7 @@ class IMAPSession(Session):
     def unauthenticate(self) -> None:
         """Forget the login and everything that came with it (RFC 8437)."""
         log.info("imap(%s)<%s>: unauthenticated", self.user, self.peer.ip)
+        self.notify = None
         self._close_view()
         self.state = NOT_AUTH
         self.user = None
@@ -178,7 +190,7 @@ class IMAPSession(Session):
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
             "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
-            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY", "SAVEDATE", "PREVIEW",
+            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY", "SAVEDATE", "PREVIEW", "NOTIFY",
             "SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
             "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -267,11 +279,25 @@ class IMAPSession(Session):
         return None if since is None else since + self.settings.command_timeout
 
     async def changed(self) -> None:
-        if self.subscription is not None:
-            self.subscription.take()
-        self._dirty = True
-        if self.idle_tag is not None and self.view is not None:
+        self._take_changes()
+        if self.idle_tag is not None:
             await self._send_updates(allow_expunge=True)
+            await self._send_notifications()
+        elif self.notify is not None and self._between_commands():
+            # RFC 5465 3.1: after NOTIFY, events go out between commands too.
+            await self._send_updates(allow_expunge=False)
+            await self._send_notifications()
+
+    def _between_commands(self) -> bool:
+        """No command is being received or answered (nor AUTHENTICATE's exchange), and
+        the client reads what it is sent (no pipelined commands held back)."""
+        return (
+            self.state in AUTHED
+            and not self.closing
+            and not self.reader.in_command
+            and self._sasl is None
+            and not self._held
+        )
 
     def tls_started(self) -> None:
         super().tls_started()
@@ -290,6 +316,7 @@ class IMAPSession(Session):
         self.closing = True
 
     async def connection_lost(self) -> None:
+        self.notify = None
         self._close_view()
 
     def summary(self) -> str:
@@ -360,10 +387,11 @@ class IMAPSession(Session):
         if self.view is not None and self.subscription is not None and self.subscription.pending():
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
-            await self._send_updates(allow_expunge=False, with_uid=uid)
+            await self._send_updates(allow_expunge=False, with_uid=uid, before_command=True)
         self.progress = Progress(self, cmd.tag)
         try:
-            done = await spec.handler(self, cmd)
+            with changes_by(self.origin):
+                done = await spec.handler(self, cmd)
         except BadName as e:
             done = Done("BAD" if self.rev2 else "NO", str(e), None if self.rev2 else "CANNOT")
         except ViewGone:
@@ -388,6 +416,8 @@ class IMAPSession(Session):
         view = self.view
         if view is not None and self.state == SELECTED and not self.closing:
             await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+        if self.notify is not None and self.state in AUTHED and not self.closing:
+            await self._send_notifications()
         if view is not None and self.view is view and not self.closing:
             if view.condstore and view.expunge_floor is not None:
                 # RFC 7162 3.2: MODSEQs may have gone out while expunges are held back;
@@ -414,23 +444,84 @@ class IMAPSession(Session):
             self.view.condstore = True
             self._announce_modseq = True
 
-    async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
+    async def _send_updates(self, allow_expunge: bool, with_uid: bool = False, before_command: bool = False) -> None:
+        """What other sessions changed in the selected mailbox, as far as may be told now
+        (and, after NOTIFY, as far as SELECTED / SELECTED-DELAYED asks). Before a command
+        runs expunges are always held: its message numbers are the ones the client knew."""
         view, store = self.view, self.store
         if view is None or store is None:
             return
-        if self.subscription is not None and self.subscription.pending():
-            self.subscription.take()
-            self._dirty = True
+        self._take_changes()
+        fetch: tuple[g.FetchAttribute, ...] = ()
+        flags = True
+        if self.notify is not None:
+            wanted = self.notify.selected
+            if wanted is None:
+                # RFC 5465 3.1: no message events for the selected mailbox at all; the
+                # view stays as the client knows it until NOTIFY asks for them again.
+                view.own_modseqs.clear()
+                view.own_new.clear()
+                return
+            # 5.1: flag changes carry the UID; 6.1.1: SELECTED tells expunges at once.
+            flags, with_uid, fetch = wanted.flags, True, wanted.fetch
+            allow_expunge = allow_expunge or not (wanted.delayed or before_command)
         if not self._dirty and not (allow_expunge and view.pending_expunge):
             return
         self._dirty = False
         try:
-            for line in await view.sync(store, allow_expunge, self.rev2, with_uid):
-                self.send(line)
+            lines, new = await view.sync(store, allow_expunge, self.rev2, with_uid, flags)
         except ViewGone:
             self._close_view()
             self.send(wire.untagged_status("BYE", "The selected mailbox was deleted or renamed"))
             self.closing = True
+            return
+        for line in lines:
+            self.send(line)
+        if fetch and new:
+            # RFC 5465 5.2: after the EXISTS, what NOTIFY asked for of each new message.
+            from .fetch import send_new
+
+            await send_new(self, new, fetch)
+
+    def _take_changes(self) -> None:
+        """Take what the feed brought: the selected mailbox needs a sync, NOTIFY keeps
+        what its filters want of the rest."""
+        sub = self.subscription
+        if sub is None or not sub.pending():
+            return
+        lost = sub.overflowed
+        changes = sub.take()
+        view = self.view
+        if view is not None and (lost or any(c.mailbox_id == view.mailbox.id for c in changes)):
+            self._dirty = True
+        if self.notify is not None:
+            self.notify.add(changes, lost, self.origin)
+
+    async def _send_notifications(self) -> None:
+        notify = self.notify
+        if notify is None or self.store is None:
+            return
+        self._take_changes()
+        if notify.pending():
+            await notify.flush(self)
+        self._update_subscription()  # an overflow ends the watch of other mailboxes
+
+    def set_notify(self, notifier: Notifier) -> None:
+        self.notify = notifier
+        self._update_subscription()
+
+    def _update_subscription(self) -> None:
+        """Listen to the feed while something needs it: a selected mailbox, or NOTIFY
+        watching other mailboxes."""
+        want = self.user is not None and (
+            self.view is not None or (self.notify is not None and self.notify.watching)
+        )
+        if want and self.subscription is None:
+            assert self.user is not None
+            self.subscription = self.ctx.store.subscribe(self.user)
+        elif not want and self.subscription is not None:
+            self.subscription.close()
+            self.subscription = None
 
     async def _line(self, data: bytes) -> None:
         if self.idle_tag is not None:
@@ -456,16 +547,13 @@ class IMAPSession(Session):
         self._close_view()
         self.view = view
         self.state = SELECTED
-        assert self.user is not None
-        self.subscription = self.ctx.store.subscribe(self.user)
+        self._update_subscription()
 
     def _close_view(self) -> None:
-        if self.subscription is not None:
-            self.subscription.close()
-            self.subscription = None
         self.view = None
         if self.state == SELECTED:
             self.state = AUTH
+        self._update_subscription()
 
     # --- authentication ----------------------------------------------------------------
     async def login(self, tag: str, user: str, password: str) -> Done:
@@ -730,6 +818,7 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
     if s.view is not None:
         s._dirty = True
         await s._send_updates(allow_expunge=True)
+    await s._send_notifications()
     return DEFERRED
 
 
@@ -741,6 +830,7 @@ def _registry() -> dict[str, Spec]:
         mailboxes,
         metadata,
         multisearch,
+        notify,
         quota,
         search,
         selected,
@@ -777,6 +867,7 @@ def _registry() -> dict[str, Spec]:
     table.update(thread.COMMANDS)
     table.update(metadata.COMMANDS)
     table.update(multisearch.COMMANDS)
+    table.update(notify.COMMANDS)
     return table
 
 

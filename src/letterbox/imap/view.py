@@ -85,6 +85,7 @@ class SelectedView:
         "recent",
         "pending_expunge",
         "own_modseqs",
+        "own_new",
         "keywords",
         "condstore",
         "qresync",
@@ -104,6 +105,9 @@ class SelectedView:
         """The UIDs that are \\Recent to this session (IMAP4rev1 only)."""
         self.pending_expunge: set[int] = set()
         self.own_modseqs: set[int] = set()
+        self.own_new: set[int] = set()
+        """UIDs this session put into the mailbox (APPEND, COPY, MOVE) not yet announced:
+        NOTIFY fetches nothing of them (RFC 5465 5.2)."""
         self.keywords = set(mailbox.keywords)
         self.condstore = False
         self.qresync = False
@@ -160,8 +164,12 @@ class SelectedView:
         return all(lo >= 1 and hi <= n for lo, hi in seqset.resolve(max(n, 1)))
 
     # --- applying changes --------------------------------------------------------------
-    async def sync(self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False) -> list[bytes]:
-        """Catch up with the store; return the untagged responses to send now."""
+    async def sync(
+        self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False, flags: bool = True
+    ) -> tuple[list[bytes], list[int]]:
+        """Catch up with the store; return the untagged responses to send now, and the
+        UIDs of the new messages that other sessions put there. Other sessions' flag
+        changes are told only with *flags*."""
         cs = await store.changes_since(self.mailbox.id, self.modseq)
         if (
             cs.uidvalidity_changed
@@ -193,7 +201,7 @@ class SelectedView:
             if meta.uid > last and meta.uid not in self.pending_expunge:
                 new.append(meta.uid)
             elif self.msn(meta.uid) is not None:
-                if meta.modseq not in self.own_modseqs:
+                if flags and meta.modseq not in self.own_modseqs:
                     flag_updates.append(meta)
                 if meta.uid not in self.pending_expunge:
                     touched.append(meta.uid)
@@ -220,7 +228,9 @@ class SelectedView:
             out.extend(await self.contexts.changed(self, new, touched))
         self.modseq = max(self.modseq, cs.highestmodseq)
         self.own_modseqs = {m for m in self.own_modseqs if m > self.modseq}
-        return out
+        others = [u for u in new if u not in self.own_new]
+        self.own_new.clear()
+        return out, others
 
     def _expunge_now(self) -> list[bytes]:
         """EXPUNGE responses, highest sequence number first so that none needs adjusting,

@@ -9,8 +9,17 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -252,14 +261,47 @@ class ChangeSet:
     """The mailbox's UIDVALIDITY now (0: not known)."""
 
 
+ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription"]
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One event on the change feed: mailbox *mailbox_id* of *account* reached *modseq*."""
+    """One event on the change feed: mailbox *mailbox_id* of *account* reached *modseq*.
+
+    "mailbox" is a CREATE (*name* set), DELETE (*old_name* set) or RENAME (both; each
+    mailbox of a renamed hierarchy has its own change); with neither, another process
+    changed the mailbox. "subscription" is a SUBSCRIBE or UNSUBSCRIBE of *name*
+    (*mailbox_id* 0 when no mailbox has the name)."""
 
     account: str
     mailbox_id: int
     modseq: int
-    kind: Literal["append", "flags", "expunge", "mailbox"]
+    kind: ChangeKind
+    name: str = ""
+    """The mailbox's name after the change ("" once deleted)."""
+    old_name: str = ""
+    """Before a RENAME or DELETE, the name the mailbox had."""
+    origin: int = 0
+    """Who made the change (see `changes_by`): 0 for a delivery or another process."""
+
+
+_ORIGIN: ContextVar[int] = ContextVar("letterbox_change_origin", default=0)
+
+
+@contextmanager
+def changes_by(origin: int) -> Iterator[None]:
+    """Mark the changes made inside (by this task) as *origin*'s: a session runs each
+    command inside, so it can tell its own changes from others' on the feed."""
+    token = _ORIGIN.set(origin)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def current_origin() -> int:
+    """For backends publishing a change: whose it is (see `changes_by`)."""
+    return _ORIGIN.get()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1259,6 +1259,11 @@ from . import metadata as _metadata  # noqa: E402
 
 COMMANDS.update(_metadata.COMMANDS)
 
+# NOTIFY (RFC 5465) likewise.
+from . import notify as _notify  # noqa: E402
+
+COMMANDS.update(_notify.COMMANDS)
+
 
 def _printable(name: bytes) -> str:
     text = name[:40].decode("ascii")

@@ -43,6 +43,7 @@ from ..api import (
     AccountStore,
     AppendResult,
     Change,
+    ChangeKind,
     ChangeSet,
     CopyResult,
     DiskFull,
@@ -64,6 +65,7 @@ from ..api import (
     StoreError,
     Unavailable,
     Usage,
+    current_origin,
 )
 from . import files, folderfile, folders, index, metadata
 from .accountdir import AccountDir, join
@@ -502,11 +504,22 @@ class MaildirAccount(AccountStore):
         for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes"):
             self._known[mid] = hms
 
-    def publish(self, mailbox_id: int, modseq: int, kind: Literal["append", "flags", "expunge", "mailbox"]) -> None:
+    def publish(
+        self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = ""
+    ) -> None:
+        """Tell the account's sessions; *name* is looked up when not given (and only when
+        someone listens)."""
         # data_version is deliberately not refreshed here: that would hide a change
         # another process committed since the last poll.
-        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
-        self._store.feed.publish(Change(self.address, mailbox_id, modseq, kind))
+        if kind != "subscription":
+            self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+        feed = self._store.feed
+        if not feed.has_subscribers(self.address):
+            return
+        if name is None:
+            row = self.db.execute("SELECT name FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            name = str(row[0]) if row is not None else ""
+        feed.publish(Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin()))
 
     def check_external(self) -> None:
         """Publish changes committed by another process (e.g. `letterbox deliver`)."""
@@ -516,11 +529,12 @@ class MaildirAccount(AccountStore):
         if version == self._data_version:
             return
         self._data_version = version
-        for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes").fetchall():
+        for mid, name, hms in self.db.execute("SELECT id, name, highestmodseq FROM mailboxes").fetchall():
             if hms != self._known.get(mid):
-                kind: Literal["append", "mailbox"] = "append" if mid in self._known else "mailbox"
+                kind: ChangeKind = "append" if mid in self._known else "mailbox"
                 self._known[mid] = hms
-                self._store.feed.publish(Change(self.address, mid, hms, kind))
+                # Not made by a session of this process, whatever task notices it.
+                self._store.feed.publish(Change(self.address, mid, hms, kind, name))
 
     # --- mailboxes -------------------------------------------------------------------------
     @_op()
@@ -584,6 +598,8 @@ class MaildirAccount(AccountStore):
                 raise LimitExceeded(f"at most {self._store.limits.mailboxes} subscriptions")
             self.write_subs(db, subs | {name} if subscribed else subs - {name})
         await self.save_subscriptions()
+        row = self.db.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        self.publish(int(row[0]) if row is not None else 0, 0, "subscription", name)
 
     async def save_subscriptions(self) -> None:
         """Write the subscriptions file (after they may have changed)."""
