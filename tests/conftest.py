@@ -68,6 +68,7 @@ allow_plaintext_without_tls = {allow_plain}
 listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 command_timeout = {command_timeout}
+{imap_extra}
 
 [pop3]
 listen = ["127.0.0.1:0"]
@@ -104,6 +105,7 @@ class ServerProcess:
             "login_deadline": 180,
             "handshake_timeout": 30,
             "command_timeout": 600,
+            "imap_extra": "",  # more [imap] lines, e.g. "literal_minus = true"
             "failure_delay": 0.05,
             "penalty_max": 0.2,
             "max_failures": 1000,

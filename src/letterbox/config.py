@@ -136,6 +136,19 @@ class IMAPSettings(_Section):
     command_timeout: float = Field(default=600.0, gt=0)
     """Seconds one command may take to arrive, its literals included (a slow client
     trickling a message byte by byte is cut off here)."""
+    admin: str = ""
+    """How to reach the administrator, for the METADATA server entry /shared/admin
+    (RFC 5464 3.2.1.1): a URI (mailto:, tel:, https:) or a bare address, which becomes a
+    mailto:. Empty: the [delivery] postmaster account; with neither, no such entry."""
+    progress_interval: float = Field(default=10.0, ge=0)
+    """Seconds between two INPROGRESS notices (RFC 9585) of a long command, the first
+    one included (0: at every step of its work, for tests)."""
+    max_search_mailboxes: int = Field(default=1000, ge=1)
+    """Mailboxes one ESEARCH (RFC 7377 MULTISEARCH) may search; more is NO [LIMIT]."""
+    literal_minus: bool = False
+    """Advertise LITERAL- instead of LITERAL+ (RFC 7888 5; Dovecot's imap_literal_minus):
+    non-synchronizing literals then carry at most 4096 octets, so a client never sends
+    a big message the server will refuse before it has said so."""
 
 
 class POP3Settings(_Section):
@@ -195,6 +208,14 @@ class LimitSettings(_Section):
     """Keywords one mailbox may hold (APPEND or STORE of another: NO [LIMIT])."""
     keyword_length: int = Field(default=128, ge=8)
     """Characters in one keyword."""
+    metadata_value_size: Size = Field(default=64 * 1024, ge=1024, le=1024**2)
+    """Octets in one IMAP METADATA value (beyond: NO [METADATA MAXSIZE n]); RFC 5464
+    4.1 asks for at least 1024."""
+    metadata_entries: int = Field(default=100, ge=10)
+    """METADATA entries on one mailbox, and on the server (beyond: NO [METADATA TOOMANY])."""
+    metadata_bytes: Size = Field(default=1024**2, ge=1024)
+    """Octets of METADATA (entry names and values) one account may keep (beyond:
+    NO [METADATA TOOMANY])."""
 
 
 class StoreSettings(_Section):

@@ -14,7 +14,7 @@ import contextlib
 import errno
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,6 +68,17 @@ class Spool:
             return b""
         self._file.seek(0)
         return self._file.read()
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The upload in pieces of at most *size* octets, from its start (blocking; for
+        copying it into another spool without holding it whole)."""
+        if self.error is not None:
+            raise self.error
+        if self._file is None:
+            return
+        self._file.seek(0)
+        while piece := self._file.read(size):
+            yield piece
 
     def close(self) -> None:
         if self._file is not None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from letterbox.auth.passwords import make_secrets
-from letterbox.config import AuthSettings, ServerSettings, Settings, TLSSettings
+from letterbox.config import AuthSettings, IMAPSettings, ServerSettings, Settings, TLSSettings
 from letterbox.imap.session import IMAPSession
 from letterbox.server.context import Context, build_context
 from letterbox.server.session import Peer
@@ -15,13 +16,15 @@ from letterbox.store.api import Quota
 PASSWORD = "pw"
 
 
-def make_context(tmp_path: Path) -> Context:
+def make_context(tmp_path: Path, **imap: Any) -> Context:
+    """A context on *tmp_path*; *imap* are [imap] settings other than the defaults."""
     cert, key = tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem"
     write_self_signed(cert, key, "localhost")
     settings = Settings(
         server=ServerSettings(data_dir=tmp_path / "data", run_dir=tmp_path / "run", hostname="mail.test"),
         auth=AuthSettings(failure_delay=0),
         tls=TLSSettings(cert=cert, key=key),
+        imap=IMAPSettings(**imap),
     )
     return build_context(settings)
 

@@ -13,7 +13,15 @@ from letterbox.pop3.commands import (
     parse_command,
     parse_number,
 )
-from letterbox.pop3.message import crlf_lines, multiline, top, top_end
+from letterbox.pop3.message import (
+    TERMINATOR,
+    ByteStuffer,
+    TopCut,
+    crlf_lines,
+    multiline,
+    top,
+    top_end,
+)
 
 
 def unstuff(wire: bytes) -> bytes:
@@ -180,3 +188,33 @@ def test_top_edge_cases() -> None:
     assert top(b"\r\nbody only\r\nmore\r\n", 1) == b"\r\nbody only\r\n"
     assert top(b"H: 1\r\n\r\nunterminated", 3) == b"H: 1\r\n\r\nunterminated"
     assert top_end(b"H: 1\r\n\r\nfirst\r\nsecond", 2) is None
+
+
+def _streamed_top(data: bytes, lines: int, cuts: list[int]) -> bytes:
+    """TOP as the session streams a big message: ByteStuffer then TopCut per piece."""
+    stuffer, cut = ByteStuffer(), TopCut(lines)
+    out = bytearray()
+    bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        part, done = cut.feed(stuffer.feed(data[start:end]))
+        out += part
+        if done:
+            return bytes(out + TERMINATOR)
+    return bytes(out + stuffer.end())
+
+
+message_st = st.lists(st.sampled_from([b"H: v", b"", b".", b"..x", b"body", b"\r", b"a\nb"]), max_size=25).map(
+    lambda parts: b"\r\n".join(parts)
+)
+
+
+@given(message_st, st.integers(min_value=0, max_value=12), st.lists(st.integers(min_value=0), max_size=8))
+def test_streamed_top_is_top_in_any_pieces(data: bytes, lines: int, cuts: list[int]) -> None:
+    assert _streamed_top(data, lines, cuts) == b"".join(multiline(top(data, lines)))
+
+
+def test_streamed_top_examples() -> None:
+    msg = b"Subject: x\r\n\r\n.dot\r\nline2\r\nline3\r\n"
+    assert _streamed_top(msg, 1, [3, 13, 14, 15]) == b"Subject: x\r\n\r\n..dot\r\n.\r\n"
+    assert _streamed_top(b"\r\nbody\r\n", 0, [1]) == b"\r\n.\r\n"
+    assert _streamed_top(b"no header end", 3, [4]) == b"no header end\r\n.\r\n"

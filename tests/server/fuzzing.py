@@ -139,7 +139,7 @@ SECTION_TEXTS = [
 SECTION_PARTS = [b"", b"1", b"2", b"1.1", b"1.2.3", b"3.1", b"99", b"1.1.1.1.1.1.1.1", b"0"]
 SEARCH_SIMPLE = [
     b"ALL", b"ANSWERED", b"DELETED", b"DRAFT", b"FLAGGED", b"NEW", b"OLD", b"RECENT", b"SEEN",
-    b"UNANSWERED", b"UNDELETED", b"UNDRAFT", b"UNFLAGGED", b"UNSEEN", b"$",
+    b"UNANSWERED", b"UNDELETED", b"UNDRAFT", b"UNFLAGGED", b"UNSEEN", b"$", b"SAVEDATESUPPORTED",
 ]
 SEARCH_TEXTS = [b"hello", b"Subject", b"", b"\xc3\xa9", b"=?utf-8?q?x?=", b"a" * 300, b"@", b"fuzz.test"]
 DATES = [b"1-Jan-2020", b"01-Feb-1999", b"31-Dec-2099", b"29-Feb-2024", b'"5-Mar-2024"', b"1-Jan-1970"]
@@ -181,7 +181,10 @@ def fetch_att(rng: random.Random) -> bytes:
     if r < 0.4:
         return pick(rng, FETCH_ATOMS)
     if r < 0.42:
-        return pick(rng, [b"SAVEDATE", b"EMAILID", b"X-GM-MSGID", b"BINARY.SIZE[1.TEXT]", b"BODY[1.2.3.MIME]"])
+        return pick(rng, [
+            b"SAVEDATE", b"EMAILID", b"X-GM-MSGID", b"BINARY.SIZE[1.TEXT]", b"BODY[1.2.3.MIME]",
+            b"PREVIEW", b"PREVIEW (LAZY)", b"PREVIEW (LAZY LAZY)", b"PREVIEW (FUZZY)", b"PREVIEW ()",
+        ])
     if r < 0.85:
         name = pick(rng, [b"BODY", b"BODY.PEEK", b"BINARY", b"BINARY.PEEK"])
         att = name + section(rng, name.startswith(b"BINARY"))
@@ -201,7 +204,10 @@ def search_key(rng: random.Random, depth: int = 0) -> bytes:
     if r < 0.45:
         return b"HEADER " + astring(rng, pick(rng, [b"Subject", b"X-Nope", b""])) + b" " + astring(rng, pick(rng, SEARCH_TEXTS))
     if r < 0.52:
-        key = pick(rng, [b"BEFORE", b"ON", b"SINCE", b"SENTBEFORE", b"SENTON", b"SENTSINCE"])
+        key = pick(rng, [
+            b"BEFORE", b"ON", b"SINCE", b"SENTBEFORE", b"SENTON", b"SENTSINCE", b"SAVEDBEFORE", b"SAVEDON",
+            b"SAVEDSINCE",
+        ])
         return key + b" " + pick(rng, DATES)
     if r < 0.57:
         return pick(rng, [b"LARGER", b"SMALLER", b"OLDER", b"YOUNGER"]) + b" " + pick(rng, [b"100", b"1", b"0", *HUGE[:4]])
@@ -233,6 +239,15 @@ def _append(rng: random.Random) -> bytes:
             body += b" " + flag_list(rng)
         if rng.random() < 0.3:
             body += b" " + pick(rng, DATE_TIMES)
+        if rng.random() < 0.1:
+            body += b" " + pick(rng, [
+                b'CATENATE (URL "/INBOX/;UID=1" TEXT {4+}\r\nabcd)', b'CATENATE (URL ";UID=1/;SECTION=1.MIME")',
+                b'CATENATE (URL "/INBOX/;UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)/;PARTIAL=0.5")',
+                b'CATENATE (URL "imap://fuzz%40example.com@mail.test/INBOX;UIDVALIDITY=1/;UID=1")',
+                b'CATENATE (URL "/INBOX/;UID=99999999999/;SECTION=9.9")', b"CATENATE ()", b"CATENATE (TEXT {0+}\r\n)",
+                b'CATENATE (URL "http://x/")', b"CATENATE (URL {6+}\r\n/a]b\r\n)", b"CATENATE (TEXT ~{1+}\r\n\x00)",
+            ])
+            continue
         msg = pick(rng, MESSAGES) if rng.random() < 0.97 else big_message(rng)
         if rng.random() < 0.3 and len(msg) < MAX_DATA:
             msg = mutate(rng, msg, rng.randint(1, 3))
@@ -314,6 +329,38 @@ STATUS_ITEMS = [
 ]
 
 
+def _partial_range(rng: random.Random) -> bytes:
+    a, b = rng.choice([(1, 5), (5, 1), (-1, -3), (0, 4), (1, -2), (3, 4294967296), (2, 2)])
+    return pick(rng, [b"%d:%d" % (a, b), b"%d" % a, b"%d:*" % a])
+
+
+NOTIFY_FILTERS = [b"selected", b"SELECTED-DELAYED", b"inboxes", b"personal", b"subscribed", b"bogus"]
+NOTIFY_EVENTS = [
+    b"MessageNew", b"MessageExpunge", b"FlagChange", b"MailboxName", b"SubscriptionChange",
+    b"AnnotationChange", b"ServerMetadataChange", b"x-Future",
+]
+
+
+def _notify(rng: random.Random) -> bytes:
+    if rng.random() < 0.1:
+        return b"NOTIFY NONE"
+    groups = []
+    for _ in range(rng.randint(1, 3)):
+        r = rng.random()
+        if r < 0.15:
+            where = b"subtree " + mailbox(rng)
+        elif r < 0.3:
+            where = b"mailboxes (" + mailbox(rng) + b" " + mailbox(rng) + b")"
+        else:
+            where = pick(rng, NOTIFY_FILTERS)
+        events = rng.sample(NOTIFY_EVENTS, rng.randint(1, 4))
+        if rng.random() < 0.3:
+            events.append(b"MessageNew (UID " + fetch_att(rng) + b")")
+        listed = b"NONE" if rng.random() < 0.1 else b"(" + b" ".join(events) + b")"
+        groups.append(b"(" + where + b" " + listed + b")")
+    return b"NOTIFY SET " + (b"STATUS " if rng.random() < 0.3 else b"") + b" ".join(groups)
+
+
 def _imap_body(rng: random.Random) -> bytes:
     """One IMAP command without its tag and final CRLF."""
     r = rng.randrange(40)
@@ -325,11 +372,16 @@ def _imap_body(rng: random.Random) -> bytes:
             cmd += b"(" + b" ".join(fetch_att(rng) for _ in range(rng.randint(1, 5))) + b")"
         if rng.random() < 0.15:
             cmd += b" (CHANGEDSINCE %d%s)" % (rng.randint(0, 40), b" VANISHED" if rng.random() < 0.5 else b"")
+        elif rng.random() < 0.1:
+            cmd += b" (PARTIAL " + _partial_range(rng) + b")"
         return cmd
     if r < 9:
         cmd = _uid(rng) + b"SEARCH"
+        if rng.random() < 0.25:
+            cmd = _esearch_source(rng)
         if rng.random() < 0.3:
-            cmd += b" RETURN (" + b" ".join(rng.sample([b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE"], rng.randint(0, 3))) + b")"
+            options = [b"MIN", b"MAX", b"ALL", b"COUNT", b"SAVE", b"CONTEXT", b"UPDATE", b"PARTIAL " + _partial_range(rng)]
+            cmd += b" RETURN (" + b" ".join(rng.sample(options, rng.randint(0, 3))) + b")"
         if rng.random() < 0.2:
             cmd += b" CHARSET " + pick(rng, [b"UTF-8", b"US-ASCII", b"ISO-8859-1", b"KOI8-R", b"BOGUS"])
         return cmd + b" " + b" ".join(search_key(rng) for _ in range(rng.randint(1, 3)))
@@ -364,7 +416,7 @@ def _imap_body(rng: random.Random) -> bytes:
     if r < 27:
         return _authenticate(rng)
     if r < 28:
-        caps = [b"CONDSTORE", b"QRESYNC", b"IMAP4rev2", b"UTF8=ACCEPT", b"BOGUS"]
+        caps = [b"CONDSTORE", b"QRESYNC", b"IMAP4rev2", b"UTF8=ACCEPT", b"UIDONLY", b"BOGUS"]
         return b"ENABLE " + b" ".join(rng.sample(caps, rng.randint(1, 3)))
     if r < 29:
         return pick(rng, [b"ID NIL", b'ID ("name" "fuzz" "version" "1")', b"ID ()", b'ID ("k" NIL)', b'ID ("a")'])
@@ -380,9 +432,38 @@ def _imap_body(rng: random.Random) -> bytes:
         return b"IDLE\r\n" + pick(rng, [b"DONE", b"done", b"DONE x", b"NOPE", b""])
     if r < 35 and rng.random() < 0.2:
         return pick(rng, [b"LOGOUT", b"STARTTLS"])
+    if r < 36 and rng.random() < 0.5:
+        return pick(rng, [
+            b'GETMETADATA "" /shared/admin', b"GETMETADATA INBOX (DEPTH infinity) (/shared /private)",
+            b'GETMETADATA (MAXSIZE 4) INBOX /private/comment', b"GETMETADATA Nope /shared/comment",
+            b'SETMETADATA INBOX (/private/comment "fuzz" /shared/x NIL)', b'SETMETADATA "" (/shared/admin "x")',
+            b"SETMETADATA INBOX (/private/comment {3}\r\nabc)", b"SETMETADATA INBOX (/private/c ~{2+}\r\n\x00a)",
+            b'SETMETADATA INBOX (/bad "x")', b"GETMETADATA INBOX (DEPTH 7) /shared", b"SETMETADATA INBOX ()",
+        ])
     if r < 37:
         return pick(rng, [b"XYZZY", b"UID XYZZY 1", b"FETCH", b"UID", b"SEARCH", b"STORE 1", b"LIST", b"SELECT"])
+    if r < 38:
+        tags = [b'"a"', b'"A1"', b'"x]"', b"a", b'""', b'"' + b"t" * 300 + b'"']
+        return b"CANCELUPDATE " + b" ".join(rng.sample(tags, rng.randint(0, 3)))
+    if r < 39:
+        return _notify(rng)
     return pick(rng, [b"NOOP", b"CHECK", b"CAPABILITY"])
+
+
+def _esearch_source(rng: random.Random) -> bytes:
+    """ESEARCH (RFC 7377) with source options, good and bad."""
+    filters = []
+    for _ in range(rng.randint(0, 3)):
+        kind = pick(rng, [b"selected", b"inboxes", b"personal", b"subscribed", b"subtree", b"subtree-one",
+                          b"mailboxes", b"selected-delayed", b"BOGUS"])
+        if kind in (b"subtree", b"subtree-one", b"mailboxes"):
+            names = [mailbox(rng) for _ in range(rng.randint(1, 3))]
+            kind += b" " + (names[0] if len(names) == 1 and rng.random() < 0.5 else b"(" + b" ".join(names) + b")")
+        filters.append(kind)
+    cmd = pick(rng, [b"ESEARCH", b"UID ESEARCH"])
+    if filters or rng.random() < 0.1:
+        cmd += b" IN (" + b" ".join(filters) + (b" (SCOPE)" if rng.random() < 0.05 else b"") + b")"
+    return cmd
 
 
 def imap_command(rng: random.Random) -> bytes:

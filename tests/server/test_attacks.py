@@ -205,7 +205,8 @@ def test_held_data_transfers_wait_on_disk_not_in_memory(server: ServerProcess) -
     assert typ == "OK" and data[0][1].endswith(body)
 
 
-def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerProcess) -> None:
+@pytest.mark.parametrize("command", [b"RETR 1", b"TOP 1 1000000"])
+def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerProcess, command: bytes) -> None:
     import poplib
 
     users = [f"pop{i}@example.com" for i in range(4)]
@@ -226,7 +227,7 @@ def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerPr
             _recv_until(sock, b"+OK")
             sock.sendall(f"USER {user}\r\nPASS {PW}\r\n".encode())
             _recv_until(sock, b"maildrop")
-            sock.sendall(b"RETR 1\r\n")  # and read no more
+            sock.sendall(command + b"\r\n")  # and read no more
             socks.append(sock)
 
     worst = answered_meanwhile(server, "probe@example.com", attack)
@@ -241,6 +242,8 @@ def test_pop3_retr_of_a_big_message_by_clients_that_do_not_read(server: ServerPr
     p.pass_(PW)
     _resp, lines, _octets = p.retr(1)
     assert b"\r\n".join(lines) + b"\r\n" == message
+    _resp, lines, _octets = p.top(1, 2)
+    assert b"\r\n".join(lines) + b"\r\n" == message[: message.index(b"\r\n\r\n") + 4] + b".starts with a dot\r\n" + line
     p.quit()
 
 
@@ -278,6 +281,51 @@ def test_an_envelope_bomb_is_parsed_once_and_bounded(server: ServerProcess) -> N
     # Before: 149 MB of index for three copies of a 1.2 MB message.
     stored = sum(f.stat().st_size for f in index.rglob("*") if f.is_file())
     assert stored < 24 * MB, f"{stored // MB} MB stored"
+
+
+def test_a_notify_client_that_never_reads_is_told_it_fell_behind(server: ServerProcess) -> None:
+    user = server.add_user("watch@example.com", PW)
+    server.add_user("probe@example.com", PW)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port("imap")))
+    _recv_until(sock, b"\r\n")
+    sock.sendall(f"a LOGIN {user} {PW}\r\ns SELECT INBOX\r\n".encode())
+    _recv_until(sock, b"s OK")
+    # Each new message in INBOX brings 200 KB of header; every SUBSCRIBE a LIST.
+    sock.sendall(
+        b"n NOTIFY SET (selected (MessageNew (BODY.PEEK[HEADER]) MessageExpunge)) "
+        b"(personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))\r\n"
+    )
+    _recv_until(sock, b"n OK")
+    before = rss(server)
+    big = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"h" * 990) for i in range(200)) + b"\r\nbody\r\n"
+    done = threading.Event()
+
+    def attack() -> None:
+        c = imap(server, user)
+        for _ in range(30):
+            c.append("INBOX", None, None, big)
+        c.logout()
+        # More name events than a session may have waiting, while it cannot send.
+        flood = raw_login(server, user)
+        flood.sendall(b"".join(b"f%d %sSUBSCRIBE pad\r\n" % (i, b"UN" if i % 2 else b"") for i in range(1100)))
+        _recv_until(flood, b"f1099 OK")
+        flood.close()
+        done.set()
+
+    worst = answered_meanwhile(server, "probe@example.com", attack)
+    assert done.wait(120), "the attack did not finish"
+    grown = rss(server) - before
+    assert worst < 1.0, f"a NOOP took {worst:.2f} s"
+    assert grown < 32 * MB, f"RSS grew by {grown // MB} MB"
+    # Once it reads: what had gone out, then RFC 5465 5.8's notice (NOTIFY is NONE now).
+    sock.settimeout(30)
+    got = _recv_until(sock, b"[NOTIFICATIONOVERFLOW]")
+    assert got.count(b"* LIST ") < 1000
+    sock.sendall(b"z NOOP\r\n")
+    assert b"z OK" in _recv_until(sock, b"z OK")
+    sock.close()
 
 
 def test_search_keys_are_bounded_and_each_message_is_read_once(server: ServerProcess) -> None:

@@ -38,6 +38,20 @@ def imap(srv: ServerProcess, user: str) -> imaplib.IMAP4:
     return c
 
 
+def imap_once_repaired(srv: ServerProcess, user: str) -> imaplib.IMAP4:
+    """Log in once the account's index is rebuilt: meanwhile the server answers
+    [UNAVAILABLE] (rebuilding takes longer on a busy machine)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return imap(srv, user)
+        except imaplib.IMAP4.error as e:
+            if "UNAVAILABLE" not in str(e) or time.monotonic() > deadline:
+                raise
+        while "rebuilt the index" not in srv.log_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
 def subjects(c: imaplib.IMAP4, mailbox: str = "INBOX") -> dict[int, str]:
     """UID -> Subject of every message in *mailbox* (selected read-only)."""
     typ, _ = c.select(mailbox, readonly=True)
@@ -49,6 +63,20 @@ def subjects(c: imaplib.IMAP4, mailbox: str = "INBOX") -> dict[int, str]:
             uid = int(re.search(rb"UID (\d+)", item[0]).group(1))  # type: ignore[union-attr]
             out[uid] = item[1].decode().split(":", 1)[1].strip()
     return out
+
+
+def comment(c: imaplib.IMAP4, mailbox: str, value: str | None = None) -> bytes | None:
+    """Set (with *value*) or read the mailbox's /shared/comment METADATA entry."""
+    for command in ("GETMETADATA", "SETMETADATA"):
+        imaplib.Commands.setdefault(command, ("AUTH", "SELECTED"))
+    if value is not None:
+        typ, _ = c._simple_command("SETMETADATA", mailbox, f'(/shared/comment "{value}")')
+        assert typ == "OK"
+        return None
+    typ, data = c._simple_command("GETMETADATA", mailbox, "/shared/comment")
+    assert typ == "OK", data
+    _, found = c._untagged_response(typ, data, "METADATA")
+    return found[0] if found and found[0] is not None else None
 
 
 def account_dir(srv: ServerProcess, address: str) -> Path:
@@ -148,6 +176,7 @@ def test_rename_killed_at_any_step_ends_old_or_new(make_server, point: str, surv
     for name in ("A", "A/B", "A/B/C"):
         c.create(name)
         c.append(name, "(\\Answered)", None, msg(f"in {name}"))
+    comment(c, "A/B", "kept")
     c.logout()
     srv.stop()
     srv.start_with_faults(f"{point}=kill@2" if point == "rename.moved" else f"{point}=kill")
@@ -161,6 +190,8 @@ def test_rename_killed_at_any_step_ends_old_or_new(make_server, point: str, surv
     for name in ("A", "A/B", "A/B/C"):
         target = base + name[1:]
         assert subjects(c, target) == {1: f"in {name}"}, target
+    # The mailbox's metadata went wherever it went.
+    assert comment(c, base + "/B") == f'{base}/B (/shared/comment "kept")'.encode()
     gone = "Z" if survives == "old" else "A"
     assert c.select(gone, readonly=True)[0] == "NO"
 
@@ -174,6 +205,7 @@ def test_delete_killed_at_any_step_never_brings_mail_back(make_server, point: st
     c = imap(srv, "del@example.com")
     c.create("Gone")
     c.append("Gone", None, None, msg("doomed"))
+    comment(c, "Gone", "doomed too")
     c.logout()
     srv.stop()
     srv.start_with_faults(f"{point}=kill")
@@ -187,10 +219,14 @@ def test_delete_killed_at_any_step_never_brings_mail_back(make_server, point: st
     c = imap(srv, "del@example.com")
     if survives:
         assert subjects(c, "Gone") == {1: "doomed"}
+        assert comment(c, "Gone") == b'Gone (/shared/comment "doomed too")'
     else:
         assert c.select("Gone", readonly=True)[0] == "NO"
         typ, data = c.list()
         assert not any(b"Gone" in line for line in data)  # type: ignore[operator]
+        # A mailbox made again under the name has none of the deleted one's metadata.
+        assert c.create("Gone")[0] == "OK"
+        assert comment(c, "Gone") is None
     assert not list((account_dir(srv, "del@example.com") / "letterbox-trash").glob("*"))
 
 
@@ -214,7 +250,7 @@ def test_a_lost_index_is_rebuilt_keeping_uids_flags_and_keywords(server: ServerP
     for name in ("letterbox.index", "letterbox.index-wal", "letterbox.index-shm"):
         (folder / name).unlink(missing_ok=True)
     server.start()
-    c = imap(server, "lost@example.com")
+    c = imap_once_repaired(server, "lost@example.com")
     assert subjects(c) == {1: "one", 3: "three"}
     assert {m: uidvalidity(c, m) for m in ("INBOX", "Work")} == validity
     c.select("INBOX")

@@ -162,10 +162,18 @@ class Fx:
             await store.close()
 
 
+COMMENT = [("/shared/comment", b"kept with its mailbox")]
+
+
+async def comments(acc: MaildirAccount, name: str) -> list[tuple[str, bytes]]:
+    return await acc.get_metadata(name, ["/shared/comment"])
+
+
 async def base(root: Path) -> Fx:
     fx = Fx(root)
     fx.store = fx.open_store()
     fx.acc = await fx.store.account(ADDRESS, INCARNATION)
+    await fx.acc.set_metadata("INBOX", COMMENT)
     await fx.put("INBOX", "m1", ("\\Seen",))
     await fx.put("INBOX", "m2", ("\\Flagged", "$Label"))
     await fx.put("INBOX", "m3")
@@ -183,6 +191,7 @@ async def setup_projects(root: Path) -> Fx:
     fx = await base(root)
     assert fx.acc is not None
     await fx.acc.create_mailbox("Projects")
+    await fx.acc.set_metadata("Projects", COMMENT)
     await fx.put("Projects", "p1", ("\\Seen",))
     await fx.put("Projects", "p2", ("\\Answered", "$Label"))
     await fx.settle()
@@ -193,6 +202,7 @@ async def setup_hierarchy(root: Path) -> Fx:
     fx = await base(root)
     assert fx.acc is not None
     await fx.acc.create_mailbox("A/B/C")
+    await fx.acc.set_metadata("A/B", COMMENT)
     await fx.put("A", "x1", ("\\Seen",))
     await fx.put("A/B", "x2", ("\\Flagged",))
     await fx.put("A/B/C", "x3")
@@ -542,7 +552,11 @@ async def check_delete(fx: Fx, ok: bool, result: Any, final: State, acc: Maildir
     if "Projects" in final:
         assert not ok, "an acknowledged delete did not happen"
         assert same_box(final["Projects"], b["Projects"]), "a failed delete changed the mailbox"
+        assert await comments(acc, "Projects") == COMMENT, "a failed delete lost the metadata"
         await acc.delete_mailbox("Projects")  # failed without a trace: it can be done now
+        again = await acc.create_mailbox("Projects")
+        assert await comments(acc, "Projects") == [], "metadata of a deleted mailbox came back"
+        fx.saw(again.uidvalidity, 0)
     else:
         assert not any(locs(final, d) for d in doomed), "deleted mail survived elsewhere"
         # Made again, it is a new mailbox: empty, with another UIDVALIDITY.
@@ -550,6 +564,7 @@ async def check_delete(fx: Fx, ok: bool, result: Any, final: State, acc: Maildir
         assert again.uidvalidity != b["Projects"].uidvalidity
         _, metas = await acc.snapshot("Projects")
         assert metas == [], "deleted mail came back in a mailbox of the same name"
+        assert await comments(acc, "Projects") == [], "metadata of a deleted mailbox came back"
         fx.saw(again.uidvalidity, 0)
 
 
@@ -570,6 +585,7 @@ async def check_rename(fx: Fx, ok: bool, result: Any, final: State, acc: Maildir
     for old, new in RENAMES.items():
         name = old if old_state else new
         assert same_box(final[name], b[old]), f"{name} is not what {old} was"
+        assert await comments(acc, name) == (COMMENT if old == "A/B" else []), f"{name}'s metadata"
     if new_state:
         assert not final["Q"].msgs
     else:
@@ -597,6 +613,10 @@ async def check_rename_inbox(fx: Fx, ok: bool, result: Any, final: State, acc: M
     new_state = "Old" in final and set(places) == {"Old"}
     if ok:
         assert new_state
+    # RFC 5464 4.1: INBOX keeps its metadata, the new mailbox has a copy.
+    assert await comments(acc, "INBOX") == COMMENT
+    if new_state:
+        assert await comments(acc, "Old") == COMMENT
     assert old_state or new_state, (
         f"a failed RENAME INBOX left a mix: Old {'exists' if 'Old' in final else 'absent'},"
         f" messages in {places}"

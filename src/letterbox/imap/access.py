@@ -174,18 +174,12 @@ class Listed:
     mailbox: Mailbox | None
 
 
-async def visible(s: IMAPSession) -> list[Listed]:
-    """Everything the user may list, in name order: the user's own mailboxes, then every
-    mailbox of another account whose ACL gives the user "l", under Shared/<owner>/, with
-    the levels above them. Accounts that cannot be read just now are left out (LIST must
-    not fail for them, RFC 4314 4)."""
-    assert s.store is not None and s.user is not None
-    out = [
-        Listed(m.name, Place(s.store, s.user, m.name, m.name, acl.ALL, own=True), m)
-        for m in await s.store.list_mailboxes()
-        if not is_shared_name(m.name)  # a name from before the namespace: out of reach
-    ]
-    shared: list[Listed] = []
+async def shared(s: IMAPSession) -> list[Listed]:
+    """Every mailbox of another account whose ACL gives the user some right, under
+    Shared/<owner>/, in no particular order. Accounts that cannot be read just now are
+    left out (LIST must not fail for them, RFC 4314 4)."""
+    assert s.user is not None
+    out: list[Listed] = []
     grantors = await s.ctx.store.grantors(s.user)
     for owner in grantors:
         try:
@@ -193,20 +187,40 @@ async def visible(s: IMAPSession) -> list[Listed]:
             if store is None:
                 continue
             rights = await store.granted(identities(s))
-            mailboxes = [m for m in await store.list_mailboxes() if "l" in rights.get(m.name, "")]
+            mailboxes = [m for m in await store.list_mailboxes() if rights.get(m.name)]
         except StoreError:
             continue
         for m in mailboxes:
             shown = shared_name(owner, m.name)
-            shared.append(Listed(shown, Place(store, owner, m.name, shown, rights[m.name]), m))
-    if shared:
-        have = {e.shown for e in shared}
+            out.append(Listed(shown, Place(store, owner, m.name, shown, rights[m.name]), m))
+    return out
+
+
+def own(s: IMAPSession, mailboxes: list[Mailbox]) -> list[Listed]:
+    """The user's own *mailboxes* as `Listed` entries (names from before the Shared/
+    namespace left out: out of reach)."""
+    assert s.store is not None and s.user is not None
+    return [
+        Listed(m.name, Place(s.store, s.user, m.name, m.name, acl.ALL, own=True), m)
+        for m in mailboxes
+        if not is_shared_name(m.name)
+    ]
+
+
+async def visible(s: IMAPSession) -> list[Listed]:
+    """Everything the user may list, in name order: the user's own mailboxes, then every
+    mailbox of another account whose ACL gives the user "l", under Shared/<owner>/, with
+    the levels above them."""
+    assert s.store is not None
+    out = own(s, await s.store.list_mailboxes())
+    listed = [e for e in await shared(s) if e.place is not None and "l" in e.place.rights]
+    if listed:
+        have = {e.shown for e in listed}
         levels = {SHARED}
-        for e in shared:
+        for e in listed:
             parts = e.shown.split(DELIMITER)
             for i in range(2, len(parts)):
                 levels.add(DELIMITER.join(parts[:i]))
-        shared.extend(Listed(n, None, None) for n in levels - have)
-        out.extend(sorted(shared, key=lambda e: e.shown))
+        listed.extend(Listed(n, None, None) for n in levels - have)
+        out.extend(sorted(listed, key=lambda e: e.shown))
     return out
-

@@ -1,4 +1,5 @@
-"""APPEND (with MULTIAPPEND, RFC 3502) and its UIDPLUS answer; REPLACE (RFC 8508).
+"""APPEND (with MULTIAPPEND, RFC 3502, and CATENATE, RFC 4469) and its UIDPLUS answer;
+REPLACE (RFC 8508).
 
 Into another account's mailbox APPEND needs "i", and only the flags the user's rights
 allow are stored (RFC 4314 4); the message counts against the owner's quota.
@@ -12,6 +13,7 @@ from ..store.api import AccountStore, Mailbox, MailboxNotFound, Quota, StoreErro
 from . import grammar as g
 from . import wire
 from .access import Place, quota_for, resolve
+from .catenate import BadURL, TooBig, assemble
 from .session import Done, IMAPSession, store_failure
 
 
@@ -30,26 +32,61 @@ async def _target(s: IMAPSession, raw: bytes) -> tuple[Place, Mailbox] | Done:
     return place, mailbox
 
 
+async def _message(s: IMAPSession, msg: g.AppendMessage) -> bytes | Spool | Done:
+    """The message's octets (CATENATE puts them together now), or the NO to answer."""
+    data: bytes | Spool
+    if msg.catenate is not None:
+        try:
+            data = await assemble(s, msg.catenate, s.settings.max_literal_size)
+        except BadURL as e:
+            return Done("NO", f"Cannot use that URL: {e}", e.code)
+        except TooBig as e:
+            return Done("NO", str(e), "TOOBIG")
+    else:
+        raw = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
+        assert isinstance(raw, (bytes, Spool))  # the session's spool makes Spools
+        data = raw
+    if not len(data):
+        if isinstance(data, Spool):
+            data.close()
+        return Done("NO", "Empty messages cannot be appended", "CANNOT")
+    return data
+
+
+def _close(msg: g.AppendMessage) -> None:
+    """Give back what the reader spooled for *msg*."""
+    if isinstance(msg.data, g.Spooled):
+        msg.data.close()
+    for part in msg.catenate or ():
+        if isinstance(part, g.CatText) and isinstance(part.data, g.Spooled):
+            part.data.close()
+
+
+def _selected(s: IMAPSession, place: Place, mailbox: Mailbox) -> bool:
+    """Whether *mailbox* of *place*'s account is the selected one."""
+    return s.view is not None and s.view.owner == place.owner and s.view.mailbox.id == mailbox.id
+
+
 async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
-    target = await _target(s, cmd.mailbox)
-    if isinstance(target, Done):
-        for msg in cmd.messages:
-            if isinstance(msg.data, g.Spooled):
-                msg.data.close()
-        return target
-    place, mailbox = target
-    store = place.account()
-    quota = await quota_for(s, place)
-    done: list[int] = []
-    uidvalidity = mailbox.uidvalidity
     try:
+        target = await _target(s, cmd.mailbox)
+        if isinstance(target, Done):
+            return target
+        place, mailbox = target
+        store = place.account()
+        quota = await quota_for(s, place)
+        done: list[int] = []
+        uidvalidity = mailbox.uidvalidity
         for msg in cmd.messages:
-            if not msg.data:
-                await _undo(store, mailbox.id, done)
-                return Done("NO", "Empty messages cannot be appended", "CANNOT")
             when = msg.internal_date.timestamp() if msg.internal_date is not None else None
-            data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
-            assert isinstance(data, (bytes, Spool))  # the session's spool makes Spools
+            try:
+                data = await _message(s, msg)
+            except StoreError as e:
+                await _undo(store, mailbox.id, done)
+                return store_failure(e)
+            if isinstance(data, Done):
+                await _undo(store, mailbox.id, done)
+                return data
             flags = acl.allowed_flags(place.rights, msg.flags)
             try:
                 async with s.ctx.spooler.loaded(data) as content:
@@ -63,8 +100,9 @@ async def cmd_append(s: IMAPSession, cmd: g.Append) -> Done:
             s.stats["append"] += 1
     finally:
         for msg in cmd.messages:
-            if isinstance(msg.data, g.Spooled):
-                msg.data.close()
+            _close(msg)
+    if s.view is not None and _selected(s, place, mailbox):
+        s.view.own_new.update(done)
     return Done("OK", "APPEND completed", f"APPENDUID {uidvalidity} {wire.sequence_set(done).decode()}")
 
 
@@ -91,8 +129,6 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
             return target
         place, mailbox = target
         msg = cmd.message
-        if not msg.data:
-            return Done("NO", "Empty messages cannot be appended", "CANNOT")
         # RFC 8508 3.4: the quota is judged net of the message being replaced (when both
         # count against the same one).
         quota = await quota_for(s, place)
@@ -101,15 +137,17 @@ async def cmd_replace(s: IMAPSession, cmd: g.Replace) -> Done:
             size = recs[0].size if recs else 0
             quota = Quota(quota.bytes + size if quota.bytes else 0, quota.messages + 1 if quota.messages else 0)
         when = msg.internal_date.timestamp() if msg.internal_date is not None else None
-        data = msg.data.sink if isinstance(msg.data, g.Spooled) else msg.data
-        assert isinstance(data, (bytes, Spool))
+        data = await _message(s, msg)
+        if isinstance(data, Done):
+            return data
         flags = acl.allowed_flags(place.rights, msg.flags)
         async with s.ctx.spooler.loaded(data) as content:
             result = await place.account().append(mailbox.name, content, flags, when, quota)
     finally:
-        if isinstance(cmd.message.data, g.Spooled):
-            cmd.message.data.close()
+        _close(cmd.message)
     s.stats["append"] += 1
+    if _selected(s, place, mailbox):
+        view.own_new.add(result.uid)
     s.send(wire.untagged_status("OK", "Replacement message ready", f"APPENDUID {result.uidvalidity} {result.uid}"))
     # Only now, all else done, the old message goes (no EXPUNGE before, 3.4).
     await view.store.expunge(view.mailbox.id, [old])

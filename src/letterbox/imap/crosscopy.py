@@ -13,12 +13,14 @@ import contextlib
 from collections.abc import Sequence
 
 from ..store import acl
-from ..store.api import CopyResult, MessageGone, Quota, StoreError
+from ..store.api import CopyResult, MessageGone, Progress, Quota, StoreError
 from .access import Place
 from .view import SelectedView
 
 
-async def copy_messages(view: SelectedView, uids: Sequence[int], dest: Place, quota: Quota | None) -> CopyResult:
+async def copy_messages(
+    view: SelectedView, uids: Sequence[int], dest: Place, quota: Quota | None, progress: Progress | None = None
+) -> CopyResult:
     src = view.store
     target = dest.account()
     mailbox = await target.get_mailbox(dest.name)
@@ -37,6 +39,8 @@ async def copy_messages(view: SelectedView, uids: Sequence[int], dest: Place, qu
             uidvalidity = result.uidvalidity
             sources.append(rec.uid)
             copies.append(result.uid)
+            if progress is not None:
+                await progress(len(copies))
     except BaseException:
         if copies:
             with contextlib.suppress(StoreError):

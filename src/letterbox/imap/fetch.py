@@ -1,13 +1,15 @@
 """FETCH and UID FETCH (RFC 9051 6.4.5 / RFC 3501 6.4.5, BINARY RFC 3516, CONDSTORE RFC 7162,
-OBJECTID RFC 8474).
+OBJECTID RFC 8474, SAVEDATE RFC 8514, PREVIEW RFC 8970, the PARTIAL modifier RFC 9394 3.3).
 
 Everything but message content (FLAGS, UID, MODSEQ, INTERNALDATE, RFC822.SIZE, ENVELOPE,
-BODY, BODYSTRUCTURE, EMAILID) comes from one `store.fetch` over all requested messages;
-ENVELOPE, the body structures and the EMAILID were computed at delivery. THREADID is
-always NIL: no thread ids are kept (RFC 8474 5.2). Message files are opened only for
-body sections, and then only for the byte range the section covers. Responses are joined
-into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages is a common client
-start-up and per-line overhead would dominate it.
+BODY, BODYSTRUCTURE, EMAILID, SAVEDATE, PREVIEW) comes from one `store.fetch` over all
+requested messages; ENVELOPE, the body structures, the EMAILID and the PREVIEW were
+computed at delivery. A message indexed before previews were kept has none: PREVIEW
+makes it then (and the index keeps it), PREVIEW (LAZY) answers NIL instead (RFC 8970
+4.1). THREADID is always NIL: no thread ids are kept (RFC 8474 5.2). Message files are
+opened only for body sections, and then only for the byte range the section covers.
+Responses are joined into large chunks, since `FETCH 1:* (FLAGS)` over 100,000 messages
+is a common client start-up and per-line overhead would dominate it.
 
 Sections are located by `mime.sections`. The answers follow Dovecot, which the output is
 compared against: a part that does not exist, or HEADER/TEXT of a part that is not
@@ -127,7 +129,14 @@ class _Plan:
 
     def __init__(self, s: IMAPSession, view: SelectedView, cmd: g.Fetch) -> None:
         attrs = list(cmd.attributes)
-        if cmd.uid:
+        self.uidonly = view.uidonly
+        self.head = b"* %d UIDFETCH (" if view.uidonly else b"* %d FETCH ("
+        """Each response's start, for its message number (with UIDONLY, its UID)."""
+        if view.uidonly:
+            # RFC 9586: a UIDFETCH response names the message by its UID; a UID item
+            # would say it again (Cyrus leaves it out too), unless it is all there is.
+            attrs = [a for a in attrs if a.name != "UID"] or [g.FetchAttribute("UID")]
+        elif cmd.uid:
             # RFC 9051 6.4.9: UID FETCH always returns UID; Dovecot puts it first.
             attrs.insert(0, g.FetchAttribute("UID"))
         if cmd.changedsince is not None:
@@ -137,6 +146,9 @@ class _Plan:
         seen_names: set[bytes] = set()
         self.sets_seen = False
         fields: set[FetchField] = set()
+        # RFC 8970 3.2: only PREVIEW (LAZY) may answer NIL; asked for both ways, the
+        # preview is made.
+        self.make_previews = any(a.name == "PREVIEW" and not a.lazy for a in attrs)
         for a in attrs:
             if a.sets_seen:
                 self.sets_seen = True
@@ -189,6 +201,8 @@ _INDEX_FIELDS: dict[str, tuple[FetchField, ...]] = {
     "BODYSTRUCTURE": ("bodystructure",),
     "EMAILID": ("emailid",),
     "THREADID": (),
+    "SAVEDATE": ("savedate",),
+    "PREVIEW": ("preview",),
 }
 
 Writer = Callable[[MessageRecord], bytes]
@@ -215,6 +229,13 @@ def _index_writer(name: str, s: IMAPSession, view: SelectedView) -> Writer:
         return lambda r: b"EMAILID (" + r.emailid.encode("ascii") + b")"
     if name == "THREADID":
         return lambda r: b"THREADID NIL"
+    if name == "SAVEDATE":
+        # RFC 8514 4.2: every message has one (never NIL here), in UTC as INTERNALDATE.
+        return lambda r: b"SAVEDATE " + wire.epoch_date_time(r.savedate)
+    if name == "PREVIEW":
+        # RFC 8970 3.3: UTF-8, quoted where the session allows it, else a literal.
+        utf8 = s.rev2 or s.utf8_accept
+        return lambda r: b"PREVIEW " + wire.nstring(r.preview, utf8=utf8)
     raise ValueError(f"unknown fetch item {name}")
 
 
@@ -367,11 +388,19 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if (
         plan.items in (["FLAGS"], ["UID", "FLAGS"])
         and cmd.changedsince is None
+        and cmd.partial is None
         and not view.pending_expunge
         and not cmd.sequence_set.last_result
     ):
-        return await _fetch_flags_fast(s, view, store, cmd, verb, plan.items[0] == "UID")
+        return await _fetch_flags_fast(s, view, store, cmd, verb, plan)
     pairs = view.resolve(cmd.sequence_set, cmd.uid)
+    if cmd.partial is not None:
+        # RFC 9394 3.3: only the messages of the set in that range, counted in mailbox
+        # order (negative from the last) among those the client knows, an expunge not
+        # yet reported included; CHANGEDSINCE then filters those (3.4).
+        pairs = pairs[cmd.partial.window(len(pairs))]
+    if plan.uidonly:
+        pairs = [(u, u) for _, u in pairs]  # the UIDFETCH responses' numbers are UIDs
     gone = view.pending_expunge
     # RFC 2180 4.1.2: messages another session expunged (not yet reported) return nothing;
     # like Dovecot the command still succeeds, flagged EXPUNGEISSUED.
@@ -384,11 +413,14 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     if not pairs:
         return _done(verb, expunge_issued)
     unknown_cte = False
+    s.progress.total = len(pairs)
     # A part of the messages at a time: reading 100,000 index rows in one go would hold
     # the event loop (and every other session) for a third of a second.
     for start in range(0, len(pairs), _FETCH_ROWS):
         part = pairs[start : start + _FETCH_ROWS]
         recs = await store.fetch(mailbox_id, [u for _, u in part], plan.fields)
+        if plan.make_previews:
+            recs = await _with_previews(s, store, mailbox_id, recs)
         if len(recs) != len(part):
             expunge_issued = True  # expunged in the store, not yet known to this view
             msn_of = {u: m for m, u in part}
@@ -403,13 +435,13 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
             seen_now = await _set_seen(view, store, [r for _, r in rows if "\\Seen" not in r.flags])
         if plan.bodies:
             try:
-                cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now)
+                cte, vanished = await _send_with_content(s, plan, view, store, rows, seen_now, start)
             except StreamBroken:
                 return Done("NO", "Reading a message failed")  # not sent: the connection ends
             unknown_cte = unknown_cte or cte
             expunge_issued = expunge_issued or vanished
         else:
-            await _send_index_rows(s, plan, rows)
+            await _send_index_rows(s, plan, rows, start)
         await s.flush()
     if unknown_cte:
         # RFC 3516 4.3: a CTE the server cannot decode fails the command.
@@ -417,8 +449,35 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
     return _done(verb, expunge_issued)
 
 
+async def _with_previews(
+    s: IMAPSession, store: AccountStore, mailbox_id: int, recs: list[MessageRecord]
+) -> list[MessageRecord]:
+    """*recs* with a PREVIEW each: those the index lacks are made now (RFC 8970 3.2: no
+    NIL without LAZY); messages expunged meanwhile are left out."""
+    lacking = [r.uid for r in recs if r.preview is None]
+    if not lacking:
+        return recs
+    made = await store.make_previews(mailbox_id, lacking)
+    # RFC 8970 8: who makes the server generate previews is logged.
+    log.info("imap(%s): %d previews made from message files", s.user, len(made))
+    out = []
+    for r in recs:
+        if r.preview is None:
+            r.preview = made.get(r.uid)
+            if r.preview is None:
+                continue
+        out.append(r)
+    return out
+
+
+async def send_new(s: IMAPSession, uids: Sequence[int], attributes: tuple[g.FetchAttribute, ...]) -> None:
+    """RFC 5465 5.2: the fetch-atts NOTIFY names, for messages that just arrived in the
+    selected mailbox, as one unsolicited FETCH each (UID first, as UID FETCH answers)."""
+    await cmd_fetch(s, g.Fetch("*", g.SequenceSet.of(uids), attributes, uid=True))
+
+
 async def _fetch_flags_fast(
-    s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, with_uid: bool
+    s: IMAPSession, view: SelectedView, store: AccountStore, cmd: g.Fetch, verb: str, plan: _Plan
 ) -> Done:
     """`FETCH 1:* (FLAGS)` and `UID FETCH 1:* (FLAGS)`, the commands clients resync with,
     answered from the store's flag table and formatted in bulk, with one `FLAGS (...)`
@@ -433,12 +492,14 @@ async def _fetch_flags_fast(
         uid_ranges = [(lo, min(hi, last)) for lo, hi in cmd.sequence_set.resolve(last) if lo <= last]
     else:
         uid_ranges = [(uids[lo - 1], uids[hi - 1]) for lo, hi in cmd.sequence_set.resolve(n) if lo <= n]
+    s.progress.total = sum(bisect.bisect_right(uids, hi) - bisect.bisect_left(uids, lo) for lo, hi in uid_ranges)
     table = await store.flag_table(view.mailbox.id)
     tuids, tids = table.uids, table.flag_ids
     shown = [view.shown_flags(0, t.split(), True) for t in table.texts]
     plain = [wire.flag_list(f) for f in shown]
     recent = [wire.flag_list([*f, "\\Recent"]) for f in shown]
     recent_set = view.recent if not s.rev2 else RecentSet()
+    with_uid = plan.items[0] == "UID"
     missing = False
     count = size = 0
     for lo, hi in uid_ranges:
@@ -451,28 +512,31 @@ async def _fetch_flags_fast(
         else:  # the view still shows messages expunged meanwhile (reported later)
             msns, ruids, rids = _common_rows(uids, k, end, tuids, tids, i, j)
             missing = missing or len(msns) < end - k
+        if plan.uidonly:
+            msns = ruids  # UIDFETCH responses are numbered by UID
         for a in range(0, len(msns), _BATCH_ROWS):
             b = min(a + _BATCH_ROWS, len(msns))
             data = b"".join(
-                _flag_lines(msns[x:y], ruids[x:y], rids[x:y], recent if is_recent else plain, with_uid)
+                _flag_lines(plan.head, msns[x:y], ruids[x:y], rids[x:y], recent if is_recent else plain, with_uid)
                 for x, y, is_recent in recent_set.segments(ruids, a, b)
             )
             size += len(data)
             count += b - a
             s.send(data)
             await s.flush()
+            await s.progress.step(count)
     s.stats["fetch"] += count
     s.stats["fetch_bytes"] += size
     return _done(verb, missing)
 
 
 def _flag_lines(
-    msns: Sequence[int], uids: Sequence[int], ids: Sequence[int], flags: list[bytes], with_uid: bool
+    head: bytes, msns: Sequence[int], uids: Sequence[int], ids: Sequence[int], flags: list[bytes], with_uid: bool
 ) -> bytes:
     shown = map(flags.__getitem__, ids)
     if with_uid:
-        return b"".join(map(b"* %d FETCH (UID %d FLAGS %s)\r\n".__mod__, zip(msns, uids, shown, strict=True)))
-    return b"".join(map(b"* %d FETCH (FLAGS %s)\r\n".__mod__, zip(msns, shown, strict=True)))
+        return b"".join(map((head + b"UID %d FLAGS %s)\r\n").__mod__, zip(msns, uids, shown, strict=True)))
+    return b"".join(map((head + b"FLAGS %s)\r\n").__mod__, zip(msns, shown, strict=True)))
 
 
 def _common_rows(
@@ -524,14 +588,14 @@ def _extra_items(plan: _Plan, view: SelectedView, r: MessageRecord) -> list[byte
     if not plan.has_flags:
         out.append(plan.flags_writer(r))
     if view.condstore:
-        if not plan.has_uid:
+        if not plan.has_uid and not plan.uidonly:
             out.append(b"UID %d" % r.uid)
         if not plan.has_modseq:
             out.append(b"MODSEQ (%d)" % r.modseq)
     return out
 
 
-async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]]) -> None:
+async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, MessageRecord]], done: int) -> None:
     """Rows made of index items only (no body item, so no implicit \\Seen either).
 
     This is the `FETCH 1:* (FLAGS)` path: one comprehension per chunk, with the common
@@ -541,25 +605,28 @@ async def _send_index_rows(s: IMAPSession, plan: _Plan, rows: list[tuple[int, Me
     uid_first = plan.items[0] == "UID"
     if uid_first:
         writers = writers[1:]
+    head = plan.head
+    uid_alone, with_uid, with_one = head + b"UID %d)\r\n", head + b"UID %d %s)\r\n", head + b"%s)\r\n"
     size = 0
     for start in range(0, len(rows), _BATCH_ROWS):
         batch = rows[start : start + _BATCH_ROWS]
         if uid_first and not writers:
-            lines = [b"* %d FETCH (UID %d)\r\n" % (m, r.uid) for m, r in batch]
+            lines = [uid_alone % (m, r.uid) for m, r in batch]
         elif uid_first and len(writers) == 1:
             w = writers[0]
-            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, w(r)) for m, r in batch]
+            lines = [with_uid % (m, r.uid, w(r)) for m, r in batch]
         elif uid_first:
-            lines = [b"* %d FETCH (UID %d %s)\r\n" % (m, r.uid, b" ".join([w(r) for w in writers])) for m, r in batch]
+            lines = [with_uid % (m, r.uid, b" ".join([w(r) for w in writers])) for m, r in batch]
         elif len(writers) == 1:
             w = writers[0]
-            lines = [b"* %d FETCH (%s)\r\n" % (m, w(r)) for m, r in batch]
+            lines = [with_one % (m, w(r)) for m, r in batch]
         else:
-            lines = [b"* %d FETCH (%s)\r\n" % (m, b" ".join([w(r) for w in writers])) for m, r in batch]
+            lines = [with_one % (m, b" ".join([w(r) for w in writers])) for m, r in batch]
         data = b"".join(lines)
         size += len(data)
         s.send(data)
         await s.flush()
+        await s.progress.step(done + start + len(batch))
     s.stats["fetch"] += len(rows)
     s.stats["fetch_bytes"] += size
 
@@ -571,15 +638,24 @@ async def _send_with_content(
     store: AccountStore,
     rows: list[tuple[int, MessageRecord]],
     seen_now: set[int],
+    done: int,
 ) -> tuple[bool, bool]:
-    """Rows that need message content. Returns whether a BINARY item hit an unknown
-    Content-Transfer-Encoding and whether a message file had vanished; either way that
-    message gets no response."""
+    """Rows that need message content (*done* rows of the command came before them).
+    Returns whether a BINARY item hit an unknown Content-Transfer-Encoding and whether a
+    message file had vanished; either way that message gets no response."""
     mailbox_id = view.mailbox.id
     chunk: list[bytes] = []
     chunk_size = 0
     unknown_cte = vanished = False
-    for m, r in rows:
+    for i, (m, r) in enumerate(rows):
+        if s.progress.due():
+            # Reading content can be slow: a notice between two whole responses.
+            if chunk:
+                s.send(b"".join(chunk))
+                s.stats["fetch"] += len(chunk)
+                s.stats["fetch_bytes"] += chunk_size
+                chunk, chunk_size = [], 0
+            await s.progress.step(done + i)
         c = _Content(store, mailbox_id, r, plan.read_whole, plan.needs_tree)
         items: list[bytes | _Stream] = []
         try:
@@ -599,8 +675,8 @@ async def _send_with_content(
             # \Seen was set already and is not echoed later: report the flags alone.
             flags = [plan.flags_writer(r)]
             if view.condstore:
-                flags += [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
-            line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(flags))
+                flags += [b"MODSEQ (%d)" % r.modseq] if plan.uidonly else [b"UID %d" % r.uid, b"MODSEQ (%d)" % r.modseq]
+            line = (plan.head + b"%s)\r\n") % (m, b" ".join(flags))
             chunk.append(line)
             chunk_size += len(line)
             continue
@@ -611,14 +687,14 @@ async def _send_with_content(
                 s.send(b"".join(chunk))
                 chunk, chunk_size = [], 0
             try:
-                sent = await _stream_response(s, store, mailbox_id, m, r.uid, items)
+                sent = await _stream_response(s, store, mailbox_id, plan.head % m, r.uid, items)
             except MessageGone:
                 vanished = True
                 continue
             s.stats["fetch"] += 1
             s.stats["fetch_bytes"] += sent
             continue
-        line = b"* %d FETCH (%s)\r\n" % (m, b" ".join(i for i in items if isinstance(i, bytes)))
+        line = plan.head % m + b" ".join(i for i in items if isinstance(i, bytes)) + b")\r\n"
         chunk.append(line)
         chunk_size += len(line)
         if len(chunk) >= _BATCH_ROWS or chunk_size >= _BATCH_BYTES:
@@ -635,7 +711,7 @@ async def _send_with_content(
 
 
 async def _stream_response(
-    s: IMAPSession, store: AccountStore, mailbox_id: int, msn: int, uid: int, items: list[bytes | _Stream]
+    s: IMAPSession, store: AccountStore, mailbox_id: int, head: bytes, uid: int, items: list[bytes | _Stream]
 ) -> int:
     """One FETCH response whose big content goes out as it is read. Every file is opened
     before the first byte is sent (MessageGone then means no response at all); a read that
@@ -648,7 +724,7 @@ async def _stream_response(
                     store.read_chunks(mailbox_id, uid, item.start, item.length)
                 )
         sent = 0
-        s.send(b"* %d FETCH (" % msn)
+        s.send(head)
         for i, item in enumerate(items):
             if i:
                 s.send(b" ")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from ..store import acl
-from ..store.api import DELIMITER, SPECIAL_USES, AccountStore
+from ..store.api import DELIMITER, SPECIAL_USES, AccountStore, MailboxStatus
 from . import grammar as g
 from . import wire
 from .access import Listed, Place, denied, parent_rights, resolve, resolve_legacy, visible
@@ -133,6 +133,13 @@ async def _status_line(s: IMAPSession, place: Place, items: tuple[str, ...]) -> 
     if any(item.upper() == "HIGHESTMODSEQ" for item in items):
         s.enable_condstore()  # RFC 7162 3.1
     st = await place.account().status(place.name)
+    return status_response(s, st, items, None if place.own else place.shown)
+
+
+def status_response(s: IMAPSession, st: MailboxStatus, items: Iterable[str], shown: str | None = None) -> bytes:
+    """``* STATUS`` with *items* (of parser.STATUS_ITEMS) in the order given, naming the
+    mailbox *shown* (another account's as the user writes it), else by its own name;
+    also what NOTIFY sends about mailboxes other than the selected one (RFC 5465 5)."""
     values = {
         "MESSAGES": st.messages,
         "RECENT": st.recent,
@@ -152,8 +159,8 @@ async def _status_line(s: IMAPSession, place: Place, items: tuple[str, ...]) -> 
             parts.append(b"%s %d" % (key.encode(), values[key]))
         elif key == "MAILBOXID":  # RFC 8474 4.3
             parts.append(b"MAILBOXID (" + st.mailbox.mailboxid.encode("ascii") + b")")
-    shown = st.mailbox.name if place.own else place.shown
-    return b"* STATUS " + s.encode_name(shown) + b" (" + b" ".join(parts) + b")\r\n"
+    name = st.mailbox.name if shown is None else shown
+    return b"* STATUS " + s.encode_name(name) + b" (" + b" ".join(parts) + b")\r\n"
 
 
 async def _send_listed(
@@ -169,6 +176,26 @@ async def _send_listed(
         s.send(await _status_line(s, e.place, cmd.status_items))
     if "MYRIGHTS" in cmd.returns and chosen:
         s.send(b"* MYRIGHTS " + s.encode_name(e.shown) + b" " + wire.astring(acl.shown(e.place.rights)) + b"\r\n")
+
+
+def list_response(
+    s: IMAPSession, name: str, by_name: dict[str, Listed], parents: set[str], subs: set[str], old_name: str = ""
+) -> bytes:
+    """``* LIST`` of one name with every attribute computed, also for a name that is no
+    mailbox the user may see (\\NonExistent), and with OLDNAME after a rename: what
+    NOTIFY sends for MailboxName and SubscriptionChange events (RFC 5465 5.4, 5.5).
+    *by_name* is what the user may list (`access.visible`), by the names shown."""
+    e = by_name.get(name)
+    if e is not None:
+        attrs = _attributes(e, parents, name in subs, True)
+    else:
+        attrs = ["\\NonExistent", *(["\\HasChildren"] if name in parents else [])]
+        if name in subs:
+            attrs.append("\\Subscribed")
+    line = b"* LIST (" + " ".join(attrs).encode() + b') "/" ' + s.encode_name(name)
+    if old_name:
+        line += b' ("OLDNAME" (' + s.encode_name(old_name) + b"))"
+    return line + b"\r\n"
 
 
 async def cmd_list(s: IMAPSession, cmd: g.List) -> Done:

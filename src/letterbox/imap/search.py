@@ -1,6 +1,8 @@
 """SEARCH and UID SEARCH (RFC 9051 6.4.4 / RFC 3501 6.4.4), with ESEARCH result options
-(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032) and
-EMAILID/THREADID (RFC 8474).
+(RFC 4731), SEARCHRES (RFC 5182), MODSEQ (RFC 7162), OLDER/YOUNGER (RFC 5032),
+EMAILID/THREADID (RFC 8474), the save date keys of SAVEDATE (RFC 8514), CONTEXT=SEARCH's
+CONTEXT, UPDATE and PARTIAL (RFC 5267 4, see contexts.py for updates) and PARTIAL's
+negative ranges (RFC 9394).
 
 A search narrows a candidate list of UIDs key by key, cheapest keys first: sequence sets
 and \\Recent need only the view; flags, sizes and dates one index query for the
@@ -13,7 +15,6 @@ base64/quoted-printable and charsets of text parts).
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import datetime
 import operator
@@ -35,6 +36,7 @@ from ..store.api import (
 )
 from . import grammar as g
 from . import wire
+from .contexts import Matcher, SearchContext, contexts_of, freeze, noupdate, tag_in_use
 from .session import Done, IMAPSession
 from .view import SelectedView
 
@@ -90,7 +92,7 @@ _MULTIPART, _RFC822 = 1, 2
 
 def _cost(key: g.SearchKey) -> int:
     """Rough price of evaluating *key* per candidate, to order AND lists."""
-    if isinstance(key, g.SearchAll | g.SearchSet):
+    if isinstance(key, g.SearchAll | g.SearchSet | g.SearchSaveDateSupported):
         return 0
     if isinstance(key, g.SearchObjectId):
         return 0 if key.key == "THREADID" else 1
@@ -118,7 +120,11 @@ def _fields(key: g.SearchKey, out: set[FetchField]) -> bool:
     elif isinstance(key, g.SearchSize):
         out.add("size")
     elif isinstance(key, g.SearchDate):
-        out.add("envelope" if key.key.startswith("SENT") else "internaldate")
+        # SENT* compare the Date: header (in the ENVELOPE), SAVED* the save date.
+        if key.key.startswith("SENT"):
+            out.add("envelope")
+        else:
+            out.add("savedate" if key.key.startswith("SAVED") else "internaldate")
     elif isinstance(key, g.SearchAge):
         out.add("internaldate")
     elif isinstance(key, g.SearchObjectId):
@@ -240,9 +246,12 @@ def content_keys(key: g.SearchKey, out: dict[tuple[str, bool], int]) -> dict[tup
 class _Search:
     def __init__(
         self, s: IMAPSession, view: SelectedView, store: AccountStore, fields: set[FetchField],
-        needles: dict[tuple[str, bool], int],
+        needles: dict[tuple[str, bool], int], counts: bool = True,
     ) -> None:
         self.s = s
+        self.counts = counts
+        """Whether this search's own progress is the command's (not for one mailbox of
+        many: ESEARCH counts mailboxes)."""
         self.view = view
         self.store = store
         self.mailbox_id = view.mailbox.id
@@ -261,16 +270,27 @@ class _Search:
         missing = [u for u in uids if u not in rows]
         for start in range(0, len(missing), _ROWS_PER_READ):
             if start:
-                await asyncio.sleep(0)  # a big mailbox is read in pieces
+                await self.pause(start, len(missing))  # a big mailbox is read in pieces
             for r in await self.store.fetch(self.mailbox_id, missing[start : start + _ROWS_PER_READ], fields):
                 rows[r.uid] = r
         return rows
+
+    async def pause(self, done: int | None = None, total: int | None = None) -> None:
+        """Let other sessions run, and tell the client how far the search is when it
+        has taken long (RFC 9585)."""
+        if self.counts:
+            await self.s.progress.step(done, total)
+        else:
+            await self.s.progress.step()
 
     async def match(self, key: g.SearchKey, cands: list[int]) -> list[int]:
         """The candidates (ascending UIDs) that match *key*, still ascending."""
         if not cands:
             return cands
         if isinstance(key, g.SearchAll):
+            return cands
+        if isinstance(key, g.SearchSaveDateSupported):
+            # Every mailbox keeps save dates (RFC 8514 4.3): all its messages match.
             return cands
         if isinstance(key, g.SearchAnd):
             for k in sorted(key.keys, key=_cost):
@@ -366,7 +386,7 @@ class _Search:
             envelopes = await self.rows(maybe, ("envelope",))
             for i, u in enumerate(maybe):
                 if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                    await asyncio.sleep(0)
+                    await self.pause(i, len(maybe))
                 r = envelopes.get(u)
                 if r is not None and needle in _address_text(r.envelope, index):
                     hits.add(u)
@@ -379,7 +399,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -400,7 +420,7 @@ class _Search:
         out = []
         for i, u in enumerate(cands):
             if i % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await self.pause(i, len(cands))
             r = rows.get(u)
             if r is None:
                 continue
@@ -430,7 +450,7 @@ class _Search:
             if needle in text:
                 hits.add(index)
             if len(text) > _LONG_TEXT:
-                await asyncio.sleep(0)
+                await self.pause()
         return frozenset(hits)
 
 
@@ -556,19 +576,81 @@ def _row_test(key: g.SearchKey, now: float) -> RowTest:
             # reads the header; the INTERNALDATE stand-in is SORT's (RFC 5256 2.2).
             compare = _COMPARE[op]
             return lambda r: (sent := _sent_day(r.envelope)) is not None and compare(sent, day)
-        # INTERNALDATE: days in UTC, disregarding time; the index keeps times as UTC
-        # epochs, the zone given at APPEND is not kept.
+        # INTERNALDATE and the save date (SAVED*, RFC 8514 4.3): days in UTC,
+        # disregarding time, as FETCH shows them; the index keeps times as UTC epochs,
+        # the zone given at APPEND is not kept.
         start = _day_start(day)
         end = start + _DAY
+        saved = op.startswith("SAVED")
+        op = op.removeprefix("SAVED")
+        when: Callable[[MessageRecord], float] = (
+            operator.attrgetter("savedate") if saved else operator.attrgetter("internaldate")
+        )
         if op == "BEFORE":
-            return lambda r: r.internaldate < start
+            return lambda r: when(r) < start
         if op == "ON":
-            return lambda r: start <= r.internaldate < end
-        return lambda r: r.internaldate >= start
+            return lambda r: start <= when(r) < end
+        return lambda r: when(r) >= start
     raise TypeError(f"not a row key: {key!r}")
 
 
 # --- the command -----------------------------------------------------------------------
+
+
+Plan = tuple[set[FetchField], bool, dict[tuple[str, bool], int]]
+"""What a search reads per message: index fields, whether it has MODSEQ, BODY/TEXT strings."""
+
+
+def plan(s: IMAPSession, charset: str | None, key: g.SearchKey) -> Plan | Done:
+    """The checks every SEARCH and ESEARCH makes before it reads a message, and what it
+    will read; or the answer that ends it."""
+    if charset is not None and s.utf8_accept:
+        # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
+        return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
+    if charset is not None and charset not in CHARSETS:
+        return Done("NO", f"Unsupported charset {charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
+    fields: set[FetchField] = set()
+    has_modseq = _fields(key, fields)
+    if has_modseq:
+        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
+    needles = content_keys(key, {})
+    if len(needles) > MAX_CONTENT_KEYS:
+        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
+    return fields, has_modseq, needles
+
+
+async def highest_modseq(search: _Search, uids: list[int]) -> int | None:
+    """The highest MODSEQ of *uids*, for a search with a MODSEQ key (RFC 7162 3.1.5)."""
+    if not uids:
+        return None
+    rows = await search.rows(uids, ("modseq",))
+    return max((rows[u].modseq for u in uids if u in rows), default=None)
+
+
+def matcher(s: IMAPSession, view: SelectedView, store: AccountStore, key: g.SearchKey) -> Matcher:
+    """*key*'s test of given messages, for an updating search (contexts.py)."""
+    fields: set[FetchField] = set()
+    _fields(key, fields)
+    needles = content_keys(key, {})
+
+    async def match(uids: list[int]) -> set[int]:
+        return set(await _Search(s, view, store, fields, needles).match(key, uids))
+
+    return match
+
+
+def returned_results(results: Sequence[int], opts: set[str], partial: g.PartialRange | None) -> list[int]:
+    """Of *results* (in their order), those the command returns: what SAVE keeps and
+    MODSEQ is the highest of. That is all of them, but without ALL or COUNT only those
+    MIN, MAX and PARTIAL return (RFC 5182 2.4, RFC 9394 3.2)."""
+    if not results or opts & {"ALL", "COUNT"} or not (opts & {"MIN", "MAX"} or partial is not None):
+        return list(results)
+    picked = list(results[partial.window(len(results))]) if partial is not None else []
+    if "MIN" in opts:
+        picked.append(results[0])
+    if "MAX" in opts:
+        picked.append(results[-1])
+    return list(dict.fromkeys(picked))
 
 
 async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
@@ -577,23 +659,17 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
     store = view.store
     verb = "UID SEARCH" if cmd.uid else "SEARCH"
     options = cmd.return_options
-    save = options is not None and "SAVE" in options
-    if cmd.charset is not None and s.utf8_accept:
-        # RFC 6855 3: after ENABLE UTF8=ACCEPT a charset conflicts with the UTF-8 quoting.
-        return Done("BAD", "No CHARSET after ENABLE UTF8=ACCEPT")
-    if cmd.charset is not None and cmd.charset not in CHARSETS:
-        if save:
+    # CONTEXT only hints that the search comes again (RFC 5267 4.2): nothing to do.
+    opts = set(options or ()) - {"CONTEXT"}
+    save = "SAVE" in opts
+    if "UPDATE" in opts and tag_in_use(s, cmd.tag):
+        return Done("BAD", "An updating search already has this tag")  # RFC 5267 4.3
+    planned = plan(s, cmd.charset, cmd.key)
+    if isinstance(planned, Done):
+        if save and planned.status == "NO":
             view.saved = []  # RFC 5182 2.1: a failed SEARCH (SAVE) empties $
-        return Done("NO", f"Unsupported charset {cmd.charset}", "BADCHARSET (" + " ".join(CHARSETS) + ")")
-    fields: set[FetchField] = set()
-    has_modseq = _fields(cmd.key, fields)
-    if has_modseq:
-        s.enable_condstore()  # RFC 7162 3.1: a MODSEQ search key enables CONDSTORE
-    needles = content_keys(cmd.key, {})
-    if len(needles) > MAX_CONTENT_KEYS:
-        if save:
-            view.saved = []
-        return Done("NO", f"At most {MAX_CONTENT_KEYS} BODY/TEXT strings per search", "LIMIT")
+        return planned
+    fields, has_modseq, needles = planned
     gone = view.pending_expunge
     cands = [u for u in view.uids if u not in gone] if gone else list(view.uids)
     search = _Search(s, view, store, fields, needles)
@@ -603,18 +679,18 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         if save:
             view.saved = []
         raise
-    opts = set(options or ())
-    returned = found
-    if found and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
-        returned = sorted({found[0] if "MIN" in opts else found[-1], found[-1] if "MAX" in opts else found[0]})
+    chosen = returned_results(found, opts, cmd.partial)
     if save:
-        view.saved = list(returned)
-    highest = None
-    if has_modseq and returned:
-        rows = await search.rows(returned, ("modseq",))
-        highest = max((rows[u].modseq for u in returned if u in rows), default=None)
+        view.saved = sorted(chosen)
+    highest = await highest_modseq(search, sorted(chosen)) if has_modseq else None
     numbers = found if cmd.uid else _msns(view, found)
+    refused = None
+    if "UPDATE" in opts:
+        contexts = contexts_of(view)
+        refused = contexts.refusal(cmd.key, sort=False)
+        if refused is None:
+            key = freeze(cmd.key, view)
+            contexts.add(SearchContext(cmd.tag, cmd.uid, key, matcher(s, view, store, key), found))
     if options is None and not s.rev2:
         line = b"* SEARCH"
         if numbers:
@@ -625,10 +701,14 @@ async def cmd_search(s: IMAPSession, cmd: g.Search) -> Done:
         return Done(text=f"{verb} completed")
     # RETURN () means ALL, and so does a rev2 SEARCH without RETURN (RFC 9051 6.4.4).
     wanted = opts or {"ALL"}
-    if wanted == {"SAVE"}:
+    if wanted != {"SAVE"}:
         # SAVE alone suppresses the ESEARCH response (RFC 5182 2.4).
-        return Done(text=f"{verb} completed")
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest))
+        partial = None
+        if cmd.partial is not None:
+            partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
+        s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, partial=partial))
+    if refused is not None:
+        s.send(noupdate(cmd.tag, refused))  # RFC 5267 4.3.1: the rest is still answered
     return Done(text=f"{verb} completed")
 
 
@@ -643,12 +723,16 @@ def _msns(view: SelectedView, uids: list[int]) -> list[int]:
 
 def esearch(
     tag: str, uid: bool, wanted: set[str], numbers: Sequence[int], highest: int | None,
-    all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set,
+    all_text: Callable[[Sequence[int]], bytes] = wire.sequence_set, correlators: bytes = b"",
+    partial: tuple[g.PartialRange, Sequence[int]] | None = None,
 ) -> bytes:
-    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL COUNT [MODSEQ]`` in Dovecot's order; with
-    no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1). MIN and MAX are
-    the first and last of *numbers*, ALL is *all_text* of them (ESORT keeps sort order)."""
-    parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + b")"]
+    """``* ESEARCH (TAG "t") [UID] MIN MAX ALL PARTIAL COUNT [MODSEQ]`` in Dovecot's
+    order; with no match MIN, MAX and ALL are left out but COUNT stays (RFC 4731 3.1),
+    and PARTIAL says NIL (RFC 9394 3.1). MIN and MAX are the first and last of
+    *numbers*, ALL is *all_text* of them (ESORT keeps sort order); *partial* is the
+    requested range and the numbers in it. *correlators* follow the tag (ESEARCH's
+    MAILBOX and UIDVALIDITY, RFC 7377 2.1)."""
+    parts = [b'* ESEARCH (TAG ' + wire.quoted(tag) + correlators + b")"]
     if uid:
         parts.append(b"UID")
     if numbers:
@@ -658,6 +742,9 @@ def esearch(
             parts.append(b"MAX %d" % numbers[-1])
         if "ALL" in wanted:
             parts.append(b"ALL " + all_text(numbers))
+    if partial is not None:
+        window = partial[1]
+        parts.append(b"PARTIAL (%s %s)" % (str(partial[0]).encode(), all_text(window) if window else wire.NIL))
     if "COUNT" in wanted:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:

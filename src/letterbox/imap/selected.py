@@ -7,6 +7,7 @@ selected mailbox works on `view.store`, the owner's account as the user reads it
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 
 from ..store import acl
 from ..store.api import AccountStore, BadMailboxName, MailboxNotFound
@@ -16,6 +17,9 @@ from .access import denied, quota_for, resolve
 from .crosscopy import copy_messages
 from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
 from .view import RecentSet, SelectedView
+
+# Messages one STORE changes at a time, sending their answers before the next ones.
+_STORE_CHUNK = 5000
 
 
 def _store(s: IMAPSession) -> AccountStore:
@@ -61,13 +65,14 @@ async def cmd_select(s: IMAPSession, cmd: g.Select) -> Done:
         s.condstore = True  # RFC 7162 3.1: CONDSTORE enabling, for the whole connection
     view.condstore = s.condstore
     view.qresync = s.qresync
+    view.uidonly = s.uidonly
     s.select_view(view)
     s.send(view.flags_response())
     s.send(b"* %d EXISTS\r\n" % view.exists)
     if not s.rev2:
         s.send(b"* %d RECENT\r\n" % view.recent_count())
         first_unseen = view.msn(first_unseen_uid) if first_unseen_uid is not None else None
-        if first_unseen is not None:
+        if first_unseen is not None and not s.uidonly:  # a message number: not with UIDONLY
             s.send(wire.untagged_status("OK", f"First unseen is {first_unseen}", f"UNSEEN {first_unseen}"))
     if readonly:
         s.send(wire.untagged_status("OK", "No permanent flags permitted", "PERMANENTFLAGS ()"))
@@ -113,11 +118,12 @@ async def _quick_resync(s: IMAPSession, view: SelectedView, q: g.QResync) -> Non
     if gone:
         s.send(b"* VANISHED (EARLIER) " + wire.sequence_set(gone) + b"\r\n")
     for meta in cs.updated:
-        msn = view.msn(meta.uid)
-        if msn is None or not wanted(meta.uid):
+        if not wanted(meta.uid):
             continue
         flags = wire.flag_list(view.shown_flags(meta.uid, meta.flags, s.rev2))
-        s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"FLAGS " + flags, b"MODSEQ (%d)" % meta.modseq]))
+        line = view.fetch_response(meta.uid, [b"UID %d" % meta.uid, b"FLAGS " + flags, b"MODSEQ (%d)" % meta.modseq])
+        if line is not None:
+            s.send(line)
 
 
 async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
@@ -126,7 +132,8 @@ async def cmd_close(s: IMAPSession, cmd: g.Close) -> Done:
     if not view.readonly and "e" in view.rights:
         uids = await _deleted_uids(s)
         if uids:
-            gone = await _store(s).expunge(view.mailbox.id, uids)
+            s.progress.total = len(uids)
+            gone = await _store(s).expunge(view.mailbox.id, uids, s.progress.step)
             s.stats["expunge"] += len(gone)
     # RFC 9051 6.4.1: CLOSE reports no EXPUNGE responses.
     s._close_view()
@@ -158,7 +165,8 @@ async def cmd_expunge(s: IMAPSession, cmd: g.Expunge) -> Done:
     uids = await _deleted_uids(s, candidates)
     gone: list[int] = []
     if uids:
-        gone = await _store(s).expunge(view.mailbox.id, uids)
+        s.progress.total = len(uids)
+        gone = await _store(s).expunge(view.mailbox.id, uids, s.progress.step)
         s.stats["expunge"] += len(gone)
         for line in view.remove_own(gone):
             s.send(line)
@@ -185,6 +193,32 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
         if (allowed == [] and flags) or (mode == "replace" and not any(r in view.rights for r in "swt")):
             return _no_right("changing these flags needs the s, t or w right")
         only = view.may_store
+    modified: list[int] = []
+    s.progress.total = len(uids)
+    # A part at a time, each part's answers sent before the next: one STORE over 100,000
+    # messages neither holds the event loop nor piles up its FETCH responses.
+    for start in range(0, len(uids), _STORE_CHUNK):
+        if start:
+            await s.flush()
+            await s.progress.step(start)
+        part = uids[start : start + _STORE_CHUNK]
+        modified += await _store_part(s, view, cmd, part, mode, flags, only)
+    if modified:
+        numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
+        return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
+    if pairs and not uids and not cmd.silent:
+        # RFC 2180 4.2.3: only messages another session expunged: a tagged NO. With some
+        # left (4.2.2 allows OK or NO) or .SILENT (4.2.1: OK), OK as Dovecot answers.
+        return Done("NO", "The requested messages no longer exist", "EXPUNGEISSUED")
+    return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
+
+
+async def _store_part(
+    s: IMAPSession, view: SelectedView, cmd: g.Store, uids: list[int], mode: str, flags: list[str],
+    only: Callable[[str], bool] | None,
+) -> list[int]:
+    """STORE on *uids*, with its FETCH responses; returns the UIDs that UNCHANGEDSINCE
+    kept from changing (RFC 7162 3.1.3: MODIFIED). Flags *only* refuses stay as they are."""
     store = _store(s)
     changed = await store.store_flags(view.mailbox.id, uids, mode, flags, cmd.unchangedsince, only)  # type: ignore[arg-type]
     s.stats["store"] += len(changed)
@@ -200,29 +234,21 @@ async def cmd_store(s: IMAPSession, cmd: g.Store) -> Done:
     if not cmd.silent:
         recs = await store.fetch(view.mailbox.id, uids, ["flags", "modseq"])
         for r in recs:
-            msn = view.msn(r.uid)
-            if msn is None:
-                continue
             items = [b"FLAGS " + wire.flag_list(view.shown_flags(r.uid, r.flags, s.rev2))]
             if cmd.uid or view.condstore:
                 items.append(b"UID %d" % r.uid)
             if view.condstore:
                 items.append(b"MODSEQ (%d)" % r.modseq)
-            s.send(wire.fetch_response(msn, items))
+            response = view.fetch_response(r.uid, items)
+            if response is not None:
+                s.send(response)
     if cmd.silent and view.condstore:
         # RFC 7162 3.1.3: .SILENT does not hide the new MODSEQ of changed messages.
         for meta in changed:
-            msn = view.msn(meta.uid)
-            if msn is not None:
-                s.send(wire.fetch_response(msn, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq]))
-    if modified:
-        numbers = modified if cmd.uid else [m for u in modified if (m := view.msn(u)) is not None]
-        return Done("OK", "Conditional STORE failed", "MODIFIED " + wire.sequence_set(numbers).decode())
-    if pairs and not uids and not cmd.silent:
-        # RFC 2180 4.2.3: only messages another session expunged: a tagged NO. With some
-        # left (4.2.2 allows OK or NO) or .SILENT (4.2.1: OK), OK as Dovecot answers.
-        return Done("NO", "The requested messages no longer exist", "EXPUNGEISSUED")
-    return Done(text=f"{'UID ' if cmd.uid else ''}STORE completed")
+            response = view.fetch_response(meta.uid, [b"UID %d" % meta.uid, b"MODSEQ (%d)" % meta.modseq])
+            if response is not None:
+                s.send(response)
+    return modified
 
 
 async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Done:
@@ -250,21 +276,25 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
         return Done(text=f"{verb} completed (no messages)")
     quota = await quota_for(s, dest)
     store = _store(s)
+    s.progress.total = len(uids)
+    progress = s.progress.step
     here = dest.owner == view.owner
     if not here or not dest.may("swt"):
-        result = await copy_messages(view, uids, dest, quota)
+        result = await copy_messages(view, uids, dest, quota, progress)
         if move:
             await store.expunge(view.mailbox.id, list(result.source_uids))
     elif move and mailbox.id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.
-        result = await store.copy(view.mailbox.id, uids, dest.name, None)
+        result = await store.copy(view.mailbox.id, uids, dest.name, None, progress)
         await store.expunge(view.mailbox.id, result.source_uids)
     elif move:
-        result = await store.move(view.mailbox.id, uids, dest.name)
+        result = await store.move(view.mailbox.id, uids, dest.name, progress)
     else:
-        result = await store.copy(view.mailbox.id, uids, dest.name, quota)
+        result = await store.copy(view.mailbox.id, uids, dest.name, quota, progress)
+    if here and mailbox.id == view.mailbox.id:
+        view.own_new.update(result.dest_uids)
     code = None
     if result.source_uids:
         code = (

@@ -9,13 +9,13 @@ sessions caused, with EXPUNGE held back where 7.5.1 forbids it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import __version__
 from ..auth.authenticator import LoginResult, Outcome
@@ -31,11 +31,15 @@ from ..auth.sasl import (
 from ..server.context import Context
 from ..server.session import Peer, Session
 from ..store.acl import ANYONE
-from ..store.api import AccountStore, Quota, StoreError
+from ..store.api import AccountStore, Quota, StoreError, changes_by
 from . import grammar as g
-from . import wire
+from . import uidonly, wire
 from .grammar import mutf7
+from .progress import Progress
 from .view import SelectedView, ViewGone
+
+if TYPE_CHECKING:
+    from .notifier import Notifier
 
 log = logging.getLogger("letterbox.imap")
 
@@ -48,6 +52,8 @@ MAX_BAD_COMMANDS = 20
 # Before login nobody may make the server hold more than a LOGIN or an ID needs (RFC 2971
 # allows 30 fields of 30-octet names and 1,024-octet values: about 32 KB).
 PRE_AUTH_LIMIT = 40 * 1024
+_ORIGINS = itertools.count(1)
+"""Session numbers, for telling a session's own changes on the feed (store.api.changes_by)."""
 
 
 @dataclass(slots=True)
@@ -81,6 +87,8 @@ class IMAPSession(Session):
         self.ctx = ctx
         self.settings = ctx.settings.imap
         self.reader = self._new_reader()
+        self.progress = Progress(self, "")
+        """The running command's INPROGRESS notices (RFC 9585)."""
         self.state = NOT_AUTH
         self.rev2 = False
         self.condstore = False
@@ -91,6 +99,11 @@ class IMAPSession(Session):
         self.store: AccountStore | None = None
         self.account: Account | None = None
         self.view: SelectedView | None = None
+        self.notify: Notifier | None = None
+        """Set by NOTIFY (RFC 5465): the events told on the session's own, also between
+        commands; None until the first NOTIFY (then updates of the selected mailbox go
+        out at the end of commands and during IDLE)."""
+        self.origin = next(_ORIGINS)
         self.idle_tag: str | None = None
         self._sasl: tuple[str, str, list[bytes]] | None = None
         self._scram: ScramExchange | None = None
@@ -98,6 +111,8 @@ class IMAPSession(Session):
         """COMPRESS=DEFLATE is on (RFC 4978)."""
         self.utf8_accept = False
         """ENABLE UTF8=ACCEPT (RFC 6855 3): mailbox names in UTF-8, as in IMAP4rev2."""
+        self.uidonly = False
+        """ENABLE UIDONLY (RFC 9586): messages are named by UID only, both ways."""
         self._dirty = False
         self._bad = 0
         self._failed_logins = 0
@@ -113,22 +128,33 @@ class IMAPSession(Session):
             max_literal_size=PRE_AUTH_LIMIT,
             max_string_literal_size=PRE_AUTH_LIMIT,
             max_command_size=PRE_AUTH_LIMIT,
-            non_sync_literals="LITERAL+",
+            non_sync_literals=self.literal_capability,
         )
+
+    @property
+    def literal_capability(self) -> Literal["LITERAL+", "LITERAL-"]:
+        """The non-synchronizing literals offered: never both (RFC 7888 5). LITERAL+
+        is an extension that "specifies otherwise" in RFC 9051 4.3, so its literals
+        stay unlimited after ENABLE IMAP4rev2; with LITERAL- (and so in rev2 without
+        either) they carry at most 4096 octets in both revisions."""
+        return "LITERAL-" if self.settings.literal_minus else "LITERAL+"
 
     def unauthenticate(self) -> None:
         """Forget the login and everything that came with it (RFC 8437)."""
         log.info("imap(%s)<%s>: unauthenticated", self.user, self.peer.ip)
+        self.notify = None
         self._close_view()
         self.state = NOT_AUTH
         self.user = None
         self.account = None
         self.store = None
         self.rev2 = self.condstore = self.qresync = self._announce_modseq = self.utf8_accept = False
+        self.uidonly = False
         # Commands pipelined after this one stay in the reader, under pre-login limits.
         r = self.reader
         r.max_line_length = r.max_literal_size = r.max_string_literal_size = PRE_AUTH_LIMIT
         r.max_command_size = PRE_AUTH_LIMIT
+        r.max_metadata_value = None
         r.spool = None
 
     def _raise_limits(self) -> None:
@@ -138,12 +164,13 @@ class IMAPSession(Session):
         r.max_literal_size = s.max_literal_size
         r.max_string_literal_size = max(65536, s.max_line_length)
         r.max_command_size = s.max_literal_size * 2
+        r.max_metadata_value = self.ctx.settings.limits.metadata_value_size
         # Message data of any size then goes to disk as it arrives (see letterbox.spool).
         r.spool = self.ctx.spooler.new
 
     # --- capabilities ------------------------------------------------------------------
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
+        caps = ["IMAP4rev1", "IMAP4rev2", self.literal_capability, "SASL-IR", "ENABLE", "ID", "IDLE", "NAMESPACE"]
         if self.state == NOT_AUTH:
             if self.ctx.tls is not None and not self.peer.secure:
                 caps.append("STARTTLS")
@@ -163,10 +190,10 @@ class IMAPSession(Session):
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
             "LIST-EXTENDED", "LIST-STATUS",
-            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
-            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID",
-            "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
-            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE",
+            "SPECIAL-USE", "CREATE-SPECIAL-USE", "ESEARCH", "MULTISEARCH", "SEARCHRES", "MULTIAPPEND", "REPLACE", "BINARY", "UTF8=ACCEPT",
+            "CONDSTORE", "QRESYNC", "WITHIN", "OBJECTID", "INPROGRESS", "UIDONLY", "SAVEDATE", "PREVIEW", "NOTIFY",
+            "SORT", "SORT=DISPLAY", "ESORT", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+            "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "METADATA", "CATENATE",
             # RFC 4314 2.2: RIGHTS= lists the rights RFC 2086 did not have.
             "ACL", "RIGHTS=texk", "LIST-MYRIGHTS",
             f"APPENDLIMIT={self.settings.max_literal_size}",
@@ -213,12 +240,14 @@ class IMAPSession(Session):
 
     async def receive(self, data: bytes) -> None:
         self.reader.feed(data)
-        await self._run_commands()
+        await self._run_commands(interactive=True)
 
     async def resume(self) -> None:
-        await self._run_commands()
+        await self._run_commands(interactive=False)
 
-    async def _run_commands(self) -> None:
+    async def _run_commands(self, interactive: bool) -> None:
+        """Run the commands read so far: the first one of new bytes counts as
+        interactive, the ones pipelined behind it take their turns after others'."""
         self._held = False
         while not self.closing:
             if self.output_limit is not None and self.queued >= self.output_limit:
@@ -230,12 +259,14 @@ class IMAPSession(Session):
             if event is None:
                 self._note_command_start()
                 return
+            started = self.command_starts(interactive)
             await self._event(event)
             if self.start_tls or self.start_compress:
                 return
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
-            await asyncio.sleep(0)
+            await self.command_done(interactive, started)
+            interactive = False
 
     def _note_command_start(self) -> None:
         if not self.reader.in_command:
@@ -251,11 +282,25 @@ class IMAPSession(Session):
         return None if since is None else since + self.settings.command_timeout
 
     async def changed(self) -> None:
-        if self.subscription is not None:
-            self.subscription.take()
-        self._dirty = True
-        if self.idle_tag is not None and self.view is not None:
+        self._take_changes()
+        if self.idle_tag is not None:
             await self._send_updates(allow_expunge=True)
+            await self._send_notifications()
+        elif self.notify is not None and self._between_commands():
+            # RFC 5465 3.1: after NOTIFY, events go out between commands too.
+            await self._send_updates(allow_expunge=False)
+            await self._send_notifications()
+
+    def _between_commands(self) -> bool:
+        """No command is being received or answered (nor AUTHENTICATE's exchange), and
+        the client reads what it is sent (no pipelined commands held back)."""
+        return (
+            self.state in AUTHED
+            and not self.closing
+            and not self.reader.in_command
+            and self._sasl is None
+            and not self._held
+        )
 
     def tls_started(self) -> None:
         super().tls_started()
@@ -274,6 +319,7 @@ class IMAPSession(Session):
         self.closing = True
 
     async def connection_lost(self) -> None:
+        self.notify = None
         self._close_view()
 
     def summary(self) -> str:
@@ -335,18 +381,25 @@ class IMAPSession(Session):
             self.send(wire.tagged(cmd.tag, "BAD", f"{cmd.name} is not allowed in the {self.state} state"))
             self._count_bad()
             return
+        if self.uidonly and (why := uidonly.numbers_in(cmd)) is not None:
+            # RFC 9586 3: no message sequence numbers once UIDONLY is on.
+            self.send(wire.tagged(cmd.tag, "BAD", why, "UIDREQUIRED"))
+            self._count_bad()
+            return
         uid = bool(getattr(cmd, "uid", False))
         if self.view is not None and self.subscription is not None and self.subscription.pending():
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
-            await self._send_updates(allow_expunge=False, with_uid=uid)
+            await self._send_updates(allow_expunge=False, with_uid=uid, before_command=True)
         if (
             self.view is not None and self.view.owner != self.user and cmd.name != "LOGOUT"
             and not await self._rights_still_hold()
         ):
             return
+        self.progress = Progress(self, cmd.tag)
         try:
-            done = await spec.handler(self, cmd)
+            with changes_by(self.origin):
+                done = await spec.handler(self, cmd)
         except BadName as e:
             done = Done("BAD" if self.rev2 else "NO", str(e), None if self.rev2 else "CANNOT")
         except ViewGone:
@@ -371,6 +424,8 @@ class IMAPSession(Session):
         view = self.view
         if view is not None and self.state == SELECTED and not self.closing:
             await self._send_updates(allow_expunge=spec.may_expunge or uid, with_uid=uid)
+        if self.notify is not None and self.state in AUTHED and not self.closing:
+            await self._send_notifications()
         if view is not None and self.view is view and not self.closing:
             if view.condstore and view.expunge_floor is not None:
                 # RFC 7162 3.2: MODSEQs may have gone out while expunges are held back;
@@ -420,24 +475,94 @@ class IMAPSession(Session):
                 self.send(view.permanent_flags_response())
         return True
 
-    async def _send_updates(self, allow_expunge: bool, with_uid: bool = False) -> None:
+    async def _send_updates(self, allow_expunge: bool, with_uid: bool = False, before_command: bool = False) -> None:
+        """What other sessions changed in the selected mailbox, as far as may be told now
+        (and, after NOTIFY, as far as SELECTED / SELECTED-DELAYED asks). Before a command
+        runs expunges are always held: its message numbers are the ones the client knew."""
         view = self.view
         if view is None:
             return
         store = view.store
-        if self.subscription is not None and self.subscription.pending():
-            self.subscription.take()
-            self._dirty = True
+        self._take_changes()
+        fetch: tuple[g.FetchAttribute, ...] = ()
+        flags = True
+        if self.notify is not None:
+            wanted = self.notify.selected
+            if wanted is None:
+                # RFC 5465 3.1: no message events for the selected mailbox at all; the
+                # view stays as the client knows it until NOTIFY asks for them again.
+                view.own_modseqs.clear()
+                view.own_new.clear()
+                return
+            # 5.1: flag changes carry the UID; 6.1.1: SELECTED tells expunges at once.
+            flags, with_uid, fetch = wanted.flags, True, wanted.fetch
+            allow_expunge = allow_expunge or not (wanted.delayed or before_command)
         if not self._dirty and not (allow_expunge and view.pending_expunge):
             return
         self._dirty = False
         try:
-            for line in await view.sync(store, allow_expunge, self.rev2, with_uid):
-                self.send(line)
+            lines, new = await view.sync(store, allow_expunge, self.rev2, with_uid, flags)
         except ViewGone:
             self._close_view()
             self.send(wire.untagged_status("BYE", "The selected mailbox was deleted or renamed"))
             self.closing = True
+            return
+        for line in lines:
+            self.send(line)
+        if fetch and new:
+            # RFC 5465 5.2: after the EXISTS, what NOTIFY asked for of each new message.
+            from .fetch import send_new
+
+            await send_new(self, new, fetch)
+
+    def _take_changes(self) -> None:
+        """Take what the feed brought: the selected mailbox needs a sync, NOTIFY keeps
+        what its filters want of the rest."""
+        sub = self.subscription
+        if sub is None or not sub.pending():
+            return
+        lost = sub.overflowed
+        changes = sub.take()
+        view = self.view
+        if view is not None and (
+            lost or any(c.mailbox_id == view.mailbox.id and c.account == view.owner for c in changes)
+        ):
+            self._dirty = True
+        if self.notify is not None:
+            self.notify.add([c for c in changes if c.account == self.user], lost, self.origin)
+
+    async def _send_notifications(self) -> None:
+        notify = self.notify
+        if notify is None or self.store is None:
+            return
+        self._take_changes()
+        if notify.pending():
+            await notify.flush(self)
+        self._update_subscription()  # an overflow ends the watch of other mailboxes
+
+    def set_notify(self, notifier: Notifier) -> None:
+        self.notify = notifier
+        self._update_subscription()
+
+    def _update_subscription(self) -> None:
+        """Listen to the feed while something needs it: a selected mailbox, or NOTIFY
+        watching other mailboxes."""
+        accounts: set[str] = set()
+        if self.user is not None:
+            if self.view is not None:
+                # Another account's mailbox is told of its changes through its owner's feed.
+                accounts.add(self.view.owner)
+            if self.notify is not None and self.notify.watching:
+                accounts.add(self.user)
+        sub = self.subscription
+        if not accounts:
+            if sub is not None:
+                sub.close()
+                self.subscription = None
+        elif sub is None:
+            self.subscription = self.ctx.store.subscribe(*accounts)
+        elif sub.addresses != accounts:
+            sub.follow(accounts)
 
     async def _line(self, data: bytes) -> None:
         if self.idle_tag is not None:
@@ -463,17 +588,13 @@ class IMAPSession(Session):
         self._close_view()
         self.view = view
         self.state = SELECTED
-        # The owner's account's changes: another account's mailbox is told of its
-        # deliveries through its owner's feed.
-        self.subscription = self.ctx.store.subscribe(view.owner)
+        self._update_subscription()
 
     def _close_view(self) -> None:
-        if self.subscription is not None:
-            self.subscription.close()
-            self.subscription = None
         self.view = None
         if self.state == SELECTED:
             self.state = AUTH
+        self._update_subscription()
 
     # --- authentication ----------------------------------------------------------------
     async def login(self, tag: str, user: str, password: str) -> Done:
@@ -717,6 +838,11 @@ async def cmd_enable(s: IMAPSession, cmd: g.Enable) -> Done:
             enabled.append("QRESYNC")
             if s.view is not None:
                 s.view.qresync = True
+        elif c == "UIDONLY" and not s.uidonly:
+            s.uidonly = True
+            enabled.append("UIDONLY")
+            if s.view is not None:
+                s.view.uidonly = True
     s.send(b"* ENABLED" + b"".join(b" " + e.encode() for e in enabled) + b"\r\n")
     return Done(text="ENABLE completed")
 
@@ -734,11 +860,26 @@ async def cmd_idle(s: IMAPSession, cmd: g.Idle) -> Done:
     if s.view is not None:
         s._dirty = True
         await s._send_updates(allow_expunge=True)
+    await s._send_notifications()
     return DEFERRED
 
 
 def _registry() -> dict[str, Spec]:
-    from . import acl, append, fetch, mailboxes, quota, search, selected, sort, thread
+    from . import (
+        acl,
+        append,
+        contexts,
+        fetch,
+        mailboxes,
+        metadata,
+        multisearch,
+        notify,
+        quota,
+        search,
+        selected,
+        sort,
+        thread,
+    )
 
     table: dict[str, Spec] = {
         "CAPABILITY": Spec(cmd_capability, ANY),
@@ -756,6 +897,7 @@ def _registry() -> dict[str, Spec]:
         "CHECK": Spec(cmd_noop, ONLY_SELECTED),
         "FETCH": Spec(fetch.cmd_fetch, ONLY_SELECTED, may_expunge=False),
         "SEARCH": Spec(search.cmd_search, ONLY_SELECTED, may_expunge=False),
+        "CANCELUPDATE": Spec(contexts.cmd_cancelupdate, ONLY_SELECTED),
         "GETQUOTA": Spec(quota.cmd_getquota, AUTHED),
         "GETQUOTAROOT": Spec(quota.cmd_getquotaroot, AUTHED),
         "SETQUOTA": Spec(quota.cmd_setquota, AUTHED),
@@ -767,6 +909,9 @@ def _registry() -> dict[str, Spec]:
     table.update(selected.COMMANDS)
     table.update(sort.COMMANDS)
     table.update(thread.COMMANDS)
+    table.update(metadata.COMMANDS)
+    table.update(multisearch.COMMANDS)
+    table.update(notify.COMMANDS)
     return table
 
 

@@ -1,6 +1,7 @@
 """SORT and UID SORT (RFC 5256 section 3), with ESORT (RFC 5267 section 3: RETURN (MIN MAX
-ALL COUNT), and SAVE as SEARCH has it, RFC 5182), SORT=DISPLAY (RFC 5957) and CONDSTORE's
-MODSEQ (RFC 7162 3.1.9-3.1.10).
+ALL COUNT), and SAVE as SEARCH has it, RFC 5182), CONTEXT=SORT (RFC 5267 section 4:
+CONTEXT, UPDATE and PARTIAL, with RFC 9394's negative ranges), SORT=DISPLAY (RFC 5957)
+and CONDSTORE's MODSEQ (RFC 7162 3.1.9-3.1.10).
 
 Messages are chosen by the SEARCH machinery, then their sort keys come from the index:
 dates and sizes from its columns, subjects from its decoded Subject text, addresses from
@@ -21,8 +22,19 @@ from typing import Any
 from ..store.api import AccountStore, FetchField, StoreError
 from . import grammar as g
 from . import wire
+from .contexts import KeysFor, SortContext, SortKey, contexts_of, freeze, noupdate, tag_in_use
 from .grammar.sort import Sort, SortCriterion
-from .search import CHARSETS, MAX_CONTENT_KEYS, _fields, _Search, content_keys, esearch
+from .progress import Progress
+from .search import (
+    CHARSETS,
+    MAX_CONTENT_KEYS,
+    _fields,
+    _Search,
+    content_keys,
+    esearch,
+    matcher,
+    returned_results,
+)
 from .session import ONLY_SELECTED, Done, IMAPSession, Spec
 from .sortcache import RESULTS
 from .sortkeys import (
@@ -128,15 +140,19 @@ async def select(s: IMAPSession, charset: str, key: g.SearchKey) -> Selection | 
 
 
 async def load(
-    store: AccountStore, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField]
+    store: AccountStore, mailbox_id: int, uids: Sequence[int], fields: Sequence[FetchField],
+    progress: Progress | None = None, pad: bool = True,
 ) -> list[Row]:
     """Index values of *uids* (ascending), a chunk at a time, one row per UID in their
-    order; a message expunged meanwhile has None for each value."""
+    order; a message expunged meanwhile has None for each value (without *pad*, no row)."""
     rows: list[Row] = []
     for start in range(0, len(uids), CHUNK):
         rows.extend(await store.fetch_values(mailbox_id, uids[start : start + CHUNK], fields))
-        await asyncio.sleep(0)
-    if len(rows) != len(uids):
+        if progress is not None:
+            await progress.step(start + CHUNK, len(uids))
+        else:
+            await asyncio.sleep(0)
+    if pad and len(rows) != len(uids):
         found = {r[0]: r for r in rows}
         blank = (None,) * len(fields)
         rows = [found.get(u) or (u, *blank) for u in uids]
@@ -155,23 +171,81 @@ def msns(view: SelectedView, uids: Sequence[int]) -> list[int]:
 
 
 async def sort_uids(
-    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion]
+    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion],
+    progress: Progress,
 ) -> list[int]:
     """*uids* (ascending: mailbox order) sorted by *criteria*."""
+    values = await _values(store, mailbox_id, uids, criteria, progress=progress)
+    return await _order(uids, values, criteria)
+
+
+async def sort_keys(
+    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion]
+) -> dict[int, SortKey]:
+    """Each message's place in the order as one comparable tuple: its criteria values
+    (Descending under REVERSE), then its UID, since ties keep the mailbox order. Messages
+    no longer in the store are left out."""
+    present: list[int] = []
+    values = await _values(store, mailbox_id, uids, criteria, present)
+    return await _keys(present, values, criteria)
+
+
+async def _values(
+    store: AccountStore, mailbox_id: int, uids: list[int], criteria: Sequence[SortCriterion],
+    present: list[int] | None = None, progress: Progress | None = None,
+) -> dict[str, list[Any]]:
+    """Each criterion's value per message of *uids* (ascending), each key computed once
+    whatever the number of criteria naming it. Given *present*, messages no longer in
+    the store are left out and the UIDs of the others go there; else they get blanks."""
     fields = list(dict.fromkeys(f for c in criteria for f in _FIELDS[c.key]))
-    rows = await load(store, mailbox_id, uids, fields)
+    rows = await load(store, mailbox_id, uids, fields, progress, pad=present is None)
+    if present is not None:
+        present.extend(r[0] for r in rows)
     col = {f: i + 1 for i, f in enumerate(fields)}
-    # Each key once per message, whatever the number of criteria naming it.
-    keys: dict[str, list[Any]] = {}
+    values: dict[str, list[Any]] = {}
     for name in dict.fromkeys(c.key for c in criteria):
-        keys[name] = await _key_values(name, rows, col)
+        values[name] = await _key_values(name, rows, col)
+    return values
+
+
+async def _order(uids: list[int], values: dict[str, list[Any]], criteria: Sequence[SortCriterion]) -> list[int]:
     order = list(range(len(uids)))
     # Stable sorts from the last criterion to the first: earlier criteria decide, ties
     # keep the mailbox order (REVERSE does not reverse it: RFC 5256 3).
     for c in reversed(criteria):
-        order.sort(key=keys[c.key].__getitem__, reverse=c.reverse)
+        order.sort(key=values[c.key].__getitem__, reverse=c.reverse)
         await asyncio.sleep(0)
     return [uids[i] for i in order]
+
+
+async def _keys(
+    uids: list[int], values: dict[str, list[Any]], criteria: Sequence[SortCriterion]
+) -> dict[int, SortKey]:
+    columns = [(values[c.key], c.reverse) for c in criteria]
+    out: dict[int, SortKey] = {}
+    for start in range(0, len(uids), CHUNK):
+        for i in range(start, min(start + CHUNK, len(uids))):
+            out[uids[i]] = (*(Descending(v[i]) if rev else v[i] for v, rev in columns), uids[i])
+        await asyncio.sleep(0)
+    return out
+
+
+class Descending:
+    """A sort value under REVERSE, inside a key tuple: it compares the other way."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: Descending) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Descending) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 async def _key_values(name: str, rows: list[Row], col: dict[FetchField, int]) -> list[Any]:
@@ -209,7 +283,12 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
     store = view.store
     verb = "UID SORT" if cmd.uid else "SORT"
     options = cmd.return_options
-    save = options is not None and "SAVE" in options
+    # CONTEXT only hints that the sort comes again (RFC 5267 4.2): nothing to do.
+    opts = set(options or ()) - {"CONTEXT"}
+    save = "SAVE" in opts
+    if "UPDATE" in opts and tag_in_use(s, cmd.tag):
+        return Done("BAD", "An updating search already has this tag")  # RFC 5267 4.3
+    refused = None
     try:
         chosen = await select(s, cmd.charset, cmd.key)
         if isinstance(chosen, Done):
@@ -221,23 +300,25 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
         if cached is not None:
             order = cached.tolist()
         else:
-            order = await sort_uids(store, view.mailbox.id, chosen.uids, cmd.criteria)
+            order = await sort_uids(store, view.mailbox.id, chosen.uids, cmd.criteria, s.progress)
             RESULTS.put(store, key, chosen.uids, array("q", order))
     except StoreError:
         if save:
             view.saved = []
         raise
-    opts = set(options or ())
-    returned = order
-    if order and opts & {"MIN", "MAX"} and not opts & {"ALL", "COUNT"}:
-        # MIN/MAX alone return, and SAVE keeps, just those messages (RFC 5182 2.4).
-        returned = list(dict.fromkeys(
-            ([order[0]] if "MIN" in opts else []) + ([order[-1]] if "MAX" in opts else [])
-        ))
+    # RFC 5267 3.1 and 4.4: MIN, MAX and PARTIAL's window follow the sort order.
+    returned = returned_results(order, opts, cmd.partial)
     if save:
         view.saved = sorted(returned)
     highest = await chosen.highest_modseq(returned)
     numbers = order if cmd.uid else msns(view, order)
+    if "UPDATE" in opts:
+        contexts = contexts_of(view)
+        refused = contexts.refusal(cmd.key, sort=True)
+        if refused is None:
+            frozen = freeze(cmd.key, view)
+            keys_for = _keys_for(store, view.mailbox.id, cmd.criteria)
+            contexts.add(SortContext(cmd.tag, cmd.uid, frozen, matcher(s, view, store, frozen), keys_for, order))
     if options is None:
         line = [b"* SORT"]
         if numbers:
@@ -247,25 +328,23 @@ async def cmd_sort(s: IMAPSession, cmd: Sort) -> Done:
         s.send(b" ".join(line) + b"\r\n")
         return Done(text=f"{verb} completed")
     wanted = opts or {"ALL"}
-    if wanted == {"SAVE"}:
-        return Done(text=f"{verb} completed")  # SAVE alone: no ESEARCH (RFC 5182 2.4)
-    # RFC 5267 3.1: MIN and MAX are the first and last in sort order, ALL keeps it.
-    s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, ordered_set))
+    if wanted != {"SAVE"}:  # SAVE alone: no ESEARCH (RFC 5182 2.4)
+        partial = None
+        if cmd.partial is not None:
+            partial = (cmd.partial, numbers[cmd.partial.window(len(numbers))])
+        s.send(esearch(cmd.tag, cmd.uid, wanted, numbers, highest, wire.ordered_set, partial=partial))
+    if refused is not None:
+        s.send(noupdate(cmd.tag, refused))  # RFC 5267 4.3.1: the rest is still answered
     return Done(text=f"{verb} completed")
 
 
-def ordered_set(numbers: Sequence[int]) -> bytes:
-    """A sequence-set that keeps *numbers*' order; only ascending runs become ranges
-    (RFC 5267 3.2)."""
-    out: list[str] = []
-    i, n = 0, len(numbers)
-    while i < n:
-        j = i
-        while j + 1 < n and numbers[j + 1] == numbers[j] + 1:
-            j += 1
-        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
-        i = j + 1
-    return ",".join(out).encode("ascii")
+def _keys_for(store: AccountStore, mailbox_id: int, criteria: Sequence[SortCriterion]) -> KeysFor:
+    """Sort keys read from the index, to place an updating SORT's newcomers."""
+
+    async def keys_for(uids: list[int]) -> dict[int, SortKey]:
+        return await sort_keys(store, mailbox_id, uids, criteria)
+
+    return keys_for
 
 
 COMMANDS = {

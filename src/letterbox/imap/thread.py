@@ -432,7 +432,7 @@ async def messages_for(
     fields: list[FetchField] = ["sent_date", "internaldate", "subject"]
     if with_references:
         fields += ["message_id", "references"]
-    rows: list[Row] = await load(store, mailbox_id, uids, fields)
+    rows: list[Row] = await load(store, mailbox_id, uids, fields, s.progress)
     subject = SubjectKeys()
     out = Messages(numbers)
     for start in range(0, len(rows), CHUNK):
@@ -454,7 +454,7 @@ async def messages_for(
     unknown = [j for j, r in enumerate(rows) if r[5] is None and r[2] is not None]
     for n, j in enumerate(unknown):
         if n % _READS_PER_YIELD == _READS_PER_YIELD - 1:
-            await asyncio.sleep(0)
+            await s.progress.step(n, len(unknown))
         out.references[j] = await _header_references(store, mailbox_id, rows[j][0])
     return out
 

@@ -5,7 +5,9 @@ everything else are read from the index when asked for. Changes made by other se
 reach the view through `sync`, which turns a store ChangeSet into the untagged
 responses RFC 9051 allows at that moment: EXISTS and FETCH FLAGS at any command's end,
 EXPUNGE only where the command permits it (never during FETCH, STORE or SEARCH, 7.5.1),
-so sequence numbers never shift under a client.
+so sequence numbers never shift under a client. Updating searches (contexts.py) hear of
+the same changes at the points RFC 5267 4.3 asks: before an EXPUNGE, after an EXISTS or
+FETCH.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from ..store import acl
 from ..store.api import AccountStore, Mailbox, MessageMeta
 from . import wire
 from .grammar import SequenceSet
+
+if TYPE_CHECKING:
+    from .contexts import UpdateContexts
 
 SYSTEM_ORDER = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -86,11 +92,14 @@ class SelectedView:
         "recent",
         "pending_expunge",
         "own_modseqs",
+        "own_new",
         "keywords",
         "condstore",
         "qresync",
+        "uidonly",
         "expunge_floor",
         "saved",
+        "contexts",
     )
 
     def __init__(
@@ -114,14 +123,21 @@ class SelectedView:
         """The UIDs that are \\Recent to this session (IMAP4rev1 only)."""
         self.pending_expunge: set[int] = set()
         self.own_modseqs: set[int] = set()
+        self.own_new: set[int] = set()
+        """UIDs this session put into the mailbox (APPEND, COPY, MOVE) not yet announced:
+        NOTIFY fetches nothing of them (RFC 5465 5.2)."""
         self.keywords = set(mailbox.keywords)
         self.condstore = False
         self.qresync = False
         """RFC 7162 3.2.10.2: report expunges as VANISHED, not EXPUNGE."""
+        self.uidonly = False
+        """RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE."""
         self.expunge_floor: int | None = None
         """While expunges are held back: a MODSEQ below all of theirs."""
         self.saved: list[int] = []
         """UIDs saved by SEARCH RETURN (SAVE), referred to as $ (RFC 5182)."""
+        self.contexts: UpdateContexts | None = None
+        """Updating searches (RFC 5267 4.3): they end with the view."""
 
     @property
     def exists(self) -> int:
@@ -166,8 +182,12 @@ class SelectedView:
         return all(lo >= 1 and hi <= n for lo, hi in seqset.resolve(max(n, 1)))
 
     # --- applying changes --------------------------------------------------------------
-    async def sync(self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False) -> list[bytes]:
-        """Catch up with the store; return the untagged responses to send now."""
+    async def sync(
+        self, store: AccountStore, allow_expunge: bool, rev2: bool, with_uid: bool = False, flags: bool = True
+    ) -> tuple[list[bytes], list[int]]:
+        """Catch up with the store; return the untagged responses to send now, and the
+        UIDs of the new messages that other sessions put there. Other sessions' flag
+        changes are told only with *flags*."""
         cs = await store.changes_since(self.mailbox.id, self.modseq)
         if (
             cs.uidvalidity_changed
@@ -187,16 +207,22 @@ class SelectedView:
             self.pending_expunge |= present
             if present and self.expunge_floor is None:
                 self.expunge_floor = self.modseq  # they all came after what we had
+            if present and self.contexts:
+                out.extend(self.contexts.expunged(self, sorted(present)))
         if allow_expunge and self.pending_expunge:
             out.extend(self._expunge_now())
         new: list[int] = []
         flag_updates: list[MessageMeta] = []
+        touched: list[int] = []  # flags changed, also by this session (for contexts)
         last = self.uids[-1] if self.uids else 0
         for meta in cs.updated:
             if meta.uid > last and meta.uid not in self.pending_expunge:
                 new.append(meta.uid)
-            elif meta.modseq not in self.own_modseqs and self.msn(meta.uid) is not None:
-                flag_updates.append(meta)
+            elif self.msn(meta.uid) is not None:
+                if flags and meta.modseq not in self.own_modseqs:
+                    flag_updates.append(meta)
+                if meta.uid not in self.pending_expunge:
+                    touched.append(meta.uid)
         out.extend(self.announce_keywords(cs.updated))
         if new and not rev2:
             # The first session told of a message has it as \\Recent (RFC 3501 2.3.1.2).
@@ -208,28 +234,32 @@ class SelectedView:
             if not rev2:
                 out.append(b"* %d RECENT\r\n" % self.recent_count())
         for meta in flag_updates:
-            msn = self.msn(meta.uid)
-            if msn is None:
-                continue
             items = [b"FLAGS " + wire.flag_list(self.shown_flags(meta.uid, meta.flags, rev2))]
             if with_uid or self.condstore:
                 items.append(b"UID %d" % meta.uid)
             if self.condstore:
                 items.append(b"MODSEQ (%d)" % meta.modseq)
-            out.append(wire.fetch_response(msn, items))
+            line = self.fetch_response(meta.uid, items)
+            if line is not None:
+                out.append(line)
+        if self.contexts and (new or touched):
+            out.extend(await self.contexts.changed(self, new, touched))
         self.modseq = max(self.modseq, cs.highestmodseq)
         self.own_modseqs = {m for m in self.own_modseqs if m > self.modseq}
-        return out
+        others = [u for u in new if u not in self.own_new]
+        self.own_new.clear()
+        return out, others
 
     def _expunge_now(self) -> list[bytes]:
         """EXPUNGE responses, highest sequence number first so that none needs adjusting,
-        or with QRESYNC one VANISHED response for them all."""
+        or with QRESYNC or UIDONLY one VANISHED response for them all."""
         out = []
         msns = sorted((m for u in self.pending_expunge if (m := self.msn(u)) is not None), reverse=True)
-        if self.qresync and msns:
+        vanished = self.qresync or self.uidonly
+        if vanished and msns:
             out.append(b"* VANISHED " + wire.sequence_set(self.uids[m - 1] for m in reversed(msns)) + b"\r\n")
         for m in msns:
-            if not self.qresync:
+            if not vanished:
                 out.append(b"* %d EXPUNGE\r\n" % m)
             del self.uids[m - 1]
         self.expunge_floor = None
@@ -239,8 +269,21 @@ class SelectedView:
 
     def remove_own(self, uids: Iterable[int]) -> list[bytes]:
         """This session expunged *uids*: report them now (EXPUNGE, CLOSE, MOVE)."""
-        self.pending_expunge |= {u for u in uids if self.msn(u) is not None}
-        return self._expunge_now()
+        mine = sorted(u for u in uids if self.msn(u) is not None)
+        out = self.contexts.expunged(self, mine) if self.contexts else []
+        self.pending_expunge.update(mine)
+        return out + self._expunge_now()
+
+    def fetch_response(self, uid: int, items: list[bytes]) -> bytes | None:
+        """An untagged FETCH of message *uid* with *items* (name and value each), or None
+        when the view has no such message. With UIDONLY a UIDFETCH, which names the
+        message by its UID and so carries no UID item (RFC 9586)."""
+        msn = self.msn(uid)
+        if msn is None:
+            return None
+        if self.uidonly:
+            return b"* %d UIDFETCH (" % uid + b" ".join(i for i in items if not i.startswith(b"UID ")) + b")\r\n"
+        return wire.fetch_response(msn, items)
 
     def shown_flags(self, uid: int, flags: Iterable[str], rev2: bool) -> list[str]:
         out = sorted(flags)

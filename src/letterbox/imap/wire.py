@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Longer strings go out as literals: quoting them saves nothing and clients cope better.
 QUOTED_MAX = 1024
@@ -132,6 +132,20 @@ def sequence_set(numbers: Iterable[int]) -> bytes:
             start = n
         prev = n
     out.append(str(start) if start == prev else f"{start}:{prev}")
+    return ",".join(out).encode("ascii")
+
+
+def ordered_set(numbers: Sequence[int]) -> bytes:
+    """A sequence-set that keeps *numbers*' order (SORT results): only ascending runs
+    become ranges (RFC 5267 3.2)."""
+    out: list[str] = []
+    i, n = 0, len(numbers)
+    while i < n:
+        j = i
+        while j + 1 < n and numbers[j + 1] == numbers[j] + 1:
+            j += 1
+        out.append(str(numbers[i]) if i == j else f"{numbers[i]}:{numbers[j]}")
+        i = j + 1
     return ",".join(out).encode("ascii")
 
 

@@ -32,3 +32,6 @@ class ParsedMessage:
     emailid: str = ""
     """RFC 8474 EMAILID, a digest of the message's bytes (see mime.objectid); "" only
     for a ParsedMessage made by hand, which the store then indexes without one."""
+    preview: str | None = None
+    """RFC 8970 PREVIEW text (see mime.preview), "" for a message with nothing to show;
+    None only for a ParsedMessage made by hand, whose preview is then made when asked."""

@@ -30,6 +30,7 @@ from .headers import search_text
 from .model import ParsedMessage
 from .msgid import thread_references
 from .objectid import email_id
+from .preview import make_preview
 from .rfc822 import (
     NUL_REPLACEMENT,
     Address,
@@ -710,11 +711,12 @@ def _parse(raw: bytes) -> ParsedMessage:
             .decode("utf-8", "replace")
             .strip()
         )
+    tree = _tree(root)
     return ParsedMessage(
         envelope=env.write(),
         bodystructure=b"(" + bodystructure + b")",
         body=b"(" + body + b")",
-        parts=json.dumps(_tree(root), separators=(",", ":")),
+        parts=json.dumps(tree, separators=(",", ":")),
         header_size=root.bstart,
         sent_date=_sent_date(env.date),
         subject=_search(env.subject) if env.subject is not None else "",
@@ -724,6 +726,7 @@ def _parse(raw: bytes) -> ParsedMessage:
         bcc=_joined_search(env.raw_addrs[b"bcc"]),
         message_id=message_id,
         references=thread_references(env.references, env.in_reply_to),
+        preview=make_preview(tree, lambda start, end: raw[start:end]),
     )
 
 
@@ -735,11 +738,12 @@ def _fallback(raw: bytes) -> ParsedMessage:
         header_size = len(raw) if blank is None else blank.end()
     size, lines = _body_size(raw, header_size, len(raw))
     body = b'("text" "plain" (%s) NIL NIL "7bit" %d %d)' % (_DEFAULT_CHARSET, size, lines)
+    tree = [0, header_size, len(raw), LEAF, "text/plain", "7bit", []]
     return ParsedMessage(
         envelope=_EMPTY_ENVELOPE,
         bodystructure=body[:-1] + b" NIL NIL NIL NIL)",
         body=body,
-        parts=json.dumps([0, header_size, len(raw), LEAF, "text/plain", "7bit", []]),
+        parts=json.dumps(tree),
         header_size=header_size,
         sent_date=None,
         subject="",
@@ -748,4 +752,5 @@ def _fallback(raw: bytes) -> ParsedMessage:
         cc="",
         bcc="",
         message_id="",
+        preview=make_preview(tree, lambda start, end: raw[start:end]),
     )

@@ -97,3 +97,37 @@ def top(data: bytes, lines: int) -> bytes:
     data = crlf_lines(data)
     end = top_end(data, lines)
     return data if end is None else data[:end]
+
+
+class TopCut:
+    """`top_end` found in a message's pieces as they stream out of a ByteStuffer, so
+    TOP of a big message holds one piece, not the message. Stuffing adds dots, never
+    line breaks, so lines are counted on the stuffed bytes."""
+
+    def __init__(self, lines: int) -> None:
+        self._left = lines
+        self._header = True
+        # Bytes before the piece (the last of the previous ones), so that a CRLF or a
+        # blank line split between pieces is seen; a message starts a line.
+        self._carry = b"\r\n"
+
+    def feed(self, piece: bytes) -> tuple[bytes, bool]:
+        """The part of *piece* TOP sends, and whether TOP's output ends there."""
+        work = self._carry + piece
+        skip = len(self._carry)
+        pos = 0
+        if self._header:
+            blank = work.find(b"\r\n\r\n")
+            if blank < 0:
+                self._carry = work[-3:]
+                return piece, False
+            self._header = False
+            pos = blank + 4
+        while self._left > 0:
+            eol = work.find(b"\r\n", pos)
+            if eol < 0:
+                self._carry = work[-1:]
+                return piece, False
+            pos = eol + 2
+            self._left -= 1
+        return work[skip:pos], True

@@ -8,7 +8,6 @@ dropped connection, a timeout or a server shutdown leaves the maildrop as it was
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import enum
 import logging
@@ -29,7 +28,7 @@ from ..server.context import Context
 from ..server.session import Peer, Session
 from ..store.api import CHUNK, AccountStore, MailboxInUse, MessageGone, StoreError
 from .commands import Command, CommandError, LineBuffer, TooLong, parse_command, parse_number
-from .message import ByteStuffer, has_bare_lf, multiline, top, top_end
+from .message import TERMINATOR, ByteStuffer, TopCut, multiline, top
 
 log = logging.getLogger("letterbox.pop3")
 
@@ -39,10 +38,6 @@ SASL_TIMEOUT = 60.0
 """Seconds to wait for an AUTH continuation line (sent by software, not typed)."""
 SASL_LINE_LIMIT = 8192
 """AUTH responses may exceed the command limit (RFC 5034 section 4)."""
-TOP_CHUNK = 64 * 1024
-"""TOP reads this much of a bigger message first; usually the header and lines fit."""
-
-
 class State(enum.Enum):
     AUTHORIZATION = "AUTHORIZATION"
     TRANSACTION = "TRANSACTION"
@@ -154,6 +149,7 @@ class POP3Session(Session):
         if self.closing:
             return
         self._lines.feed(data)
+        interactive = bool(data)  # resume() feeds nothing: held pipelined commands
         while not self.closing and not self.start_tls:
             if self.output_limit is not None and self.queued >= self.output_limit:
                 break
@@ -175,8 +171,10 @@ class POP3Session(Session):
                 else:
                     await self._auth_plain_response(item)
                 continue
+            started = self.command_starts(interactive)
             await self._line(item)
-            await asyncio.sleep(0)  # pipelined commands take turns with other sessions
+            await self.command_done(interactive, started)  # pipelined ones take turns
+            interactive = False
         if self.start_tls or self.closing:
             # RFC 2595 section 4: the client must wait for TLS before sending more; bytes
             # it sent in the clear after STLS must not be taken as commands under TLS.
@@ -509,13 +507,11 @@ class POP3Session(Session):
         body = "".join(f"{n} {value(m)}\r\n" for n, m in self._live())
         self.send(body.encode() + b".\r\n")
 
-    async def _read(self, n: int, msg: _Message, length: int | None = None) -> bytes | None:
-        """The stored bytes (or their first *length*), or None after an -ERR."""
+    async def _read(self, n: int, msg: _Message) -> bytes | None:
+        """The stored bytes, or None after an -ERR."""
         assert self._store is not None
         try:
-            if length is None:
-                return await self._store.read_message(self._mailbox_id, msg.uid)
-            return await self._store.read_range(self._mailbox_id, msg.uid, 0, length)
+            return await self._store.read_message(self._mailbox_id, msg.uid)
         except MessageGone:
             self._err(f"message {n} was removed by another session")
         except (StoreError, OSError) as e:
@@ -530,7 +526,7 @@ class POP3Session(Session):
             return
         n, msg = found
         if msg.size > CHUNK:
-            if not await self._stream(n, msg):
+            if await self._stream(n, msg) < 0:
                 return
         else:
             data = await self._read(n, msg)
@@ -543,34 +539,44 @@ class POP3Session(Session):
         self._stats.retr += 1
         self._stats.retr_bytes += msg.size
 
-    async def _stream(self, n: int, msg: _Message) -> bool:
-        """Send a big message a piece at a time as the client takes it, so a client
-        that reads slowly (or not at all) makes the server hold one piece, not the
-        message. Whether it was sent whole."""
+    async def _stream(self, n: int, msg: _Message, cut: TopCut | None = None) -> int:
+        """Send a big message (RETR, or TOP's part of it with *cut*) a piece at a time
+        as the client takes it, so a client that reads slowly (or not at all) makes the
+        server hold one piece, not the message. The bytes sent, or -1 if the message
+        could not be sent whole."""
         assert self._store is not None
         stuffer = ByteStuffer()
         started = False
+        sent = 0
         try:
             async with self._store.read_chunks(self._mailbox_id, msg.uid, 0, msg.size) as pieces:
-                self._ok(f"{msg.size} octets")
+                self._ok(f"{msg.size} octets" if cut is None else "")
                 started = True
                 async for piece in pieces:
-                    self.send(stuffer.feed(piece))
+                    out = stuffer.feed(piece)
+                    done = False
+                    if cut is not None:
+                        out, done = cut.feed(out)
+                    self.send(out)
+                    sent += len(out)
+                    if done:
+                        self.send(TERMINATOR)  # the cut is at the end of a line
+                        return sent
                     await self.flush()
         except (StoreError, OSError) as e:
             if not started and isinstance(e, MessageGone):
                 self._err(f"message {n} was removed by another session")
-                return False
+                return -1
             log.warning("pop3 %s: cannot read UID %d: %s", self.user, msg.uid, e)
             if not started:
                 self._err(f"[SYS/TEMP] cannot read message {n}, try again later")
-                return False
+                return -1
             # Half a message is on the wire: only closing the connection tells the
             # client that it is not the whole one.
             self.closing = True
-            return False
+            return -1
         self.send(stuffer.end())
-        return True
+        return sent
 
     async def _top(self, cmd: Command) -> None:
         if len(cmd.args) != 2:
@@ -584,23 +590,18 @@ class POP3Session(Session):
             self._reject("invalid number of lines")
             return
         n, msg = found
-        part: bytes | None = None
-        if msg.size > TOP_CHUNK:
-            head = await self._read(n, msg, TOP_CHUNK)
-            if head is None:
-                return
-            end = None if has_bare_lf(head) else top_end(head, lines)
-            if end is not None:
-                part = head[:end]
-        if part is None:
-            data = await self._read(n, msg)
-            if data is None:
-                return
-            part = top(data, lines)
+        self._stats.top += 1
+        if msg.size > CHUNK:
+            # Read a piece at a time up to the cut: a big message is never held whole.
+            self._stats.top_bytes += max(0, await self._stream(n, msg, TopCut(lines)))
+            return
+        data = await self._read(n, msg)
+        if data is None:
+            return
+        part = top(data, lines)
         self._ok()
         for piece in multiline(part):
             self.send(piece)
-        self._stats.top += 1
         self._stats.top_bytes += len(part)
 
     async def _dele(self, cmd: Command) -> None:

@@ -38,7 +38,11 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     lim = settings.limits
     store = MaildirStore(
         data / "mail", exclusive=exclusive, reserve=settings.store.reserve,
-        limits=Limits(lim.mailboxes, lim.keywords, lim.keyword_length),
+        limits=Limits(
+            mailboxes=lim.mailboxes, keywords=lim.keywords, keyword_length=lim.keyword_length,
+            metadata_value=lim.metadata_value_size, metadata_entries=lim.metadata_entries,
+            metadata_bytes=lim.metadata_bytes,
+        ),
     )
     spool = data / "spool"
     spool.mkdir(exist_ok=True)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..store.feed import Subscription
+from .fairshare import SHARE, Allowance
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class Session(abc.ABC):
         self.user: str | None = None
         self.flusher: Callable[[], Awaitable[None]] | None = None
         """Set by the runner: sends `out` now."""
+        self._allowance = Allowance()
 
     queued = 0
     """Bytes in `out`: what `output_limit` is compared with."""
@@ -67,6 +70,24 @@ class Session(abc.ABC):
         if self.flusher is not None and self.out:
             await self.flusher()
         await asyncio.sleep(0)
+
+    @staticmethod
+    def command_starts(interactive: bool) -> float:
+        """Note a command about to run: *interactive* when the client sent it on its
+        own, not pipelined behind others. Returns the start time for `command_done`."""
+        if interactive:
+            SHARE.note_interactive()
+        return time.perf_counter()
+
+    async def command_done(self, interactive: bool, started: float) -> None:
+        """Let other sessions run before this one's next command: a pipelined one past
+        the session's allowance waits behind other clients' commands in proportion to
+        its cost (see fairshare)."""
+        spent = time.perf_counter() - started
+        if interactive or self._allowance.spend(spent):
+            await asyncio.sleep(0)
+        else:
+            await SHARE.after_pipelined(spent)
 
     def take_unread(self) -> bytes:
         """Received bytes the core has not consumed (they came after COMPRESS)."""

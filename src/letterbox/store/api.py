@@ -9,8 +9,17 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,6 +42,11 @@ LEGACY = "legacy-"
 they may claim a mail folder that has no owner yet."""
 CHUNK = 256 * 1024
 """Size of the pieces message content is read and sent in (see AccountStore.read_chunks)."""
+
+Progress = Callable[[int], Awaitable[None]]
+"""Awaited by long store operations (expunge, copy, move) between their batches with the
+number of messages handled so far: the caller may tell its client (IMAP INPROGRESS).
+Awaited outside any transaction; it may take its time."""
 
 
 class StoreError(Exception):
@@ -66,6 +80,19 @@ class MailboxInUse(StoreError):
 class LimitExceeded(StoreError):
     """A configured limit (mailboxes per account, keywords per mailbox, their length)
     would be passed: IMAP [LIMIT]."""
+
+
+class MetadataTooBig(StoreError):
+    """A metadata value is larger than one value may be (IMAP [METADATA MAXSIZE n])."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class MetadataTooMany(StoreError):
+    """No room for more metadata: the entries of one mailbox (or of the server) or the
+    account's metadata bytes are at their limit (IMAP [METADATA TOOMANY])."""
 
 
 class DiskFull(StoreError):
@@ -153,6 +180,12 @@ class MessageRecord:
     emailid: str = ""
     """RFC 8474 EMAILID: the same for the same content (a COPY, a MOVE, the same bytes
     appended again), never changing (see mime.objectid)."""
+    savedate: float = 0.0
+    """RFC 8514 save date: when the message was saved into this mailbox (delivery,
+    APPEND, COPY, MOVE), seconds since the epoch; unlike INTERNALDATE, never copied."""
+    preview: str | None = None
+    """RFC 8970 PREVIEW text ("" when the message has none to show); None when the index
+    does not have it (messages indexed before previews were kept): see make_previews."""
     pop3_hidden: bool = False
     pop3_retrieved: float | None = None
 
@@ -173,6 +206,8 @@ FetchField = Literal[
     "message_id",
     "references",
     "emailid",
+    "savedate",
+    "preview",
     "pop3",
 ]
 
@@ -226,14 +261,47 @@ class ChangeSet:
     """The mailbox's UIDVALIDITY now (0: not known)."""
 
 
+ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription"]
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One event on the change feed: mailbox *mailbox_id* of *account* reached *modseq*."""
+    """One event on the change feed: mailbox *mailbox_id* of *account* reached *modseq*.
+
+    "mailbox" is a CREATE (*name* set), DELETE (*old_name* set) or RENAME (both; each
+    mailbox of a renamed hierarchy has its own change); with neither, another process
+    changed the mailbox. "subscription" is a SUBSCRIBE or UNSUBSCRIBE of *name*
+    (*mailbox_id* 0 when no mailbox has the name)."""
 
     account: str
     mailbox_id: int
     modseq: int
-    kind: Literal["append", "flags", "expunge", "mailbox"]
+    kind: ChangeKind
+    name: str = ""
+    """The mailbox's name after the change ("" once deleted)."""
+    old_name: str = ""
+    """Before a RENAME or DELETE, the name the mailbox had."""
+    origin: int = 0
+    """Who made the change (see `changes_by`): 0 for a delivery or another process."""
+
+
+_ORIGIN: ContextVar[int] = ContextVar("letterbox_change_origin", default=0)
+
+
+@contextmanager
+def changes_by(origin: int) -> Iterator[None]:
+    """Mark the changes made inside (by this task) as *origin*'s: a session runs each
+    command inside, so it can tell its own changes from others' on the feed."""
+    token = _ORIGIN.set(origin)
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def current_origin() -> int:
+    """For backends publishing a change: whose it is (see `changes_by`)."""
+    return _ORIGIN.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +325,12 @@ class Limits:
     acl_total: int = 10_000
     """ACL entries of all the account's mailboxes together (a new mailbox's inherited
     ones included)."""
+    metadata_value: int = 64 * 1024
+    """Octets in one metadata value (RFC 5464 asks for at least 1024)."""
+    metadata_entries: int = 100
+    """Metadata entries per mailbox, and for the server (at least 10)."""
+    metadata_bytes: int = 1024 * 1024
+    """Octets of metadata (entry names and values) per account."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +408,13 @@ class AccountStore(abc.ABC):
         every message of a mailbox and need no record per message."""
 
     @abc.abstractmethod
+    async def make_previews(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        """The PREVIEW of each of *uids* that the index lacks (`fetch` gave None), made
+        from the stored message (a few tens of KB of it at most) and kept, so that it
+        is made once; messages gone meanwhile are left out. `fetch` never makes them,
+        so a FETCH PREVIEW (LAZY) can answer NIL without the delay (RFC 8970 4.1)."""
+
+    @abc.abstractmethod
     async def flag_table(self, mailbox_id: int) -> FlagTable:
         """Every message's UID and flags, current: what `FETCH 1:* (FLAGS)` over a large
         mailbox needs, without a record per message."""
@@ -388,16 +469,19 @@ class AccountStore(abc.ABC):
         right to change them, RFC 4314 4)."""
 
     @abc.abstractmethod
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    async def expunge(self, mailbox_id: int, uids: Sequence[int], progress: Progress | None = None) -> list[int]:
         """Remove messages; returns the UIDs actually removed."""
 
     @abc.abstractmethod
     async def copy(
-        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None,
+        progress: Progress | None = None,
     ) -> CopyResult: ...
 
     @abc.abstractmethod
-    async def move(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult: ...
+    async def move(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, progress: Progress | None = None
+    ) -> CopyResult: ...
 
     @abc.abstractmethod
     async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet: ...
@@ -435,6 +519,23 @@ class AccountStore(abc.ABC):
         """This account as *user*, who is not its owner, sees it: the same mailboxes and
         messages, except that \\Seen is *user*'s own (kept per user, as Dovecot keeps it
         on shared mailboxes), while the owner keeps the owner's."""
+
+    # --- metadata (RFC 5464) -------------------------------------------------------------
+    @abc.abstractmethod
+    async def get_metadata(
+        self, mailbox: str | None, entries: Sequence[str], depth: int = 0
+    ) -> list[tuple[str, bytes]]:
+        """The (entry, value) pairs of *mailbox* (None: the server's, which are the
+        account's own) named by *entries* and, with *depth* 1 or -1 (infinity), the
+        entries below them one level or all the way; sorted, each once. Entry names are
+        lower-case and valid (the protocol checks them). Raises MailboxNotFound."""
+
+    @abc.abstractmethod
+    async def set_metadata(self, mailbox: str | None, changes: Sequence[tuple[str, bytes | None]]) -> None:
+        """Set (a value) or remove (None) entries of *mailbox* (None: the server's), all
+        in one transaction or none of them. Raises MailboxNotFound, MetadataTooBig and
+        MetadataTooMany (see `Limits`). A mailbox's entries go with it: kept by RENAME
+        (copied by RENAME INBOX), removed by DELETE."""
 
     # --- POP3 ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -486,8 +587,9 @@ class Store(abc.ABC):
         superset, each account's own ACLs say for sure."""
 
     @abc.abstractmethod
-    def subscribe(self, address: str) -> Subscription:
-        """Changes to *address*'s mailboxes, from any session in any front end."""
+    def subscribe(self, address: str, *more: str) -> Subscription:
+        """Changes to the mailboxes of *address* (and of *more* accounts), from any
+        session in any front end."""
 
     @abc.abstractmethod
     async def notify_external(self, address: str) -> None:

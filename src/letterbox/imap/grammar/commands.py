@@ -45,15 +45,17 @@ class FetchAttribute:
     """One FETCH data item.
 
     ``name`` is one of ENVELOPE, FLAGS, INTERNALDATE, RFC822.SIZE, RFC822, RFC822.HEADER,
-    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, BINARY, BINARY.SIZE. ``BODY`` with a
-    ``section`` is BODY[...] (``peek`` for BODY.PEEK), without one the non-extensible
-    body structure. ``partial`` is (offset, length) from ``<offset.length>``.
+    RFC822.TEXT, BODY, BODYSTRUCTURE, UID, MODSEQ, EMAILID, THREADID, SAVEDATE, PREVIEW,
+    BINARY, BINARY.SIZE. ``BODY`` with a ``section`` is BODY[...] (``peek`` for
+    BODY.PEEK), without one the non-extensible body structure. ``partial`` is (offset,
+    length) from ``<offset.length>``. ``lazy`` is PREVIEW's LAZY modifier (RFC 8970 4.1).
     """
 
     name: str
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
     def response_name(self) -> str:
         """The data item name as echoed in the FETCH response (RFC 9051 7.5.2)."""
@@ -70,6 +72,28 @@ class FetchAttribute:
         if self.name in ("RFC822", "RFC822.TEXT"):
             return True
         return self.section is not None and not self.peek and self.name in ("BODY", "BINARY")
+
+
+@dataclass(frozen=True, slots=True)
+class PartialRange:
+    """A PARTIAL range (RFC 9394 4, which updates RFC 5267's: negative ranges count from
+    the last result), as the client wrote it: ``first`` and ``last`` both positive
+    (``1:500``) or both negative (``-1:-100``), in either order."""
+
+    first: int
+    last: int
+
+    def window(self, count: int) -> slice:
+        """The slice of *count* results (in their order) that the range names; results
+        past either end are left out, so the slice may be short or empty."""
+        lo, hi = sorted((abs(self.first), abs(self.last)))
+        if self.first > 0:
+            return slice(min(lo - 1, count), min(hi, count))
+        # -1 is the last result: -hi:-lo is the slice [count - hi, count - lo + 1).
+        return slice(max(count - hi, 0), max(count - lo + 1, 0))
+
+    def __str__(self) -> str:
+        return f"{self.first}:{self.last}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,7 +132,8 @@ class SearchHeader:
 
 @dataclass(frozen=True, slots=True)
 class SearchDate:
-    """BEFORE, ON, SINCE (internal date) and SENTBEFORE, SENTON, SENTSINCE (Date:)."""
+    """BEFORE, ON, SINCE (internal date), SENTBEFORE, SENTON, SENTSINCE (Date:) and
+    SAVEDBEFORE, SAVEDON, SAVEDSINCE (save date, RFC 8514 4.3)."""
 
     key: str
     date: datetime.date
@@ -154,6 +179,11 @@ class SearchObjectId:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """SAVEDATESUPPORTED (RFC 8514 4.3): every message, where the mailbox keeps save dates."""
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -180,6 +210,7 @@ SearchKey = (
     | SearchModSeq
     | SearchAge
     | SearchObjectId
+    | SearchSaveDateSupported
     | SearchNot
     | SearchOr
     | SearchAnd
@@ -367,13 +398,33 @@ class Status(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CatText:
+    """CATENATE's TEXT part (RFC 4469 5): octets as sent."""
+
+    data: LiteralData
+
+
+@dataclass(frozen=True, slots=True)
+class CatUrl:
+    """CATENATE's URL part: an IMAP URL (RFC 5092) of a message or part to copy."""
+
+    url: bytes
+
+
+CatPart = CatText | CatUrl
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     data: LiteralData
-    """The message: bytes, or `Spooled` when it was big enough to go to disk."""
+    """The message: bytes, or `Spooled` when it was big enough to go to disk (empty
+    with *catenate*)."""
     flags: tuple[str, ...] = ()
     internal_date: datetime.datetime | None = None
     # Sent as literal8 (~{n}, RFC 3516): may contain NULs.
     binary: bool = False
+    catenate: tuple[CatPart, ...] | None = None
+    """CATENATE (RFC 4469): the parts the message is made of, in order."""
 
 
 @dataclass(slots=True)
@@ -422,14 +473,15 @@ class Search(Command):
     """SEARCH / UID SEARCH.
 
     ``return_options`` is None without RETURN, else the uppercase options among MIN,
-    MAX, ALL, COUNT, SAVE (``RETURN ()`` gives an empty tuple, meaning ALL).
-    ``charset`` is None when absent.
+    MAX, ALL, COUNT, SAVE, CONTEXT, UPDATE and PARTIAL (``RETURN ()`` gives an empty
+    tuple, meaning ALL); ``partial`` is PARTIAL's range. ``charset`` is None when absent.
     """
 
     key: SearchKey
     uid: bool = False
     charset: str | None = None
     return_options: tuple[str, ...] | None = None
+    partial: PartialRange | None = None
     name: ClassVar[str] = "SEARCH"
 
 
@@ -438,6 +490,7 @@ class Fetch(Command):
     """FETCH / UID FETCH; macros (ALL, FAST, FULL) arrive expanded.
 
     For UID FETCH the session must add UID to the response items (RFC 9051 6.4.9).
+    ``partial`` is the PARTIAL modifier (RFC 9394 3.3).
     """
 
     sequence_set: SequenceSet
@@ -445,6 +498,7 @@ class Fetch(Command):
     uid: bool = False
     changedsince: int | None = None
     vanished: bool = False
+    partial: PartialRange | None = None
     name: ClassVar[str] = "FETCH"
 
 
@@ -475,6 +529,14 @@ class Move(Command):
     mailbox: bytes
     uid: bool = False
     name: ClassVar[str] = "MOVE"
+
+
+@dataclass(slots=True)
+class CancelUpdate(Command):
+    """CANCELUPDATE (RFC 5267 4.3.5): the tags of the updating searches to stop."""
+
+    tags: tuple[str, ...]
+    name: ClassVar[str] = "CANCELUPDATE"
 
 
 @dataclass(slots=True)

@@ -48,6 +48,8 @@ _WORD = re.compile(rb"[A-Za-z][A-Za-z0-9.\-]*")
 # RFC 8474 7: objectid = 1*255(ALPHA / DIGIT / "_" / "-"), case-sensitive.
 _OBJECTID = re.compile(r"[A-Za-z0-9_-]{1,255}")
 _DIGITS = re.compile(rb"[0-9]+")
+# RFC 9394 4: partial-range-first / partial-range-last, nz-numbers of one sign.
+_PARTIAL_RANGE = re.compile(rb"(-?)([1-9][0-9]{0,9}):(-?)([1-9][0-9]{0,9})(?=[ )]|$)")
 # 8-bit octets are let through in quoted strings: IMAP4rev2 and UTF8=ACCEPT allow UTF-8
 # there, and whether raw bytes are acceptable is the session's call (it knows the mode).
 _QUOTED = re.compile(rb'"([^"\\\x00\r\n]*(?:\\["\\][^"\\\x00\r\n]*)*)"')
@@ -92,7 +94,7 @@ STATUS_ITEMS = frozenset(
     }
 )
 """The STATUS items Letterbox answers; the command checks nothing more."""
-SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+SEARCH_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL"})
 _LIST_SELECT = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _LIST_RETURN = frozenset({"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS", "MYRIGHTS"})
 
@@ -615,10 +617,53 @@ def _append_message(cur: Cursor) -> c.AppendMessage:
         data, binary = cur.message_literal()
         cur.expect(b")", ")")
         return c.AppendMessage(data, flags, date, binary)
+    if cur.peek() in (b"C", b"c"):
+        if cur.word("CATENATE") != "CATENATE":
+            raise cur.fail("Expected message literal or CATENATE")
+        cur.sp()
+        return c.AppendMessage(b"", flags, date, catenate=_cat_parts(cur))
     if cur.peek() not in (b"{", b"~"):
         raise cur.fail("Expected message literal")
     data, binary = cur.message_literal()
     return c.AppendMessage(data, flags, date, binary)
+
+
+MAX_CAT_PARTS = 1000
+"""Parts one CATENATE may name (each URL costs a lookup and a read)."""
+
+
+def _cat_parts(cur: Cursor) -> tuple[c.CatPart, ...]:
+    """"(" cat-part *(SP cat-part) ")", cat-part = "TEXT" SP literal / "URL" SP astring
+    (RFC 4469 5)."""
+    cur.expect(b"(", "'(' after CATENATE")
+    parts: list[c.CatPart] = []
+    while True:
+        if len(parts) >= MAX_CAT_PARTS:
+            raise cur.fail(f"At most {MAX_CAT_PARTS} CATENATE parts")
+        kind = cur.word("TEXT or URL")
+        cur.sp()
+        if kind == "TEXT":
+            if cur.peek() not in (b"{", b"~"):
+                raise cur.fail("Expected a literal after TEXT")
+            data, _binary = cur.message_literal()
+            parts.append(c.CatText(data))
+        elif kind == "URL":
+            if cur.peek() == b"{":
+                # Sent as a literal, the reader took it for message data: it may not be
+                # held in memory only if it was too big for any URL.
+                data, _binary = cur.message_literal(binary_ok=False)
+                if not isinstance(data, bytes):
+                    raise cur.fail("URL too long")
+                parts.append(c.CatUrl(data))
+            else:
+                parts.append(c.CatUrl(cur.astring("URL")))
+        else:
+            raise cur.fail("Expected TEXT or URL")
+        if cur.peek() != b" ":
+            break
+        cur.i += 1
+    cur.expect(b")", "')' after CATENATE parts")
+    return tuple(parts)
 
 
 def _append(cur: Cursor, tag: str) -> c.Command:
@@ -689,6 +734,7 @@ _SIMPLE_FETCH = {
         "MODSEQ",
         "EMAILID",
         "THREADID",
+        "SAVEDATE",
     )
 }
 _FETCH_MACROS = {
@@ -697,6 +743,8 @@ _FETCH_MACROS = {
     "FULL": (_FA("FLAGS"), _FA("INTERNALDATE"), _FA("RFC822.SIZE"), _FA("ENVELOPE"), _FA("BODY")),
 }
 _MSGTEXT = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT"})
+_PREVIEW_MODIFIERS = re.compile(rb" \(([A-Za-z][A-Za-z0-9-]*(?: [A-Za-z][A-Za-z0-9-]*)*)\)")
+_FETCH_MODIFIERS = frozenset({b"CHANGEDSINCE", b"VANISHED"})
 
 
 def _section(cur: Cursor, binary: bool) -> c.Section:
@@ -756,7 +804,27 @@ def _fetch_att(cur: Cursor) -> c.FetchAttribute:
         return _FA("BINARY", section, _partial(cur), peek=name == "BINARY.PEEK")
     if name == "BINARY.SIZE":
         return _FA("BINARY.SIZE", _section(cur, True))
+    if name == "PREVIEW":
+        return _FA("PREVIEW", lazy=_preview_modifiers(cur))
     raise cur.fail(f"Unknown fetch attribute {name}")
+
+
+def _preview_modifiers(cur: Cursor) -> bool:
+    """RFC 8970 6: ``PREVIEW [SP "(" preview-mod *(SP preview-mod) ")"]``, preview-mod
+    "LAZY"; True if LAZY is given. After a lone PREVIEW (no parenthesized list) a "("
+    may open the FETCH modifiers instead: it is PREVIEW's when it holds only words and
+    not a FETCH modifier's (CHANGEDSINCE takes a number, VANISHED needs it)."""
+    m = _PREVIEW_MODIFIERS.match(cur.s, cur.i)
+    if m is None:
+        return False
+    words = m.group(1).upper().split(b" ")
+    if words[0] in _FETCH_MODIFIERS:
+        return False
+    cur.i = m.end()
+    for word in words:
+        if word != b"LAZY":
+            raise cur.fail(f"Unknown preview modifier {word.decode('ascii')}")
+    return True
 
 
 def _partial(cur: Cursor) -> tuple[int, int] | None:
@@ -799,6 +867,7 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
                 attributes = (_fetch_att(cur),)
         changedsince = None
         vanished = False
+        partial = None
         if cur.peek() == b" ":
             cur.i += 1
             seen: set[str] = set()
@@ -813,6 +882,9 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
                     changedsince = cur.number("mod-sequence", bits64=True)
                 elif modifier == "VANISHED" and uid:
                     vanished = True
+                elif modifier == "PARTIAL":
+                    cur.sp()
+                    partial = partial_range(cur)  # RFC 9394 3.3
                 else:
                     raise cur.fail(f"Unknown fetch modifier {modifier}")
                 if cur.peek() != b" ":
@@ -823,7 +895,7 @@ def _fetch(uid: bool) -> Callable[[Cursor, str], c.Command]:
             if vanished and changedsince is None:
                 raise cur.fail("VANISHED requires CHANGEDSINCE")
         cur.end()
-        return c.Fetch(tag, seqset, attributes, uid, changedsince, vanished)
+        return c.Fetch(tag, seqset, attributes, uid, changedsince, vanished, partial)
 
     return parse
 
@@ -876,7 +948,8 @@ def _store(uid: bool) -> Callable[[Cursor, str], c.Command]:
 
 # -- SEARCH -----------------------------------------------------------------------------
 
-_SEARCH_FLAGS: dict[str, c.SearchKey] = {
+# Search keys without an argument: the flag keys, and SAVEDATESUPPORTED (RFC 8514 4.3).
+_SEARCH_SIMPLE: dict[str, c.SearchKey] = {
     "ALL": c.SearchAll(),
     "ANSWERED": c.SearchFlag("\\Answered"),
     "DELETED": c.SearchFlag("\\Deleted"),
@@ -891,9 +964,12 @@ _SEARCH_FLAGS: dict[str, c.SearchKey] = {
     "UNSEEN": c.SearchFlag("\\Seen", False),
     "OLD": c.SearchFlag("\\Recent", False),
     "NEW": c.SearchAnd((c.SearchFlag("\\Recent"), c.SearchFlag("\\Seen", False))),
+    "SAVEDATESUPPORTED": c.SearchSaveDateSupported(),
 }
 _SEARCH_STRINGS = frozenset({"BCC", "BODY", "CC", "FROM", "SUBJECT", "TEXT", "TO"})
-_SEARCH_DATES = frozenset({"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"})
+_SEARCH_DATES = frozenset(
+    {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE", "SAVEDBEFORE", "SAVEDON", "SAVEDSINCE"}
+)
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 
 
@@ -912,7 +988,7 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     if first and first in b"0123456789*$":
         return c.SearchSet(cur.sequence_set())
     key = cur.word("search key")
-    simple = _SEARCH_FLAGS.get(key)
+    simple = _SEARCH_SIMPLE.get(key)
     if simple is not None:
         return simple
     cur.sp()
@@ -959,55 +1035,104 @@ def _search_key(cur: Cursor, depth: int) -> c.SearchKey:
     raise cur.fail(f"Unknown search key {key}")
 
 
-def return_option_list(cur: Cursor, allowed: frozenset[str], what: str) -> tuple[str, ...]:
-    """"(" [option *(SP option)] ")" after RETURN (RFC 4731, RFC 5267), each in
-    *allowed*; repeats dropped."""
+def partial_range(cur: Cursor) -> c.PartialRange:
+    """``partial-range``: RFC 9394's grammar governs, RFC 5267's ``nz-number ":"
+    nz-number`` being its first half; it adds ``-n:-m``, counted from the last result.
+    Both numbers have one sign and fit in 32 bits; no ``*``."""
+    m = cur.match(_PARTIAL_RANGE)
+    if m is None or m.group(1) != m.group(3):
+        raise cur.fail("Invalid PARTIAL range")
+    first, last = int(m.group(2)), int(m.group(4))
+    if first > _MAX32 or last > _MAX32:
+        raise cur.fail("PARTIAL range out of range")
+    sign = -1 if m.group(1) else 1
+    return c.PartialRange(sign * first, sign * last)
+
+
+def return_option_list(
+    cur: Cursor, allowed: frozenset[str], what: str
+) -> tuple[tuple[str, ...], c.PartialRange | None]:
+    """"(" [option *(SP option)] ")" after RETURN (RFC 4731, RFC 5267, RFC 9394), each
+    in *allowed*, and PARTIAL's range; repeats dropped. One PARTIAL at most, never with
+    ALL (RFC 5267 4.4)."""
     cur.expect(b"(", "'(' after RETURN")
     options: list[str] = []
+    partial: c.PartialRange | None = None
     if cur.peek() != b")":
-        options.append(cur.word("return option"))
-        while cur.peek() == b" ":
+        while True:
+            option = cur.word("return option")
+            if option not in allowed:
+                raise cur.fail(f"Unknown {what} return option {option}")
+            if option == "PARTIAL":
+                if partial is not None:
+                    raise cur.fail("PARTIAL may be given once")
+                cur.sp()
+                partial = partial_range(cur)
+            options.append(option)
+            if cur.peek() != b" ":
+                break
             cur.i += 1
-            options.append(cur.word("return option"))
     cur.expect(b")", "')' after return options")
-    for option in options:
-        if option not in allowed:
-            raise cur.fail(f"Unknown {what} return option {option}")
-    return tuple(dict.fromkeys(options))
+    if partial is not None and "ALL" in options:
+        raise cur.fail("PARTIAL and ALL cannot be combined")
+    return tuple(dict.fromkeys(options)), partial
+
+
+def search_program(
+    cur: Cursor,
+) -> tuple[tuple[str, ...] | None, c.PartialRange | None, str | None, c.SearchKey]:
+    """``[RETURN (options) SP] [CHARSET charset SP] search-key *(SP search-key)`` to the
+    command's end, as SEARCH and ESEARCH (RFC 7377) take it: (return options, PARTIAL's
+    range, charset, key)."""
+    return_options: tuple[str, ...] | None = None
+    partial: c.PartialRange | None = None
+    charset = None
+    save = cur.i
+    word = cur.word("search key") if cur.peek().isalpha() else ""
+    if word == "RETURN":
+        cur.sp()
+        return_options, partial = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
+        cur.sp()
+        save = cur.i
+        word = cur.word("search key") if cur.peek().isalpha() else ""
+    if word == "CHARSET":
+        cur.sp()
+        raw = cur.quoted() if cur.peek() == b'"' else cur.atom("charset")
+        try:
+            charset = raw.decode("ascii").upper()
+        except UnicodeDecodeError:
+            raise cur.fail("Invalid charset") from None
+        cur.sp()
+    else:
+        cur.i = save
+    keys = [_search_key(cur, 0)]
+    while cur.peek() == b" ":
+        cur.i += 1
+        keys.append(_search_key(cur, 0))
+    cur.end()
+    return return_options, partial, charset, keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
 
 
 def _search(uid: bool) -> Callable[[Cursor, str], c.Command]:
     def parse(cur: Cursor, tag: str) -> c.Command:
         cur.sp()
-        return_options: tuple[str, ...] | None = None
-        charset = None
-        save = cur.i
-        word = cur.word("search key") if cur.peek().isalpha() else ""
-        if word == "RETURN":
-            cur.sp()
-            return_options = return_option_list(cur, SEARCH_RETURN_OPTIONS, "search")
-            cur.sp()
-            save = cur.i
-            word = cur.word("search key") if cur.peek().isalpha() else ""
-        if word == "CHARSET":
-            cur.sp()
-            raw = cur.quoted() if cur.peek() == b'"' else cur.atom("charset")
-            try:
-                charset = raw.decode("ascii").upper()
-            except UnicodeDecodeError:
-                raise cur.fail("Invalid charset") from None
-            cur.sp()
-        else:
-            cur.i = save
-        keys = [_search_key(cur, 0)]
-        while cur.peek() == b" ":
-            cur.i += 1
-            keys.append(_search_key(cur, 0))
-        cur.end()
-        key = keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
-        return c.Search(tag, key, uid, charset, return_options)
+        return_options, partial, charset, key = search_program(cur)
+        return c.Search(tag, key, uid, charset, return_options, partial)
 
     return parse
+
+
+def _cancelupdate(cur: Cursor, tag: str) -> c.Command:
+    """``"CANCELUPDATE" 1*(SP quoted)`` (RFC 5267 5)."""
+    tags: list[str] = []
+    while not cur.at_end():
+        cur.sp()
+        if cur.peek() != b'"':
+            raise cur.fail("CANCELUPDATE takes quoted tags")
+        tags.append(cur.quoted().decode("utf-8", "replace"))
+    if not tags:
+        raise cur.fail("Missing arguments")
+    return c.CancelUpdate(tag, tuple(dict.fromkeys(tags)))
 
 
 # -- ID and QUOTA ----------------------------------------------------------------------
@@ -1124,6 +1249,7 @@ COMMANDS: dict[bytes, Parser] = {
     b"UNSELECT": _no_args(c.Unselect),
     b"EXPUNGE": _expunge,
     b"SEARCH": _search(False),
+    b"CANCELUPDATE": _cancelupdate,
     b"FETCH": _fetch(False),
     b"STORE": _store(False),
     b"COPY": _copy_move(c.Copy, False),
@@ -1149,11 +1275,25 @@ UID_COMMANDS: dict[bytes, Parser] = {
     b"EXPUNGE": _uid_expunge,
 }
 
-# SORT and THREAD (RFC 5256, 5267, 5957) have a module of their own, which uses this one's.
+# SORT and THREAD (RFC 5256, 5267, 5957) and ESEARCH (RFC 7377) have modules of their
+# own, which use this one's.
+from . import esearch as _esearch  # noqa: E402
 from . import sort as _sort  # noqa: E402
 
 COMMANDS.update(_sort.COMMANDS)
 UID_COMMANDS.update(_sort.UID_COMMANDS)
+COMMANDS.update(_esearch.COMMANDS)
+UID_COMMANDS.update(_esearch.UID_COMMANDS)
+
+# So have GETMETADATA and SETMETADATA (RFC 5464).
+from . import metadata as _metadata  # noqa: E402
+
+COMMANDS.update(_metadata.COMMANDS)
+
+# NOTIFY (RFC 5465) likewise.
+from . import notify as _notify  # noqa: E402
+
+COMMANDS.update(_notify.COMMANDS)
 
 
 def _printable(name: bytes) -> str:

@@ -63,6 +63,8 @@ class CommandReader:
     octets, or beyond ``max_memory`` held for the command, go to a sink as they arrive
     and reach the command as `Spooled`; other literals beyond ``max_memory`` are refused
     (``NO [LIMIT]``), so a command holds little memory whatever its size.
+    ``max_metadata_value``, when set, bounds the literals of SETMETADATA instead
+    (``NO [METADATA MAXSIZE n]``, RFC 5464 4.3), refused before the client sends them.
     ``non_sync_literals`` is the advertised capability: "LITERAL+", "LITERAL-" (then
     ``{n+}`` above 4096 octets is refused with ``BAD [TOOBIG]``) or None (``{n+}`` is
     refused). Refused non-synchronizing literals are read and dropped without being
@@ -81,6 +83,7 @@ class CommandReader:
         spool: Callable[[], Sink] | None = None,
         spool_min: int = SPOOL_MIN,
         max_memory: int = MAX_MEMORY,
+        max_metadata_value: int | None = None,
     ) -> None:
         self.max_line_length = max_line_length
         self.max_literal_size = max_literal_size
@@ -90,6 +93,7 @@ class CommandReader:
         self.spool = spool
         self.spool_min = spool_min
         self.max_memory = max_memory
+        self.max_metadata_value = max_metadata_value
         self._buf = bytearray()
         self._pos = 0
         # Offset from which to look for the next LF (bytes before it hold none).
@@ -358,6 +362,11 @@ class CommandReader:
         if message:
             if size > self.max_literal_size:
                 return refuse("Message too large", "TOOBIG", "NO")
+        elif command == "SETMETADATA" and self.max_metadata_value is not None:
+            # Its literals are values (or names, which are never that long).
+            if size > self.max_metadata_value:
+                n = self.max_metadata_value
+                return refuse(f"A metadata value may have {n} octets", f"METADATA MAXSIZE {n}", "NO")
         elif size > self.max_string_literal_size:
             return refuse("Literal too large", "LIMIT", "NO")
         cost = len(line) + size + 2 * _PART_OVERHEAD

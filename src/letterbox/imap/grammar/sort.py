@@ -1,5 +1,5 @@
-"""SORT and THREAD (RFC 5256), with ESORT return options (RFC 5267 3) and the DISPLAYFROM
-and DISPLAYTO sort keys (RFC 5957).
+"""SORT and THREAD (RFC 5256), with ESORT return options (RFC 5267 3), CONTEXT=SORT's
+(RFC 5267 4, RFC 9394 PARTIAL) and the DISPLAYFROM and DISPLAYTO sort keys (RFC 5957).
 
     sort            = ["UID" SP] "SORT" [SP "RETURN" SP "(" [option *(SP option)] ")"]
                       SP sort-criteria SP search-criteria
@@ -23,7 +23,7 @@ from .parser import Cursor, _search_key, return_option_list
 SORT_KEYS = frozenset(
     {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
 )
-SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+SORT_RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE", "PARTIAL"})
 MAX_SORT_CRITERIA = 32
 
 
@@ -37,13 +37,15 @@ class SortCriterion:
 @dataclass(slots=True)
 class Sort(c.Command):
     """SORT / UID SORT. ``return_options`` is None without RETURN, else the uppercase
-    options (``RETURN ()`` gives an empty tuple, meaning ALL)."""
+    options (``RETURN ()`` gives an empty tuple, meaning ALL); ``partial`` is PARTIAL's
+    range (RFC 5267 4.4, RFC 9394)."""
 
     criteria: tuple[SortCriterion, ...]
     charset: str
     key: c.SearchKey
     uid: bool = False
     return_options: tuple[str, ...] | None = None
+    partial: c.PartialRange | None = None
     name: ClassVar[str] = "SORT"
 
 
@@ -104,16 +106,17 @@ def _sort(uid: bool) -> Callable[[Cursor, str], c.Command]:
     def parse(cur: Cursor, tag: str) -> c.Command:
         cur.sp()
         options: tuple[str, ...] | None = None
+        partial = None
         if cur.peek() not in (b"(", b""):
             if cur.word("RETURN or sort criteria") != "RETURN":
                 raise cur.fail("Expected RETURN or '(' before sort criteria")
             cur.sp()
-            options = return_option_list(cur, SORT_RETURN_OPTIONS, "sort")
+            options, partial = return_option_list(cur, SORT_RETURN_OPTIONS, "sort")
             cur.sp()
         criteria = _criteria(cur)
         cur.sp()
         charset, key = _search_criteria(cur)
-        return Sort(tag, criteria, charset, key, uid, options)
+        return Sort(tag, criteria, charset, key, uid, options, partial)
 
     return parse
 

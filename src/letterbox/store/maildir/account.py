@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ...mime import ParsedMessage, parse_message
 from ...mime.objectid import email_id_of
+from ...mime.preview import make_preview
+from ...mime.sections import load_parts
 from .. import faults, names
 from ..api import (
     CHUNK,
@@ -41,6 +43,7 @@ from ..api import (
     AccountStore,
     AppendResult,
     Change,
+    ChangeKind,
     ChangeSet,
     CopyResult,
     DiskFull,
@@ -56,13 +59,15 @@ from ..api import (
     MessageMeta,
     MessageRecord,
     OverQuota,
+    Progress,
     Quota,
     SearchField,
     StoreError,
     Unavailable,
     Usage,
+    current_origin,
 )
-from . import acls, files, folderfile, folders, index, privateseen
+from . import acls, files, folderfile, folders, index, metadata, privateseen
 from .accountdir import AccountDir, join
 from .folderfile import BLOCK
 from .pop3lock import Pop3Lock
@@ -86,6 +91,9 @@ _EXPUNGE_BATCH = 1000
 _WRITE_WAIT = 30.0
 # Messages indexed without an EMAILID whose files are read between two yields.
 _EMAILID_BATCH = 200
+# Messages indexed without a PREVIEW made between two yields (each reads and decodes up
+# to a few tens of KB).
+_PREVIEW_BATCH = 20
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "flags": ("m.flags",),
@@ -103,6 +111,8 @@ _FIELD_SQL: dict[str, tuple[str, ...]] = {
     "message_id": ("h.message_id",),
     "references": ("h.refs",),
     "emailid": ("p.emailid",),
+    "savedate": ("m.savedate",),
+    "preview": ("p.preview",),
     "pop3": ("m.pop3_hidden", "m.pop3_retrieved"),
 }
 
@@ -502,11 +512,22 @@ class MaildirAccount(AccountStore):
         for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes"):
             self._known[mid] = hms
 
-    def publish(self, mailbox_id: int, modseq: int, kind: Literal["append", "flags", "expunge", "mailbox"]) -> None:
+    def publish(
+        self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = ""
+    ) -> None:
+        """Tell the account's sessions; *name* is looked up when not given (and only when
+        someone listens)."""
         # data_version is deliberately not refreshed here: that would hide a change
         # another process committed since the last poll.
-        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
-        self._store.feed.publish(Change(self.address, mailbox_id, modseq, kind))
+        if kind != "subscription":
+            self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+        feed = self._store.feed
+        if not feed.has_subscribers(self.address):
+            return
+        if name is None:
+            row = self.db.execute("SELECT name FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            name = str(row[0]) if row is not None else ""
+        feed.publish(Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin()))
 
     def check_external(self) -> None:
         """Publish changes committed by another process (e.g. `letterbox deliver`)."""
@@ -516,11 +537,12 @@ class MaildirAccount(AccountStore):
         if version == self._data_version:
             return
         self._data_version = version
-        for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes").fetchall():
+        for mid, name, hms in self.db.execute("SELECT id, name, highestmodseq FROM mailboxes").fetchall():
             if hms != self._known.get(mid):
-                kind: Literal["append", "mailbox"] = "append" if mid in self._known else "mailbox"
+                kind: ChangeKind = "append" if mid in self._known else "mailbox"
                 self._known[mid] = hms
-                self._store.feed.publish(Change(self.address, mid, hms, kind))
+                # Not made by a session of this process, whatever task notices it.
+                self._store.feed.publish(Change(self.address, mid, hms, kind, name))
 
     # --- mailboxes -------------------------------------------------------------------------
     @_op()
@@ -584,10 +606,32 @@ class MaildirAccount(AccountStore):
                 raise LimitExceeded(f"at most {self._store.limits.mailboxes} subscriptions")
             self.write_subs(db, subs | {name} if subscribed else subs - {name})
         await self.save_subscriptions()
+        row = self.db.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
+        self.publish(int(row[0]) if row is not None else 0, 0, "subscription", name)
 
     async def save_subscriptions(self) -> None:
         """Write the subscriptions file (after they may have changed)."""
         await files.disk_threads.run(folderfile.write_subscriptions, self.adir, sorted(self.subs))
+
+    # --- metadata (RFC 5464, see metadata.py) ------------------------------------------------
+    @_op()
+    async def get_metadata(
+        self, mailbox: str | None, entries: Sequence[str], depth: int = 0, *, reader: str | None = None
+    ) -> list[tuple[str, bytes]]:
+        if mailbox is None and reader is not None:
+            return []  # the server's entries are the owner's own
+        return metadata.get(self.db, metadata.mailbox_id(self, mailbox), entries, depth, reader)
+
+    @_op()
+    async def set_metadata(
+        self, mailbox: str | None, changes: Sequence[tuple[str, bytes | None]], *, reader: str | None = None
+    ) -> None:
+        if mailbox is None and reader is not None:
+            raise StoreError("the server's entries are the account's own")
+        if not changes:
+            return
+        async with self.write() as db:
+            metadata.set_entries(self, db, metadata.mailbox_id(self, mailbox), changes, reader)
 
     @_op()
     async def subscriptions(self) -> list[str]:
@@ -761,27 +805,63 @@ class MaildirAccount(AccountStore):
                 with contextlib.suppress(MessageGone):
                     digest = await self._read(mailbox_id, uid, self._digest_file, lambda total: total)
                     batch[uid] = digest.decode("ascii")
-            self._keep_emailids(mailbox_id, batch)
+            self._keep_made(mailbox_id, "emailid", batch)
             found.update(batch)
         return found
 
-    def _keep_emailids(self, mailbox_id: int, found: dict[int, str]) -> None:
-        if not found:
+    def _keep_made(self, mailbox_id: int, column: Literal["emailid", "preview"], made: dict[int, str]) -> None:
+        """Keep values made for rows that lacked them (EMAILID, PREVIEW) in the index."""
+        if not made:
             return
         try:
             if not index.try_begin(self.db):
                 return  # another writer holds the index: not now
             with self._finish():
                 self.db.executemany(
-                    "UPDATE parsed SET emailid = ? WHERE mailbox_id = ? AND uid = ? AND emailid IS NULL",
-                    [(eid, mailbox_id, uid) for uid, eid in found.items()],
+                    f"UPDATE parsed SET {column} = ? WHERE mailbox_id = ? AND uid = ? AND {column} IS NULL",
+                    [(value, mailbox_id, uid) for uid, value in made.items()],
                 )
         except sqlite3.Error as e:
             if index.is_corrupt(e):
                 raise
             # Keeping them saves work, no more: on a full disk or a read-only index they
-            # are computed again next time.
-            log.info("%s: EMAILIDs not kept in the index: %s", self.address, e)
+            # are made again next time.
+            log.info("%s: %s values not kept in the index: %s", self.address, column, e)
+
+    @_op()
+    async def make_previews(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        # Messages indexed before schema 6 have no preview (NULL): it is made from the
+        # parts of the file the MIME offsets point at (mime.preview reads a few tens of
+        # KB at most), and kept, so each is made once.
+        made: dict[int, str] = {}
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), _PREVIEW_BATCH):
+            if start:
+                await asyncio.sleep(0)  # thousands of messages: other sessions get their turn
+            rows = self.select_uids(
+                "SELECT m.uid, p.parts, p.preview FROM messages m JOIN parsed p"
+                " ON p.mailbox_id = m.mailbox_id AND p.uid = m.uid WHERE m.mailbox_id = ?",
+                mailbox_id, wanted[start : start + _PREVIEW_BATCH],
+            )
+            batch: dict[int, str] = {}
+            for uid, parts, kept in rows:
+                if kept is not None:
+                    made[uid] = kept  # made meanwhile, by another session
+                    continue
+                with contextlib.suppress(MessageGone):
+                    # Small ranges of the file: read here, as small messages are.
+                    text = await self._read(mailbox_id, uid, functools.partial(self._preview_file, parts), lambda _: 0)
+                    batch[uid] = text.decode("utf-8")
+            self._keep_made(mailbox_id, "preview", batch)
+            made.update(batch)
+        return made
+
+    def _preview_file(self, parts: str, rel: str) -> bytes:
+        fd = self.adir.open_read(rel)
+        try:
+            return make_preview(load_parts(parts), lambda start, end: os.pread(fd, end - start, start)).encode()
+        finally:
+            os.close(fd)
 
     def _digest_file(self, rel: str) -> bytes:
         fd = self.adir.open_read(rel)
@@ -961,9 +1041,10 @@ class MaildirAccount(AccountStore):
     ) -> None:
         """Rows of (UID, MODSEQ, flags, size, INTERNALDATE, file name, parsed message)."""
         db.executemany(
-            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(mailbox_id, uid, fl, ms, size, idate, fn) for uid, ms, fl, size, idate, fn, _ in rows],
+            "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate, filename,"
+            " savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(mailbox_id, uid, fl, ms, size, idate, fn, files.save_date(fn, idate))
+             for uid, ms, fl, size, idate, fn, _ in rows],
         )
         db.executemany(
             "INSERT INTO headers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -971,9 +1052,10 @@ class MaildirAccount(AccountStore):
               p.references) for uid, *_, p in rows],
         )
         db.executemany(
-            "INSERT INTO parsed VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO parsed (mailbox_id, uid, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(mailbox_id, uid, p.header_size, p.envelope, p.body, p.bodystructure, p.parts,
-              p.emailid or None) for uid, *_, p in rows],
+              p.emailid or None, p.preview) for uid, *_, p in rows],
         )
 
     def bump_modseq(
@@ -1143,10 +1225,12 @@ class MaildirAccount(AccountStore):
         return changed
 
     @_op(essential=True)
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
+    async def expunge(self, mailbox_id: int, uids: Sequence[int], progress: Progress | None = None) -> list[int]:
         wanted = sorted(set(uids))
         gone: list[int] = []
         for i in range(0, len(wanted), _EXPUNGE_BATCH):
+            if i and progress is not None:
+                await progress(i)
             batch = wanted[i : i + _EXPUNGE_BATCH]
             doomed: list[str] = []
             await self.reserve_ahead(mailbox_id, 0)
@@ -1191,7 +1275,8 @@ class MaildirAccount(AccountStore):
 
     @_op()
     async def copy(
-        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None,
+        progress: Progress | None = None,
     ) -> CopyResult:
         dst = self.mailbox_by_name(dest)
         rows = self.select_uids(
@@ -1213,6 +1298,8 @@ class MaildirAccount(AccountStore):
             # In batches, each one transaction (so UIDs appear in order) with a pause
             # between: a COPY of 100,000 messages must not hold the event loop.
             for i in range(0, len(rows), _COPY_BATCH):
+                if i and progress is not None:
+                    await progress(i)
                 uidvalidity = await self._copy_batch(mailbox_id, dst.id, rows[i : i + _COPY_BATCH], quota, done)
         except BaseException:
             if done:
@@ -1273,12 +1360,14 @@ class MaildirAccount(AccountStore):
         db: sqlite3.Connection, source: tuple[int, int], target: tuple[int, int],
         flags: str, modseq: int, size: int, internaldate: float, filename: str,
     ) -> None:
-        """The index rows of a copy: *target* (mailbox id, UID) gets *source*'s."""
+        """The index rows of a copy: *target* (mailbox id, UID) gets *source*'s, but
+        for the save date, which is now's (RFC 8514 3: never copied), as its new file
+        name records."""
         (src, uid), (dst, new_uid) = source, target
         db.execute(
             "INSERT INTO messages (mailbox_id, uid, flags, modseq, size, internaldate,"
-            " filename) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (dst, new_uid, flags, modseq, size, internaldate, filename),
+            " filename, savedate) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (dst, new_uid, flags, modseq, size, internaldate, filename, files.save_date(filename, internaldate)),
         )
         db.execute(
             "INSERT INTO headers SELECT ?, ?, sent_date, subject, from_, to_, cc, bcc,"
@@ -1286,15 +1375,16 @@ class MaildirAccount(AccountStore):
             (dst, new_uid, src, uid),
         )
         db.execute(
-            "INSERT INTO parsed SELECT ?, ?, header_size, envelope, body, bodystructure,"
-            " parts, emailid FROM parsed WHERE mailbox_id = ? AND uid = ?",
+            "INSERT INTO parsed (mailbox_id, uid, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview) SELECT ?, ?, header_size, envelope, body, bodystructure,"
+            " parts, emailid, preview FROM parsed WHERE mailbox_id = ? AND uid = ?",
             (dst, new_uid, src, uid),
         )
         privateseen.copy_marks(db, source, target)
 
     @_op(essential=True)
     async def move(
-        self, mailbox_id: int, uids: Sequence[int], dest: str
+        self, mailbox_id: int, uids: Sequence[int], dest: str, progress: Progress | None = None
     ) -> CopyResult:
         """RFC 6851: atomic. The files are renamed into the destination inside the one
         transaction that moves the rows; if anything fails the renames are undone, and
@@ -1304,7 +1394,7 @@ class MaildirAccount(AccountStore):
         Trash, and must be able to do so at the limit)."""
         dst = self.mailbox_by_name(dest)
         if dst.id == mailbox_id:
-            result = await self.copy(mailbox_id, uids, dest)
+            result = await self.copy(mailbox_id, uids, dest, progress=progress)
             await self.expunge(mailbox_id, result.source_uids)
             return result
         wanted = [r[0] for r in self.select_uids(
@@ -1322,6 +1412,8 @@ class MaildirAccount(AccountStore):
         # In batches, each one transaction (each message moves whole, in one of them),
         # with a pause between: a MOVE of 100,000 messages must not hold the event loop.
         for i in range(0, len(wanted), _COPY_BATCH):
+            if i and progress is not None:
+                await progress(i)
             batch = wanted[i : i + _COPY_BATCH]
             moved: list[tuple[str, str]] = []
             await self.reserve_ahead(dst.id, len(batch))

@@ -102,7 +102,8 @@ async def set_entry(acc: MaildirAccount, mailbox: str, identifier: str, rights: 
 
 
 async def forget(acc: MaildirAccount, identifier: str) -> None:
-    """The account of *identifier* is gone: its entries and its \\Seen marks go too."""
+    """The account of *identifier* is gone: its entries, its \\Seen marks and its own
+    metadata go too."""
     async with acc.acl_lock:
         mids = [r[0] for r in acc.db.execute("SELECT mailbox_id FROM acl WHERE identifier = ?", (identifier,))]
         for mid in mids:
@@ -112,6 +113,7 @@ async def forget(acc: MaildirAccount, identifier: str) -> None:
         async with acc.write() as db:
             db.execute("DELETE FROM acl WHERE identifier = ?", (identifier,))
             db.execute("DELETE FROM private_seen WHERE user = ?", (identifier,))
+            db.execute("DELETE FROM private_metadata WHERE user = ?", (identifier,))
     await forget_if_unused(acc, identifier)
 
 

@@ -4,7 +4,9 @@ A message file is named `<time>.M<usec>P<pid>Q<n>.<host>,S=<size>,U=<uid>:2,<inf
 part before ":" (the base) never changes and names the message for good; the UID in it
 lets a lost index be rebuilt; the info letters after ":2," are the standard Maildir flags
 (D F R S T) and keyword letters a-z, kept up to date with the index within a few seconds
-(see namesync), so a rebuilt index keeps the flags too.
+(see namesync), so a rebuilt index keeps the flags too. Every save into a folder (APPEND,
+delivery, COPY, MOVE, indexing a file found in new/) writes a name made then, so its
+time is the message's RFC 8514 save date (see saved_at).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ T = TypeVar("T")
 _counter = itertools.count(1)
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
 _UID_RE = re.compile(r",U=(\d+)")
+# The time a Maildir name starts with: seconds, and microseconds in ours (".M<usec>P").
+_TIME_RE = re.compile(r"([0-9]{1,12})\.(?:M([0-9]{1,6})P)?")
 _SIZE_RE = re.compile(r",S=(\d+)")
 # Bytes that may not appear as-is in a Maildir++ folder component.
 _UNSAFE = re.compile(r"[%./\\\x00-\x1f\x7f]")
@@ -153,6 +157,22 @@ def with_info(filename: str, info: str) -> str:
 def info_of(filename: str) -> str:
     _, sep, info = filename.partition(":2,")
     return info if sep else ""
+
+
+def saved_at(filename: str) -> float | None:
+    """When the file was saved into its folder, from the time its name starts with (as
+    every Maildir writer's names do); None for a name that carries no time."""
+    m = _TIME_RE.match(filename)
+    if m is None:
+        return None
+    return int(m.group(1)) + (int(m.group(2)) / 1_000_000 if m.group(2) else 0.0)
+
+
+def save_date(filename: str, internaldate: float) -> float:
+    """The RFC 8514 save date the index keeps for the file *filename*: the time its name
+    records, else (a name from elsewhere without one) the INTERNALDATE."""
+    found = saved_at(filename)
+    return internaldate if found is None else found
 
 
 def uid_from_filename(filename: str) -> int | None:

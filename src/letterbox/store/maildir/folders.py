@@ -9,7 +9,8 @@ A folder on disk and its row in the index change together or not at all:
            renamed into `letterbox-trash/`; row deleted and journal row dropped in one
            commit, fsynced; the trash emptied. Start-up puts back any folder whose journal
            row is still there (the delete never happened) and empties the trash: deleted
-           mail never comes back, and a mailbox whose delete failed keeps its mail.
+           mail never comes back, and a mailbox whose delete failed keeps its mail. The
+           mailbox's metadata goes with its row, in that commit.
   rename   the same journal, one row per folder of the hierarchy; folders renamed one by
            one; rows updated and journal dropped in one commit. A failure renames back what
            was renamed; after a crash start-up does.
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import BadMailboxName, LimitExceeded, Mailbox, MailboxExists, StoreError
-from . import acls, files, folderfile
+from . import acls, files, folderfile, metadata
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     acls.check_total(acc, len(inherited) * len(wanted))
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
     made: list[tuple[str, folderfile.FolderInfo]] = []
-    mid = 0
+    ids: list[tuple[int, str]] = []
     try:
         faults.point("create.journaled")
         for parent in wanted:
@@ -84,6 +85,7 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
                     raise MailboxExists(f"mailbox {parent!r} already exists")
                 mid = acc.insert_mailbox(db, parent, special_use if parent == name else None, info)
                 acls.restore(db, mid, inherited)
+                ids.append((mid, parent))
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
         await _unmake(acc, [files.folder_dirname(p) for p, _ in made], seqs)
@@ -92,8 +94,9 @@ async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mai
     await acc.sync_index()
     if special_use:
         await acc.save_subscriptions()
-    acc.publish(mid, 1, "mailbox")
-    return acc.mailbox_by_id(mid)
+    for mid, made_name in ids:  # the missing parents were made too
+        acc.publish(mid, 1, "mailbox", made_name)
+    return acc.mailbox_by_id(ids[-1][0])
 
 
 async def _journal(acc: MaildirAccount, moves: list[tuple[str | None, str]]) -> list[int]:
@@ -178,7 +181,7 @@ async def delete(acc: MaildirAccount, name: str) -> None:
     await acc.sync_index()
     await acc.save_subscriptions()
     acc.forget_folder(mbox.id)
-    acc.publish(mbox.id, mbox.highestmodseq + 1, "mailbox")
+    acc.publish(mbox.id, mbox.highestmodseq + 1, "mailbox", "", mbox.name)
     with contextlib.suppress(OSError):
         await _empty_trash(acc, trash)
     for who in named:
@@ -200,6 +203,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
     keywords = acc.db.execute("SELECT keywords FROM mailboxes WHERE id = ?", (inbox.id,)).fetchone()[0]
     made: list[tuple[str, folderfile.FolderInfo]] = []
     moved: list[tuple[str, str]] = []
+    ids: list[tuple[int, str]] = []
     mid = 0
     try:
         faults.point("rename.journaled")
@@ -214,8 +218,10 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
         async with acc.write() as db:
             for name, info in made:
                 mid = acc.insert_row(db, name, files.folder_dirname(name), None, info)
+                ids.append((mid, name))
             uids = [r[0] for r in db.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (inbox.id,))]
             _, modseq, src_modseq = acc.move_rows(db, inbox.id, uids, mid, moved)
+            metadata.copy(db, inbox.id, mid)
             db.executemany("DELETE FROM folder_moves WHERE seq = ?", [(s,) for s in seqs])
     except BaseException:
         acc.undo_moves(moved)
@@ -223,7 +229,10 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
         raise
     faults.point("rename.committed")
     await acc.moved(inbox.id, mid, modseq, src_modseq)
-    acc.publish(mid, modseq, "mailbox")
+    for parent_id, parent in ids[:-1]:
+        acc.publish(parent_id, 1, "mailbox", parent)
+    # RFC 9051 6.3.6: the messages went to a new mailbox; to a client it is INBOX renamed.
+    acc.publish(mid, modseq, "mailbox", new, inbox.name)
 
 
 async def rename(acc: MaildirAccount, old: str, new: str) -> None:
@@ -239,6 +248,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         raise BadMailboxName("cannot rename a mailbox into its own child")
     prefix = src.name + "/"
     plan: list[tuple[int, str, str, str]] = []  # (id, old folder, new name, new folder)
+    old_names: dict[int, str] = {}
     for mid, name, dirname in acc.db.execute(
         "SELECT id, name, dirname FROM mailboxes WHERE name = ? OR substr(name, 1, ?) = ?",
         (src.name, len(prefix), prefix),
@@ -250,6 +260,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         if _has(acc.db, new_name) or acc.adir.exists(new_dir):
             raise MailboxExists(f"mailbox {new_name!r} already exists")
         plan.append((mid, dirname, new_name, new_dir))
+        old_names[mid] = name
     parents = [p for p in names.parent_names(new) if not _has(acc.db, p)]
     _check_count(acc, len(parents))
     seqs = await _journal(
@@ -259,6 +270,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
     )
     done: list[tuple[str, str]] = []
     made: list[str] = []
+    made_ids: list[tuple[int, str]] = []
     try:
         faults.point("rename.journaled")
         infos = []
@@ -271,7 +283,7 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
             faults.point("rename.moved")
         async with acc.write() as db:
             for parent, info in infos:
-                acc.insert_mailbox(db, parent, None, info)
+                made_ids.append((acc.insert_mailbox(db, parent, None, info), parent))
             for mid, _old_dir, new_name, new_dir in plan:
                 db.execute(
                     "UPDATE mailboxes SET name = ?, dirname = ? WHERE id = ?", (new_name, new_dir, mid)
@@ -287,6 +299,8 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
         raise
     faults.point("rename.committed")
     await acc.sync_index()
-    for mid, *_ in plan:
-        acc.publish(mid, acc._known.get(mid, 1), "mailbox")
+    for mid, parent in made_ids:
+        acc.publish(mid, 1, "mailbox", parent)
+    for mid, _old_dir, new_name, _ in plan:
+        acc.publish(mid, acc._known.get(mid, 1), "mailbox", new_name, old_names[mid])
     await acc.save_subscriptions()

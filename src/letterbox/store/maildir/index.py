@@ -1,9 +1,9 @@
 """The per-account SQLite index: mailboxes, messages and what FETCH/SEARCH need.
 
 Rows are split by how they are read: `messages` is narrow (flags, MODSEQ, size) so that
-SELECT and FETCH FLAGS on 100,000 messages scan little; `headers` holds the decoded text
-for SEARCH; `parsed` holds the serialized ENVELOPE/BODYSTRUCTURE, the MIME offsets and
-the EMAILID.
+SELECT and FETCH FLAGS on 100,000 messages scan little (the RFC 8514 save date is there
+too, for SEARCH SAVEDBEFORE); `headers` holds the decoded text for SEARCH; `parsed` holds
+the serialized ENVELOPE/BODYSTRUCTURE, the MIME offsets, the EMAILID and the PREVIEW text.
 Usage totals and the unseen and deleted counts are kept by triggers, so quota checks,
 `letterbox usage` and STATUS never count rows.
 
@@ -13,6 +13,10 @@ marks of the users, other than the owner, who read a shared mailbox.
 Mailbox ids come from a counter in `meta` and are never reused, so a session that
 selected a mailbox can tell it from one created later under the same name. Tombstones
 name the expunged file's base, so start-up removes exactly that file and nothing else.
+`metadata` holds RFC 5464 entries by mailbox id (0 for the server's), so they follow a
+RENAME, and go in the same commit as the row a DELETE removes (a trigger): a mailbox made
+later under the same name has another id and starts without any. `private_metadata` holds
+the /private entries of the other users of a shared mailbox, by user, the same way.
 `folder_moves` journals folder changes until the index agrees with the folders: renames
 (RENAME, and DELETE's move to the trash) and, with no old_dir, folders being made (CREATE);
 start-up undoes what it finds there.
@@ -25,7 +29,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-SCHEMA_VERSION = 5
+from . import files
+
+SCHEMA_VERSION = 6
 # A read waits this long for a lock (only WAL recovery takes one); writers never wait on
 # the event loop: they try BEGIN IMMEDIATE without waiting and retry asynchronously.
 READ_BUSY_MS = 200
@@ -68,6 +74,7 @@ CREATE TABLE IF NOT EXISTS messages (
     filename       TEXT NOT NULL,
     pop3_hidden    INTEGER NOT NULL DEFAULT 0,
     pop3_retrieved REAL,
+    savedate       REAL,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
@@ -95,6 +102,7 @@ CREATE TABLE IF NOT EXISTS parsed (
     bodystructure BLOB NOT NULL,
     parts         TEXT NOT NULL,
     emailid       TEXT,
+    preview       TEXT,
     PRIMARY KEY (mailbox_id, uid)
 );
 
@@ -126,6 +134,29 @@ CREATE TABLE IF NOT EXISTS private_seen (
     uid        INTEGER NOT NULL,
     PRIMARY KEY (mailbox_id, user, uid)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS metadata (
+    mailbox_id INTEGER NOT NULL,
+    entry      TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, entry)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS mailbox_metadata_removed AFTER DELETE ON mailboxes BEGIN
+    DELETE FROM metadata WHERE mailbox_id = OLD.id;
+END;
+
+CREATE TABLE IF NOT EXISTS private_metadata (
+    mailbox_id INTEGER NOT NULL,
+    user       TEXT NOT NULL,
+    entry      TEXT NOT NULL,
+    value      BLOB NOT NULL,
+    PRIMARY KEY (mailbox_id, user, entry)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS mailbox_private_metadata_removed AFTER DELETE ON mailboxes BEGIN
+    DELETE FROM private_metadata WHERE mailbox_id = OLD.id;
+END;
 
 """
 
@@ -299,6 +330,15 @@ def _upgrade(db: sqlite3.Connection) -> None:
         # 5: the RFC 8474 EMAILID, a digest of the message file; NULL for the messages
         # indexed before (computed from their file when asked, see MaildirAccount.fetch).
         _add_column(db, "parsed", "emailid", "TEXT")
+    if version < 6:
+        # 6: the RFC 8970 PREVIEW text, NULL for the messages indexed before (made from
+        # their file when asked, see MaildirAccount.make_previews); and the RFC 8514 save
+        # date, which for those is the time their file name records (files.save_date):
+        # every save has always written a name made at that moment.
+        _add_column(db, "parsed", "preview", "TEXT")
+        _add_column(db, "messages", "savedate", "REAL")
+        db.create_function("letterbox_save_date", 2, files.save_date, deterministic=True)
+        db.execute("UPDATE messages SET savedate = letterbox_save_date(filename, internaldate)")
     if version < SCHEMA_VERSION:
         db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
 

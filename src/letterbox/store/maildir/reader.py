@@ -23,6 +23,7 @@ from ..api import (
     MailboxStatus,
     MessageMeta,
     MessageRecord,
+    Progress,
     Quota,
     SearchField,
     Usage,
@@ -81,6 +82,9 @@ class ReaderAccount(AccountStore):
     ) -> list[tuple[Any, ...]]:
         return await self.acc.fetch_values(mailbox_id, uids, fields, reader=self.user)
 
+    async def make_previews(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, str]:
+        return await self.acc.make_previews(mailbox_id, uids)
+
     async def flag_table(self, mailbox_id: int) -> FlagTable:
         return await self.acc.flag_table(mailbox_id, reader=self.user)
 
@@ -120,20 +124,34 @@ class ReaderAccount(AccountStore):
     ) -> list[MessageMeta]:
         return await self.acc.store_flags(mailbox_id, uids, mode, flags, unchangedsince, only, reader=self.user)
 
-    async def expunge(self, mailbox_id: int, uids: Sequence[int]) -> list[int]:
-        return await self.acc.expunge(mailbox_id, uids)
+    async def expunge(self, mailbox_id: int, uids: Sequence[int], progress: Progress | None = None) -> list[int]:
+        return await self.acc.expunge(mailbox_id, uids, progress)
 
-    async def copy(self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None) -> CopyResult:
-        return await self.acc.copy(mailbox_id, uids, dest, quota)
+    async def copy(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, quota: Quota | None = None,
+        progress: Progress | None = None,
+    ) -> CopyResult:
+        return await self.acc.copy(mailbox_id, uids, dest, quota, progress)
 
-    async def move(self, mailbox_id: int, uids: Sequence[int], dest: str) -> CopyResult:
-        return await self.acc.move(mailbox_id, uids, dest)
+    async def move(
+        self, mailbox_id: int, uids: Sequence[int], dest: str, progress: Progress | None = None
+    ) -> CopyResult:
+        return await self.acc.move(mailbox_id, uids, dest, progress)
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> ChangeSet:
         return await self.acc.changes_since(mailbox_id, modseq, reader=self.user)
 
     async def search_headers(self, mailbox_id: int, field: SearchField, needle: str) -> list[int]:
         return await self.acc.search_headers(mailbox_id, field, needle)
+
+    # --- metadata: /shared is the mailbox's, /private the reader's own (RFC 5464 3.2) ---
+    async def get_metadata(
+        self, mailbox: str | None, entries: Sequence[str], depth: int = 0
+    ) -> list[tuple[str, bytes]]:
+        return await self.acc.get_metadata(mailbox, entries, depth, reader=self.user)
+
+    async def set_metadata(self, mailbox: str | None, changes: Sequence[tuple[str, bytes | None]]) -> None:
+        await self.acc.set_metadata(mailbox, changes, reader=self.user)
 
     # --- access control: the owner's ----------------------------------------------------
     async def get_acl(self, mailbox: str) -> dict[str, str]:

@@ -629,8 +629,8 @@ class MaildirStore(Store):
                 self.names_wakeup.set()
 
     # --- feed ------------------------------------------------------------------------------------
-    def subscribe(self, address: str) -> Subscription:
-        return self.feed.subscribe(address)
+    def subscribe(self, address: str, *more: str) -> Subscription:
+        return self.feed.subscribe(address, *more)
 
     async def notify_external(self, address: str) -> None:
         acc = self._accounts.get(address)

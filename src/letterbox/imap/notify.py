@@ -1,0 +1,132 @@
+"""NOTIFY (RFC 5465): which events the client is told of, and when.
+
+NOTIFY SET replaces what the session tells on its own with the event groups given,
+NOTIFY NONE with nothing at all (a snapshot: the selected mailbox is then not updated
+either). The events go out between commands, at the end of each command and during
+IDLE; see `notifier` for mailboxes other than the selected one, and the session's
+`_send_updates` for the selected one.
+"""
+
+from __future__ import annotations
+
+from ..store.api import DELIMITER, MailboxNotFound
+from . import grammar as g
+from .grammar.notify import Notify
+from .mailboxes import status_response
+from .notifier import MESSAGE_EVENTS, Filter, Notifier, NotifySpec, SelectedEvents
+from .session import AUTHED, Done, IMAPSession, Spec
+
+SUPPORTED = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
+"""Without METADATA, AnnotationChange and the metadata events are refused (5.6, 5.7)."""
+MAX_NAMES = 100
+"""Mailbox names one NOTIFY may list, as Dovecot allows (more: NOTIFICATIONOVERFLOW)."""
+_STATUS_FLUSH = 200
+_BOTH = frozenset({"MessageNew", "MessageExpunge"})
+
+
+async def cmd_notify(s: IMAPSession, cmd: Notify) -> Done:
+    if cmd.groups is None:
+        s.set_notify(Notifier(NotifySpec()))
+        return Done(text="NOTIFY completed")
+    # 3.1: an unsupported event is NO (not BAD), BADEVENT listing every supported one.
+    for group in cmd.groups:
+        for event in group.events:
+            if event not in SUPPORTED:
+                return Done("NO", f"Unsupported event {event}", "BADEVENT (" + " ".join(SUPPORTED) + ")")
+    selected: SelectedEvents | None = None
+    seen_selected = False
+    filters: list[Filter] = []
+    count = 0
+    for group in cmd.groups:
+        events = frozenset(group.events)
+        if group.filter in ("SELECTED", "SELECTED-DELAYED"):
+            if seen_selected:
+                return Done("BAD", "Only one of SELECTED and SELECTED-DELAYED may be given")  # 6.1
+            seen_selected = True
+            if events - MESSAGE_EVENTS:
+                return Done("BAD", f"{group.filter} takes message events only")  # 6.1
+            if events and not events >= _BOTH:
+                # 5: MessageNew and MessageExpunge together; FlagChange needs both.
+                return Done("BAD", "MessageNew and MessageExpunge must be given together")
+            problem = _fetch_problem(group.fetch or ())
+            if problem:
+                return Done("BAD", problem)
+            if events:
+                selected = SelectedEvents("FlagChange" in events, group.filter == "SELECTED-DELAYED", group.fetch or ())
+            continue
+        if group.fetch is not None:
+            return Done("BAD", "Only SELECTED and SELECTED-DELAYED take fetch attributes")  # 8
+        if "FlagChange" in events and not events >= _BOTH:
+            return Done("BAD", "FlagChange needs MessageNew and MessageExpunge")  # 5
+        # MessageNew without MessageExpunge is taken here: section 3.1's own example
+        # asks for it ("(subtree Lists MessageNew)"), as Dovecot allows.
+        names = tuple(_name(s, raw) for raw in group.mailboxes)
+        count += len(names)
+        if count > MAX_NAMES:
+            return Done("NO", f"At most {MAX_NAMES} mailbox names", "NOTIFICATIONOVERFLOW")
+        if events:
+            filters.append(Filter(group.filter, names, events))
+    spec = NotifySpec(selected, tuple(filters))
+    if selected is not None and any(a.name == "MODSEQ" for a in selected.fetch):
+        s.enable_condstore()  # RFC 7162 3.1, as a FETCH of MODSEQ would
+    s.set_notify(Notifier(spec))
+    if cmd.status:
+        await _initial_status(s, spec)
+    # 3.1: it implies a NOOP: the dispatcher reports what the selected mailbox has
+    # accumulated (as the new SELECTED says) before the tagged OK.
+    return Done(text="NOTIFY completed")
+
+
+def _name(s: IMAPSession, raw: bytes) -> str:
+    """A filter's name as the store spells mailbox names: a trailing delimiter dropped
+    (as CREATE does), INBOX in capitals also as the first level of a child's name."""
+    name = s.decode_name(raw)
+    name = name.rstrip(DELIMITER) or name
+    first, sep, rest = name.partition(DELIMITER)
+    return "INBOX" + sep + rest if first.upper() == "INBOX" else name
+
+
+def _fetch_problem(atts: tuple[g.FetchAttribute, ...]) -> str | None:
+    """5.2: nothing that would set \\Seen, nor a part the new message may not have."""
+    for a in atts:
+        if a.sets_seen:
+            return f"MessageNew cannot fetch {a.response_name()}: it sets \\Seen (use BODY.PEEK)"
+        if a.section is not None and a.section.part:
+            return f"MessageNew cannot fetch {a.response_name()}: a new message need not have that part"
+    return None
+
+
+async def _initial_status(s: IMAPSession, spec: NotifySpec) -> None:
+    """3.1: with STATUS, a STATUS of each other mailbox with message events, before the
+    tagged OK: MESSAGES, UIDNEXT and UIDVALIDITY for MessageNew, MESSAGES for
+    MessageExpunge, UIDVALIDITY and HIGHESTMODSEQ for FlagChange (UNSEEN too, as
+    Dovecot sends it)."""
+    store = s.store
+    assert store is not None
+    subs = set(await store.subscriptions()) if spec.needs_subscriptions else None
+    sent = 0
+    for mbox in await store.list_mailboxes():
+        if s.view is not None and s.view.owner == s.user and s.view.mailbox.id == mbox.id:
+            continue
+        events = spec.events_for(mbox.name, subs)
+        if not MESSAGE_EVENTS.intersection(events):
+            continue
+        items = ["MESSAGES"]
+        if "MessageNew" in events:
+            items += ["UIDNEXT", "UIDVALIDITY"]
+        if "FlagChange" in events and "UIDVALIDITY" not in items:
+            items.append("UIDVALIDITY")
+        items.append("UNSEEN")
+        if "FlagChange" in events or s.condstore:
+            items.append("HIGHESTMODSEQ")
+        try:
+            st = await store.status(mbox.name)
+        except MailboxNotFound:
+            continue  # deleted meanwhile
+        s.send(status_response(s, st, items))
+        sent += 1
+        if sent % _STATUS_FLUSH == 0:
+            await s.flush()
+
+
+COMMANDS = {"NOTIFY": Spec(cmd_notify, AUTHED)}
