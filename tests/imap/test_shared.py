@@ -322,3 +322,163 @@ def test_replace_in_a_shared_mailbox_needs_t_and_e_rfc8508_4_1(ctx: Context) -> 
         assert (await info.status("INBOX")).messages == 1
 
     run(go())
+
+
+# --- main's extensions in shared mailboxes --------------------------------------------
+
+
+def _esearch_mailboxes(out: bytes) -> list[bytes]:
+    return [line.split(b" MAILBOX ", 1)[1].split(b" UIDVALIDITY", 1)[0]
+            for line in out.split(b"\r\n") if line.startswith(b"* ESEARCH ")]
+
+
+def test_esearch_over_shared_mailboxes_needs_r_and_l_unless_named_rfc7377_2_2(ctx: Context) -> None:
+    async def go() -> None:
+        await team_inbox(ctx)
+        info = await ctx.store.account(INFO)
+        await info.create_mailbox("Orders")
+        await info.append("Orders", MSG % 9)
+        await info.set_acl("Orders", ANN, "r")  # readable, not listed
+        await info.create_mailbox("Notes")
+        await info.append("Notes", MSG % 8)
+        await info.set_acl("Notes", ANN, "l")  # listed, not readable
+        await info.create_mailbox("Private")
+        await info.append("Private", MSG % 7)
+        ann = await ctx.store.account(ANN)
+        await ann.append("INBOX", MSG % 4)
+        a = await login(ctx, ANN)
+        # personal and inboxes are the user's own mailboxes (RFC 5465 6.2, 6.3).
+        out = await a.cmd("a ESEARCH IN (personal) ALL")
+        assert _esearch_mailboxes(out) == [b"INBOX"], out
+        # subtree needs "l" as well as "r": INBOX only (Orders is not listed, Notes not readable).
+        out = await a.cmd(f"b ESEARCH IN (subtree Shared/{INFO}) ALL")
+        assert _esearch_mailboxes(out) == [SHARED_INBOX.encode()], out
+        assert b"* ESEARCH (TAG \"b\" MAILBOX Shared/info@example.com/INBOX UIDVALIDITY " in out
+        # Named by MAILBOXES, "r" is enough; the owner's address in any case; a mailbox the
+        # user may not read, or that does not exist, is passed over without a word.
+        out = await a.cmd(
+            f"c ESEARCH IN (mailboxes (Shared/INFO@example.com/Orders Shared/{INFO}/Notes "
+            f"Shared/{INFO}/Private Shared/{INFO}/Nowhere)) ALL"
+        )
+        assert _esearch_mailboxes(out) == [f"Shared/{INFO}/Orders".encode()] and b"c OK" in out, out
+        # subscribed: the user's own subscriptions, which may name shared mailboxes.
+        await a.cmd(f"d SUBSCRIBE {SHARED_INBOX}")
+        await a.cmd(f"d SUBSCRIBE Shared/{INFO}/Orders")
+        out = await a.cmd("e ESEARCH IN (subscribed) ALL")
+        assert _esearch_mailboxes(out) == [b"INBOX", SHARED_INBOX.encode()], out
+        # Searches see the user's own \Seen.
+        await (await login(ctx, BOB)).cmd(f"s SELECT {SHARED_INBOX}")
+        await a.cmd(f"f SELECT {SHARED_INBOX}")
+        await a.cmd("g STORE 1 +FLAGS (\\Seen)")
+        out = await a.cmd("h ESEARCH IN (selected personal) UNSEEN")
+        assert _esearch_mailboxes(out) == [b"INBOX", SHARED_INBOX.encode()], out
+        line = next(x for x in out.split(b"\r\n") if SHARED_INBOX.encode() in x)
+        assert line.endswith(b" UID ALL 2:3"), out
+        out = await (await login(ctx, BOB)).cmd(f"i ESEARCH IN (mailboxes {SHARED_INBOX}) UNSEEN")
+        assert out.split(b"\r\n")[0].endswith(b" UID ALL 1:3"), out
+        # Taking "r" away takes the mailbox out of the search.
+        await info.set_acl("Orders", ANN, "")
+        out = await a.cmd(f"j ESEARCH IN (mailboxes Shared/{INFO}/Orders) ALL")
+        assert out == b"j OK ESEARCH completed\r\n", out
+
+    run(go())
+
+
+def test_metadata_on_a_shared_mailbox_rfc5464_3_3(ctx: Context) -> None:
+    async def go() -> None:
+        await team_inbox(ctx)
+        info = await ctx.store.account(INFO)
+        await info.set_metadata("INBOX", [("/shared/comment", b"Team inbox"), ("/private/comment", b"owner's own")])
+        await info.create_mailbox("Orders")
+        await info.set_acl("Orders", ANN, "r")
+        await info.create_mailbox("Notes")
+        await info.set_acl("Notes", ANN, "l")
+        a, b = await login(ctx, ANN), await login(ctx, BOB)
+        # /shared is the mailbox's; /private each user's own: none yet for Ann.
+        out = await a.cmd(f"a GETMETADATA {SHARED_INBOX} (/shared/comment /private/comment)")
+        assert out == (
+            f'* METADATA {SHARED_INBOX} (/shared/comment "Team inbox")\r\na OK GETMETADATA completed\r\n'
+        ).encode()
+        assert b"b OK" in await a.cmd(f'b SETMETADATA {SHARED_INBOX} (/private/comment "Ann\'s note")')
+        out = await a.cmd(f"c GETMETADATA (DEPTH infinity) {SHARED_INBOX} /private")
+        assert b'(/private/comment "Ann\'s note")' in out, out
+        assert b"Ann" not in await b.cmd(f"d GETMETADATA {SHARED_INBOX} /private/comment")
+        assert await info.get_metadata("INBOX", ["/private/comment"]) == [("/private/comment", b"owner's own")]
+        # A /shared entry set by a staff member is the owner's to read too.
+        assert b"e OK" in await b.cmd(f'e SETMETADATA {SHARED_INBOX} (/shared/comment "Answer within a day")')
+        assert await info.get_metadata("INBOX", ["/shared/comment"]) == [("/shared/comment", b"Answer within a day")]
+        # 3.3: "l" and one of r s w i p, or NO; a mailbox the user may not see does not exist.
+        for cmd in (f"f GETMETADATA Shared/{INFO}/Orders /shared/comment",
+                    f"f SETMETADATA Shared/{INFO}/Notes (/shared/comment \"x\")"):
+            out = await a.cmd(cmd)
+            assert out.startswith(b"f NO [NOPERM] "), out
+        eve = await login(ctx, EVE)
+        out = await eve.cmd(f"g GETMETADATA {SHARED_INBOX} /shared/comment")
+        assert out.startswith(b"g NO [NONEXISTENT] "), out
+        out = await eve.cmd(f'g SETMETADATA {SHARED_INBOX} (/shared/comment "mine now")')
+        assert out.startswith(b"g NO [NONEXISTENT] "), out
+        # The server's entries stay each account's own.
+        await a.cmd('h SETMETADATA "" (/shared/comment "Ann\'s server note")')
+        assert b"Ann" not in await b.cmd('i GETMETADATA "" /shared/comment')
+
+    run(go())
+
+
+def test_catenate_urls_into_shared_mailboxes_need_r(ctx: Context) -> None:
+    async def go() -> None:
+        await team_inbox(ctx, 1)
+        info = await ctx.store.account(INFO)
+        await info.create_mailbox("Notes")
+        await info.append("Notes", MSG % 5)
+        await info.set_acl("Notes", ANN, "l")
+        await info.create_mailbox("Private")
+        await info.append("Private", MSG % 6)
+        a = await login(ctx, ANN)
+        url = f"/Shared/{INFO}/INBOX/;UID=1/;SECTION=TEXT"
+        out = await a.cmd(f'a APPEND Drafts CATENATE (TEXT {{11+}}\r\nSubject: \r\n URL "{url}")'.encode())
+        assert b"a OK [APPENDUID " in out, out
+        ann = await ctx.store.account(ANN)
+        drafts = await ann.get_mailbox("Drafts")
+        assert await ann.read_message(drafts.id, 1) == b"Subject: \r\nHow much is it?\r\n"
+        # Listed but not readable, or not shared at all: a bad URL, nothing read.
+        for name in ("Notes", "Private", "Nowhere"):
+            bad = f"/Shared/{INFO}/{name}/;UID=1"
+            out = await a.cmd(f'b APPEND Drafts CATENATE (URL "{bad}")'.encode())
+            assert out.startswith(f"b NO [BADURL {bad}] ".encode()), out
+        # Relative to a selected shared mailbox: its owner's messages.
+        await a.cmd(f"s SELECT {SHARED_INBOX}")
+        out = await a.cmd(b'c APPEND Drafts CATENATE (URL ";UID=1/;SECTION=HEADER")')
+        assert b"c OK [APPENDUID " in out, out
+        assert (await ann.read_message(drafts.id, 2)).startswith(b"From: customer@example.org\r\n")
+        # Reading for CATENATE sets no \Seen (RFC 4469 3), the reader's own neither.
+        assert b"(UNSEEN 1)" in await a.cmd(f"d STATUS {SHARED_INBOX} (UNSEEN)")
+
+    run(go())
+
+
+def test_preview_savedate_and_updating_searches_in_a_shared_mailbox(ctx: Context) -> None:
+    async def go() -> None:
+        await team_inbox(ctx, 2)
+        a, b = await login(ctx, ANN), await login(ctx, BOB)
+        await a.cmd(f"s SELECT {SHARED_INBOX}")
+        await b.cmd(f"s SELECT {SHARED_INBOX}")
+        out = await a.cmd("f FETCH 1 (PREVIEW SAVEDATE)")
+        assert b'PREVIEW "How much is it?"' in out and b"SAVEDATE \"" in out, out
+        assert b"* SEARCH 1 2\r\n" in await a.cmd("g SEARCH SAVEDSINCE 1-Jan-2000")
+        # An updating search follows Ann's own \Seen, not Bob's, and the owner's deliveries.
+        out = await a.cmd("h SEARCH RETURN (UPDATE ALL) UNSEEN")
+        assert b'* ESEARCH (TAG "h") ALL 1:2' in out, out
+        await b.cmd("i STORE 1 +FLAGS (\\Seen)")
+        assert b"REMOVEFROM" not in await a.cmd("j NOOP")
+        out = await a.cmd("k STORE 2 +FLAGS (\\Seen)")
+        assert b'* ESEARCH (TAG "h") REMOVEFROM (0 2)' in out, out
+        info = await ctx.store.account(INFO)
+        await info.append("INBOX", MSG % 3)
+        out = await a.cmd("l NOOP")
+        assert b"* 3 EXISTS" in out and b'* ESEARCH (TAG "h") ADDTO (0 3)' in out, out
+        # UIDONLY works there as anywhere.
+        assert b"UIDONLY" in await b.cmd("m ENABLE UIDONLY")
+        out = await b.cmd("n UID FETCH 3 (FLAGS)")
+        assert b"* 3 UIDFETCH (FLAGS (" in out, out
+
+    run(go())

@@ -164,3 +164,51 @@ def test_an_index_from_before_metadata_gets_the_table(root: Path) -> None:
         await store.close()
 
     run(go())
+
+
+def test_readers_of_a_shared_mailbox_keep_their_own_private_entries(root: Path) -> None:
+    """RFC 5464 3.2: /private is per user. A reader (another user of a shared mailbox)
+    sees the mailbox's /shared entries and its own /private ones, with limits of its own,
+    which go with the mailbox and with the reader's account."""
+
+    async def go() -> None:
+        limits = Limits(metadata_value=1024, metadata_entries=10, metadata_bytes=4000)
+        store = MaildirStore(root, limits=limits)
+        owner = await store.account(USER)
+        ann = owner.reader("ann@example.com")
+        bob = owner.reader("bob@example.com")
+        await owner.create_mailbox("Team")
+        await owner.set_metadata("Team", [("/private/comment", b"owner"), ("/shared/comment", b"team")])
+        await ann.set_metadata("Team", [("/private/comment", b"ann"), ("/private/a/b", b"deep")])
+        assert await ann.get_metadata("Team", ["/private", "/shared"], -1) == [
+            ("/private/a/b", b"deep"), ("/private/comment", b"ann"), ("/shared/comment", b"team"),
+        ]
+        assert await bob.get_metadata("Team", ["/private/comment", "/shared/comment"]) == [
+            ("/shared/comment", b"team"),
+        ]
+        assert await owner.get_metadata("Team", ["/private/comment"]) == [("/private/comment", b"owner")]
+        await bob.set_metadata("Team", [("/shared/comment", b"bob's")])
+        assert await owner.get_metadata("Team", ["/shared/comment"]) == [("/shared/comment", b"bob's")]
+        # A reader's entries count against the reader's limits, not the owner's.
+        await owner.set_metadata("Team", [(f"/shared/e{i}", b"v") for i in range(8)])  # 10 in all
+        await ann.set_metadata("Team", [(f"/private/e{i}", b"v") for i in range(8)])
+        with pytest.raises(MetadataTooMany):
+            await ann.set_metadata("Team", [("/private/one-more", b"v")])
+        with pytest.raises(MetadataTooMany):
+            await ann.set_metadata("INBOX", [(f"/private/e{i}", b"y" * 1000) for i in range(4)])
+        await owner.set_metadata("INBOX", [(f"/private/e{i}", b"y" * 900) for i in range(4)])
+        # The server's entries are the owner's, never a reader's.
+        assert await ann.get_metadata(None, ["/shared/comment"]) == []
+        # RENAME keeps them; DELETE takes everyone's; a deleted reader's go too.
+        await owner.rename_mailbox("Team", "Crew")
+        assert await ann.get_metadata("Crew", ["/private/comment"]) == [("/private/comment", b"ann")]
+        await owner.create_mailbox("Other")
+        await bob.set_metadata("Other", [("/private/comment", b"bob")])
+        await owner.forget_identifier("bob@example.com")
+        assert await bob.get_metadata("Other", ["/private/comment"]) == []
+        await owner.delete_mailbox("Crew")
+        await owner.create_mailbox("Crew")
+        assert await ann.get_metadata("Crew", ["/private", "/shared"], -1) == []
+        await store.close()
+
+    run(go())
