@@ -1,6 +1,6 @@
 """NOTIFY (RFC 5465): the command's syntax and rules, the RFC's examples, what is told of
 the selected mailbox (SELECTED, SELECTED-DELAYED, none at all) and of the others (STATUS,
-LIST), when it is told (between commands, at a command's end, in IDLE, never in the
+LIST, METADATA), when it is told (between commands, at a command's end, in IDLE, never in the
 middle of a command), the client's own changes left out, NOTIFICATIONOVERFLOW; then the
 same across a real server: a delivery by LMTP, another session's EXPUNGE, CREATE, RENAME,
 DELETE and SUBSCRIBE."""
@@ -27,7 +27,10 @@ from tests.conftest import ServerProcess
 from .imaputil import Client, add_user, make_context
 
 USER = "bob@example.com"
-SUPPORTED = b"[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"
+SUPPORTED = (
+    b"[BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange"
+    b" MailboxMetadataChange ServerMetadataChange)]"
+)
 MORNING = b"Subject: Re: good morning\r\nFrom: alice@example.org\r\nTo: bob@example.org\r\nX-Other: 1\r\n\r\nhi\r\n"
 
 
@@ -121,7 +124,7 @@ def test_syntax_errors(line: bytes) -> None:
 
 @pytest.mark.parametrize(
     "events",
-    ["(AnnotationChange)", "(MailboxMetadataChange)", "(ServerMetadataChange)", "(MessageNew x-Future)"],
+    ["(AnnotationChange)", "(MessageNew x-Future)", "(MailboxMetadataChange AnnotationChange)"],
 )
 def test_unsupported_events_are_no_badevent_listing_the_supported_ones(ctx: Context, events: str) -> None:
     async def go() -> None:
@@ -141,6 +144,8 @@ def test_unsupported_events_are_no_badevent_listing_the_supported_ones(ctx: Cont
         "(selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))",  # 6.1
         "(selected (MessageNew MessageExpunge MailboxName))",  # 6.1
         "(selected-delayed (SubscriptionChange))",
+        "(selected (MessageNew MessageExpunge MailboxMetadataChange))",  # 8: message events only
+        "(selected-delayed (ServerMetadataChange))",
         "(selected (MessageNew))",  # 5
         "(selected (MessageExpunge))",
         "(selected (FlagChange))",
@@ -339,6 +344,103 @@ def test_rfc5465_section_5_4_and_5_5_examples(ctx: Context) -> None:
         assert await c.changed() == b'* LIST (\\NonExistent \\Subscribed) "/" Renamed\r\n'
         await other.cmd("x UNSUBSCRIBE Renamed")
         assert await c.changed() == b'* LIST (\\NonExistent) "/" Renamed\r\n'
+
+    asyncio.run(go())
+
+
+def test_rfc5465_section_5_6_and_5_7_examples(ctx: Context) -> None:
+    async def go() -> None:
+        c, other = await two(ctx)
+        # No ENABLE METADATA needed (5.6, 5.7).
+        out = await c.cmd("a NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange))")
+        assert out == b"a OK NOTIFY completed\r\n"
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "Its sunny outside!")')
+        assert await c.changed() == b"* METADATA INBOX /shared/comment\r\n"
+        await other.cmd('x SETMETADATA "" (/shared/comment "My comment")')
+        assert await c.changed() == b'* METADATA "" /shared/comment\r\n'
+
+    asyncio.run(go())
+
+
+# --- metadata -----------------------------------------------------------------------------------
+
+
+def test_metadata_changes_name_the_entries_that_changed(ctx: Context) -> None:
+    async def go() -> None:
+        c, other = await two(ctx)
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "a" /private/comment "b")')
+        await c.cmd("a NOTIFY SET (personal (MailboxMetadataChange))")
+        # 4.4.2 of RFC 5464: names only; both scopes are this user's own.
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "new" /private/comment "b" /private/x "c")')
+        assert await c.changed() == b"* METADATA INBOX /private/x /shared/comment\r\n"
+        # 5.6: a removed entry is always named; one that was not there is no change.
+        await other.cmd("x SETMETADATA INBOX (/private/x NIL /private/never NIL)")
+        assert await c.changed() == b"* METADATA INBOX /private/x\r\n"
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "new")')
+        assert await c.changed() == b""
+        # Changes waiting together are told together, each entry once.
+        await other.cmd('x SETMETADATA Sent (/shared/a "1")')
+        await other.cmd('x SETMETADATA Sent (/shared/b "1" /shared/a "2")')
+        await other.cmd('x SETMETADATA INBOX (/shared/comment NIL)')
+        assert await c.changed() == b"* METADATA Sent /shared/a /shared/b\r\n* METADATA INBOX /shared/comment\r\n"
+        # Server entries need ServerMetadataChange.
+        await other.cmd('x SETMETADATA "" (/shared/comment "x")')
+        assert await c.changed() == b""
+        # Mailbox names in the client's spelling (modified UTF-7 before UTF8=ACCEPT).
+        await other.cmd("x CREATE &AMk-t&AOk-")
+        await other.cmd('x SETMETADATA &AMk-t&AOk- (/shared/comment "x")')
+        assert await c.changed() == b"* METADATA &AMk-t&AOk- /shared/comment\r\n"
+
+    asyncio.run(go())
+
+
+def test_metadata_events_follow_the_groups_and_leave_out_the_clients_own(ctx: Context) -> None:
+    async def go() -> None:
+        c, other = await two(ctx)
+        await other.cmd("x CREATE Lists/Lemonade")
+        await c.cmd("s SELECT INBOX")
+        await c.cmd(
+            "a NOTIFY SET (selected (MessageNew MessageExpunge)) (subtree Lists (MailboxMetadataChange))"
+            " (mailboxes INBOX (MailboxMetadataChange)) (inboxes (ServerMetadataChange))"
+        )
+        await other.cmd('x SETMETADATA Lists/Lemonade (/shared/comment "x")')
+        await other.cmd('x SETMETADATA Sent (/shared/comment "x")')  # no group names Sent
+        # The selected mailbox's metadata is no message event: the other groups say (6).
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "x")')
+        await other.cmd('x SETMETADATA "" (/private/comment "x")')
+        assert await c.changed() == (
+            b"* METADATA Lists/Lemonade /shared/comment\r\n* METADATA INBOX /shared/comment\r\n"
+            b'* METADATA "" /private/comment\r\n'
+        )
+        # 5: the client's own SETMETADATA is not told to it.
+        out = await c.cmd('b SETMETADATA Lists/Lemonade (/shared/comment "mine")')
+        assert out == b"b OK SETMETADATA completed\r\n"
+        assert await c.changed() == b""
+        # A mailbox deleted meanwhile is told by its MailboxName event, if asked for, not here.
+        await other.cmd('x SETMETADATA Lists/Lemonade (/shared/comment "gone")')
+        await other.cmd("x DELETE Lists/Lemonade")
+        assert await c.changed() == b""
+        # NOTIFY NONE: nothing.
+        await c.cmd("n NOTIFY NONE")
+        await other.cmd('x SETMETADATA INBOX (/shared/comment "y")')
+        assert await c.changed() == b""
+
+    asyncio.run(go())
+
+
+def test_metadata_entries_count_towards_the_overflow(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(notifier_module, "MAX_PENDING", 3)
+
+    async def go() -> None:
+        c, other = await two(ctx)
+        await c.cmd("a NOTIFY SET (personal (MailboxMetadataChange))")
+        assert (await c.cmd(f"b APPEND Sent {{{len(MORNING)}}}")).startswith(b"+ ")
+        await other.cmd('x SETMETADATA INBOX (/shared/a "1" /shared/b "1" /shared/c "1")')
+        await other.cmd('x SETMETADATA INBOX (/shared/a "2")')  # named already: still three
+        assert await c.changed() == b""
+        await other.cmd('x SETMETADATA INBOX (/shared/d "1")')
+        out = await c.send(MORNING + b"\r\n")
+        assert out.startswith(b"* OK [NOTIFICATIONOVERFLOW] ") and b"METADATA" not in out, out
 
     asyncio.run(go())
 
@@ -693,6 +795,12 @@ def test_real_server_delivery_expunge_and_mailbox_events(server: ServerProcess) 
         assert watcher.until(rb"\* LIST")[-1] == b'* LIST (\\HasNoChildren \\Subscribed) "/" Done'
         other.cmd("x DELETE Done")
         assert watcher.until(rb"\* LIST")[-1] == b'* LIST (\\NonExistent \\Subscribed) "/" Done'
+        # SETMETADATA by another session (5.6, 5.7).
+        watcher.cmd("m NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange))")
+        other.cmd('x SETMETADATA INBOX (/private/comment "hello")')
+        assert watcher.until(rb"\* METADATA")[-1] == b"* METADATA INBOX /private/comment"
+        other.cmd('x SETMETADATA "" (/shared/comment NIL /private/comment "x")')
+        assert watcher.until(rb"\* METADATA")[-1] == b'* METADATA "" /private/comment'
         # Nothing else was queued: the next answer is NOOP's own.
         assert watcher.cmd("z NOOP") == [b"z OK NOOP completed"]
     finally:

@@ -337,7 +337,7 @@ def _partial_range(rng: random.Random) -> bytes:
 NOTIFY_FILTERS = [b"selected", b"SELECTED-DELAYED", b"inboxes", b"personal", b"subscribed", b"bogus"]
 NOTIFY_EVENTS = [
     b"MessageNew", b"MessageExpunge", b"FlagChange", b"MailboxName", b"SubscriptionChange",
-    b"AnnotationChange", b"ServerMetadataChange", b"x-Future",
+    b"AnnotationChange", b"ServerMetadataChange", b"MailboxMetadataChange", b"x-Future",
 ]
 
 

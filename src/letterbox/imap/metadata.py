@@ -7,6 +7,9 @@ one entry the server provides (3.2.1.1): read-only, from the configuration.
 On another account's shared mailbox (Shared/<owner>/...) a user needs "l" and one of
 "r", "s", "w", "i" or "p" to read or set entries (3.3); its /shared entries are the
 mailbox's, seen by all its users, its /private entries each user's own.
+
+The store tells the change feed which entries a SETMETADATA changed; sessions that asked
+with NOTIFY are told (notifier.py, RFC 5465 5.6 and 5.7).
 """
 
 from __future__ import annotations

@@ -3,10 +3,14 @@
 The session hands over every change the feed brings (`add`); those about mailboxes other
 than the selected one that some event group wants are kept, one entry per mailbox or
 name event, and told as STATUS and LIST responses (`flush`) when the session may speak:
-between commands, at a command's end, during IDLE. The selected mailbox is not handled
-here: its EXISTS, EXPUNGE and FETCH come from the view, as `selected` says.
+between commands, at a command's end, during IDLE. The selected mailbox's message events
+are not handled here: its EXISTS, EXPUNGE and FETCH come from the view, as `selected`
+says. Metadata changes (5.6, 5.7) are told as METADATA responses naming the entries that
+changed, for every mailbox the groups name, the selected one too (they are no message
+events), and for the server; another user's /private entries are never named.
 
-A client that does not read cannot make this grow: past MAX_PENDING waiting entries (or
+A client that does not read cannot make this grow: past MAX_PENDING waiting entries (a
+metadata entry counts as one; or
 when the feed itself dropped changes for this session) the session says
 [NOTIFICATIONOVERFLOW] and behaves as after NOTIFY NONE (5.8).
 """
@@ -32,6 +36,10 @@ MAX_PENDING = 1000
 _FLUSH_EVERY = 100
 """Responses sent before the session yields to others."""
 _EVENT_OF = {"append": "MessageNew", "expunge": "MessageExpunge", "flags": "FlagChange"}
+_ENTRIES_PER_LINE = 100
+"""Entry names in one unsolicited METADATA response (RFC 5464 4.4: any split will do)."""
+SERVER_METADATA = "ServerMetadataChange"
+MAILBOX_METADATA = "MailboxMetadataChange"
 _STATUS_ORDER = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 
 
@@ -83,6 +91,12 @@ class NotifySpec:
     def needs_subscriptions(self) -> bool:
         return any(f.kind == "SUBSCRIBED" for f in self.filters)
 
+    @property
+    def server_metadata(self) -> bool:
+        """ServerMetadataChange: a user event, not one of a mailbox (8: user-event),
+        so any group that names it asks for it."""
+        return any(SERVER_METADATA in f.events for f in self.filters)
+
     def events_for(self, name: str, subscribed: Collection[str] | None) -> frozenset[str]:
         """The events wanted for mailbox *name* (the groups may overlap, 6)."""
         out: frozenset[str] = frozenset()
@@ -124,6 +138,10 @@ class Notifier:
         """Mailbox id -> (its name, kinds of change: append, expunge, flags, uidvalidity)."""
         self._names: list[Change] = []
         """Mailbox and subscription changes, in order."""
+        self._metadata: dict[tuple[str, int], tuple[str, set[str]]] = {}
+        """(account, mailbox id; 0 for the server) -> (mailbox name, entries changed)."""
+        self._entries = 0
+        """Entries waiting in _metadata."""
         self._overflow = False
         """[NOTIFICATIONOVERFLOW] is still to be said."""
 
@@ -137,8 +155,9 @@ class Notifier:
     def selected(self) -> SelectedEvents | None:
         return self.spec.selected
 
-    def add(self, changes: Iterable[Change], lost: bool, origin: int) -> None:
-        """Keep what the filters may want of *changes* (*lost*: the feed dropped some)."""
+    def add(self, changes: Iterable[Change], lost: bool, origin: int, user: str) -> None:
+        """Keep what the filters may want of *changes* (*lost*: the feed dropped some);
+        *user* is the session's."""
         if not self.spec.filters:
             return
         if lost:
@@ -162,6 +181,13 @@ class Notifier:
                 "SubscriptionChange" in f.events and f.matches(c.name, None) for f in spec.filters
             ):
                 self._pend_name(c)
+            elif c.kind == "metadata":
+                wanted = spec.server_metadata if not c.name else MAILBOX_METADATA in spec.events_for(c.name, None)
+                if wanted:
+                    # 3.2 of RFC 5464: another user's /private entries are theirs alone.
+                    self._pend_metadata(c.account, c.mailbox_id, c.name, [
+                        e for e in c.entries if c.user == user or not e.startswith("/private")
+                    ])
             if self._overflow:
                 return
 
@@ -178,8 +204,18 @@ class Notifier:
         if not self._full():
             self._names.append(change)
 
-    def _full(self) -> bool:
-        if len(self._status) + len(self._names) < MAX_PENDING:
+    def _pend_metadata(self, account: str, mailbox_id: int, name: str, entries: list[str]) -> None:
+        key = (account, mailbox_id)
+        have = self._metadata.get(key, (name, set()))[1]
+        new = [e for e in entries if e not in have]
+        if not new or self._full(len(new)):
+            return
+        have.update(new)
+        self._metadata[key] = (name, have)
+        self._entries += len(new)
+
+    def _full(self, more: int = 1) -> bool:
+        if len(self._status) + len(self._names) + self._entries + more <= MAX_PENDING:
             return False
         self._overflowed()
         return True
@@ -189,10 +225,12 @@ class Notifier:
         self.spec = NotifySpec()
         self._status.clear()
         self._names.clear()
+        self._metadata.clear()
+        self._entries = 0
         self._overflow = True
 
     def pending(self) -> bool:
-        return self._overflow or bool(self._status) or bool(self._names)
+        return self._overflow or bool(self._status) or bool(self._names) or bool(self._metadata)
 
     async def flush(self, s: IMAPSession) -> None:
         """Send what is waiting (the session is between commands, ending one, or idle)."""
@@ -203,10 +241,13 @@ class Notifier:
             ))
         names, self._names = self._names, []
         status, self._status = self._status, {}
+        metadata, self._metadata, self._entries = self._metadata, {}, 0
         if names:
             await self._send_names(s, names)
         if status:
             await self._send_status(s, status)
+        if metadata:
+            await self._send_metadata(s, metadata)
 
     async def _send_names(self, s: IMAPSession, changes: list[Change]) -> None:
         """5.4, 5.5: a LIST for each affected name, its attributes as they are now."""
@@ -262,6 +303,34 @@ class Notifier:
             sent += 1
             if sent % _FLUSH_EVERY == 0:
                 await s.flush()
+
+
+    async def _send_metadata(self, s: IMAPSession, pending: dict[tuple[str, int], tuple[str, set[str]]]) -> None:
+        """RFC 5465 5.6, 5.7 (RFC 5464 4.4.2): the names of the entries that changed,
+        removed ones included, without their values."""
+        store = s.store
+        assert store is not None
+        subs = set(await store.subscriptions()) if self.spec.needs_subscriptions else None
+        sent = 0
+        for (_, mailbox_id), (name, entries) in pending.items():
+            if name:
+                if MAILBOX_METADATA not in self.spec.events_for(name, subs):
+                    continue
+                try:
+                    if (await store.get_mailbox(name)).id != mailbox_id:
+                        continue  # the name is another mailbox's now
+                except MailboxNotFound:
+                    continue  # gone since; its MailboxName event tells
+            elif not self.spec.server_metadata:
+                continue
+            shown = s.encode_name(name) if name else b'""'
+            ordered = sorted(entries)
+            for at in range(0, len(ordered), _ENTRIES_PER_LINE):
+                chunk = ordered[at : at + _ENTRIES_PER_LINE]
+                s.send(b"* METADATA " + shown + b" " + b" ".join(wire.astring(e) for e in chunk) + b"\r\n")
+                sent += 1
+                if sent % _FLUSH_EVERY == 0:
+                    await s.flush()
 
 
 def _below_rename(old: str, new: str, renames: set[tuple[str, str]]) -> bool:

@@ -16,8 +16,12 @@ from .mailboxes import status_response
 from .notifier import MESSAGE_EVENTS, Filter, Notifier, NotifySpec, SelectedEvents
 from .session import AUTHED, Done, IMAPSession, Spec
 
-SUPPORTED = ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange")
-"""Without METADATA, AnnotationChange and the metadata events are refused (5.6, 5.7)."""
+SUPPORTED = (
+    "MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange",
+    "MailboxMetadataChange", "ServerMetadataChange",
+)
+"""With METADATA the metadata events are required (5.6, 5.7); AnnotationChange is
+refused: there is no ANNOTATE (RFC 5257)."""
 MAX_NAMES = 100
 """Mailbox names one NOTIFY may list, as Dovecot allows (more: NOTIFICATIONOVERFLOW)."""
 _STATUS_FLUSH = 200

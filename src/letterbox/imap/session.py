@@ -524,12 +524,13 @@ class IMAPSession(Session):
         lost = sub.overflowed
         changes = sub.take()
         view = self.view
-        if view is not None and (
-            lost or any(c.mailbox_id == view.mailbox.id and c.account == view.owner for c in changes)
-        ):
+        if view is not None and (lost or any(
+            c.mailbox_id == view.mailbox.id and c.account == view.owner and c.kind != "metadata" for c in changes
+        )):
             self._dirty = True
         if self.notify is not None:
-            self.notify.add([c for c in changes if c.account == self.user], lost, self.origin)
+            assert self.user is not None
+            self.notify.add([c for c in changes if c.account == self.user], lost, self.origin, self.user)
 
     async def _send_notifications(self) -> None:
         notify = self.notify

@@ -261,7 +261,7 @@ class ChangeSet:
     """The mailbox's UIDVALIDITY now (0: not known)."""
 
 
-ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription"]
+ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription", "metadata"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +271,9 @@ class Change:
     "mailbox" is a CREATE (*name* set), DELETE (*old_name* set) or RENAME (both; each
     mailbox of a renamed hierarchy has its own change); with neither, another process
     changed the mailbox. "subscription" is a SUBSCRIBE or UNSUBSCRIBE of *name*
-    (*mailbox_id* 0 when no mailbox has the name)."""
+    (*mailbox_id* 0 when no mailbox has the name). "metadata" is a SETMETADATA that
+    changed *entries* of mailbox *name* (*mailbox_id* 0 and *name* "" for the server's
+    entries; *modseq* 0: metadata has none)."""
 
     account: str
     mailbox_id: int
@@ -283,6 +285,12 @@ class Change:
     """Before a RENAME or DELETE, the name the mailbox had."""
     origin: int = 0
     """Who made the change (see `changes_by`): 0 for a delivery or another process."""
+    entries: tuple[str, ...] = ()
+    """For "metadata": the entries whose values changed (set, changed or removed)."""
+    user: str = ""
+    """For "metadata": the user whose command made the change, whose own /private entries
+    any in *entries* are (RFC 5464 3.2: per user): the account's own user or, on a shared
+    mailbox, another."""
 
 
 _ORIGIN: ContextVar[int] = ContextVar("letterbox_change_origin", default=0)

@@ -513,13 +513,14 @@ class MaildirAccount(AccountStore):
             self._known[mid] = hms
 
     def publish(
-        self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = ""
+        self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = "",
+        entries: tuple[str, ...] = (), user: str = "",
     ) -> None:
         """Tell the account's sessions; *name* is looked up when not given (and only when
         someone listens)."""
         # data_version is deliberately not refreshed here: that would hide a change
         # another process committed since the last poll.
-        if kind != "subscription":
+        if kind not in ("subscription", "metadata"):
             self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
         feed = self._store.feed
         if not feed.has_subscribers(self.address):
@@ -527,7 +528,7 @@ class MaildirAccount(AccountStore):
         if name is None:
             row = self.db.execute("SELECT name FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
             name = str(row[0]) if row is not None else ""
-        feed.publish(Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin()))
+        feed.publish(Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin(), entries, user))
 
     def check_external(self) -> None:
         """Publish changes committed by another process (e.g. `letterbox deliver`)."""
@@ -630,8 +631,14 @@ class MaildirAccount(AccountStore):
             raise StoreError("the server's entries are the account's own")
         if not changes:
             return
+        mbox = None if mailbox is None else self.mailbox_by_name(mailbox)
+        mid = metadata.SERVER if mbox is None else mbox.id
         async with self.write() as db:
-            metadata.set_entries(self, db, metadata.mailbox_id(self, mailbox), changes, reader)
+            changed = metadata.set_entries(self, db, mid, changes, reader)
+        if changed:
+            # RFC 5465 5.6, 5.7: NOTIFY sessions are told which entries changed.
+            name = "" if mbox is None else mbox.name
+            self.publish(mid, 0, "metadata", name, entries=tuple(changed), user=reader or self.address)
 
     @_op()
     async def subscriptions(self) -> list[str]:
