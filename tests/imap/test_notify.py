@@ -806,3 +806,249 @@ def test_real_server_delivery_expunge_and_mailbox_events(server: ServerProcess) 
     finally:
         watcher.close()
         other.close()
+
+
+# --- shared mailboxes (RFC 4314) ------------------------------------------------------------
+
+INFO, ANN, BOB, EVE = "info@example.com", "ann@example.com", "rob@example.com", "eve@example.com"
+TEAM = f"Shared/{INFO}/INBOX"
+
+
+@pytest.fixture
+def team(ctx: Context) -> Context:
+    """info@ shares its INBOX with Ann and Bob; Notes only listed for Ann; Private not."""
+    for user in (INFO, ANN, BOB, EVE):
+        add_user(ctx, user)
+
+    async def go() -> None:
+        info = await ctx.store.account(INFO)
+        await info.append("INBOX", MORNING)
+        for name in ("Notes", "Private"):
+            await info.create_mailbox(name)
+        await info.set_acl("INBOX", ANN, "lrswi")
+        await info.set_acl("INBOX", BOB, "lrswi")
+        await info.set_acl("Notes", ANN, "l")
+
+    asyncio.run(go())
+    return ctx
+
+
+async def as_user(ctx: Context, user: str) -> Client:
+    c = Client(ctx)
+    await c.login(user)
+    return c
+
+
+async def info_store(ctx: Context):  # type: ignore[no-untyped-def]
+    return await ctx.store.account(INFO)
+
+
+def test_personal_and_inboxes_are_the_users_own_mailboxes_rfc5465_6_2(team: Context) -> None:
+    async def go() -> None:
+        a = await as_user(team, ANN)
+        out = await a.cmd("a NOTIFY SET STATUS (personal (MessageNew MessageExpunge MailboxName MailboxMetadataChange))"
+                          " (inboxes (MessageNew MessageExpunge))")
+        assert b"Shared" not in out and b"a OK" in out, out
+        info = await info_store(team)
+        await info.append("INBOX", MORNING)
+        await info.create_mailbox("INBOX/Support")
+        await info.set_metadata("INBOX", [("/shared/comment", b"x")])
+        assert await a.changed() == b""
+        await deliver_to(team, ANN)
+        assert await a.changed() == b"* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1)\r\n"
+        assert a.session.subscription is not None and a.session.subscription.addresses == {ANN}
+        # Also while another group has the owner's account followed.
+        await a.cmd(f"b NOTIFY SET (personal (MessageNew MessageExpunge MailboxMetadataChange))"
+                    f" (mailboxes Shared/{INFO}/Notes (MailboxName))")
+        assert a.session.subscription.addresses == {ANN, INFO}
+        await info.append("INBOX", MORNING)
+        await info.set_metadata("INBOX", [("/shared/comment", b"y")])
+        assert await a.changed() == b""
+
+    asyncio.run(go())
+
+
+async def deliver_to(ctx: Context, user: str, mailbox: str = "INBOX") -> None:
+    await (await ctx.store.account(user)).append(mailbox, MORNING)
+
+
+def test_subtree_and_mailboxes_reach_shared_mailboxes_the_user_may_read(team: Context) -> None:
+    async def go() -> None:
+        a = await as_user(team, ANN)
+        # 3.1: STATUS for what the user may read; \NoAccess for one listed but not
+        # readable; nothing at all for one the user may not see.
+        out = await a.cmd(
+            f"a NOTIFY SET STATUS (subtree Shared/{INFO} (MessageNew MessageExpunge FlagChange "
+            f"MailboxMetadataChange)) (mailboxes Shared/{INFO}/Private (MessageNew MessageExpunge))"
+        )
+        assert lines(out) == [
+            f'* LIST (\\NoAccess) "/" Shared/{INFO}/Notes'.encode(),
+            f"* STATUS {TEAM} (MESSAGES 1 UIDNEXT 2 UIDVALIDITY ".encode() + lines(out)[1].split(b"UIDVALIDITY ")[1],
+            b"a OK NOTIFY completed",
+        ], out
+        assert b"UNSEEN 1 HIGHESTMODSEQ" in out
+        assert a.session.subscription is not None and a.session.subscription.addresses == {ANN, INFO}
+        info = await info_store(team)
+        # The owner's delivery, as Ann reads the mailbox (her own \Seen).
+        await (await as_user(team, ANN)).cmd(f"s SELECT {TEAM}")
+        await info.append("INBOX", MORNING)
+        assert await a.changed() == f"* STATUS {TEAM} (MESSAGES 2 UIDNEXT 3 UNSEEN 2)\r\n".encode()
+        # Nothing of the mailboxes she may not read.
+        await info.append("Notes", MORNING)
+        await info.append("Private", MORNING)
+        assert await a.changed() == b""
+        # Metadata: the mailbox's /shared entries; nobody else's /private ones, nor the
+        # owner's server entries.
+        await info.set_metadata("INBOX", [("/shared/comment", b"x"), ("/private/comment", b"mine")])
+        assert await a.changed() == f"* METADATA {TEAM} /shared/comment\r\n".encode()
+        b = await as_user(team, BOB)
+        await b.cmd(f'x SETMETADATA {TEAM} (/private/comment "bob\'s" /shared/other "y")')
+        assert await a.changed() == f"* METADATA {TEAM} /shared/other\r\n".encode()
+        await info.set_metadata(None, [("/shared/comment", b"x")])
+        await info.set_metadata("Notes", [("/shared/comment", b"x")])
+        await info.set_subscribed("Notes", True)
+        assert await a.changed() == b""
+        # Ann's own changes there are not told to her.
+        await a.cmd(f'b SETMETADATA {TEAM} (/shared/comment "z")')
+        assert await a.changed() == b""
+
+    asyncio.run(go())
+
+
+def test_mailbox_names_in_shared_accounts_follow_the_l_right_rfc5465_5_4(team: Context) -> None:
+    async def go() -> None:
+        a = await as_user(team, ANN)
+        await a.cmd("a NOTIFY SET (subtree Shared (MailboxName))")
+        info = await info_store(team)
+        # A mailbox made below the shared INBOX inherits its ACL: Ann sees it made.
+        await info.create_mailbox("INBOX/Support")
+        assert await a.changed() == (
+            f'* LIST (\\HasNoChildren) "/" {TEAM}/Support\r\n'
+            f'* LIST (\\HasChildren) "/" {TEAM}\r\n'
+        ).encode()
+        await info.rename_mailbox("INBOX/Support", "INBOX/Help")
+        assert await a.changed() == f'* LIST (\\HasNoChildren) "/" {TEAM}/Help ("OLDNAME" ({TEAM}/Support))\r\n'.encode()
+        await info.delete_mailbox("INBOX/Help")
+        assert await a.changed() == (
+            f'* LIST (\\NonExistent) "/" {TEAM}/Help\r\n* LIST (\\HasNoChildren) "/" {TEAM}\r\n'
+        ).encode()
+        # Not for mailboxes she may not see.
+        await info.create_mailbox("Private/Sub")
+        await info.rename_mailbox("Private/Sub", "Private/Other")
+        await info.delete_mailbox("Private/Other")
+        assert await a.changed() == b""
+        # Granting "l" is a creation, taking it away a deletion; other rights are no news.
+        await info.set_acl("Private", ANN, "l")
+        assert await a.changed() == (
+            f'* LIST (\\Noselect \\HasNoChildren) "/" Shared/{INFO}/Private\r\n'
+            f'* LIST (\\Noselect \\HasChildren) "/" Shared/{INFO}\r\n'
+        ).encode()
+        await info.set_acl("Private", ANN, "lr")
+        assert await a.changed() == b""
+        await info.set_acl("Private", ANN, "")
+        assert await a.changed() == (
+            f'* LIST (\\NonExistent) "/" Shared/{INFO}/Private\r\n'
+            f'* LIST (\\Noselect \\HasChildren) "/" Shared/{INFO}\r\n'
+        ).encode()
+        # Also through "anyone", and from an account that shared nothing with her before,
+        # whose changes she then hears of.
+        eve = await team.store.account(EVE)
+        await eve.set_acl("INBOX", "anyone", "lr")
+        assert await a.changed() == (
+            f'* LIST (\\HasNoChildren) "/" Shared/{EVE}/INBOX\r\n'
+            f'* LIST (\\Noselect \\HasChildren) "/" Shared/{EVE}\r\n'
+        ).encode()
+        assert EVE in a.session.subscription.addresses  # type: ignore[union-attr]
+        await eve.create_mailbox("INBOX/Sub")
+        assert f"Shared/{EVE}/INBOX/Sub".encode() in await a.changed()
+        # The owner's subscriptions are the owner's.
+        await info.set_subscribed("INBOX", False)
+        assert await a.changed() == b""
+
+    asyncio.run(go())
+
+
+def test_losing_and_regaining_access_shows_as_noaccess_rfc5465_5_9(team: Context) -> None:
+    async def go() -> None:
+        a = await as_user(team, ANN)
+        assert (await a.cmd(f"a NOTIFY SET (mailboxes {TEAM} (MessageNew MessageExpunge))")).startswith(b"a OK")
+        info = await info_store(team)
+        await info.set_acl("INBOX", ANN, "lsw")  # "r" taken away: monitoring stops
+        assert await a.changed() == f'* LIST (\\NoAccess) "/" {TEAM}\r\n'.encode()
+        await info.append("INBOX", MORNING)
+        await info.set_acl("INBOX", ANN, "l")
+        assert await a.changed() == b""
+        await info.set_acl("INBOX", ANN, "lr")  # and back again
+        assert await a.changed() == f'* LIST (\\HasNoChildren) "/" {TEAM}\r\n'.encode()
+        await info.append("INBOX", MORNING)
+        assert await a.changed() == f"* STATUS {TEAM} (MESSAGES 3 UIDNEXT 4 UNSEEN 3)\r\n".encode()
+        await info.set_acl("INBOX", ANN, "")  # 5.9: no longer listable
+        assert await a.changed() == f'* LIST (\\NoAccess) "/" {TEAM}\r\n'.encode()
+        await info.append("INBOX", MORNING)
+        await info.set_metadata("INBOX", [("/shared/comment", b"x")])
+        assert await a.changed() == b""
+
+    asyncio.run(go())
+
+
+def test_subscribed_reaches_the_shared_mailboxes_the_user_subscribed(team: Context) -> None:
+    async def go() -> None:
+        a, other = await as_user(team, ANN), await as_user(team, ANN)
+        await other.cmd(f"x SUBSCRIBE {TEAM}")
+        await a.cmd("a NOTIFY SET (subscribed (MessageNew MessageExpunge SubscriptionChange))")
+        info = await info_store(team)
+        await info.append("INBOX", MORNING)
+        assert await a.changed() == f"* STATUS {TEAM} (MESSAGES 2 UIDNEXT 3 UNSEEN 2)\r\n".encode()
+        await other.cmd(f"x UNSUBSCRIBE {TEAM}")
+        assert await a.changed() == f'* LIST (\\HasNoChildren) "/" {TEAM}\r\n'.encode()
+        await info.append("INBOX", MORNING)
+        assert await a.changed() == b""
+
+    asyncio.run(go())
+
+
+def test_a_selected_shared_mailbox_stops_being_told_once_r_is_gone(team: Context) -> None:
+    async def go() -> None:
+        a = await as_user(team, ANN)
+        await a.cmd(f"s SELECT {TEAM}")
+        await a.cmd("a NOTIFY SET (selected (MessageNew (UID) MessageExpunge))")
+        info = await info_store(team)
+        await info.append("INBOX", MORNING)
+        out = await a.changed()
+        assert out.startswith(b"* 2 EXISTS\r\n") and out.endswith(b"* 2 FETCH (UID 2)\r\n"), out
+        # Between commands, as soon as the ACL changes: no more of its events.
+        await info.set_acl("INBOX", ANN, "l")
+        await info.append("INBOX", MORNING)
+        out = await a.changed()
+        assert out.startswith(b"* BYE ") and b"EXISTS" not in out, out
+        assert a.session.closing
+
+    asyncio.run(go())
+
+
+def test_real_server_acl_changes_by_the_cli_reach_notify_sessions(server: ServerProcess) -> None:
+    owner = server.add_user("team@example.com", PW)
+    user = server.add_user("staff@example.com", PW)
+    watcher = Wire(server, user)
+    try:
+        watcher.cmd("n NOTIFY SET (subtree Shared (MessageNew MessageExpunge MailboxName))")
+        # `letterbox acl` writes the owner's index in another process and tells the server.
+        server.cli("acl", "set", owner, "INBOX", user, "lr")
+        got = watcher.until(rb"\* LIST .* Shared/team@example.com$")  # the mailbox, then its parent
+        assert got[-2:] == [
+            b'* LIST (\\HasNoChildren) "/" Shared/team@example.com/INBOX',
+            b'* LIST (\\Noselect \\HasChildren) "/" Shared/team@example.com',
+        ], got
+        with smtplib.LMTP("127.0.0.1", server.port("lmtp")) as lmtp:
+            lmtp.sendmail("a@example.org", [owner], b"Subject: hi\r\n\r\nbody\r\n")
+        line = watcher.until(rb"\* STATUS")[-1]
+        assert line == b"* STATUS Shared/team@example.com/INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 1)", line
+        server.cli("acl", "delete", owner, "INBOX", user)
+        line = watcher.until(rb"\* LIST")[-1]
+        assert line == b'* LIST (\\NonExistent) "/" Shared/team@example.com/INBOX', line
+        watcher.until(rb"\* LIST")  # its parent, the owner's level
+        with smtplib.LMTP("127.0.0.1", server.port("lmtp")) as lmtp:
+            lmtp.sendmail("a@example.org", [owner], b"Subject: again\r\n\r\nbody\r\n")
+        assert watcher.cmd("z NOOP") == [b"z OK NOOP completed"]
+    finally:
+        watcher.close()

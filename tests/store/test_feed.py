@@ -98,3 +98,44 @@ def test_a_subscription_merges_repeats_and_holds_a_bounded_number(monkeypatch: p
         assert not feed.has_subscribers(USER)
 
     asyncio.run(go())
+
+
+def test_a_subscription_may_follow_several_accounts_and_keeps_them_apart() -> None:
+    async def go() -> None:
+        feed = ChangeFeed()
+        sub = feed.subscribe(USER)
+        sub.follow({USER, "bob@example.com"})
+        # Mailbox ids are per account: the same id in two accounts is two changes.
+        feed.publish(Change(USER, 1, 5, "append", "INBOX"))
+        feed.publish(Change("bob@example.com", 1, 5, "append", "INBOX"))
+        feed.publish(Change("carol@example.com", 1, 5, "append", "INBOX"))
+        assert [c.account for c in sub.take()] == [USER, "bob@example.com"]
+        sub.follow({"bob@example.com"})
+        assert not feed.has_subscribers(USER) and feed.has_subscribers("bob@example.com")
+        sub.close()
+        assert not feed.has_subscribers("bob@example.com")
+
+    asyncio.run(go())
+
+
+def test_acl_changes_reach_the_grantee_too_once_each(tmp_path: Path) -> None:
+    async def go() -> None:
+        store = MaildirStore(tmp_path / "mail")
+        acc = await store.account(USER)
+        owners = store.subscribe(USER)
+        both = store.subscribe(USER, "bob@example.com")
+        bob = store.subscribe("bob@example.com")
+        carol = store.subscribe("carol@example.com")
+        await acc.set_acl("INBOX", "bob@example.com", "lr")
+        await acc.set_acl("INBOX", "bob@example.com", "lr")  # no change, no event
+        for sub in (owners, both, bob):
+            assert [(c.kind, c.name, c.user) for c in sub.take()] == [("acl", "INBOX", "bob@example.com")]
+        assert not carol.pending()
+        await acc.set_acl("INBOX", "anyone", "l")  # every session may now see it
+        for sub in (owners, both, bob, carol):
+            assert [(c.kind, c.user) for c in sub.take()] == [("acl", "anyone")]
+        for sub in (owners, both, bob, carol):
+            sub.close()
+        await store.close()
+
+    asyncio.run(go())

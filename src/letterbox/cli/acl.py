@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from ..auth.directory import normalize_address
+from ..server.control import send_command
 from ..store import acl as rights
 from ..store.api import AccountStore, MailboxNotFound, StoreError
 from ..store.maildir import MaildirStore
@@ -33,8 +34,13 @@ MEANING = {
 }
 
 
-def _in_store(ctx: click.Context, owner: str, work: Callable[[AccountStore], Awaitable[T]]) -> T:
-    """Run *work* on OWNER's account (the directory's incarnation of it)."""
+def _in_store(
+    ctx: click.Context, owner: str, work: Callable[[AccountStore], Awaitable[T]],
+    changes: tuple[str, str] | None = None,
+) -> T:
+    """Run *work* on OWNER's account (the directory's incarnation of it). *changes*:
+    the (mailbox, identifier) whose entry *work* changes, which a running server is told
+    of, so that its sessions learn at once (NOTIFY, a selected shared mailbox)."""
     with directory(ctx) as (settings, d):
         account = d.require(owner)
     store = MaildirStore(settings.data_dir / "mail")
@@ -46,11 +52,15 @@ def _in_store(ctx: click.Context, owner: str, work: Callable[[AccountStore], Awa
             await store.close()
 
     try:
-        return asyncio.run(go())
+        result = asyncio.run(go())
     except MailboxNotFound as e:
         fail(f"{account.address}: {e}")
     except StoreError as e:
         fail(f"{account.address}: {e}")
+    if changes is not None:
+        mailbox, who = changes
+        send_command(settings.run_dir, {"cmd": "acl", "address": account.address, "mailbox": mailbox, "identifier": who})
+    return result
 
 
 def _grantee(ctx: click.Context, owner: str, identifier: str) -> str:
@@ -110,7 +120,7 @@ def set_acl(ctx: click.Context, owner: str, mailbox: str, identifier: str, right
         await store.set_acl(mailbox, who, new)
         return new
 
-    new = _in_store(ctx, owner, work)
+    new = _in_store(ctx, owner, work, (mailbox, who))
     if new:
         console.print(f"[cyan]{owner}[/] {mailbox}: [bold]{who}[/] has [green]{new}[/] ({_explain(new)})")
     else:
@@ -133,7 +143,7 @@ def delete_acl(ctx: click.Context, owner: str, mailbox: str, identifier: str) ->
         await store.set_acl(mailbox, who, "")
         return had
 
-    if _in_store(ctx, owner, work):
+    if _in_store(ctx, owner, work, (mailbox, who)):
         console.print(f"[cyan]{owner}[/] {mailbox}: removed [bold]{who}[/]")
     else:
         console.print(f"[cyan]{owner}[/] {mailbox}: [yellow]{who} had no entry[/]")

@@ -70,6 +70,20 @@ def shared_name(owner: str, name: str) -> str:
     return f"{SHARED_PREFIX}{owner}{DELIMITER}{name}"
 
 
+def canonical(name: str) -> str:
+    """*name* (decoded) as mailbox names are compared: INBOX in capitals, also as the
+    first level of a child's name (RFC 9051 5.1); a trailing delimiter dropped (RFC 9051
+    6.3.4); under Shared/, the owner's address in lower case (as `resolve` reads it)."""
+    name = name.rstrip(DELIMITER) or name
+    first, sep, rest = name.partition(DELIMITER)
+    if first.upper() == "INBOX":
+        return "INBOX" + sep + rest
+    if first == SHARED and rest:
+        owner, sep2, inner = rest.partition(DELIMITER)
+        return first + sep + owner.lower() + sep2 + inner
+    return name
+
+
 def _nowhere(shown: str, owner: str = "") -> Place:
     return Place(None, owner, "", shown, "")
 

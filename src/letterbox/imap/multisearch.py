@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..store.api import DELIMITER, Mailbox, MailboxNotFound, StoreError
 from . import grammar as g
 from . import wire
-from .access import SHARED, Place, is_shared_name, own, shared
+from .access import Place, canonical, is_shared_name, own, shared
 from .grammar.esearch import ESearch, Source
 from .search import _Search, esearch, highest_modseq, plan, returned_results
 from .session import AUTHED, Done, IMAPSession, Spec
@@ -63,7 +63,7 @@ async def mailboxes(s: IMAPSession, sources: tuple[Source, ...]) -> list[_Target
     for source in sources:
         kinds.add(source.kind)
         if source.kind in named:
-            named[source.kind].update(_canonical(s.decode_name(raw)) for raw in source.mailboxes)
+            named[source.kind].update(canonical(s.decode_name(raw)) for raw in source.mailboxes)
     chosen: dict[str, _Target] = {}
     view = s.view
     if "SELECTED" in kinds:
@@ -99,20 +99,6 @@ async def mailboxes(s: IMAPSession, sources: tuple[Source, ...]) -> list[_Target
         else:
             chosen.setdefault(name, _Target(e.place, e.mailbox))
     return [chosen[n] for n in sorted(chosen)]
-
-
-def _canonical(name: str) -> str:
-    """*name* as the store spells it: INBOX in capitals, also as the first level of a
-    child's name (RFC 9051 5.1); a trailing delimiter dropped (RFC 9051 6.3.4); under
-    Shared/, the owner's address in lower case (as access.resolve reads it)."""
-    name = name.rstrip(DELIMITER) or name
-    first, sep, rest = name.partition(DELIMITER)
-    if first.upper() == "INBOX":
-        return "INBOX" + sep + rest
-    if first == SHARED and rest:
-        owner, sep2, inner = rest.partition(DELIMITER)
-        return first + sep + owner.lower() + sep2 + inner
-    return name
 
 
 def _in_subtree(name: str, tops: set[str], one_level: bool) -> bool:

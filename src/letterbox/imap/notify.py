@@ -3,14 +3,16 @@
 NOTIFY SET replaces what the session tells on its own with the event groups given,
 NOTIFY NONE with nothing at all (a snapshot: the selected mailbox is then not updated
 either). The events go out between commands, at the end of each command and during
-IDLE; see `notifier` for mailboxes other than the selected one, and the session's
-`_send_updates` for the selected one.
+IDLE; see `notifier` for mailboxes other than the selected one (other accounts' shared
+ones included, as the user's rights allow), and the session's `_send_updates` for the
+selected one.
 """
 
 from __future__ import annotations
 
-from ..store.api import DELIMITER, MailboxNotFound
+from ..store.api import MailboxNotFound, StoreError
 from . import grammar as g
+from .access import canonical, own, shared
 from .grammar.notify import Notify
 from .mailboxes import status_response
 from .notifier import MESSAGE_EVENTS, Filter, Notifier, NotifySpec, SelectedEvents
@@ -30,7 +32,7 @@ _BOTH = frozenset({"MessageNew", "MessageExpunge"})
 
 async def cmd_notify(s: IMAPSession, cmd: Notify) -> Done:
     if cmd.groups is None:
-        s.set_notify(Notifier(NotifySpec()))
+        s.set_notify(Notifier(NotifySpec(), s.user or "", s.origin))
         return Done(text="NOTIFY completed")
     # 3.1: an unsupported event is NO (not BAD), BADEVENT listing every supported one.
     for group in cmd.groups:
@@ -64,7 +66,7 @@ async def cmd_notify(s: IMAPSession, cmd: Notify) -> Done:
             return Done("BAD", "FlagChange needs MessageNew and MessageExpunge")  # 5
         # MessageNew without MessageExpunge is taken here: section 3.1's own example
         # asks for it ("(subtree Lists MessageNew)"), as Dovecot allows.
-        names = tuple(_name(s, raw) for raw in group.mailboxes)
+        names = tuple(canonical(s.decode_name(raw)) for raw in group.mailboxes)
         count += len(names)
         if count > MAX_NAMES:
             return Done("NO", f"At most {MAX_NAMES} mailbox names", "NOTIFICATIONOVERFLOW")
@@ -73,21 +75,14 @@ async def cmd_notify(s: IMAPSession, cmd: Notify) -> Done:
     spec = NotifySpec(selected, tuple(filters))
     if selected is not None and any(a.name == "MODSEQ" for a in selected.fetch):
         s.enable_condstore()  # RFC 7162 3.1, as a FETCH of MODSEQ would
-    s.set_notify(Notifier(spec))
+    notifier = Notifier(spec, s.user or "", s.origin)
+    await notifier.start(s)  # the rights on shared mailboxes; \\NoAccess where due (3.1)
+    s.set_notify(notifier)
     if cmd.status:
         await _initial_status(s, spec)
     # 3.1: it implies a NOOP: the dispatcher reports what the selected mailbox has
     # accumulated (as the new SELECTED says) before the tagged OK.
     return Done(text="NOTIFY completed")
-
-
-def _name(s: IMAPSession, raw: bytes) -> str:
-    """A filter's name as the store spells mailbox names: a trailing delimiter dropped
-    (as CREATE does), INBOX in capitals also as the first level of a child's name."""
-    name = s.decode_name(raw)
-    name = name.rstrip(DELIMITER) or name
-    first, sep, rest = name.partition(DELIMITER)
-    return "INBOX" + sep + rest if first.upper() == "INBOX" else name
 
 
 def _fetch_problem(atts: tuple[g.FetchAttribute, ...]) -> str | None:
@@ -104,15 +99,22 @@ async def _initial_status(s: IMAPSession, spec: NotifySpec) -> None:
     """3.1: with STATUS, a STATUS of each other mailbox with message events, before the
     tagged OK: MESSAGES, UIDNEXT and UIDVALIDITY for MessageNew, MESSAGES for
     MessageExpunge, UIDVALIDITY and HIGHESTMODSEQ for FlagChange (UNSEEN too, as
-    Dovecot sends it)."""
+    Dovecot sends it). Shared mailboxes only where the user has "l" and "r" (5)."""
     store = s.store
     assert store is not None
     subs = set(await store.subscriptions()) if spec.needs_subscriptions else None
+    entries = own(s, await store.list_mailboxes())
+    if spec.reaches_shared:
+        entries += sorted(
+            (e for e in await shared(s) if e.place is not None and e.place.may("lr")), key=lambda e: e.shown
+        )
     sent = 0
-    for mbox in await store.list_mailboxes():
-        if s.view is not None and s.view.owner == s.user and s.view.mailbox.id == mbox.id:
+    for e in entries:
+        place, mbox = e.place, e.mailbox
+        assert place is not None and mbox is not None
+        if s.view is not None and s.view.owner == place.owner and s.view.mailbox.id == mbox.id:
             continue
-        events = spec.events_for(mbox.name, subs)
+        events = spec.events_for(e.shown, subs)
         if not MESSAGE_EVENTS.intersection(events):
             continue
         items = ["MESSAGES"]
@@ -124,10 +126,10 @@ async def _initial_status(s: IMAPSession, spec: NotifySpec) -> None:
         if "FlagChange" in events or s.condstore:
             items.append("HIGHESTMODSEQ")
         try:
-            st = await store.status(mbox.name)
-        except MailboxNotFound:
-            continue  # deleted meanwhile
-        s.send(status_response(s, st, items))
+            st = await place.account().status(place.name)
+        except (MailboxNotFound, StoreError):
+            continue  # deleted meanwhile, or its account cannot be read just now
+        s.send(status_response(s, st, items, None if place.own else e.shown))
         sent += 1
         if sent % _STATUS_FLUSH == 0:
             await s.flush()

@@ -114,6 +114,8 @@ class IMAPSession(Session):
         self.uidonly = False
         """ENABLE UIDONLY (RFC 9586): messages are named by UID only, both ways."""
         self._dirty = False
+        self._recheck_rights = False
+        """An ACL change of the selected mailbox (another account's) came on the feed."""
         self._bad = 0
         self._failed_logins = 0
         self._ended = "connection closed"
@@ -391,6 +393,8 @@ class IMAPSession(Session):
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid, before_command=True)
+            if self.closing:
+                return  # a BYE: the mailbox is gone, or the user's access to it
         if (
             self.view is not None and self.view.owner != self.user and cmd.name != "LOGOUT"
             and not await self._rights_still_hold()
@@ -484,6 +488,12 @@ class IMAPSession(Session):
             return
         store = view.store
         self._take_changes()
+        if self._recheck_rights:
+            # Between commands too (NOTIFY, IDLE): nothing more is told of a mailbox the
+            # user may no longer read (RFC 5465 5.9).
+            self._recheck_rights = False
+            if not await self._rights_still_hold():
+                return
         fetch: tuple[g.FetchAttribute, ...] = ()
         flags = True
         if self.notify is not None:
@@ -524,13 +534,14 @@ class IMAPSession(Session):
         lost = sub.overflowed
         changes = sub.take()
         view = self.view
-        if view is not None and (lost or any(
-            c.mailbox_id == view.mailbox.id and c.account == view.owner and c.kind != "metadata" for c in changes
-        )):
-            self._dirty = True
+        if view is not None:
+            mine = [c for c in changes if c.mailbox_id == view.mailbox.id and c.account == view.owner]
+            if lost or any(c.kind not in ("metadata", "acl") for c in mine):
+                self._dirty = True
+            if view.owner != self.user and any(c.kind == "acl" for c in mine):
+                self._recheck_rights = True  # the user's rights there may have changed
         if self.notify is not None:
-            assert self.user is not None
-            self.notify.add([c for c in changes if c.account == self.user], lost, self.origin, self.user)
+            self.notify.add(changes, lost)
 
     async def _send_notifications(self) -> None:
         notify = self.notify
@@ -555,6 +566,7 @@ class IMAPSession(Session):
                 accounts.add(self.view.owner)
             if self.notify is not None and self.notify.watching:
                 accounts.add(self.user)
+                accounts |= self.notify.owners  # the shared mailboxes NOTIFY watches
         sub = self.subscription
         if not accounts:
             if sub is not None:

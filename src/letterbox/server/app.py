@@ -304,6 +304,13 @@ class Server:
             address = str(cmd.get("address", ""))
             await self.ctx.store.notify_external(address)
             return {"ok": True}
+        if what == "acl":
+            account = self.ctx.directory.get(str(cmd.get("address", "")))
+            if account is not None:
+                await self.ctx.store.notify_acl(
+                    account.address, account.incarnation, str(cmd.get("mailbox", "")), str(cmd.get("identifier", ""))
+                )
+            return {"ok": True}
         if what == "repair":
             return await self._repair(str(cmd.get("address", "")), bool(cmd.get("rebuild")))
         return {"ok": False, "error": f"unknown control command {what!r}"}

@@ -261,7 +261,7 @@ class ChangeSet:
     """The mailbox's UIDVALIDITY now (0: not known)."""
 
 
-ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription", "metadata"]
+ChangeKind = Literal["append", "flags", "expunge", "mailbox", "subscription", "metadata", "acl"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,7 +273,9 @@ class Change:
     changed the mailbox. "subscription" is a SUBSCRIBE or UNSUBSCRIBE of *name*
     (*mailbox_id* 0 when no mailbox has the name). "metadata" is a SETMETADATA that
     changed *entries* of mailbox *name* (*mailbox_id* 0 and *name* "" for the server's
-    entries; *modseq* 0: metadata has none)."""
+    entries; *modseq* 0: metadata has none). "acl" is a change of what mailbox *name*'s
+    ACL gives *user* (an address, or "anyone"); it also goes to the sessions of the
+    account(s) *user* names, whose rights it changed."""
 
     account: str
     mailbox_id: int
@@ -290,7 +292,7 @@ class Change:
     user: str = ""
     """For "metadata": the user whose command made the change, whose own /private entries
     any in *entries* are (RFC 5464 3.2: per user): the account's own user or, on a shared
-    mailbox, another."""
+    mailbox, another. For "acl": the identifier whose rights changed."""
 
 
 _ORIGIN: ContextVar[int] = ContextVar("letterbox_change_origin", default=0)
@@ -602,6 +604,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def notify_external(self, address: str) -> None:
         """Another process changed *address*: re-read and publish what changed."""
+
+    @abc.abstractmethod
+    async def notify_acl(self, address: str, incarnation: str, mailbox: str, identifier: str) -> None:
+        """Another process changed what *address*'s *mailbox*'s ACL gives *identifier*:
+        publish it as the account's own change would be."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

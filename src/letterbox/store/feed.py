@@ -18,6 +18,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 
+from .acl import ANYONE
 from .api import Change
 
 MAX_PENDING = 1000
@@ -99,8 +100,17 @@ class ChangeFeed:
                 if not subs:
                     del self._subs[address]
 
-    def publish(self, change: Change) -> None:
-        for sub in self._subs.get(change.account, ()):
+    def publish(self, change: Change, also: Iterable[str] = ()) -> None:
+        """To the subscriptions watching *change*'s account and, once each, to those
+        watching an account *also* names (ANYONE: every subscription): an ACL change
+        concerns its grantee as well as the owner."""
+        subs = set(self._subs.get(change.account, ()))
+        for address in also:
+            if address == ANYONE:
+                subs = {sub for group in self._subs.values() for sub in group}
+                break
+            subs.update(self._subs.get(address, ()))
+        for sub in subs:
             sub._push(change)
 
     def has_subscribers(self, address: str) -> bool:

@@ -530,6 +530,12 @@ class MaildirAccount(AccountStore):
             name = str(row[0]) if row is not None else ""
         feed.publish(Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin(), entries, user))
 
+    def publish_acl(self, mailbox_id: int, name: str, identifier: str) -> None:
+        """Tell the account's sessions, and those of *identifier* (every session for
+        "anyone"), that what the mailbox's ACL gives *identifier* changed."""
+        change = Change(self.address, mailbox_id, 0, "acl", name, "", current_origin(), (), identifier)
+        self._store.feed.publish(change, also=(identifier,))
+
     def check_external(self) -> None:
         """Publish changes committed by another process (e.g. `letterbox deliver`)."""
         if self.closed:

@@ -97,6 +97,7 @@ async def set_entry(acc: MaildirAccount, mailbox: str, identifier: str, rights: 
                 )
             else:
                 db.execute("DELETE FROM acl WHERE mailbox_id = ? AND identifier = ?", (mbox.id, identifier))
+    acc.publish_acl(mbox.id, mbox.name, identifier)
     if not rights:
         await forget_if_unused(acc, identifier)
 

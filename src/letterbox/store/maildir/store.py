@@ -637,6 +637,15 @@ class MaildirStore(Store):
         if acc is not None:
             acc.check_external()
 
+    async def notify_acl(self, address: str, incarnation: str, mailbox: str, identifier: str) -> None:
+        # Opened if need be: the grantee's sessions may listen though nobody reads it.
+        try:
+            acc = await self.account(address, incarnation)
+            mbox = await acc.get_mailbox(mailbox)
+        except StoreError:
+            return
+        acc.publish_acl(mbox.id, mbox.name, identifier)
+
     def poll_external(self) -> None:
         """Cheap check (PRAGMA data_version) of accounts that have listening sessions."""
         for address, acc in list(self._accounts.items()):
