@@ -61,7 +61,11 @@ def mailbox_disabled(addr: str) -> Refusal:
     return Refusal(550, "5.2.1", f"<{addr}>: mailbox disabled", "account disabled")
 
 
-def mailbox_full(addr: str) -> Refusal:
+def mailbox_full(addr: str, defer: bool = False) -> Refusal:
+    if defer:
+        # [quota] when_full = "defer": RFC 3463 X.2.2 as a transient failure, so the
+        # sending MTA keeps the message and retries while the user makes room.
+        return Refusal(452, "4.2.2", f"<{addr}>: mailbox full, try again later", "over quota (deferred)")
     return Refusal(552, "5.2.2", f"<{addr}>: mailbox full", "over quota")
 
 
@@ -118,7 +122,7 @@ async def check_quota(ctx: Context, account: Account, size: int) -> Refusal | No
         return None
     store = await ctx.store.account(account.address, account.incarnation)
     if account.quota.exceeded_by(await store.usage(), size, 1):
-        return mailbox_full(account.address)
+        return mailbox_full(account.address, ctx.policy.defer_when_full)
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .. import __version__
+from .. import __version__, metrics
 from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import Account
 from ..auth.sasl import (
@@ -340,6 +340,7 @@ class IMAPSession(Session):
             # Catch up first, so that this command already knows what other sessions
             # expunged (held back, not reported: 7.5.1) and added.
             await self._send_updates(allow_expunge=False, with_uid=uid)
+        started = time.perf_counter()
         try:
             done = await spec.handler(self, cmd)
         except BadName as e:
@@ -355,6 +356,7 @@ class IMAPSession(Session):
             # A defect costs the one command, not the session.
             log.exception("imap(%s): %s failed", self.user, cmd.name)
             done = Done("NO", "Internal error; the administrator can find details in the log", "SERVERBUG")
+        metrics.imap_command(cmd.name, time.perf_counter() - started)
         if done is DEFERRED:
             return
         if done is None:
@@ -475,7 +477,9 @@ class IMAPSession(Session):
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
         if result.outcome is Outcome.ACCOUNT_DISABLED:
-            return Done("NO", "This account is disabled", "CONTACTADMIN")
+            why = result.account.disabled_message if result.account is not None else ""
+            return Done("NO", f"This account is disabled: {why}" if why else "This account is disabled",
+                        "CONTACTADMIN")
         return Done("NO", "Authentication failed", "AUTHENTICATIONFAILED")
 
     async def authenticate(self, cmd: g.Authenticate) -> Done | None:

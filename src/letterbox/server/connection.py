@@ -50,6 +50,8 @@ class Connection:
         handshake_timeout: float = 30.0,
     ) -> None:
         self.session = session
+        self.started = time.time()
+        """When the connection was accepted (the console lists sessions with it)."""
         self.reader = reader
         self.writer = writer
         self.tls = tls

@@ -9,7 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -243,6 +243,19 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderUsage:
+    """One mailbox's share of an account's usage."""
+
+    name: str
+    special_use: str | None
+    messages: int
+    bytes: int
+    unseen: int
+    oldest: float | None
+    """INTERNALDATE of the oldest message (None when empty)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one account may make, whatever its quota: every resource a client can make
     the server hold has a bound (SELECT sends all of a mailbox's keywords, LIST all its
@@ -427,6 +440,22 @@ class AccountStore(abc.ABC):
     @abc.abstractmethod
     async def usage(self) -> Usage: ...
 
+    @abc.abstractmethod
+    async def folder_usage(self) -> list[FolderUsage]:
+        """Every mailbox's counts and oldest message, in name order (INBOX first)."""
+
+    @abc.abstractmethod
+    async def select_messages(
+        self,
+        mailbox_id: int,
+        received_before: float | None = None,
+        larger_than: int | None = None,
+        seen: bool = False,
+    ) -> list[tuple[int, int]]:
+        """(UID, size) of the messages matching every criterion given: INTERNALDATE
+        before *received_before*, size above *larger_than* bytes, \\Seen set (*seen*).
+        The clean-up tool shows what it would remove, then expunges or moves these."""
+
 
 class Store(abc.ABC):
     """All accounts' mail."""
@@ -447,6 +476,17 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def subscribe(self, address: str) -> Subscription:
         """Changes to *address*'s mailboxes, from any session in any front end."""
+
+    @abc.abstractmethod
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call *callback* with the address of every account that changed (cheaply: it
+        runs inside every change)."""
+
+    @abc.abstractmethod
+    async def peek_usage(self, address: str) -> Usage | None:
+        """An account's usage, read without opening the account for use (the server's
+        usage table is built from it for thousands of accounts); None when it has no
+        mail folder yet or cannot be read just now."""
 
     @abc.abstractmethod
     async def notify_external(self, address: str) -> None:

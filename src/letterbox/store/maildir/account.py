@@ -46,6 +46,7 @@ from ..api import (
     DiskFull,
     FetchField,
     FlagTable,
+    FolderUsage,
     LimitExceeded,
     Limits,
     Mailbox,
@@ -1381,6 +1382,38 @@ class MaildirAccount(AccountStore):
     @_op()
     async def usage(self) -> Usage:
         return self._usage(self.db)
+
+    @_op()
+    async def folder_usage(self) -> list[FolderUsage]:
+        oldest = dict(
+            self.db.execute("SELECT mailbox_id, min(internaldate) FROM messages GROUP BY mailbox_id").fetchall()
+        )
+        rows = self.db.execute(
+            "SELECT id, name, special_use, messages, bytes, unseen FROM mailboxes"
+            " ORDER BY name != 'INBOX', name"
+        ).fetchall()
+        return [FolderUsage(name, su, m, b, u, oldest.get(mid)) for mid, name, su, m, b, u in rows]
+
+    @_op()
+    async def select_messages(
+        self,
+        mailbox_id: int,
+        received_before: float | None = None,
+        larger_than: int | None = None,
+        seen: bool = False,
+    ) -> list[tuple[int, int]]:
+        self.mailbox_by_id(mailbox_id)  # raises MailboxNotFound
+        sql = "SELECT uid, size FROM messages WHERE mailbox_id = ?"
+        args: list[object] = [mailbox_id]
+        if received_before is not None:
+            sql += " AND internaldate < ?"
+            args.append(received_before)
+        if larger_than is not None:
+            sql += " AND size > ?"
+            args.append(larger_than)
+        if seen:
+            sql += " AND instr(flags, '\\Seen') > 0"
+        return [(int(u), int(z)) for u, z in self.db.execute(sql + " ORDER BY uid", args)]
 
     # --- life cycle ------------------------------------------------------------------------
     def close(self, reason: str = "deleted") -> None:
