@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
@@ -100,6 +100,11 @@ def build_app(server: Server) -> FastAPI:
         """Prometheus text format; an administrator's token or session."""
         await admin(request)
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        """Browsers ask for it on pages without an icon link (JSON answers)."""
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
     app.include_router(api.router)
     app.include_router(pages.router)
