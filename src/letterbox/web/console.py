@@ -21,7 +21,7 @@ from ..auth.admins import AdminError
 from ..auth.directory import PROTOCOLS, SERVICES, Account, DirectoryError, normalize_address
 from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
-from ..store.api import MailboxNotFound, Quota, StoreError
+from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError
 from .websessions import WebSessions
 
 if TYPE_CHECKING:
@@ -378,6 +378,8 @@ class Console:
             )
         except MailboxNotFound:
             raise ConsoleError(404, f"no folder {folder!r}") from None
+        except BadMailboxName as e:
+            raise ConsoleError(400, f"no folder can be called {folder!r}: {e}") from None
         except StoreError as e:
             raise ConsoleError(503, f"the mailbox cannot be used just now: {e}") from None
         result: dict[str, Any] = {"folder": mailbox.name, "messages": len(found), "bytes": sum(z for _, z in found),
