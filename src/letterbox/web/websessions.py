@@ -29,8 +29,8 @@ class WebSession:
     name: str
     """The administrator's name, or the mail user's address."""
     ip: str
-    created: float = field(default_factory=time.monotonic)
-    seen: float = field(default_factory=time.monotonic)
+    created: float
+    seen: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     flash: list[str] = field(default_factory=list)
     """Notes for the next page shown (what the last form did)."""
@@ -59,7 +59,8 @@ class WebSessions:
     def new(self, kind: Kind, name: str, ip: str) -> WebSession:
         while len(self._by_id) >= self.limit:
             self._by_id.popitem(last=False)
-        session = WebSession(secrets.token_urlsafe(32), kind, name, ip)
+        now = time.monotonic()
+        session = WebSession(secrets.token_urlsafe(32), kind, name, ip, now, now)
         self._by_id[session.id] = session
         return session
 
