@@ -414,10 +414,12 @@ class Directory:
             self.db.execute("INSERT OR REPLACE INTO policies (key, value) VALUES (?, ?)", (key, value))
 
     # --- what the server notes about accounts ---------------------------------------------
+    # The server writes these from its event loop: they never wait for another process's
+    # write lock (sqlite3.OperationalError instead), and the server tries again later.
     def record_usage(self, rows: Iterable[tuple[str, int, int]]) -> None:
         """(address, messages, bytes) of accounts whose usage the server measured."""
         now = time.time()
-        with self._transaction():
+        with self._transaction(wait=False):
             self.db.executemany(
                 "INSERT OR REPLACE INTO usage (address, messages, bytes, updated) VALUES (?, ?, ?, ?)",
                 [(a, m, b, now) for a, m, b in rows],
@@ -425,7 +427,7 @@ class Directory:
 
     def record_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
         """(address, protocol, time, client address) of the latest successful logins."""
-        with self._transaction():
+        with self._transaction(wait=False):
             self.db.executemany(
                 "INSERT OR REPLACE INTO last_login (address, protocol, at, ip) VALUES (?, ?, ?, ?)", rows
             )
@@ -443,14 +445,28 @@ class Directory:
         return int(row[0]) if row else 0
 
     def set_warned_level(self, address: str, level: int) -> None:
+        """Never waits for another writer (see record_usage)."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._set_warned_level(address, level)
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+
+    def _set_warned_level(self, address: str, level: int) -> None:
         if level:
             self.db.execute("INSERT OR REPLACE INTO quota_warned (address, level) VALUES (?, ?)", (address, level))
         else:
             self.db.execute("DELETE FROM quota_warned WHERE address = ?", (address,))
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN IMMEDIATE")
+    def _transaction(self, wait: bool = True) -> Iterator[None]:
+        if not wait:
+            self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        finally:
+            if not wait:
+                self.db.execute("PRAGMA busy_timeout = 30000")
         try:
             yield
         except BaseException:

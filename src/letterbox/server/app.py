@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -412,7 +413,11 @@ class Server:
         self._last_round = now
         logins = metrics.LAST_LOGINS.take()
         if logins:
-            self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
+            try:
+                self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
+            except sqlite3.OperationalError:  # another process is writing: next round
+                for key, value in logins.items():
+                    metrics.LAST_LOGINS.pending.setdefault(key, value)
         if self.usage.scanned:
             await self.usage.flush()
 

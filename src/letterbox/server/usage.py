@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import sqlite3
 import time
 from collections.abc import Iterable
 
@@ -91,6 +92,16 @@ class UsageTracker:
         await self.measure(sorted(batch))
 
     async def measure(self, addresses: Iterable[str]) -> None:
+        addresses = list(addresses)
+        try:
+            await self._measure(addresses)
+        except sqlite3.OperationalError as e:
+            # The directory is locked by another process's write: measured again next round.
+            log.debug("usage table not written this round: %s", e)
+            for address in addresses:
+                self.mark(address)
+
+    async def _measure(self, addresses: list[str]) -> None:
         rows: list[tuple[str, int, int]] = []
         measured: list[tuple[Account, Usage]] = []
         for address in addresses:
@@ -116,6 +127,8 @@ class UsageTracker:
         warned = directory.warned_level(account.address)
         if reached == warned:
             return
+        # The level is written first: a notice is never sent twice for one crossing.
+        directory.set_warned_level(account.address, reached)
         if reached > warned and percent is not None:
             data = warning_message(self.ctx.hostname, account, reached, usage, percent)
             try:
@@ -124,6 +137,6 @@ class UsageTracker:
                 await store.append("INBOX", data, internaldate=time.time())
             except StoreError as e:
                 log.warning("quota warning for %s not delivered: %s", account.address, e)
+                directory.set_warned_level(account.address, warned)  # tried again next time
                 return
             log.info("quota warning: %s is %.0f%% full (threshold %d%%)", account.address, percent, reached)
-        directory.set_warned_level(account.address, reached)
