@@ -146,3 +146,44 @@ def test_reject_or_defer_when_full_config_and_cli(make_server: object) -> None:
     assert bad.returncode != 0 and "from 1 to 100" in bad.stderr
     audit = srv.cli("audit").stdout
     assert 'set policies when_full="reject"' in audit and "reset policy when_full" in audit
+
+
+def test_pop3_and_login_policies_apply_live(make_server: object) -> None:
+    import imaplib
+    import poplib
+
+    srv: ServerProcess = make_server()  # type: ignore[operator]
+    srv.add_user("ned@example.com", "ned-pw-123")
+    for _ in range(2):
+        deliver(srv, "ned@example.com")
+    srv.cli("policy", "set", "pop3_delete_mode", "hide")
+    srv.cli("policy", "set", "pop3_leave_days", "30")
+    pop = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=10)
+    assert pop.capa()["EXPIRE"] == ["30"]
+    pop.user("ned@example.com")
+    pop.pass_("ned-pw-123")
+    pop.dele(1)
+    pop.quit()
+    imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"))
+    imap.login("ned@example.com", "ned-pw-123")
+    assert imap.select("INBOX")[1] == [b"2"]  # hidden from POP3 only
+    imap.logout()
+    pop = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=10)
+    pop.user("ned@example.com")
+    pop.pass_("ned-pw-123")
+    assert pop.stat()[0] == 1
+    pop.quit()
+    srv.cli("policy", "reset", "pop3_delete_mode")
+    pop = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=10)
+    pop.user("ned@example.com")
+    pop.pass_("ned-pw-123")
+    pop.dele(1)
+    pop.quit()
+    imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"))
+    imap.login("ned@example.com", "ned-pw-123")
+    assert imap.select("INBOX")[1] == [b"1"]  # expunged this time
+    imap.logout()
+    shown = srv.cli("policy").stdout
+    assert "pop3_leave_days" in shown and "plaintext_auth" in shown
+    bad = srv.cli("policy", "set", "failure_delay", "99", check=False)
+    assert bad.returncode == 1 and "from 0 to 30 seconds" in bad.stderr

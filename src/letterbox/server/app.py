@@ -26,7 +26,7 @@ from typing import Any
 from .. import datalock, metrics
 from ..auth.directory import SERVICES
 from ..config import Settings, parse_listen
-from ..policy import effective
+from ..policy import configured, effective
 from ..store import faults
 from ..store.api import StoreError
 from ..store.maildir import MaildirStore
@@ -109,6 +109,10 @@ class Server:
         self._control: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._delivery: Any = None
+        self.configured_policy = configured(settings)
+        """The policies as the config file has them (run-time overrides go into the
+        settings, so this is taken before any)."""
+        self.refresh_policy()
         self.usage = UsageTracker(self.ctx)
         self.retention = Retention(self.ctx, settings.data_dir / "retention.sqlite")
         self.started = time.time()
@@ -294,7 +298,8 @@ class Server:
         await self._on_directory_change()
 
     def refresh_policy(self) -> None:
-        self.ctx.policy = effective(self.settings, self.ctx.directory.policies())
+        self.ctx.policy = effective(self.settings, self.ctx.directory.policies(), self.configured_policy)
+        self.ctx.policy.apply(self.settings)
 
     # --- sessions, for the console --------------------------------------------------------
     def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
@@ -452,10 +457,11 @@ class Server:
             log.info("rebuilt the index of %d account(s)", done)
 
     async def _expire(self) -> None:
-        days = self.settings.pop3.leave_on_server_days
-        if not days:
-            return
         while True:
+            days = self.settings.pop3.leave_on_server_days  # a live policy
+            if not days:
+                await asyncio.sleep(60)  # it may be switched on at run time
+                continue
             try:
                 cutoff = time.time() - days * 86400
                 for acc in self.ctx.directory.list():

@@ -55,6 +55,11 @@ class PolicyChange(_Body):
     warn_at: list[int] | None = Field(default=None, max_length=10)
     trash_days: int | None = Field(default=None, ge=0, le=36500)
     junk_days: int | None = Field(default=None, ge=0, le=36500)
+    plaintext_auth: bool | None = None
+    failure_delay: float | None = Field(default=None, ge=0, le=30)
+    penalty_max: float | None = Field(default=None, ge=0, le=300)
+    pop3_delete_mode: Literal["expunge", "hide"] | None = None
+    pop3_leave_days: int | None = Field(default=None, ge=0, le=36500)
 
 
 class Cleanup(_Body):

@@ -272,7 +272,7 @@ class Console:
     def policies(self) -> dict[str, Any]:
         overrides = self.directory.policies()
         current = self.ctx.policy.as_dict()
-        configured = policy.configured(self.ctx.settings).as_dict()
+        configured = self.server.configured_policy.as_dict()
         return {key: {"value": current[key], "configured": configured[key], "overridden": key in overrides,
                       "description": policy.DESCRIPTIONS[key]} for key in policy.KEYS}
 
@@ -287,6 +287,10 @@ class Console:
                 raise ConsoleError(400, str(e)) from None
         if not checked:
             raise ConsoleError(400, "nothing to change")
+        current = self.ctx.policy.as_dict()
+        checked = {k: v for k, v in checked.items() if v != current[k]}
+        if not checked:
+            return self.policies()  # as asked already
         for key, value in checked.items():
             self.directory.set_policy(key, json.dumps(value))
         self.audit(actor, "set policies " + ", ".join(f"{k}={json.dumps(v)}" for k, v in checked.items()))

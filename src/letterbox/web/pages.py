@@ -287,9 +287,13 @@ async def policies(request: Request) -> Response:
 async def set_policies(request: Request) -> Response:
     who = await admin(request)
     form = await form_of(request)
-    changes: dict[str, Any] = {"when_full": form.get("when_full") or None, "warn_at": form.get("warn_at")}
-    for key in ("trash_days", "junk_days"):
+    changes: dict[str, Any] = {"when_full": form.get("when_full") or None, "warn_at": form.get("warn_at"),
+                               "plaintext_auth": form.get("plaintext_auth") or None,
+                               "pop3_delete_mode": form.get("pop3_delete_mode") or None}
+    for key in ("trash_days", "junk_days", "pop3_leave_days"):
         changes[key] = _int(form.get(key), key)
+    for key in ("failure_delay", "penalty_max"):
+        changes[key] = _float(form.get(key), key)
     await console_of(request).set_policies(who.actor, changes)
     return back_to("/admin/policies", who, "Policies saved and applied.")
 
