@@ -311,7 +311,7 @@ class Server:
                 if address is not None and user != address:
                     continue
                 peer = conn.session.peer
-                out.append({"id": id(conn), "protocol": service, "user": user, "ip": peer.ip,
+                out.append({"id": conn.id, "protocol": service, "user": user, "ip": peer.ip,
                             "secure": peer.secure, "since": conn.started})
         return sorted(out, key=lambda s: s["since"])
 
@@ -320,7 +320,7 @@ class Server:
         session (of *address*, if given)."""
         for conns in self.connections.values():
             for conn in conns:
-                if id(conn) == session_id and (address is None or conn.session.user == address):
+                if conn.id == session_id and (address is None or conn.session.user == address):
                     conn.request_shutdown(reason)
                     return True
         return False

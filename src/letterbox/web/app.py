@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -42,6 +43,13 @@ def _wants_json(request: Request) -> bool:
     return path.startswith("/api/") or path == "/metrics"
 
 
+def _back(request: Request) -> str:
+    """Where the error page's "Back" goes: the form's page (its path only) or home."""
+    referer = request.headers.get("referer", "")
+    path = urlsplit(referer).path if request.method == "POST" and referer else ""
+    return path if path.startswith("/") and not path.startswith("//") else "/"
+
+
 def _refusal(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"detail": message}, status_code=status)
@@ -51,7 +59,7 @@ def _refusal(request: Request, status: int, message: str) -> Response:
     return templates.TemplateResponse(
         request, "error.html",
         {"status": status, "title": _TITLES.get(status, "Error"), "message": message, "who": None, "csrf": "",
-         "flash": [], "back": request.headers.get("referer") if request.method == "POST" else "/"},
+         "flash": [], "back": _back(request)},
         status_code=status,
     )
 

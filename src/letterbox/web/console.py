@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import metrics, policy
 from ..auth.admins import AdminError
+from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import PROTOCOLS, SERVICES, Account, DirectoryError, normalize_address
 from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
@@ -305,8 +306,6 @@ class Console:
 
     # --- administrators ------------------------------------------------------------------------
     async def admin_login(self, name: str, password: str, ip: str) -> bool:
-        from ..auth.authenticator import LoginResult, Outcome
-
         async def check() -> LoginResult:
             stored = self.directory.admins.stored_hash(name) if len(name) <= 64 else None
             ok = await self.ctx.auth.verify_hash(stored, password[:MAX_PASSWORD])
@@ -326,8 +325,6 @@ class Console:
     # --- mail users ------------------------------------------------------------------------------
     async def user_login(self, address: str, password: str, ip: str) -> tuple[Account | None, str]:
         """(account, "") on success, else (None, why) in words for the login page."""
-        from ..auth.authenticator import Outcome
-
         result = await self.ctx.auth.login(address, password[:MAX_PASSWORD], "web", ip)
         if result.ok and result.account is not None:
             return result.account, ""
@@ -387,7 +384,7 @@ class Console:
         except StoreError as e:
             raise ConsoleError(503, f"the mailbox cannot be used just now: {e}") from None
         result: dict[str, Any] = {"folder": mailbox.name, "messages": len(found), "bytes": sum(z for _, z in found),
-                                  "action": action, "done": 0}
+                                  "action": action, "done": 0, "is_trash": mailbox.special_use == "\\Trash"}
         if action == "preview" or not found:
             return result
         trash = None

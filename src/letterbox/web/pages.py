@@ -327,7 +327,7 @@ async def cleanup(request: Request) -> Response:
     console = console_of(request)
     result = await console.cleanup(who.actor.name, wanted["folder"], wanted["older_than_days"],  # type: ignore[arg-type]
                                    wanted["larger_than_mb"], bool(wanted["seen"]), action)  # type: ignore[arg-type]
-    in_trash = result["folder"] == "Trash"
+    in_trash = bool(result["is_trash"])
     if request.headers.get("hx-request") == "true":
         return render(request, "cleanup_result.html", who, result=result, form=wanted, in_trash=in_trash)
     return render(request, "me.html", who, u=await console.my_usage(who.actor.name), result=result, form=wanted,
