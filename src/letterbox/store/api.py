@@ -451,10 +451,12 @@ class AccountStore(abc.ABC):
         received_before: float | None = None,
         larger_than: int | None = None,
         seen: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[int, int]]:
         """(UID, size) of the messages matching every criterion given: INTERNALDATE
-        before *received_before*, size above *larger_than* bytes, \\Seen set (*seen*).
-        The clean-up tool shows what it would remove, then expunges or moves these."""
+        before *received_before*, size above *larger_than* bytes, \\Seen set (*seen*);
+        the first *limit* of them by UID. The clean-up tool shows what it would remove,
+        then expunges or moves these."""
 
 
 class Store(abc.ABC):

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("letterbox.web")
 
 CLEANUP_BATCH = 1000
+CLEANUP_MAX = 50_000
+"""Messages one clean-up looks at (and removes) at most; a bigger one is done in several."""
 MAX_PASSWORD = 1024
 
 
@@ -376,6 +378,7 @@ class Console:
                 received_before=None if older_than_days is None else time.time() - older_than_days * 86400,
                 larger_than=None if larger_than_mb is None else int(larger_than_mb * 1024 * 1024),
                 seen=seen,
+                limit=CLEANUP_MAX + 1,
             )
         except MailboxNotFound:
             raise ConsoleError(404, f"no folder {folder!r}") from None
@@ -383,7 +386,10 @@ class Console:
             raise ConsoleError(400, f"no folder can be called {folder!r}: {e}") from None
         except StoreError as e:
             raise ConsoleError(503, f"the mailbox cannot be used just now: {e}") from None
-        result: dict[str, Any] = {"folder": mailbox.name, "messages": len(found), "bytes": sum(z for _, z in found),
+        more = len(found) > CLEANUP_MAX
+        found = found[:CLEANUP_MAX]
+        result: dict[str, Any] = {"folder": mailbox.name, "messages": len(found), "more": more,
+                                  "bytes": sum(z for _, z in found),
                                   "action": action, "done": 0, "is_trash": mailbox.special_use == "\\Trash"}
         if action == "preview" or not found:
             return result

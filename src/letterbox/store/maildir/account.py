@@ -1401,6 +1401,7 @@ class MaildirAccount(AccountStore):
         received_before: float | None = None,
         larger_than: int | None = None,
         seen: bool = False,
+        limit: int | None = None,
     ) -> list[tuple[int, int]]:
         self.mailbox_by_id(mailbox_id)  # raises MailboxNotFound
         sql = "SELECT uid, size FROM messages WHERE mailbox_id = ?"
@@ -1413,7 +1414,11 @@ class MaildirAccount(AccountStore):
             args.append(larger_than)
         if seen:
             sql += " AND instr(flags, '\\Seen') > 0"
-        return [(int(u), int(z)) for u, z in self.db.execute(sql + " ORDER BY uid", args)]
+        sql += " ORDER BY uid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [(int(u), int(z)) for u, z in self.db.execute(sql, args)]
 
     # --- life cycle ------------------------------------------------------------------------
     def close(self, reason: str = "deleted") -> None:
