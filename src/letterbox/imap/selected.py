@@ -10,6 +10,9 @@ from . import wire
 from .session import AUTHED, ONLY_SELECTED, Done, IMAPSession, Spec
 from .view import RecentSet, SelectedView
 
+TRASH_GRACE = 0.1
+"""How far over its quota a COPY into Trash may take an account (a tenth more)."""
+
 
 def _store(s: IMAPSession) -> AccountStore:
     assert s.store is not None
@@ -204,7 +207,7 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     dest = s.decode_name(cmd.mailbox)
     store = _store(s)
     try:
-        await store.get_mailbox(dest)
+        target = await store.get_mailbox(dest)
     except Exception:
         return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
     uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
@@ -212,7 +215,11 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     if not uids:
         return Done(text=f"{verb} completed (no messages)")
     quota = s.current_quota()
-    if move and (await store.get_mailbox(dest)).id == view.mailbox.id:
+    if quota is not None and target.special_use == "\\Trash":
+        # A client without MOVE deletes by COPY to Trash, then EXPUNGE: at the limit that
+        # must still work (as Dovecot's quota_grace), or a full mailbox could not be emptied.
+        quota = quota.with_grace(TRASH_GRACE)
+    if move and target.id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
         # none; the copies are the mailbox's own, so no quota is charged for them.

@@ -274,6 +274,11 @@ class Quota:
     bytes: int = 0
     messages: int = 0
 
+    def with_grace(self, share: float) -> Quota:
+        """The limits raised by *share* (0.1: a tenth more), for writes that must work at
+        the limit (a client without MOVE putting mail into Trash before expunging it)."""
+        return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0)
+
     def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
         if self.bytes and usage.bytes + add_bytes > self.bytes:
             return True
