@@ -203,6 +203,8 @@ class QuotaSettings(_Section):
     warn_at: Thresholds = [80, 90, 95]
     """Percentages of the quota at which the user gets a warning in INBOX, once per
     crossing ([] for none)."""
+    trash_counts: bool = True
+    """Whether what the Trash folder holds counts toward the quota."""
 
 
 class PolicySettings(_Section):

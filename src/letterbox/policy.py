@@ -11,17 +11,19 @@ The server reads them again whenever the directory changes, and puts the [auth] 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .config import Settings
+from .store.api import Quota
 
-KEYS = ("when_full", "warn_at", "trash_days", "junk_days", "plaintext_auth", "failure_delay", "penalty_max",
+KEYS = ("when_full", "warn_at", "trash_counts", "trash_days", "junk_days", "plaintext_auth", "failure_delay", "penalty_max",
         "pop3_delete_mode", "pop3_leave_days")
 
 DESCRIPTIONS = {
     "when_full": "a delivery to a full mailbox: reject (552) or defer (452)",
     "warn_at": "quota percentages that send the user a warning, e.g. 80,90,95 (none: no warnings)",
+    "trash_counts": "whether what is in Trash counts toward the quota (yes or no)",
     "trash_days": "days after which messages in Trash are expunged (0: never)",
     "junk_days": "days after which messages in Junk are expunged (0: never)",
     "plaintext_auth": "passwords accepted without TLS from other hosts than this one (yes or no)",
@@ -47,6 +49,11 @@ class Policy:
     penalty_max: float = 15.0
     pop3_delete_mode: str = "expunge"
     pop3_leave_days: int = 0
+    trash_counts: bool = True
+
+    def quota_of(self, quota: Quota) -> Quota:
+        """An account's quota as this policy counts it (with or without Trash)."""
+        return quota if quota.count_trash == self.trash_counts else replace(quota, count_trash=self.trash_counts)
 
     @property
     def defer_when_full(self) -> bool:
@@ -70,7 +77,7 @@ def configured(settings: Settings) -> Policy:
         settings.quota.when_full, tuple(settings.quota.warn_at),
         settings.policy.trash_days, settings.policy.junk_days,
         settings.auth.allow_plaintext_without_tls, settings.auth.failure_delay, settings.auth.penalty_max,
-        settings.pop3.delete_mode, settings.pop3.leave_on_server_days,
+        settings.pop3.delete_mode, settings.pop3.leave_on_server_days, settings.quota.trash_counts,
     )
 
 
@@ -101,11 +108,11 @@ def check(key: str, value: Any) -> Any:
         if isinstance(value, bool) or not 0 <= days <= 36500:
             raise PolicyError(f"{key} must be from 0 to 36500 days")
         return days
-    if key == "plaintext_auth":
+    if key in ("plaintext_auth", "trash_counts"):
         if isinstance(value, str) and value.strip().lower() in ("yes", "true", "on", "1", "no", "false", "off", "0"):
             return value.strip().lower() in ("yes", "true", "on", "1")
         if not isinstance(value, bool):
-            raise PolicyError("plaintext_auth must be yes or no")
+            raise PolicyError(f"{key} must be yes or no")
         return value
     if key in ("failure_delay", "penalty_max"):
         top = 30 if key == "failure_delay" else 300

@@ -187,3 +187,29 @@ def test_pop3_and_login_policies_apply_live(make_server: object) -> None:
     assert "pop3_leave_days" in shown and "plaintext_auth" in shown
     bad = srv.cli("policy", "set", "failure_delay", "99", check=False)
     assert bad.returncode == 1 and "from 0 to 30 seconds" in bad.stderr
+
+
+def test_trash_need_not_count_toward_the_quota(make_server: object) -> None:
+    import imaplib
+
+    srv: ServerProcess = make_server()  # type: ignore[operator]
+    body = b"From: a@example.org\r\nSubject: x\r\n\r\n" + b"x" * 3000 + b"\r\n"
+    srv.add_user("ola@example.com", "ola-pw-123", quota=Quota(bytes=8000))
+    srv.cli("policy", "set", "warn_at", "none")  # no notices in INBOX to count here
+    assert deliver(srv, "ola@example.com", body) == {}
+    assert deliver(srv, "ola@example.com", body) == {}
+    imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"))
+    imap.login("ola@example.com", "ola-pw-123")
+    imap.select("INBOX")
+    assert imap.uid("MOVE", "1:*", "Trash")[0] == "OK"  # MOVE is free at any usage
+    assert deliver(srv, "ola@example.com", body)["ola@example.com"][0] == 552  # Trash counts
+    srv.cli("policy", "set", "trash_counts", "no")
+    typ, data = imap.getquotaroot("INBOX")
+    assert typ == "OK" and b"STORAGE 0 8" in data[1][0], data
+    assert deliver(srv, "ola@example.com", body) == {}
+    assert deliver(srv, "ola@example.com", body) == {}
+    assert deliver(srv, "ola@example.com", body)["ola@example.com"][0] == 552  # INBOX alone is full now
+    srv.cli("policy", "set", "trash_counts", "yes")
+    typ, data = imap.getquotaroot("INBOX")
+    assert b"STORAGE 13 8" in data[1][0] or b"STORAGE 12 8" in data[1][0], data
+    imap.logout()

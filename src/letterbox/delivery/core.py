@@ -118,10 +118,11 @@ def resolve_recipient(ctx: Context, address: str) -> tuple[str, Account] | Refus
 
 async def check_quota(ctx: Context, account: Account, size: int) -> Refusal | None:
     """Refuse when the mailbox is full already, or would be with *size* more bytes."""
-    if not (account.quota.bytes or account.quota.messages):
+    quota = ctx.policy.quota_of(account.quota)
+    if not (quota.bytes or quota.messages):
         return None
     store = await ctx.store.account(account.address, account.incarnation)
-    if account.quota.exceeded_by(await store.usage(), size, 1):
+    if quota.exceeded_by(await store.usage(quota.count_trash), size, 1):
         return mailbox_full(account.address, ctx.policy.defer_when_full)
     return None
 
@@ -134,7 +135,7 @@ async def store_copy(
     Raises OverQuota, or another exception for a failure worth retrying.
     """
     store = await ctx.store.account(account.address, account.incarnation)
-    return await store.append(MAILBOX, data, quota=account.quota, parsed=parsed)
+    return await store.append(MAILBOX, data, quota=ctx.policy.quota_of(account.quota), parsed=parsed)
 
 
 async def parse_once(data: bytes) -> ParsedMessage:

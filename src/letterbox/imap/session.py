@@ -429,7 +429,7 @@ class IMAPSession(Session):
         if self.user is None:
             return None
         account = self.ctx.directory.get(self.user)
-        return account.quota if account is not None else None
+        return self.ctx.policy.quota_of(account.quota) if account is not None else None
 
     # --- selection helpers -------------------------------------------------------------
     def select_view(self, view: SelectedView) -> None:

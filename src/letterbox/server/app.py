@@ -298,8 +298,14 @@ class Server:
         await self._on_directory_change()
 
     def refresh_policy(self) -> None:
+        before = self.ctx.policy
         self.ctx.policy = effective(self.settings, self.ctx.directory.policies(), self.configured_policy)
         self.ctx.policy.apply(self.settings)
+        usage = getattr(self, "usage", None)
+        if usage is not None and before.trash_counts != self.ctx.policy.trash_counts and usage.scanned:
+            # Every account's usage is counted anew (with or without Trash).
+            usage.scanned = False
+            self._tasks.append(asyncio.create_task(self._scan_usage()))
 
     # --- sessions, for the console --------------------------------------------------------
     def sessions(self, address: str | None = None) -> list[dict[str, Any]]:

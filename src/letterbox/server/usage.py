@@ -65,6 +65,9 @@ def warning_message(hostname: str, account: Account, level: int, usage: Usage, p
 
 
 class UsageTracker:
+    """Keeps the directory's usage table (usage as the quota counts it: without Trash
+    under the trash_counts policy) and sends quota warnings."""
+
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.dirty: set[str] = set()
@@ -108,7 +111,7 @@ class UsageTracker:
             account = self.ctx.directory.get(address)
             if account is None:
                 continue
-            usage = await self.ctx.store.peek_usage(address)
+            usage = await self.ctx.store.peek_usage(address, self.ctx.policy.trash_counts)
             if usage is None:
                 continue
             rows.append((address, usage.messages, usage.bytes))

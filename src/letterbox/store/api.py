@@ -273,11 +273,15 @@ class Quota:
 
     bytes: int = 0
     messages: int = 0
+    count_trash: bool = True
+    """False: what the Trash folder (special use \\Trash) holds is not counted (the
+    trash_counts policy)."""
 
     def with_grace(self, share: float) -> Quota:
         """The limits raised by *share* (0.1: a tenth more), for writes that must work at
         the limit (a client without MOVE putting mail into Trash before expunging it)."""
-        return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0)
+        return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0,
+                     self.count_trash)
 
     def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
         if self.bytes and usage.bytes + add_bytes > self.bytes:
@@ -443,7 +447,9 @@ class AccountStore(abc.ABC):
 
     # --- accounting ------------------------------------------------------------------
     @abc.abstractmethod
-    async def usage(self) -> Usage: ...
+    async def usage(self, count_trash: bool = True) -> Usage:
+        """Messages and bytes stored, in all mailboxes or (*count_trash* false) in all
+        but the Trash."""
 
     @abc.abstractmethod
     async def folder_usage(self) -> list[FolderUsage]:
@@ -490,7 +496,7 @@ class Store(abc.ABC):
         runs inside every change)."""
 
     @abc.abstractmethod
-    async def peek_usage(self, address: str) -> Usage | None:
+    async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
         """An account's usage, read without opening the account for use (the server's
         usage table is built from it for thousands of accounts); None when it has no
         mail folder yet or cannot be read just now."""

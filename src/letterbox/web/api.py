@@ -56,6 +56,7 @@ class PolicyChange(_Body):
     trash_days: int | None = Field(default=None, ge=0, le=36500)
     junk_days: int | None = Field(default=None, ge=0, le=36500)
     plaintext_auth: bool | None = None
+    trash_counts: bool | None = None
     failure_delay: float | None = Field(default=None, ge=0, le=30)
     penalty_max: float | None = Field(default=None, ge=0, le=300)
     pop3_delete_mode: Literal["expunge", "hide"] | None = None

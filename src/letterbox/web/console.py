@@ -22,7 +22,8 @@ from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import PROTOCOLS, SERVICES, Account, DirectoryError, normalize_address
 from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
-from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError
+from ..server.usage import percent_used
+from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError, Usage
 from .websessions import WebSessions
 
 if TYPE_CHECKING:
@@ -209,6 +210,8 @@ class Console:
                 last[protocol] = (at, ip)
         used_bytes = sum(f["bytes"] for f in folders)
         used_messages = sum(f["messages"] for f in folders)
+        counted = [f for f in folders if self.ctx.policy.trash_counts or f["special_use"] != "\\Trash"]
+        percent = percent_used(acc, Usage(sum(f["messages"] for f in counted), sum(f["bytes"] for f in counted)))
         return {
             "address": acc.address,
             "enabled": acc.enabled,
@@ -218,6 +221,8 @@ class Console:
             "quota_messages": acc.quota.messages,
             "messages": used_messages,
             "bytes": used_bytes,
+            "percent": None if percent is None else round(percent, 1),
+            "trash_counts": self.ctx.policy.trash_counts,
             "available": available,
             "folders": folders,
             "created": acc.created,
@@ -339,11 +344,6 @@ class Console:
 
     async def my_usage(self, address: str) -> dict[str, Any]:
         detail = await self.account_detail(address)
-        quota_pct = None
-        if detail["quota_bytes"]:
-            quota_pct = 100.0 * detail["bytes"] / detail["quota_bytes"]
-        elif detail["quota_messages"]:
-            quota_pct = 100.0 * detail["messages"] / detail["quota_messages"]
         return {
             "address": detail["address"],
             "protocols": detail["protocols"],
@@ -351,7 +351,8 @@ class Console:
             "quota_messages": detail["quota_messages"],
             "messages": detail["messages"],
             "bytes": detail["bytes"],
-            "percent": None if quota_pct is None else round(quota_pct, 1),
+            "percent": detail["percent"],
+            "trash_counts": detail["trash_counts"],
             "folders": detail["folders"],
             "available": detail["available"],
         }

@@ -231,12 +231,7 @@ async def create_account(request: Request) -> Response:
 async def account(request: Request, address: str) -> Response:
     who = await admin(request)
     detail = await console_of(request).account_detail(address)
-    percent = None
-    if detail["quota_bytes"]:
-        percent = 100.0 * detail["bytes"] / detail["quota_bytes"]
-    elif detail["quota_messages"]:
-        percent = 100.0 * detail["messages"] / detail["quota_messages"]
-    return render(request, "account.html", who, nav="accounts", a=detail, percent=percent)
+    return render(request, "account.html", who, nav="accounts", a=detail, percent=detail["percent"])
 
 
 @router.post("/admin/accounts/{address}")
@@ -289,6 +284,7 @@ async def set_policies(request: Request) -> Response:
     form = await form_of(request)
     changes: dict[str, Any] = {"when_full": form.get("when_full") or None, "warn_at": form.get("warn_at"),
                                "plaintext_auth": form.get("plaintext_auth") or None,
+                               "trash_counts": form.get("trash_counts") or None,
                                "pop3_delete_mode": form.get("pop3_delete_mode") or None}
     for key in ("trash_days", "junk_days", "pop3_leave_days"):
         changes[key] = _int(form.get(key), key)

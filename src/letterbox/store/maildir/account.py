@@ -908,7 +908,7 @@ class MaildirAccount(AccountStore):
         if (
             quota is not None
             and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(db), size, count)
+            and quota.exceeded_by(self._usage(db, quota.count_trash), size, count)
         ):
             raise OverQuota("quota exceeded")
         row = db.execute(
@@ -991,7 +991,7 @@ class MaildirAccount(AccountStore):
         if (
             quota is not None
             and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(self.db), len(data), 1)
+            and quota.exceeded_by(self._usage(self.db, quota.count_trash), len(data), 1)
         ):
             raise OverQuota("quota exceeded")  # early, before writing anything
         if parsed is None:
@@ -1135,7 +1135,7 @@ class MaildirAccount(AccountStore):
         total = sum(r[2] for r in rows)
         self._store.check_space(total)
         if quota is not None and (quota.bytes or quota.messages) and quota.exceeded_by(
-            self._usage(self.db), total, len(rows)
+            self._usage(self.db, quota.count_trash), total, len(rows)
         ):
             raise OverQuota("quota exceeded")
         done: list[tuple[int, int]] = []
@@ -1373,15 +1373,12 @@ class MaildirAccount(AccountStore):
 
     # --- accounting ------------------------------------------------------------------------
     @staticmethod
-    def _usage(db: sqlite3.Connection) -> Usage:
-        m, b = db.execute(
-            "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes"
-        ).fetchone()
-        return Usage(int(m), int(b))
+    def _usage(db: sqlite3.Connection, count_trash: bool = True) -> Usage:
+        return usage_of(db, count_trash)
 
     @_op()
-    async def usage(self) -> Usage:
-        return self._usage(self.db)
+    async def usage(self, count_trash: bool = True) -> Usage:
+        return self._usage(self.db, count_trash)
 
     @_op()
     async def folder_usage(self) -> list[FolderUsage]:
@@ -1433,6 +1430,15 @@ class MaildirAccount(AccountStore):
             self.db.close()
         self.pop3.close()
         self.adir.close()
+
+
+def usage_of(db: sqlite3.Connection, count_trash: bool = True) -> Usage:
+    """An index's totals (kept by triggers), with or without the Trash folder."""
+    where = "" if count_trash else " WHERE special_use IS NULL OR special_use != '\\Trash'"
+    m, b = db.execute(
+        "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes" + where
+    ).fetchone()
+    return Usage(int(m), int(b))
 
 
 async def parse(data: bytes) -> ParsedMessage:

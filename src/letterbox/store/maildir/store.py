@@ -32,7 +32,7 @@ from .. import faults
 from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable, Usage
 from ..feed import ChangeFeed, Subscription
 from . import index, namesync, reconcile
-from .account import INDEX_FILE, MaildirAccount
+from .account import INDEX_FILE, MaildirAccount, usage_of
 from .accountdir import AccountDir
 from .flagtables import FlagTables
 
@@ -607,16 +607,16 @@ class MaildirStore(Store):
     def watch(self, callback: Callable[[str], None]) -> None:
         self.feed.watch(callback)
 
-    async def peek_usage(self, address: str) -> Usage | None:
+    async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
         acc = self._accounts.get(address)
         if acc is not None and not acc.closed:
             try:
-                return await acc.usage()
+                return await acc.usage(count_trash)
             except StoreError:
                 return None
-        return await asyncio.to_thread(self._peek_usage, address)
+        return await asyncio.to_thread(self._peek_usage, address, count_trash)
 
-    def _peek_usage(self, address: str) -> Usage | None:
+    def _peek_usage(self, address: str, count_trash: bool) -> Usage | None:
         """The index's totals (kept by triggers), read through a read-only connection
         that is closed at once: no account is opened, nothing is written or locked."""
         try:
@@ -625,14 +625,11 @@ class MaildirStore(Store):
                 return None
             db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
             try:
-                m, b = db.execute(
-                    "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes"
-                ).fetchone()
+                return usage_of(db, count_trash)
             finally:
                 db.close()
         except (StoreError, sqlite3.Error, OSError):
             return None
-        return Usage(int(m), int(b))
 
     async def notify_external(self, address: str) -> None:
         acc = self._accounts.get(address)
