@@ -68,6 +68,8 @@ CREATE TABLE IF NOT EXISTS usage (
     address  TEXT PRIMARY KEY,
     messages INTEGER NOT NULL,
     bytes    INTEGER NOT NULL,
+    counted_messages INTEGER NOT NULL,
+    counted_bytes    INTEGER NOT NULL,
     updated  REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS usage_bytes ON usage (bytes);
@@ -416,13 +418,17 @@ class Directory:
     # --- what the server notes about accounts ---------------------------------------------
     # The server writes these from its event loop: they never wait for another process's
     # write lock (sqlite3.OperationalError instead), and the server tries again later.
-    def record_usage(self, rows: Iterable[tuple[str, int, int]]) -> None:
-        """(address, messages, bytes) of accounts whose usage the server measured."""
+    def record_usage(self, rows: Iterable[tuple[str, int, int] | tuple[str, int, int, int, int]]) -> None:
+        """(address, messages, bytes[, counted messages, counted bytes]) of accounts whose
+        usage the server measured; "counted" is what the quota counts (Trash left out
+        under the trash_counts policy), the whole usage when not given."""
         now = time.time()
         with self._transaction(wait=False):
             self.db.executemany(
-                "INSERT OR REPLACE INTO usage (address, messages, bytes, updated) VALUES (?, ?, ?, ?)",
-                [(a, m, b, now) for a, m, b in rows],
+                "INSERT OR REPLACE INTO usage (address, messages, bytes, counted_messages, counted_bytes, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(r[0], r[1], r[2], r[-2] if len(r) == 5 else r[1], r[-1] if len(r) == 5 else r[2], now)
+                 for r in rows],
             )
 
     def record_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:

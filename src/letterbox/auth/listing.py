@@ -13,9 +13,12 @@ Sort = Literal["address", "bytes", "messages", "percent", "created"]
 SORTS: tuple[str, ...] = ("address", "bytes", "messages", "percent", "created")
 MAX_PAGE = 500
 
+# The larger of the byte and message shares of the quota, of the usage the quota counts.
 _PERCENT = (
-    "(CASE WHEN a.quota_bytes > 0 THEN 100.0 * coalesce(u.bytes, 0) / a.quota_bytes"
-    " WHEN a.quota_messages > 0 THEN 100.0 * coalesce(u.messages, 0) / a.quota_messages END)"
+    "(CASE WHEN a.quota_bytes > 0 AND a.quota_messages > 0 THEN max("
+    "100.0 * coalesce(u.counted_bytes, 0) / a.quota_bytes, 100.0 * coalesce(u.counted_messages, 0) / a.quota_messages)"
+    " WHEN a.quota_bytes > 0 THEN 100.0 * coalesce(u.counted_bytes, 0) / a.quota_bytes"
+    " WHEN a.quota_messages > 0 THEN 100.0 * coalesce(u.counted_messages, 0) / a.quota_messages END)"
 )
 _ORDER = {
     "address": "a.address",
@@ -36,7 +39,8 @@ class Row:
     messages: int
     bytes: int
     percent: float | None
-    """Of the byte quota, else of the message quota; None without a quota."""
+    """The larger share of the byte and message quotas used (as the quota counts: without
+    Trash under the trash_counts policy); None without a quota."""
     measured: bool
     """False until the server has measured the account's mail once."""
 

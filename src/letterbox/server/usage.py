@@ -105,17 +105,19 @@ class UsageTracker:
                 self.mark(address)
 
     async def _measure(self, addresses: list[str]) -> None:
-        rows: list[tuple[str, int, int]] = []
+        rows: list[tuple[str, int, int, int, int]] = []
         measured: list[tuple[Account, Usage]] = []
+        trash_counts = self.ctx.policy.trash_counts
         for address in addresses:
             account = self.ctx.directory.get(address)
             if account is None:
                 continue
-            usage = await self.ctx.store.peek_usage(address, self.ctx.policy.trash_counts)
-            if usage is None:
+            usage = await self.ctx.store.peek_usage(address)
+            counted = usage if trash_counts or usage is None else await self.ctx.store.peek_usage(address, False)
+            if usage is None or counted is None:
                 continue
-            rows.append((address, usage.messages, usage.bytes))
-            measured.append((account, usage))
+            rows.append((address, usage.messages, usage.bytes, counted.messages, counted.bytes))
+            measured.append((account, counted))
         if rows:
             self.ctx.directory.record_usage(rows)  # one transaction; a batch is a millisecond or two
         for account, usage in measured:
