@@ -44,9 +44,19 @@ def size_text(n: int) -> str:
     return str(n)
 
 
+def shown(value: object) -> str:
+    """A policy value as people write it: yes/no, comma-separated lists."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
 def templates_for(directory: str) -> Jinja2Templates:
     t = Jinja2Templates(directory=directory)
-    t.env.globals.update(human=human, when=when, quota_bar=quota_bar, folder_bars=folder_bars, size_text=size_text)
+    t.env.globals.update(human=human, when=when, quota_bar=quota_bar, folder_bars=folder_bars, size_text=size_text,
+                         shown=shown)
     return t
 
 
