@@ -149,3 +149,18 @@ def test_sessions_expire_and_are_bounded(monkeypatch: pytest.MonkeyPatch) -> Non
     assert sessions.get(made[4].id) is None
     assert sessions.get(None) is None and sessions.get("x" * 1000) is None
     assert not made[3].csrf_ok(None) and not made[3].csrf_ok("nope") and made[3].csrf_ok(made[3].csrf)
+
+
+def test_numbers_out_of_range_are_refused(console: Console) -> None:
+    console.server.add_user("oz@example.com", "oz-pw-1234")
+    client, csrf = console.login(ADMIN, ADMIN_PASSWORD)
+    huge = "9" * 30
+    with closing(client):
+        for path, params in (("/admin/accounts", {"offset": huge}), ("/admin/audit", {"offset": huge}),
+                             ("/admin/accounts", {"over_percent": "1e999"})):
+            r = client.get(path, params=params)
+            assert r.status_code == 400, (path, r.status_code, r.text[-300:])
+        for data in ({"action": "quota", "quota": huge + "G"}, {"action": "quota", "quota_messages": huge},
+                     {"action": "disconnect", "session": huge}):
+            r = client.post("/admin/accounts/oz@example.com", data={"csrf": csrf, **data})
+            assert r.status_code in (400, 404), (data, r.status_code, r.text[-300:])

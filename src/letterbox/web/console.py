@@ -35,6 +35,14 @@ CLEANUP_BATCH = 1000
 CLEANUP_MAX = 50_000
 """Messages one clean-up looks at (and removes) at most; a bigger one is done in several."""
 MAX_PASSWORD = 1024
+MAX_COUNT = 2**62
+"""Largest quota (bytes or messages) and offset taken: SQLite integers stop at 2**63."""
+
+
+def check_count(value: int | None, what: str) -> int | None:
+    if value is not None and not 0 <= value <= MAX_COUNT:
+        raise ConsoleError(400, f"{what} must be from 0 to {MAX_COUNT}")
+    return value
 
 
 class ConsoleError(Exception):
@@ -154,6 +162,7 @@ class Console:
             raise ConsoleError(400, "over_percent must be from 0 to 1000")
         if len(search) > 320:
             raise ConsoleError(400, "the search text is too long")
+        check_count(offset, "offset")
         page = account_page(self.directory, search, sort, descending, over_percent, offset, limit)
         return {
             "total": page.total,
@@ -175,6 +184,8 @@ class Console:
             raise ConsoleError(400, str(e)) from None
         if self.directory.get(addr) is not None:
             raise ConsoleError(409, f"account {addr!r} already exists")
+        check_count(quota_bytes, "quota_bytes")
+        check_count(quota_messages, "quota_messages")
         secrets_ = await asyncio.to_thread(make_secrets, check_password(password))
         defaults = self.ctx.settings.quota
         quota = Quota(defaults.default_bytes if quota_bytes is None else quota_bytes,
@@ -241,8 +252,8 @@ class Console:
             qb = changes.get("quota_bytes")
             qm = changes.get("quota_messages")
             quota = Quota(acc.quota.bytes if qb is None else int(qb), acc.quota.messages if qm is None else int(qm))
-            if quota.bytes < 0 or quota.messages < 0:
-                raise ConsoleError(400, "a quota cannot be negative")
+            check_count(quota.bytes, "quota_bytes")
+            check_count(quota.messages, "quota_messages")
             self.directory.set_quota(acc.address, quota)
             self.server.usage.mark(acc.address)  # the quota warning is judged again
             said.append(f"quota {quota.bytes} bytes / {quota.messages} messages")
@@ -306,6 +317,7 @@ class Console:
         return self.policies()
 
     def audit_log(self, limit: int = 100, offset: int = 0, about: str | None = None) -> list[dict[str, Any]]:
+        check_count(offset, "offset")
         return [
             {"id": e.id, "at": e.at, "who": e.who, "client": e.client, "what": e.what}
             for e in self.directory.audit.recent(max(1, min(limit, 500)), max(0, offset), about)
