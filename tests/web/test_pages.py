@@ -164,3 +164,40 @@ def test_numbers_out_of_range_are_refused(console: Console) -> None:
                      {"action": "disconnect", "session": huge}):
             r = client.post("/admin/accounts/oz@example.com", data={"csrf": csrf, **data})
             assert r.status_code in (400, 404), (data, r.status_code, r.text[-300:])
+
+
+def test_random_forms_never_cause_a_server_error(console: Console) -> None:
+    """Form posts with made-up fields and values, to every page that takes one."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    console.server.add_user("pat@example.com", "pat-pw-1234")
+    admin, admin_csrf = console.login(ADMIN, ADMIN_PASSWORD)
+    user, user_csrf = console.login("pat@example.com", "pat-pw-1234")
+    text = st.one_of(st.text(max_size=30), st.sampled_from(["", "0", "-1", "1e999", "nan", "9" * 25, "2G", "yes",
+                                                            "INBOX", "Trash", "\x00", "imap", "1"]))
+    fields = st.dictionaries(
+        st.sampled_from(["action", "quota", "quota_messages", "password", "message", "imap", "pop3", "confirm",
+                         "session", "keep_mail", "address", "when_full", "warn_at", "trash_days", "junk_days",
+                         "trash_counts", "plaintext_auth", "failure_delay", "penalty_max", "pop3_delete_mode",
+                         "pop3_leave_days", "folder", "older_than_days", "larger_than_mb", "seen", "enabled",
+                         "current", "new"]),
+        text, max_size=6,
+    )
+    admin_paths = ["/admin/accounts/pat@example.com", "/admin/accounts", "/admin/policies", "/admin/services/pop3"]
+    user_paths = ["/me/cleanup"]
+
+    @given(data=fields, path=st.sampled_from(admin_paths + user_paths))
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def post(data: dict[str, str], path: str) -> None:
+        if path in user_paths:
+            r = user.post(path, data={**data, "csrf": user_csrf})
+        else:
+            if data.get("action") == "delete" or data.get("enabled") == "0":
+                return  # the account and POP3 stay for the other examples
+            r = admin.post(path, data={**data, "csrf": admin_csrf})
+        assert r.status_code < 500, (path, data, r.status_code, r.text[-300:])
+
+    with closing(admin), closing(user):
+        post()
+    assert "Traceback" not in console.server.log_text()
