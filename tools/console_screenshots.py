@@ -40,6 +40,7 @@ def main() -> None:
 
     rng = random.Random(7)
     root = make_root("letterbox-shots-")
+    server: Letterbox | None = None
     try:
         server = Letterbox(root / "server")
         server.web = True
@@ -92,8 +93,9 @@ def main() -> None:
                 page.close()
                 print(f"wrote docs/console-{name}.png")
             browser.close()
-        server.stop()
     finally:
+        if server is not None:
+            server.stop()
         remove_root(root)
 
 
