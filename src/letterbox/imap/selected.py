@@ -12,6 +12,8 @@ from .view import RecentSet, SelectedView
 
 # Messages one STORE changes at a time, sending their answers before the next ones.
 _STORE_CHUNK = 5000
+TRASH_GRACE = 0.1
+"""How far over its quota a COPY into Trash may take an account (a tenth more)."""
 
 
 def _store(s: IMAPSession) -> AccountStore:
@@ -228,7 +230,8 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     dest = s.decode_name(cmd.mailbox)
     store = _store(s)
     try:
-        dest_id = (await store.get_mailbox(dest)).id
+        target = await store.get_mailbox(dest)
+        dest_id = target.id
     except Exception:
         return Done("NO", f"Mailbox {dest!r} does not exist", "TRYCREATE")
     uids = [u for _, u in view.resolve(cmd.sequence_set, cmd.uid) if u not in view.pending_expunge]
@@ -238,6 +241,10 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     quota = s.current_quota()
     s.progress.total = len(uids)
     progress = s.progress.step
+    if quota is not None and target.special_use == "\\Trash":
+        # A client without MOVE deletes by COPY to Trash, then EXPUNGE: at the limit that
+        # must still work (as Dovecot's quota_grace), or a full mailbox could not be emptied.
+        quota = quota.with_grace(TRASH_GRACE)
     if move and dest_id == view.mailbox.id:
         # As Dovecot: the messages get new UIDs at the end of the mailbox (RFC 6851 does
         # not forbid it). Copied first, so a failure in between leaves two copies, never
