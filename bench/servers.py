@@ -259,6 +259,10 @@ listen = ["127.0.0.1:0"]
 
 [smtp]
 enabled = false
+
+[web]
+enabled = {web}
+listen = "127.0.0.1:0"
 """
 
 
@@ -266,6 +270,10 @@ class Letterbox(BenchServer):
     """`letterbox serve` with its defaults apart from ports and the per-IP limit."""
 
     name = "Letterbox"
+
+    web = False
+    """Serve the web console too (off unless a workload measures it)."""
+    web_url = ""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root)
@@ -279,7 +287,7 @@ class Letterbox(BenchServer):
         if self.tls is not None:
             tls = f'\n[tls]\ncert = "{self.tls[0]}"\nkey = "{self.tls[1]}"\n'
             imaps = '"127.0.0.1:0"'
-        self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps))
+        self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps, web=str(self.web).lower()))
 
     def set_tls(self, pair: tuple[Path, Path] | None) -> None:
         super().set_tls(pair)
@@ -346,6 +354,7 @@ class Letterbox(BenchServer):
                 if self.tls is not None and not imaps:
                     raise RuntimeError(f"letterbox started without imaps:\n{_tail(self.log)}")
                 self.imaps_port = int(imaps[0].rsplit(":", 1)[1]) if imaps else 0
+                self.web_url = f"http://{bound['web'][0]}" if bound.get("web") else ""
                 self.start_s = time.monotonic() - t0
                 return
             time.sleep(0.05)

@@ -89,6 +89,13 @@ data_timeout = {data_timeout}
 
 [store]
 reserve = "{reserve}"
+
+[quota]
+when_full = "{when_full}"
+
+[web]
+enabled = {web}
+listen = "127.0.0.1:0"
 """
 
 
@@ -115,6 +122,8 @@ class ServerProcess:
             "max_size": "10M",
             "data_timeout": 600,
             "reserve": "16M",
+            "when_full": "reject",
+            "web": "false",
             "cert": cert[0],
             "key": cert[1],
         }

@@ -195,10 +195,52 @@ class DeliverySettings(_Section):
     a postmaster account of its own), which RFC 5321 4.5.1 says must be accepted."""
 
 
+def _check_thresholds(values: Any) -> Any:
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError("expected a list of percentages such as [80, 90, 95]")
+    if any(not 1 <= v <= 100 for v in values) or len(values) > 10:
+        raise ValueError("expected at most 10 percentages, each from 1 to 100")
+    return sorted(set(values))
+
+
+Thresholds = Annotated[list[int], BeforeValidator(_check_thresholds)]
+
+
 class QuotaSettings(_Section):
     default_bytes: Size = 0
     """Quota given to new accounts, in bytes (0: unlimited)."""
     default_messages: int = Field(default=0, ge=0)
+    when_full: Literal["reject", "defer"] = "reject"
+    """What a delivery to a full mailbox gets: "reject" (552 5.2.2, the sender is told
+    now) or "defer" (452 4.2.2, the sending MTA retries for days)."""
+    warn_at: Thresholds = [80, 90, 95]
+    """Percentages of the quota at which the user gets a warning in INBOX, once per
+    crossing ([] for none)."""
+    trash_counts: bool = True
+    """Whether what the Trash folder holds counts toward the quota."""
+
+
+class PolicySettings(_Section):
+    trash_days: int = Field(default=0, ge=0, le=36500)
+    """Messages that have been in the Trash folder (special use \\Trash) this many days
+    are expunged by the server (0: kept)."""
+    junk_days: int = Field(default=0, ge=0, le=36500)
+    """The same for the Junk folder (\\Junk)."""
+
+
+class WebSettings(_Section):
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    tls: bool = False
+    """Serve the console over HTTPS with [tls] cert and key."""
+    session_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    """A console login ends after this many minutes without a request."""
+    session_max_hours: float = Field(default=12.0, gt=0, le=24 * 7)
+    """... and this many hours after it began, however active."""
+    max_sessions: int = Field(default=1000, ge=1)
+    """Console logins held at once; the oldest goes when one more logs in."""
+    max_body: Size = Field(default=64 * 1024, ge=1024)
+    """Largest request body accepted (413 beyond)."""
 
 
 class LimitSettings(_Section):
@@ -237,6 +279,8 @@ class Settings(_Section):
     quota: QuotaSettings = QuotaSettings()
     store: StoreSettings = StoreSettings()
     limits: LimitSettings = LimitSettings()
+    policy: PolicySettings = PolicySettings()
+    web: WebSettings = WebSettings()
 
     config_path: Path | None = Field(default=None, exclude=True)
 
@@ -295,4 +339,11 @@ def load(path: Path) -> Settings:
     tls = settings.tls
     if (tls.cert is None) != (tls.key is None):
         raise ConfigError(f"{path}: tls.cert and tls.key must be set together")
+    if settings.web.enabled:
+        try:
+            parse_listen(settings.web.listen)
+        except ValueError as e:
+            raise ConfigError(f"{path}: web.listen: {e}") from None
+        if settings.web.tls and tls.cert is None:
+            raise ConfigError(f"{path}: web.tls = true needs tls.cert and tls.key")
     return settings

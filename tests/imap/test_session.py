@@ -274,6 +274,28 @@ def test_quota_and_overquota(ctx) -> None:  # type: ignore[no-untyped-def]
     run(go())
 
 
+def test_copy_to_trash_has_a_grace_at_the_quota(ctx) -> None:  # type: ignore[no-untyped-def]
+    """A full mailbox can still be emptied by a client without MOVE: COPY to Trash may go
+    a tenth over the quota (as Dovecot's quota_grace), COPY elsewhere may not."""
+
+    async def go() -> None:
+        await deliver(ctx, 20)
+        acc = await ctx.store.account(USER)
+        ctx.directory.set_quota(USER, Quota(bytes=(await acc.usage()).bytes))  # full
+        c = Client(ctx)
+        await c.login(USER)
+        await c.cmd("a SELECT INBOX")
+        assert (await c.cmd("b COPY 1 Archive")).startswith(b"b NO [OVERQUOTA]")
+        assert b"c OK [COPYUID" in await c.cmd("c COPY 1:2 Trash")
+        assert b"d OK" in await c.cmd("d STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+        out = await c.cmd("e EXPUNGE")
+        assert out.count(b" EXPUNGE\r\n") == 2 and b"e OK" in out, out
+        # Beyond the grace even Trash is refused.
+        assert (await c.cmd("f COPY 1:18 Trash")).startswith(b"f NO [OVERQUOTA]")
+
+    run(go())
+
+
 def test_updates_between_sessions_respect_sequence_numbers(ctx) -> None:  # type: ignore[no-untyped-def]
     async def go() -> None:
         await deliver(ctx, 3)

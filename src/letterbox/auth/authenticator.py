@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .. import metrics
 from ..config import AuthSettings
 from ..net import client_key
 from .directory import Account, Directory
@@ -185,6 +186,13 @@ class Authenticator:
             self.cache.remember(account, password)
         return ok and account is not None
 
+    async def verify_hash(self, stored_hash: str | None, password: str) -> bool:
+        """argon2id check of a password against a hash outside the directory (console
+        administrators), in the same bounded pool; None verifies against a dummy hash so
+        that unknown names cost the same."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_ARGON2, verify_password, stored_hash, password)
+
     def trusted(self, ip: str) -> bool:
         try:
             addr = ipaddress.ip_address(ip.split("%", 1)[0])
@@ -253,8 +261,29 @@ class Authenticator:
     async def _attempt(
         self, address: str, protocol: str, client_ip: str, verify: Callable[[Account | None], Awaitable[bool]]
     ) -> LoginResult:
-        if self.trusted(client_ip):
+        async def check() -> LoginResult:
             return await self._check(address, protocol, client_ip, verify)
+
+        return await self.guarded(protocol, client_ip, check, address)
+
+    async def guarded(
+        self, protocol: str, client_ip: str, check: Callable[[], Awaitable[LoginResult]], address: str = ""
+    ) -> LoginResult:
+        """Run one login *check* under the client network's penalty and in-flight limit,
+        counting a BAD_CREDENTIALS outcome as a failure: every kind of login (IMAP, POP3,
+        the web console's users and administrators) pays the same."""
+        waited = 0.0
+        if self.trusted(client_ip):
+            result = await check()
+        else:
+            result, waited = await self._throttled(protocol, client_ip, check, address)
+        account = result.account.address if result.account is not None else None
+        metrics.login(protocol, result.outcome.name.lower(), account, client_ip, waited)
+        return result
+
+    async def _throttled(
+        self, protocol: str, client_ip: str, check: Callable[[], Awaitable[LoginResult]], address: str
+    ) -> tuple[LoginResult, float]:
         net = client_key(client_ip)
         tracker = self.failures
         limit = self.settings.max_logins_in_flight_per_ip
@@ -266,7 +295,7 @@ class Authenticator:
             if len(queue) >= limit * _WAITING_PER_PLACE:
                 log.warning("%s login for %r from %s refused: %d attempts in progress, %d waiting",
                             protocol, address, client_ip, tracker.in_flight[net], len(queue))
-                return LoginResult(Outcome.THROTTLED)
+                return LoginResult(Outcome.THROTTLED), 0.0
             while tracker.in_flight.get(net, 0) >= limit:
                 turn = asyncio.get_running_loop().create_future()
                 queue.append(turn)
@@ -282,7 +311,7 @@ class Authenticator:
             delay = self.penalty(tracker.recent(net))
             if delay:
                 await asyncio.sleep(delay)
-            result = await self._check(address, protocol, client_ip, verify)
+            result = await check()
         finally:
             tracker.in_flight[net] -= 1
             if not tracker.in_flight[net]:
@@ -292,7 +321,7 @@ class Authenticator:
             tracker.record(net)
         else:
             tracker.clear(net)  # the right password: this network is not guessing
-        return result
+        return result, delay
 
     def _next_in_line(self, net: str) -> None:
         queue = self._queues.get(net)
@@ -315,7 +344,9 @@ class Authenticator:
         if not account.enabled:
             log.warning("%s login for disabled account %s from %s", protocol, address, client_ip)
             return LoginResult(Outcome.ACCOUNT_DISABLED, account)
-        if protocol not in account.protocols:
+        if protocol != "web" and protocol not in account.protocols:
+            # The web console's own pages (usage, clean-up, password) are every user's,
+            # whatever mail protocols the account may use.
             log.warning("%s login for %s from %s: %s is off for this account", protocol, address, client_ip, protocol)
             return LoginResult(Outcome.PROTOCOL_DISABLED, account)
         return LoginResult(Outcome.OK, account)

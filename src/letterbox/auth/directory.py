@@ -21,15 +21,18 @@ commit or this connection writes, so a lookup never sees older data than a query
 from __future__ import annotations
 
 import builtins
+import contextlib
 import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..store.api import LEGACY, Quota
+from .admins import Admins
+from .audit import AuditLog
 from .passwords import Secrets
 
 PROTOCOLS = ("imap", "pop3")
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     created        REAL NOT NULL,
     incarnation    TEXT NOT NULL DEFAULT '',
     deleting       INTEGER NOT NULL DEFAULT 0,
-    scram_sha256   TEXT NOT NULL DEFAULT ''
+    scram_sha256   TEXT NOT NULL DEFAULT '',
+    disabled_message TEXT NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS switches (
     service TEXT PRIMARY KEY,
@@ -59,6 +63,30 @@ CREATE TABLE IF NOT EXISTS switches (
 CREATE TABLE IF NOT EXISTS keys (
     name  TEXT PRIMARY KEY,
     value BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    address  TEXT PRIMARY KEY,
+    messages INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL,
+    counted_messages INTEGER NOT NULL,
+    counted_bytes    INTEGER NOT NULL,
+    updated  REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_bytes ON usage (bytes);
+CREATE TABLE IF NOT EXISTS last_login (
+    address  TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    at       REAL NOT NULL,
+    ip       TEXT NOT NULL,
+    PRIMARY KEY (address, protocol)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_warned (
+    address TEXT PRIMARY KEY,
+    level   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policies (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -91,6 +119,8 @@ class Account:
     incarnation: str = ""
     scram: str = ""
     """SCRAM-SHA-256 secrets as auth.scram.ScramSecrets.encode makes them; "" when none."""
+    disabled_message: str = ""
+    """What a disabled account's user is told when logging in (set with the switch)."""
 
     @property
     def domain(self) -> str:
@@ -98,9 +128,10 @@ class Account:
 
 
 def _row_to_account(row: tuple) -> Account:
-    address, pw, enabled, protocols, qb, qm, created, incarnation, scram = row
+    address, pw, enabled, protocols, qb, qm, created, incarnation, scram, message = row
     return Account(
-        address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created, incarnation, scram
+        address, pw, bool(enabled), frozenset(protocols.split()), Quota(qb, qm), created, incarnation, scram,
+        message,
     )
 
 
@@ -123,6 +154,8 @@ class Directory:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self._upgrade()
+        self.admins = Admins(self.db)
+        self.audit = AuditLog(self.db)
         self.decoy_key = self._key("scram-decoy")
         """Derives the salts unknown users are answered with (see auth.scram)."""
         self._version = self.data_version()
@@ -134,7 +167,7 @@ class Directory:
     def _upgrade(self) -> None:
         """Directories made before incarnations, two-step deletion or SCRAM get them."""
         cols = {r[1] for r in self.db.execute("PRAGMA table_info(accounts)")}
-        if {"incarnation", "deleting", "scram_sha256"} <= cols:
+        if {"incarnation", "deleting", "scram_sha256", "disabled_message"} <= cols:
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -143,6 +176,8 @@ class Directory:
                 self.db.execute("ALTER TABLE accounts ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''")
             if "deleting" not in cols:
                 self.db.execute("ALTER TABLE accounts ADD COLUMN deleting INTEGER NOT NULL DEFAULT 0")
+            if "disabled_message" not in cols:
+                self.db.execute("ALTER TABLE accounts ADD COLUMN disabled_message TEXT NOT NULL DEFAULT ''")
             if "scram_sha256" not in cols:
                 # Existing accounts have no SCRAM secrets: SCRAM fails for them as a wrong
                 # password does until the password is set again or used once.
@@ -193,7 +228,8 @@ class Directory:
         return False
 
     # --- accounts ----------------------------------------------------------------------
-    _COLS = "address, password, enabled, protocols, quota_bytes, quota_messages, created, incarnation, scram_sha256"
+    _COLS = ("address, password, enabled, protocols, quota_bytes, quota_messages, created, incarnation,"
+             " scram_sha256, disabled_message")
 
     def get(self, address: str) -> Account | None:
         key = address.strip().lower()
@@ -239,7 +275,7 @@ class Directory:
             raise DirectoryError(f"account {addr!r} is still being deleted; try again in a moment")
         try:
             self.db.execute(
-                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, '')",
                 (addr, secrets_.password_hash, " ".join(protos), quota.bytes, quota.messages, time.time(),
                  _new_incarnation(), secrets_.scram),
             )
@@ -267,9 +303,13 @@ class Directory:
         ]
 
     def finish_delete(self, address: str, incarnation: str) -> None:
-        self.db.execute(
-            "DELETE FROM accounts WHERE address = ? AND incarnation = ? AND deleting", (address, incarnation)
-        )
+        with self._transaction():
+            cur = self.db.execute(
+                "DELETE FROM accounts WHERE address = ? AND incarnation = ? AND deleting", (address, incarnation)
+            )
+            if cur.rowcount:
+                for table in ("usage", "last_login", "quota_warned"):
+                    self.db.execute(f"DELETE FROM {table} WHERE address = ?", (address,))
         self._forget()
 
     def is_deleting(self, address: str) -> bool:
@@ -314,8 +354,18 @@ class Directory:
         self._forget()
         return cur.rowcount == 1
 
-    def set_enabled(self, address: str, enabled: bool) -> Account:
-        return self._update(address, "enabled", int(enabled))
+    def set_enabled(self, address: str, enabled: bool, message: str = "") -> Account:
+        """Switch an account on or off; *message* is shown to its user while it is off."""
+        addr = self.require(address).address
+        # One line of printable ASCII: it goes into IMAP and POP3 replies as it is.
+        text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(message.split()))[:200]
+        if enabled:
+            text = ""
+        self.db.execute(
+            "UPDATE accounts SET enabled = ?, disabled_message = ? WHERE address = ?", (int(enabled), text, addr)
+        )
+        self._forget()
+        return self.require(addr)
 
     def set_protocols(self, address: str, protocols: Iterable[str]) -> Account:
         return self._update(address, "protocols", " ".join(_check_protocols(protocols)))
@@ -352,6 +402,83 @@ class Directory:
         self.db.execute(
             "INSERT OR REPLACE INTO switches (service, enabled) VALUES (?, ?)", (service, int(enabled))
         )
+
+    # --- policies (see letterbox.policy) ------------------------------------------------
+    def policies(self) -> dict[str, str]:
+        """Policy overrides, as JSON texts by key."""
+        return dict(self.db.execute("SELECT key, value FROM policies").fetchall())
+
+    def set_policy(self, key: str, value: str | None) -> None:
+        """Store an override (JSON text), or drop it (None) so the config decides."""
+        if value is None:
+            self.db.execute("DELETE FROM policies WHERE key = ?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO policies (key, value) VALUES (?, ?)", (key, value))
+
+    # --- what the server notes about accounts ---------------------------------------------
+    # The server writes these from its event loop: they never wait for another process's
+    # write lock (sqlite3.OperationalError instead), and the server tries again later.
+    def record_usage(self, rows: Iterable[tuple[str, int, int] | tuple[str, int, int, int, int]]) -> None:
+        """(address, messages, bytes[, counted messages, counted bytes]) of accounts whose
+        usage the server measured; "counted" is what the quota counts (Trash left out
+        under the trash_counts policy), the whole usage when not given."""
+        now = time.time()
+        with self._transaction(wait=False):
+            self.db.executemany(
+                "INSERT OR REPLACE INTO usage (address, messages, bytes, counted_messages, counted_bytes, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(r[0], r[1], r[2], r[-2] if len(r) == 5 else r[1], r[-1] if len(r) == 5 else r[2], now)
+                 for r in rows],
+            )
+
+    def record_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
+        """(address, protocol, time, client address) of the latest successful logins."""
+        with self._transaction(wait=False):
+            self.db.executemany(
+                "INSERT OR REPLACE INTO last_login (address, protocol, at, ip) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def last_logins(self, address: str) -> dict[str, tuple[float, str]]:
+        return {
+            protocol: (at, ip)
+            for protocol, at, ip in self.db.execute(
+                "SELECT protocol, at, ip FROM last_login WHERE address = ?", (address,)
+            )
+        }
+
+    def warned_level(self, address: str) -> int:
+        row = self.db.execute("SELECT level FROM quota_warned WHERE address = ?", (address,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_warned_level(self, address: str, level: int) -> None:
+        """Never waits for another writer (see record_usage)."""
+        self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self._set_warned_level(address, level)
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 30000")
+
+    def _set_warned_level(self, address: str, level: int) -> None:
+        if level:
+            self.db.execute("INSERT OR REPLACE INTO quota_warned (address, level) VALUES (?, ?)", (address, level))
+        else:
+            self.db.execute("DELETE FROM quota_warned WHERE address = ?", (address,))
+
+    @contextlib.contextmanager
+    def _transaction(self, wait: bool = True) -> Iterator[None]:
+        if not wait:
+            self.db.execute("PRAGMA busy_timeout = 0")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        finally:
+            if not wait:
+                self.db.execute("PRAGMA busy_timeout = 30000")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
 
 def _check_protocols(protocols: Iterable[str]) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from .. import datalock
+from ..auth.audit import cli_user
 from ..auth.directory import Account, Directory, DirectoryError
 from ..config import Settings
 from ..server.control import send_command
@@ -36,6 +37,11 @@ def directory(ctx: click.Context) -> Iterator[tuple[Settings, Directory]]:
         fail(f"the account directory could not be changed: {e}")
     finally:
         d.close()
+
+
+def audit(d: Directory, what: str) -> None:
+    """Write a CLI change to the audit log, which the console shows beside its own."""
+    d.audit.write(cli_user(), "local", what)
 
 
 def poke(settings: Settings) -> dict[str, Any] | None:

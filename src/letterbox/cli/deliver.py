@@ -105,6 +105,8 @@ async def deliver_message(settings: Settings, recipient: str, sender: str | None
         try:
             await store_copy(ctx, account, head + data)
         except OverQuota:
+            if ctx.policy.defer_when_full:  # [quota] when_full = "defer": the MTA retries
+                raise Refused(EX_TEMPFAIL, f"{addr}: mailbox full, try again later") from None
             raise Refused(EX_NOPERM, f"{addr}: mailbox full") from None
         except Exception as e:
             raise Refused(EX_TEMPFAIL, f"{addr}: could not store the message: {e}") from None

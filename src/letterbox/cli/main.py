@@ -25,6 +25,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 
 def _register() -> None:
     from .acl import COMMANDS as acl_commands
+    from .admins import COMMANDS as admin_commands
     from .deliver import COMMANDS as deliver_commands
     from .protocols import COMMANDS as protocol_commands
     from .quota import COMMANDS as quota_commands
@@ -33,7 +34,7 @@ def _register() -> None:
     from .user import COMMANDS as user_commands
 
     for commands in (serve_commands, user_commands, quota_commands, acl_commands, protocol_commands,
-                     deliver_commands, repair_commands):
+                     deliver_commands, repair_commands, admin_commands):
         for command in commands:
             cli.add_command(command)
 

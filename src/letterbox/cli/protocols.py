@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from ..auth.directory import SERVICES
-from .admin import directory, poke
+from .admin import audit, directory, poke
 from .common import console
 
 
@@ -40,6 +40,7 @@ def protocols(ctx: click.Context) -> None:
 def _switch(ctx: click.Context, service: str, on: bool) -> None:
     with directory(ctx) as (settings, d):
         d.set_switch(service.lower(), on)
+        audit(d, f"{'enabled' if on else 'disabled'} {service.upper()}")
     reply = poke(settings)
     word = "enabled" if on else "disabled"
     where = "on the running server" if reply is not None else "(no running server; applies at start)"

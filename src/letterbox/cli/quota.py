@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from ..store.api import Quota
-from .admin import directory, human_size, poke, usage_of
+from .admin import audit, directory, human_size, poke, usage_of
 from .common import console
 from .user import _size
 
@@ -30,6 +30,7 @@ def set_quota(ctx: click.Context, address: str, bytes_: str | None, messages: in
             messages if messages is not None else acc.quota.messages,
         )
         d.set_quota(acc.address, new)
+        audit(d, f"changed account {acc.address}: quota {new.bytes} bytes / {new.messages} messages")
     poke(settings)
     b = human_size(new.bytes) if new.bytes else "unlimited"
     m = str(new.messages) if new.messages else "unlimited"

@@ -14,6 +14,7 @@ from ..server.tls import write_self_signed
 from .common import console, fail, settings_from
 
 DEMO_ADDRESS = "demo@example.com"
+DEMO_ADMIN = "admin"
 
 DEMO_CONFIG = """\
 # Letterbox demo configuration: loopback only, unprivileged ports.
@@ -42,6 +43,9 @@ unix_socket = "lmtp.sock"
 
 [smtp]
 listen = ["127.0.0.1:1025"]
+
+[web]
+listen = "127.0.0.1:8080"
 """
 
 
@@ -62,8 +66,14 @@ def serve(ctx: click.Context) -> None:
         pass
 
 
+def _secret_file(path: Path, secret: str) -> None:
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+
+
 def init_demo(home: Path) -> tuple[Path, str | None]:
-    """Create config, self-signed certificate, data dir and demo account if missing.
+    """Create config, self-signed certificate, data dir, demo account and console
+    administrator if missing.
 
     Returns the config path and the demo password when it was just created.
     """
@@ -82,9 +92,12 @@ def init_demo(home: Path) -> tuple[Path, str | None]:
         if directory.get(DEMO_ADDRESS) is None:
             password = secrets.token_urlsafe(12)
             directory.add(DEMO_ADDRESS, make_secrets(password))
-            secret = home / "demo-password"
-            secret.write_text(password + "\n")
-            secret.chmod(0o600)
+            _secret_file(home / "demo-password", password)
+        if not directory.admins.exists(DEMO_ADMIN):
+            admin_password = secrets.token_urlsafe(12)
+            directory.admins.add(DEMO_ADMIN, admin_password)
+            directory.audit.write("cli:demo", "local", f"created administrator {DEMO_ADMIN}")
+            _secret_file(home / "admin-password", admin_password)
     finally:
         directory.close()
     return config, password
@@ -107,6 +120,14 @@ def demo(ctx: click.Context, home: Path) -> None:
     console.print(f"  account  [cyan]{DEMO_ADDRESS}[/]")
     if password:
         console.print(f"  password [cyan]{password}[/]")
+    admin_secret = home / "admin-password"
+    settings = load(config)
+    if settings.web.enabled:
+        scheme = "https" if settings.web.tls else "http"
+        console.print(f"  console  [cyan]{scheme}://{settings.web.listen}/[/]")
+        if admin_secret.exists():
+            console.print(f"  admin    [cyan]{DEMO_ADMIN}[/] / [cyan]{admin_secret.read_text().strip()}[/]"
+                          " (mail users log in with address and password)")
     console.print("  try: curl -u demo@example.com pop3://127.0.0.1:1110/  (Ctrl-C stops)")
     ctx.ensure_object(dict)["config"] = config
     ctx.invoke(serve)

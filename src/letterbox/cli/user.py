@@ -13,6 +13,7 @@ from ..config import parse_size
 from ..store.api import Quota, StoreError
 from ..store.maildir import MaildirStore
 from .admin import (
+    audit,
     directory,
     finish_offline_deletions,
     human_size,
@@ -66,6 +67,8 @@ def add(ctx: click.Context, address: str, protocols: str, quota_bytes: str | Non
             quota_messages if quota_messages is not None else settings.quota.default_messages,
         )
         account = d.add(addr, make_secrets(password), _protocols(protocols), quota)
+        audit(d, f"created account {addr} (protocols {','.join(_protocols(protocols)) or 'none'},"
+                 f" quota {quota.bytes} bytes / {quota.messages} messages)")
         store = MaildirStore(settings.data_dir / "mail")
         try:
             # Creates INBOX and the special-use folders; mail left at this address by an
@@ -94,6 +97,7 @@ def delete(ctx: click.Context, address: str, keep_mail: bool, yes: bool) -> None
             click.confirm(f"Delete {acc.address}{what}?", abort=True)
         # From here the account is gone for every lookup; its mail follows.
         d.mark_deleted(acc.address, keep_mail)
+        audit(d, f"deleted account {acc.address}" + (" (mail archived)" if keep_mail else ""))
         if poke(settings) is not None:
             finished = wait_for(lambda: not d.is_deleting(acc.address), 30.0)
             if not finished:
@@ -113,6 +117,7 @@ def passwd(ctx: click.Context, address: str, password_stdin: bool) -> None:
     with directory(ctx) as (settings, d):
         acc = d.require(address)
         d.set_password(acc.address, make_secrets(read_password(True, password_stdin)))
+        audit(d, f"changed account {acc.address}: password reset")
     poke(settings)
     console.print(f"password changed for [cyan]{acc.address}[/]")
 
@@ -121,17 +126,22 @@ def passwd(ctx: click.Context, address: str, password_stdin: bool) -> None:
 @click.argument("address")
 @click.option("--protocols", default=None, help="imap, pop3, imap,pop3 or none.")
 @click.option("--enable/--disable", "enabled", default=None, help="Allow or refuse all logins.")
+@click.option("--message", default="", help="With --disable: what the user is told at login.")
 @click.pass_context
-def set_(ctx: click.Context, address: str, protocols: str | None, enabled: bool | None) -> None:
+def set_(ctx: click.Context, address: str, protocols: str | None, enabled: bool | None, message: str) -> None:
     """Change an account's protocols or switch it on/off, live."""
     if protocols is None and enabled is None:
         fail("nothing to change: give --protocols and/or --enable/--disable")
     with directory(ctx) as (settings, d):
         acc = d.require(address)
+        said = []
         if protocols is not None:
             acc = d.set_protocols(acc.address, _protocols(protocols))
+            said.append(f"protocols {','.join(p for p in PROTOCOLS if p in acc.protocols) or 'none'}")
         if enabled is not None:
-            acc = d.set_enabled(acc.address, enabled)
+            acc = d.set_enabled(acc.address, enabled, message)
+            said.append("enabled" if enabled else f"disabled ({acc.disabled_message or 'no message'})")
+        audit(d, f"changed account {acc.address}: {'; '.join(said)}")
     running = poke(settings) is not None
     protos = ", ".join(p for p in PROTOCOLS if p in acc.protocols) or "none"
     state = "enabled" if acc.enabled else "disabled"

@@ -61,7 +61,11 @@ def mailbox_disabled(addr: str) -> Refusal:
     return Refusal(550, "5.2.1", f"<{addr}>: mailbox disabled", "account disabled")
 
 
-def mailbox_full(addr: str) -> Refusal:
+def mailbox_full(addr: str, defer: bool = False) -> Refusal:
+    if defer:
+        # [quota] when_full = "defer": RFC 3463 X.2.2 as a transient failure, so the
+        # sending MTA keeps the message and retries while the user makes room.
+        return Refusal(452, "4.2.2", f"<{addr}>: mailbox full, try again later", "over quota (deferred)")
     return Refusal(552, "5.2.2", f"<{addr}>: mailbox full", "over quota")
 
 
@@ -114,11 +118,12 @@ def resolve_recipient(ctx: Context, address: str) -> tuple[str, Account] | Refus
 
 async def check_quota(ctx: Context, account: Account, size: int) -> Refusal | None:
     """Refuse when the mailbox is full already, or would be with *size* more bytes."""
-    if not (account.quota.bytes or account.quota.messages):
+    quota = ctx.policy.quota_of(account.quota)
+    if not (quota.bytes or quota.messages):
         return None
     store = await ctx.store.account(account.address, account.incarnation)
-    if account.quota.exceeded_by(await store.usage(), size, 1):
-        return mailbox_full(account.address)
+    if quota.exceeded_by(await store.usage(quota.count_trash), size, 1):
+        return mailbox_full(account.address, ctx.policy.defer_when_full)
     return None
 
 
@@ -130,7 +135,7 @@ async def store_copy(
     Raises OverQuota, or another exception for a failure worth retrying.
     """
     store = await ctx.store.account(account.address, account.incarnation)
-    return await store.append(MAILBOX, data, quota=account.quota, parsed=parsed)
+    return await store.append(MAILBOX, data, quota=ctx.policy.quota_of(account.quota), parsed=parsed)
 
 
 async def parse_once(data: bytes) -> ParsedMessage:

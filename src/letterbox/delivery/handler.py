@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
+from .. import metrics
 from ..mime import ParsedMessage
 from ..server.context import Context
 from ..store.api import AppendResult, DiskFull, OverQuota, StoreError
@@ -95,6 +96,8 @@ class DeliveryHandler:
     ) -> str:
         checked = await self._check_recipient(envelope, address)
         if isinstance(checked, Refusal):
+            if checked.reason.startswith("over quota"):
+                metrics.delivery(self.service, "deferred_quota" if checked.code < 500 else "over_quota")
             log.info(
                 "%s(%s): refused RCPT from %s: %s",
                 self.service, address, client_address(session.peer), checked.reason,
@@ -236,6 +239,7 @@ class DeliveryHandler:
         if account is None or not account.enabled:
             refusal = user_unknown(addr) if account is None else mailbox_disabled(addr)
             log.info("%s(%s): msgid=%s: refused: %s", self.service, addr, msgid, refusal.reason)
+            metrics.delivery(self.service, "unknown_user" if account is None else "disabled")
             return refusal
         write = asyncio.ensure_future(store_copy(self.ctx, account, message, parsed))
         self.sessions.track(write)
@@ -247,16 +251,21 @@ class DeliveryHandler:
             write.add_done_callback(lambda w: self._orphaned(w, addr, msgid, len(message)))
             raise
         except OverQuota:
-            log.info("%s(%s): msgid=%s: refused: over quota", self.service, addr, msgid)
-            return mailbox_full(addr)
+            refusal = mailbox_full(addr, self.ctx.policy.defer_when_full)
+            log.info("%s(%s): msgid=%s: refused: %s", self.service, addr, msgid, refusal.reason)
+            metrics.delivery(self.service, "deferred_quota" if refusal.code < 500 else "over_quota")
+            return refusal
         except DiskFull:
             log.warning("%s(%s): msgid=%s: deferred: the disk is full", self.service, addr, msgid)
+            metrics.delivery(self.service, "disk_full")
             return disk_full(addr)
         except Exception as e:
             log.error("%s(%s): msgid=%s: store failed: %s", self.service, addr, msgid, e,
                       exc_info=not isinstance(e, (OSError, StoreError)))
+            metrics.delivery(self.service, "failed")
             return temporary_failure(addr)
         log.info(saved_line(self.service, addr, msgid, result, len(message)))
+        metrics.delivery(self.service, "stored")
         return result
 
     def _orphaned(self, write: asyncio.Future[AppendResult], addr: str, msgid: str, size: int) -> None:

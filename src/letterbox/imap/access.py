@@ -175,7 +175,7 @@ async def quota_for(s: IMAPSession, place: Place) -> Quota | None:
     if place.owner == s.user:
         return s.current_quota()
     account = s.ctx.directory.get(place.owner)
-    return account.quota if account is not None else None
+    return s.ctx.policy.quota_of(account.quota) if account is not None else None
 
 
 @dataclass(frozen=True, slots=True)

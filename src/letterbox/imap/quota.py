@@ -13,7 +13,7 @@ async def _quota_line(s: IMAPSession) -> bytes | None:
     limits = s.current_quota()
     if limits is None or not (limits.bytes or limits.messages):
         return None
-    usage = await s.store.usage()
+    usage = await s.store.usage(limits.count_trash)
     parts = []
     if limits.bytes:
         # RFC 9208 5.1: STORAGE counts units of 1024 octets. Both are rounded up so that

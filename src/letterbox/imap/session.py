@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .. import __version__
+from .. import __version__, metrics
 from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import Account
 from ..auth.sasl import (
@@ -401,6 +401,7 @@ class IMAPSession(Session):
         ):
             return
         self.progress = Progress(self, cmd.tag)
+        started = time.perf_counter()
         try:
             with changes_by(self.origin):
                 done = await spec.handler(self, cmd)
@@ -417,6 +418,7 @@ class IMAPSession(Session):
             # A defect costs the one command, not the session.
             log.exception("imap(%s): %s failed", self.user, cmd.name)
             done = Done("NO", "Internal error; the administrator can find details in the log", "SERVERBUG")
+        metrics.imap_command(cmd.name, time.perf_counter() - started)
         if done is DEFERRED:
             return
         if done is None:
@@ -594,7 +596,7 @@ class IMAPSession(Session):
         if self.user is None:
             return None
         account = self.ctx.directory.get(self.user)
-        return account.quota if account is not None else None
+        return self.ctx.policy.quota_of(account.quota) if account is not None else None
 
     # --- selection helpers -------------------------------------------------------------
     def select_view(self, view: SelectedView) -> None:
@@ -639,7 +641,9 @@ class IMAPSession(Session):
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
         if result.outcome is Outcome.ACCOUNT_DISABLED:
-            return Done("NO", "This account is disabled", "CONTACTADMIN")
+            why = result.account.disabled_message if result.account is not None else ""
+            return Done("NO", f"This account is disabled: {why}" if why else "This account is disabled",
+                        "CONTACTADMIN")
         return Done("NO", "Authentication failed", "AUTHENTICATIONFAILED")
 
     async def authenticate(self, cmd: g.Authenticate) -> Done | None:

@@ -393,7 +393,9 @@ class POP3Session(Session):
         if not result.ok or result.account is None:
             if result.outcome is Outcome.ACCOUNT_DISABLED:
                 self._auth_failure = "account disabled"
-                self._err("[SYS/PERM] This account is disabled")
+                why = result.account.disabled_message if result.account is not None else ""
+                self._err(f"[SYS/PERM] This account is disabled: {why}" if why
+                          else "[SYS/PERM] This account is disabled")
             elif result.outcome is Outcome.PROTOCOL_DISABLED:
                 self._auth_failure = "POP3 disabled for account"
                 self._err("[SYS/PERM] POP3 access is disabled for this account")

@@ -16,15 +16,17 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import datalock
+from .. import datalock, metrics
 from ..auth.directory import SERVICES
 from ..config import Settings, parse_listen
+from ..policy import configured, effective
 from ..store import faults
 from ..store.api import StoreError
 from ..store.maildir import MaildirStore
@@ -33,7 +35,9 @@ from .accept import TLSListener, tls_server
 from .connection import Connection
 from .context import Context, build_context
 from .limits import ConnectionLimits, descriptor_budget
+from .retention import Retention
 from .session import Peer, Session
+from .usage import UsageTracker
 
 log = logging.getLogger("letterbox.server")
 
@@ -42,6 +46,10 @@ POLL_INTERVAL = 0.5
 # the accept queue; the default of 100 did at a few hundred clients.
 BACKLOG = 1024
 EXPIRE_INTERVAL = 3600.0
+RETENTION_INTERVAL = 3600.0
+USAGE_INTERVAL = 2.0
+"""Seconds between rounds of measuring the accounts that changed (usage table, quota
+warnings) and of writing last logins to the directory."""
 # A folder with more files than this in new/ is indexed after the listeners open.
 NEW_FILES_AT_START = 1000
 
@@ -95,12 +103,21 @@ class Server:
         self._indexing: asyncio.Task[None] | None = None
         self._rebuilding: asyncio.Task[None] | None = None
         self._closed_for_rebuild: set[str] = set()
-        self._chores = (self._directory_chore, self._accounts_chore, self._store_chore)
+        self._chores = (self._directory_chore, self._accounts_chore, self._store_chore, self._usage_chore)
         self._accounts_changed = False
         self._stop_indexing = threading.Event()
         self._control: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._delivery: Any = None
+        self.configured_policy = configured(settings)
+        """The policies as the config file has them (run-time overrides go into the
+        settings, so this is taken before any)."""
+        self.refresh_policy()
+        self.usage = UsageTracker(self.ctx)
+        self.retention = Retention(self.ctx, settings.data_dir / "retention.sqlite")
+        self.started = time.time()
+        self._web: Any = None
+        self._last_round = 0.0
 
     # --- switches ------------------------------------------------------------------------
     def configured(self, service: str) -> bool:
@@ -168,6 +185,7 @@ class Server:
         tls = self.ctx.tls
 
         async def serve(ip: str, cport: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            metrics.CONNECTIONS.labels(service).inc()
             session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
             conn = Connection(
                 session, reader, writer, tls, self._connection_done,
@@ -244,6 +262,8 @@ class Server:
         for servers in self.listeners.values():
             for label, srv in servers:
                 out.setdefault(label, []).extend(_socket_names(srv))
+        if self._web is not None:
+            out["web"] = [self._web.address]
         self.bound = out
         path = self.settings.run_dir / "listeners.json"
         tmp = path.with_suffix(".tmp")
@@ -266,9 +286,58 @@ class Server:
 
     async def _on_directory_change(self) -> None:
         self.ctx.auth.cache.flush()
+        self.refresh_policy()
         await self.apply_switches()
         self._enforce_accounts()
         await self._finish_deletions()
+
+    async def directory_changed(self) -> None:
+        """This process changed the directory (the console): apply it now, as a CLI
+        change is applied when the CLI pokes the control socket."""
+        self.ctx.directory.changed()
+        await self._on_directory_change()
+
+    def refresh_policy(self) -> None:
+        before = self.ctx.policy
+        self.ctx.policy = effective(self.settings, self.ctx.directory.policies(), self.configured_policy)
+        self.ctx.policy.apply(self.settings)
+        usage = getattr(self, "usage", None)
+        if usage is not None and before.trash_counts != self.ctx.policy.trash_counts and usage.scanned:
+            # Every account's usage is counted anew (with or without Trash).
+            usage.scanned = False
+            self._tasks.append(asyncio.create_task(self._scan_usage()))
+
+    # --- sessions, for the console --------------------------------------------------------
+    def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Open IMAP and POP3 sessions (of *address* only, if given)."""
+        out = []
+        for service, conns in self.connections.items():
+            for conn in conns:
+                user = conn.session.user
+                if address is not None and user != address:
+                    continue
+                peer = conn.session.peer
+                out.append({"id": conn.id, "protocol": service, "user": user, "ip": peer.ip,
+                            "secure": peer.secure, "since": conn.started})
+        return sorted(out, key=lambda s: s["since"])
+
+    def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
+        """End one session with its protocol's goodbye; False when there is no such
+        session (of *address*, if given)."""
+        for conns in self.connections.values():
+            for conn in conns:
+                if conn.id == session_id and (address is None or conn.session.user == address):
+                    conn.request_shutdown(reason)
+                    return True
+        return False
+
+    def session_counts(self) -> dict[str, int]:
+        counts = {s: len(c) for s, c in self.connections.items()}
+        for service in ("lmtp", "smtp"):
+            counts[service] = (
+                self._delivery.sessions_for(self.ctx).count(service) if self._delivery is not None else 0
+            )
+        return counts
 
     async def _finish_deletions(self) -> None:
         """Second step of `letterbox user del`: the account's sessions end, its mail goes
@@ -303,6 +372,7 @@ class Server:
         if what == "changed":
             address = str(cmd.get("address", ""))
             await self.ctx.store.notify_external(address)
+            self.usage.mark(address)  # also when no session has it open
             return {"ok": True}
         if what == "acl":
             account = self.ctx.directory.get(str(cmd.get("address", "")))
@@ -351,7 +421,23 @@ class Server:
         if self.ctx.directory.changed():
             self._accounts_changed = True
             self.ctx.auth.cache.flush()
+            self.refresh_policy()
             await self.apply_switches()
+
+    async def _usage_chore(self) -> None:
+        now = time.monotonic()
+        if now - self._last_round < USAGE_INTERVAL:
+            return
+        self._last_round = now
+        logins = metrics.LAST_LOGINS.take()
+        if logins:
+            try:
+                self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
+            except sqlite3.OperationalError:  # another process is writing: next round
+                for key, value in logins.items():
+                    metrics.LAST_LOGINS.pending.setdefault(key, value)
+        if self.usage.scanned:
+            await self.usage.flush()
 
     async def _accounts_chore(self) -> None:
         if self._accounts_changed:
@@ -384,10 +470,11 @@ class Server:
             log.info("rebuilt the index of %d account(s)", done)
 
     async def _expire(self) -> None:
-        days = self.settings.pop3.leave_on_server_days
-        if not days:
-            return
         while True:
+            days = self.settings.pop3.leave_on_server_days  # a live policy
+            if not days:
+                await asyncio.sleep(60)  # it may be switched on at run time
+                continue
             try:
                 cutoff = time.time() - days * 86400
                 for acc in self.ctx.directory.list():
@@ -403,6 +490,23 @@ class Server:
                 log.exception("POP3 expiry run failed")
             await asyncio.sleep(EXPIRE_INTERVAL)
 
+    async def _auto_expunge(self) -> None:
+        while True:
+            try:
+                n = await self.retention.run()
+                if n:
+                    log.info("auto-expunge removed %d messages from Trash and Junk folders", n)
+            except Exception:
+                log.exception("auto-expunge run failed")
+            await asyncio.sleep(RETENTION_INTERVAL)
+
+    async def _scan_usage(self) -> None:
+        try:
+            await self.usage.scan_all()
+        except Exception:
+            log.exception("measuring the accounts' mail failed; the console's usage figures may lag")
+            self.usage.scanned = True
+
     # --- life cycle ----------------------------------------------------------------------
     async def start(self) -> None:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
@@ -417,6 +521,15 @@ class Server:
             store.ensure_reserve()
             store.mark_names_stale()
         self._control = await control.serve(self.settings.run_dir, self._handle_control)
+        if self.settings.web.enabled:
+            from ..web.serve import start_console
+
+            try:
+                self._web = await start_console(self)
+            except OSError as e:
+                log.error("cannot start the web console on %s: %s", self.settings.web.listen, e)
+                await self.stop()
+                raise StartupError(f"cannot start the web console on {self.settings.web.listen}: {e}") from None
         failed = await self.apply_switches()
         if failed:
             # Like any daemon: a configured port that cannot be bound stops the start.
@@ -424,6 +537,8 @@ class Server:
             raise StartupError(f"cannot start {', '.join(f.upper() for f in failed)}: see the log above")
         self._tasks.append(asyncio.create_task(self._poll()))
         self._tasks.append(asyncio.create_task(self._expire()))
+        self._tasks.append(asyncio.create_task(self._scan_usage()))
+        self._tasks.append(asyncio.create_task(self._auto_expunge()))
         if isinstance(store, MaildirStore):
             self._tasks.append(asyncio.create_task(store.run_name_sync()))
             self._start_rebuilds(store)
@@ -446,6 +561,9 @@ class Server:
     async def stop(self) -> None:
         for t in self._tasks:
             t.cancel()
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
         self._stop_indexing.set()
         for task in (self._indexing, self._rebuilding):
             if task is not None:
@@ -466,6 +584,11 @@ class Server:
             self._control.close()
         (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)
         (self.settings.run_dir / "listeners.json").unlink(missing_ok=True)
+        logins = metrics.LAST_LOGINS.take()
+        if logins:
+            with contextlib.suppress(Exception):
+                self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
+        self.retention.close()
         await self.ctx.store.close()
         self.ctx.directory.close()
 

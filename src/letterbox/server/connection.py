@@ -13,6 +13,7 @@ so a client with Nagle's algorithm on does not wait for Linux's delayed ACK.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import ssl
 import time
@@ -38,6 +39,9 @@ def _asks_for_more(out: list[bytes]) -> bool:
     return last.startswith(b"+ ", start) or last[start:] == b"+\r\n"
 
 
+_ids = itertools.count(1)
+
+
 class Connection:
     def __init__(
         self,
@@ -50,6 +54,10 @@ class Connection:
         handshake_timeout: float = 30.0,
     ) -> None:
         self.session = session
+        self.id = next(_ids)
+        """Names the connection to the console (never reused while the server runs)."""
+        self.started = time.time()
+        """When the connection was accepted (the console lists sessions with it)."""
         self.reader = reader
         self.writer = writer
         self.tls = tls

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ..auth.authenticator import Authenticator
 from ..auth.directory import Directory
 from ..config import Settings
+from ..policy import Policy
 from ..spool import Spooler
 from ..store.api import Store
 
@@ -22,12 +23,16 @@ class Context:
     hostname: str = "localhost"
     spooler: Spooler = field(default_factory=Spooler)
     """Where big uploads (APPEND literals, DATA) wait until their command runs."""
+    policy: Policy = field(default_factory=Policy)
+    """The policies in force (config and directory overrides; the server renews it when
+    the directory changes)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 
 def build_context(settings: Settings, exclusive: bool = True) -> Context:
     """Open the directory and the store named by *settings* (no listeners). *exclusive*:
     this process holds the data directory (see letterbox.datalock)."""
+    from ..policy import effective
     from ..store.api import Limits
     from ..store.maildir import MaildirStore
     from .tls import server_context
@@ -59,4 +64,5 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
         tls=tls,
         hostname=settings.server.hostname,
         spooler=Spooler(spool),
+        policy=effective(settings, directory.policies()),
     )

@@ -321,6 +321,19 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class FolderUsage:
+    """One mailbox's share of an account's usage."""
+
+    name: str
+    special_use: str | None
+    messages: int
+    bytes: int
+    unseen: int
+    oldest: float | None
+    """INTERNALDATE of the oldest message (None when empty)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What one account may make, whatever its quota: every resource a client can make
     the server hold has a bound (SELECT sends all of a mailbox's keywords, LIST all its
@@ -349,6 +362,15 @@ class Quota:
 
     bytes: int = 0
     messages: int = 0
+    count_trash: bool = True
+    """False: what the Trash folder (special use \\Trash) holds is not counted (the
+    trash_counts policy)."""
+
+    def with_grace(self, share: float) -> Quota:
+        """The limits raised by *share* (0.1: a tenth more), for writes that must work at
+        the limit (a client without MOVE putting mail into Trash before expunging it)."""
+        return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0,
+                     self.count_trash)
 
     def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
         if self.bytes and usage.bytes + add_bytes > self.bytes:
@@ -571,7 +593,27 @@ class AccountStore(abc.ABC):
 
     # --- accounting ------------------------------------------------------------------
     @abc.abstractmethod
-    async def usage(self) -> Usage: ...
+    async def usage(self, count_trash: bool = True) -> Usage:
+        """Messages and bytes stored, in all mailboxes or (*count_trash* false) in all
+        but the Trash."""
+
+    @abc.abstractmethod
+    async def folder_usage(self) -> list[FolderUsage]:
+        """Every mailbox's counts and oldest message, in name order (INBOX first)."""
+
+    @abc.abstractmethod
+    async def select_messages(
+        self,
+        mailbox_id: int,
+        received_before: float | None = None,
+        larger_than: int | None = None,
+        seen: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[int, int]]:
+        """(UID, size) of the messages matching every criterion given: INTERNALDATE
+        before *received_before*, size above *larger_than* bytes, \\Seen set (*seen*);
+        the first *limit* of them by UID. The clean-up tool shows what it would remove,
+        then expunges or moves these."""
 
 
 class Store(abc.ABC):
@@ -600,6 +642,17 @@ class Store(abc.ABC):
     def subscribe(self, address: str, *more: str) -> Subscription:
         """Changes to the mailboxes of *address* (and of *more* accounts), from any
         session in any front end."""
+
+    @abc.abstractmethod
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call *callback* with the address of every account that changed (cheaply: it
+        runs inside every change)."""
+
+    @abc.abstractmethod
+    async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
+        """An account's usage, read without opening the account for use (the server's
+        usage table is built from it for thousands of accounts); None when it has no
+        mail folder yet or cannot be read just now."""
 
     @abc.abstractmethod
     async def notify_external(self, address: str) -> None:

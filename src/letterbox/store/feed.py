@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .acl import ANYONE
 from .api import Change
@@ -82,6 +82,12 @@ class Subscription:
 class ChangeFeed:
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
+        self._watchers: list[Callable[[str], None]] = []
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call *callback* with the account of every change (the server's usage table
+        learns this way which accounts to measure again); it must be cheap."""
+        self._watchers.append(callback)
 
     def subscribe(self, address: str, *more: str) -> Subscription:
         sub = Subscription(self, frozenset((address, *more)))
@@ -112,6 +118,13 @@ class ChangeFeed:
             subs.update(self._subs.get(address, ()))
         for sub in subs:
             sub._push(change)
+        self.touched(change.account)
+
+    def touched(self, address: str) -> None:
+        """Tell only the watchers that *address* changed: for a change no session
+        subscribes to, which needs no Change made."""
+        for watcher in self._watchers:
+            watcher(address)
 
     def has_subscribers(self, address: str) -> bool:
         return address in self._subs

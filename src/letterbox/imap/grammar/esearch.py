@@ -46,18 +46,6 @@ class ESearch(c.Command):
     name: ClassVar[str] = "ESEARCH"
 
 
-def _mailboxes(cur: Cursor) -> tuple[bytes, ...]:
-    if cur.peek() != b"(":
-        return (cur.mailbox(),)
-    cur.i += 1
-    names = [cur.mailbox()]
-    while cur.peek() == b" ":
-        cur.i += 1
-        names.append(cur.mailbox())
-    cur.expect(b")", "')' after mailbox names")
-    return tuple(names)
-
-
 def _sources(cur: Cursor) -> tuple[Source, ...]:
     cur.expect(b"(", "'(' after IN")
     out: list[Source] = []
@@ -67,7 +55,7 @@ def _sources(cur: Cursor) -> tuple[Source, ...]:
             raise cur.fail("SELECTED-DELAYED is not allowed in ESEARCH (RFC 7377 2.2)")
         if kind in _NAMED:
             cur.sp()
-            out.append(Source(kind, _mailboxes(cur)))
+            out.append(Source(kind, cur.mailboxes()))
         elif kind in _SIMPLE:
             out.append(Source(kind))
         else:

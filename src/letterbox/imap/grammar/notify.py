@@ -110,18 +110,6 @@ def _events(cur: Cursor) -> tuple[tuple[str, ...], tuple[c.FetchAttribute, ...] 
     return tuple(events), None if fetch is None else tuple(fetch)
 
 
-def _mailboxes(cur: Cursor) -> tuple[bytes, ...]:
-    if cur.peek() != b"(":
-        return (cur.mailbox(),)
-    cur.i += 1
-    names = [cur.mailbox()]
-    while cur.peek() == b" ":
-        cur.i += 1
-        names.append(cur.mailbox())
-    cur.expect(b")", "')' after the mailbox names")
-    return tuple(names)
-
-
 def _group(cur: Cursor) -> EventGroup:
     cur.expect(b"(", "'(' opening an event group")
     kind = cur.word("mailbox filter")
@@ -130,7 +118,7 @@ def _group(cur: Cursor) -> EventGroup:
     names: tuple[bytes, ...] = ()
     if kind in ("SUBTREE", "MAILBOXES"):
         cur.sp()
-        names = _mailboxes(cur)
+        names = cur.mailboxes()
     cur.sp()
     events, fetch = _events(cur)
     cur.expect(b")", "')' closing the event group")

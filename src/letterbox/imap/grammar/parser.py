@@ -250,6 +250,19 @@ class Cursor:
             return b"INBOX"
         return name
 
+    def mailboxes(self) -> tuple[bytes, ...]:
+        """One mailbox, or several in parentheses (RFC 5465 and RFC 7377
+        "one-or-more-mailbox")."""
+        if self.peek() != b"(":
+            return (self.mailbox(),)
+        self.i += 1
+        names = [self.mailbox()]
+        while self.peek() == b" ":
+            self.i += 1
+            names.append(self.mailbox())
+        self.expect(b")", "')' after the mailbox names")
+        return tuple(names)
+
     def list_mailbox(self) -> bytes:
         first = self.s[self.i : self.i + 1]
         if first == b'"':

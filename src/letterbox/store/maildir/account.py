@@ -49,6 +49,7 @@ from ..api import (
     DiskFull,
     FetchField,
     FlagTable,
+    FolderUsage,
     LimitExceeded,
     Limits,
     Mailbox,
@@ -524,6 +525,7 @@ class MaildirAccount(AccountStore):
             self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
         feed = self._store.feed
         if not feed.has_subscribers(self.address):
+            feed.touched(self.address)
             return
         if name is None:
             row = self.db.execute("SELECT name FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
@@ -1034,7 +1036,7 @@ class MaildirAccount(AccountStore):
         if (
             quota is not None
             and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(db), size, count)
+            and quota.exceeded_by(self._usage(db, quota.count_trash), size, count)
         ):
             raise OverQuota("quota exceeded")
         row = db.execute(
@@ -1125,7 +1127,7 @@ class MaildirAccount(AccountStore):
         if (
             quota is not None
             and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(self.db), len(data), 1)
+            and quota.exceeded_by(self._usage(self.db, quota.count_trash), len(data), 1)
         ):
             raise OverQuota("quota exceeded")  # early, before writing anything
         if parsed is None:
@@ -1302,7 +1304,7 @@ class MaildirAccount(AccountStore):
         total = sum(r[2] for r in rows)
         self._store.check_space(total)
         if quota is not None and (quota.bytes or quota.messages) and quota.exceeded_by(
-            self._usage(self.db), total, len(rows)
+            self._usage(self.db, quota.count_trash), total, len(rows)
         ):
             raise OverQuota("quota exceeded")
         done: list[tuple[int, int]] = []
@@ -1575,15 +1577,49 @@ class MaildirAccount(AccountStore):
 
     # --- accounting ------------------------------------------------------------------------
     @staticmethod
-    def _usage(db: sqlite3.Connection) -> Usage:
-        m, b = db.execute(
-            "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes"
-        ).fetchone()
-        return Usage(int(m), int(b))
+    def _usage(db: sqlite3.Connection, count_trash: bool = True) -> Usage:
+        return usage_of(db, count_trash)
 
     @_op()
-    async def usage(self) -> Usage:
-        return self._usage(self.db)
+    async def usage(self, count_trash: bool = True) -> Usage:
+        return self._usage(self.db, count_trash)
+
+    @_op()
+    async def folder_usage(self) -> list[FolderUsage]:
+        oldest = dict(
+            self.db.execute("SELECT mailbox_id, min(internaldate) FROM messages GROUP BY mailbox_id").fetchall()
+        )
+        rows = self.db.execute(
+            "SELECT id, name, special_use, messages, bytes, unseen FROM mailboxes"
+            " ORDER BY name != 'INBOX', name"
+        ).fetchall()
+        return [FolderUsage(name, su, m, b, u, oldest.get(mid)) for mid, name, su, m, b, u in rows]
+
+    @_op()
+    async def select_messages(
+        self,
+        mailbox_id: int,
+        received_before: float | None = None,
+        larger_than: int | None = None,
+        seen: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[int, int]]:
+        self.mailbox_by_id(mailbox_id)  # raises MailboxNotFound
+        sql = "SELECT uid, size FROM messages WHERE mailbox_id = ?"
+        args: list[object] = [mailbox_id]
+        if received_before is not None:
+            sql += " AND internaldate < ?"
+            args.append(received_before)
+        if larger_than is not None:
+            sql += " AND size > ?"
+            args.append(larger_than)
+        if seen:
+            sql += " AND instr(flags, '\\Seen') > 0"
+        sql += " ORDER BY uid"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [(int(u), int(z)) for u, z in self.db.execute(sql, args)]
 
     # --- life cycle ------------------------------------------------------------------------
     def close(self, reason: str = "deleted") -> None:
@@ -1598,6 +1634,15 @@ class MaildirAccount(AccountStore):
             self.db.close()
         self.pop3.close()
         self.adir.close()
+
+
+def usage_of(db: sqlite3.Connection, count_trash: bool = True) -> Usage:
+    """An index's totals (kept by triggers), with or without the Trash folder."""
+    where = "" if count_trash else " WHERE special_use IS NULL OR special_use != '\\Trash'"
+    m, b = db.execute(
+        "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes" + where
+    ).fetchone()
+    return Usage(int(m), int(b))
 
 
 async def parse(data: bytes) -> ParsedMessage:

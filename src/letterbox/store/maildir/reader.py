@@ -19,6 +19,7 @@ from ..api import (
     CopyResult,
     FetchField,
     FlagTable,
+    FolderUsage,
     Mailbox,
     MailboxStatus,
     MessageMeta,
@@ -185,5 +186,19 @@ class ReaderAccount(AccountStore):
     async def pop3_expire(self, older_than: float) -> int:
         return await self.acc.pop3_expire(older_than)
 
-    async def usage(self) -> Usage:
-        return await self.acc.usage()
+    async def usage(self, count_trash: bool = True) -> Usage:
+        return await self.acc.usage(count_trash)
+
+    # --- the administration tools' (the owner's \Seen, as the owner's account has it) ----
+    async def folder_usage(self) -> list[FolderUsage]:
+        return await self.acc.folder_usage()
+
+    async def select_messages(
+        self,
+        mailbox_id: int,
+        received_before: float | None = None,
+        larger_than: int | None = None,
+        seen: bool = False,
+        limit: int | None = None,
+    ) -> list[tuple[int, int]]:
+        return await self.acc.select_messages(mailbox_id, received_before, larger_than, seen, limit)

@@ -25,14 +25,14 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import faults
-from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable
+from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable, Usage
 from ..feed import ChangeFeed, Subscription
 from . import index, namesync, reconcile
-from .account import INDEX_FILE, MaildirAccount
+from .account import INDEX_FILE, MaildirAccount, usage_of
 from .accountdir import AccountDir
 from .flagtables import FlagTables
 from .grants import Grants
@@ -631,6 +631,33 @@ class MaildirStore(Store):
     # --- feed ------------------------------------------------------------------------------------
     def subscribe(self, address: str, *more: str) -> Subscription:
         return self.feed.subscribe(address, *more)
+
+    def watch(self, callback: Callable[[str], None]) -> None:
+        self.feed.watch(callback)
+
+    async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
+        acc = self._accounts.get(address)
+        if acc is not None and not acc.closed:
+            try:
+                return await acc.usage(count_trash)
+            except StoreError:
+                return None
+        return await asyncio.to_thread(self._peek_usage, address, count_trash)
+
+    def _peek_usage(self, address: str, count_trash: bool) -> Usage | None:
+        """The index's totals (kept by triggers), read through a read-only connection
+        that is closed at once: no account is opened, nothing is written or locked."""
+        try:
+            path = self.account_dir(address) / INDEX_FILE
+            if not path.exists():
+                return None
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.2)
+            try:
+                return usage_of(db, count_trash)
+            finally:
+                db.close()
+        except (StoreError, sqlite3.Error, OSError):
+            return None
 
     async def notify_external(self, address: str) -> None:
         acc = self._accounts.get(address)
