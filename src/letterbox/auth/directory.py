@@ -149,6 +149,7 @@ def _new_incarnation() -> str:
 class Directory:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -204,6 +205,13 @@ class Directory:
 
     def close(self) -> None:
         self.db.close()
+
+    def reader(self) -> sqlite3.Connection:
+        """A read-only connection of its own, for queries run in a worker thread (the
+        console's listings) so that they never hold the event loop or this one."""
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA query_only = ON")
+        return db
 
     def data_version(self) -> int:
         return int(self.db.execute("PRAGMA data_version").fetchone()[0])

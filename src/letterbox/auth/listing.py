@@ -4,6 +4,7 @@ page of 10,000 or 100,000 accounts costs one query, not a read of every mailbox.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,12 +53,17 @@ class Page:
     """Accounts matching the search and filter, on all pages."""
 
 
+def _db(source: Directory | sqlite3.Connection) -> sqlite3.Connection:
+    """The directory's own connection, or one given (see Directory.reader)."""
+    return source if isinstance(source, sqlite3.Connection) else source.db
+
+
 def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def account_page(
-    directory: Directory,
+    directory: Directory | sqlite3.Connection,
     search: str = "",
     sort: str = "address",
     descending: bool = False,
@@ -77,7 +83,7 @@ def account_page(
         args.append(float(over_percent))
     cond = " AND ".join(where)
     base = f"FROM accounts a LEFT JOIN usage u ON u.address = a.address WHERE {cond}"
-    db = directory.db
+    db = _db(directory)
     total = int(db.execute(f"SELECT count(*) {base}", args).fetchone()[0])
     order = f"{_ORDER[sort]} {'DESC' if descending else 'ASC'}, a.address"
     rows = db.execute(
@@ -96,9 +102,9 @@ def account_page(
     )
 
 
-def totals(directory: Directory) -> tuple[int, int, int]:
+def totals(directory: Directory | sqlite3.Connection) -> tuple[int, int, int]:
     """(accounts, messages, bytes) over every account."""
-    n, m, b = directory.db.execute(
+    n, m, b = _db(directory).execute(
         "SELECT count(*), coalesce(sum(u.messages), 0), coalesce(sum(u.bytes), 0)"
         " FROM accounts a LEFT JOIN usage u ON u.address = a.address WHERE NOT a.deleting"
     ).fetchone()

@@ -85,7 +85,7 @@ User = Depends(user)
 async def dashboard(request: Request, who: Caller = Admin) -> dict[str, Any]:
     """Services with live state and addresses, sessions, last hour's logins and
     deliveries, storage."""
-    return console_of(request).dashboard()
+    return await console_of(request).dashboard()
 
 
 @router.put("/services/{service}", tags=["admin"])
@@ -109,7 +109,7 @@ async def list_accounts(
 ) -> dict[str, Any]:
     """One page of accounts, searched by address, filtered by the share of the quota
     used and sorted (usage as the server measured it last, within seconds)."""
-    return console_of(request).accounts(search, sort, descending, over_percent, offset, limit)
+    return await console_of(request).accounts(search, sort, descending, over_percent, offset, limit)
 
 
 @router.post("/accounts", status_code=201, tags=["admin"])

@@ -24,6 +24,7 @@ from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
 from ..server.usage import percent_used
 from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError, Usage
+from .reads import Reads
 from .websessions import WebSessions
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Console:
         self.ctx = server.ctx
         self.directory = server.ctx.directory
         self.sessions = sessions
+        self.reads = Reads(self.directory)
 
     # --- helpers ---------------------------------------------------------------------------
     def audit(self, actor: Actor, what: str) -> None:
@@ -125,8 +127,8 @@ class Console:
             })
         return out
 
-    def dashboard(self) -> dict[str, Any]:
-        n, messages, stored = totals(self.directory)
+    async def dashboard(self) -> dict[str, Any]:
+        n, messages, stored = await self.reads.run(totals)
         disk = shutil.disk_usage(self.ctx.settings.data_dir)
         hour = metrics.LAST_HOUR
         return {
@@ -154,7 +156,7 @@ class Console:
         return next(s for s in self.services() if s["name"] == service)
 
     # --- accounts --------------------------------------------------------------------------
-    def accounts(self, search: str = "", sort: str = "address", descending: bool = False,
+    async def accounts(self, search: str = "", sort: str = "address", descending: bool = False,
                  over_percent: float | None = None, offset: int = 0, limit: int = 50) -> dict[str, Any]:
         if sort not in SORTS:
             raise ConsoleError(400, f"sort must be one of {', '.join(SORTS)}")
@@ -163,7 +165,8 @@ class Console:
         if len(search) > 320:
             raise ConsoleError(400, "the search text is too long")
         check_count(offset, "offset")
-        page = account_page(self.directory, search, sort, descending, over_percent, offset, limit)
+        page = await self.reads.run(
+            lambda db: account_page(db, search, sort, descending, over_percent, offset, limit))
         return {
             "total": page.total,
             "offset": offset,

@@ -182,7 +182,7 @@ async def logout(request: Request) -> Response:
 async def dashboard(request: Request) -> Response:
     who = await admin(request)
     console = console_of(request)
-    return render(request, "dashboard.html", who, nav="dashboard", d=console.dashboard(),
+    return render(request, "dashboard.html", who, nav="dashboard", d=await console.dashboard(),
                   services=console.services())
 
 
@@ -212,7 +212,7 @@ async def accounts(request: Request) -> Response:
     descending = p.get("descending") in ("true", "1", "on")
     over = _float(p.get("over_percent"), "over % of quota")
     offset = max(0, _int(p.get("offset"), "offset") or 0)
-    page = console_of(request).accounts(search, sort, descending, over, offset, PAGE_SIZE)
+    page = await console_of(request).accounts(search, sort, descending, over, offset, PAGE_SIZE)
     query = {"search": search, "sort": sort, "descending": "true" if descending else "",
              "over_percent": "" if over is None else over}
 
