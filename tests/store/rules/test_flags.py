@@ -70,3 +70,18 @@ def test_store_leaves_flags_the_user_may_not_change() -> None:
     assert apply_store(old, "replace", {"$b"}, no_seen) == {"\\Seen", "$b"}
     assert apply_store(old, "remove", {"\\Seen", "$a"}, no_seen) == {"\\Seen"}
     assert apply_store(frozenset(), "add", {"\\Seen"}, no_seen) == frozenset()
+
+
+def test_a_reader_sees_and_sets_their_own_seen() -> None:
+    from letterbox.store.rules.seen import overlay, overlay_text, reader_store
+
+    stored = frozenset({"\\Seen", "$a"})  # the owner has seen it
+    assert overlay(stored, False) == {"$a"} and overlay(stored, True) is stored
+    assert overlay_text("$a \\Seen", False) == "$a" and overlay_text("$a", True) == "$a \\Seen"
+    # The reader marks it seen and flags it: the flag is everyone's, the mark the reader's.
+    shown = overlay(stored, False)
+    assert reader_store(stored, shown, frozenset({"$a", "\\Seen", "\\Flagged"})) == (
+        {"\\Seen", "$a", "\\Flagged"}, True)
+    # The reader clears everything: the owner's \Seen stays, the reader's mark goes.
+    assert reader_store(stored, overlay(stored, True), frozenset()) == ({"\\Seen"}, False)
+    assert reader_store(frozenset(), frozenset({"$a"}), frozenset()) == (frozenset(), None)

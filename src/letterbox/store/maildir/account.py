@@ -67,13 +67,13 @@ from ..api import (
 from ..rules import flags as flagrules
 from ..rules import keywords as keywords_rule
 from ..rules import mailboxes, messages, quotas, recent
-from ..rules.flags import flag_text, flagset
+from ..rules.flags import SEEN, flag_text, flagset
 from ..rules.mailboxes import mailbox_objectid
+from ..rules.seen import overlay, overlay_text, reader_store
 from . import acls, files, folderfile, folders, index, metadata, privateseen
 from .accountdir import AccountDir, join
 from .folderfile import BLOCK
 from .pop3lock import Pop3Lock
-from .privateseen import SEEN, overlay
 
 if TYPE_CHECKING:
     from .store import MaildirStore
@@ -763,7 +763,7 @@ class MaildirAccount(AccountStore):
         if reader is not None and "flags" in fields:
             at = 1 + list(fields).index("flags")
             seen = privateseen.seen_among(self.db, mailbox_id, reader, [r[0] for r in rows])
-            rows = [(*r[:at], privateseen.overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
+            rows = [(*r[:at], overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
         return rows
 
     async def _emailids(self, mailbox_id: int, uids: list[int]) -> dict[int, str]:
@@ -1147,9 +1147,7 @@ class MaildirAccount(AccountStore):
             if new == old:
                 continue
             if reader:
-                keep = stored & {SEEN}  # the owner's \Seen stays the owner's
-                new_stored = (new - {SEEN}) | keep
-                mark = (SEEN in new) if (SEEN in new) != (SEEN in old) else None
+                new_stored, mark = reader_store(stored, old, new)  # the owner's \Seen stays the owner's
             else:
                 new_stored, mark = new, None
             updates.append((uid, flag_text(new_stored) if new_stored != stored else None, mark, new))
