@@ -1082,7 +1082,11 @@ class MaildirAccount(AccountStore):
         tmp_name = files.new_base(len(data))
         tmp = join(folder, "tmp", tmp_name)
         when = time.time() if internaldate is None else internaldate
-        await files.disk_threads.run(self.adir.write_new, tmp, data, when)
+        try:
+            await files.disk_threads.run(self.adir.write_new, tmp, data, when)
+        except FileNotFoundError:
+            self.mailbox_by_id(mailbox_id)  # deleted meanwhile: MailboxNotFound, not a storage error
+            raise
         faults.point("append.written")
         final: str | None = None
         try:
