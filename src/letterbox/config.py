@@ -265,6 +265,9 @@ class StoreSettings(_Section):
     """Disk space the server keeps set aside (a preallocated file in the mail folder) and
     gives back when the disk fills up, so users can still read and delete mail; new mail
     is refused until space is free again. 0 turns it off."""
+    open_accounts: int = Field(default=500, ge=1)
+    """Accounts kept open (four descriptors each) after their last session or delivery,
+    so the next one starts at once; the least recently used beyond this are closed."""
 
 
 class Settings(_Section):

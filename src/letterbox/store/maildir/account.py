@@ -28,6 +28,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -242,7 +243,8 @@ class MaildirAccount(AccountStore):
         """Files left in new/ by the last reconcile, for index_new."""
         self._subs: set[str] | None = None
         self._subs_version = -1
-        self._readers: dict[str, AccountStore] = {}
+        self._readers: weakref.WeakValueDictionary[str, AccountStore] = weakref.WeakValueDictionary()
+        """Held by their sessions, not here: a handle must not keep itself alive."""
         self.acl_lock = asyncio.Lock()
         """One ACL change at a time (its folder file is written before its rows)."""
         self.metadata_lock = asyncio.Lock()
