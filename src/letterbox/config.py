@@ -241,6 +241,9 @@ class WebSettings(_Section):
     """Console logins held at once; the oldest goes when one more logs in."""
     max_body: Size = Field(default=64 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
+    request_timeout: float = Field(default=20.0, gt=0, le=600)
+    """Seconds a request may take to arrive, headers and body, counted from the connection
+    (or the previous response): a client that trickles them is disconnected."""
 
 
 class LimitSettings(_Section):
