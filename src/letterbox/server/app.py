@@ -27,16 +27,16 @@ from .. import datalock, metrics
 from ..auth.directory import SERVICES
 from ..config import Settings, parse_listen
 from ..policy import configured, effective
+from ..service.context import Context, build_context
+from ..service.session import Peer, Session
 from ..store import faults
 from ..store.api import StoreError
 from ..store.maildir import MaildirStore
 from . import control
 from .accept import TLSListener, tls_server
 from .connection import Connection
-from .context import Context, build_context
 from .limits import ConnectionLimits, descriptor_budget
 from .retention import Retention
-from .session import Peer, Session
 from .usage import UsageTracker
 
 log = logging.getLogger("letterbox.server")

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable
 
 from ..auth.directory import Account
+from ..service.context import Context
 from ..store.api import StoreError, Usage
-from .context import Context
 
 log = logging.getLogger("letterbox.usage")
 

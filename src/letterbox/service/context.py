@@ -33,9 +33,9 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     """Open the directory and the store named by *settings* (no listeners). *exclusive*:
     this process holds the data directory (see letterbox.datalock)."""
     from ..policy import effective
+    from ..server.tls import server_context
     from ..store.api import Limits
     from ..store.maildir import MaildirStore
-    from .tls import server_context
 
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
