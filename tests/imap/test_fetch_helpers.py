@@ -11,7 +11,8 @@ from typing import Any
 from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, ServerSettings, Settings
 from letterbox.imap.session import IMAPSession
-from letterbox.service.context import Context, build_context
+from letterbox.server.context import build_context
+from letterbox.service.context import Context
 from letterbox.service.session import Peer
 from letterbox.store.api import AccountStore
 

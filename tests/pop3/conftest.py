@@ -10,7 +10,7 @@ import pytest
 
 from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, POP3Settings, ServerSettings, Settings
-from letterbox.service.context import build_context
+from letterbox.server.context import build_context
 
 from .pop3util import ALICE, HOST, PASSWORD, Env, MakeEnv, run
 

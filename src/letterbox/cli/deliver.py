@@ -83,7 +83,7 @@ def read_message(stream: BinaryIO, limit: int) -> tuple[bytes, str | None]:
 
 async def deliver_message(settings: Settings, recipient: str, sender: str | None, data: bytes) -> str:
     """Store *data* in *recipient*'s INBOX; returns the normalized address."""
-    from ..service.context import build_context
+    from ..server.context import build_context
 
     try:
         addr = normalize_address(recipient)
