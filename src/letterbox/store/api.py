@@ -373,6 +373,15 @@ class Quota:
         return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0,
                      self.count_trash)
 
+    def percent_used(self, usage: Usage) -> float | None:
+        """The larger of the byte and message shares of the quota; None without a quota."""
+        shares = []
+        if self.bytes:
+            shares.append(100.0 * usage.bytes / self.bytes)
+        if self.messages:
+            shares.append(100.0 * usage.messages / self.messages)
+        return max(shares) if shares else None
+
     def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
         if self.bytes and usage.bytes + add_bytes > self.bytes:
             return True

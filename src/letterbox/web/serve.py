@@ -23,7 +23,7 @@ from ..config import parse_listen
 from .app import build_app
 
 if TYPE_CHECKING:
-    from ..server.app import Server
+    from .host import Host
 
 log = logging.getLogger("letterbox.web")
 
@@ -69,7 +69,7 @@ def _name(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def start_console(server: Server) -> ConsoleHandle:
+async def start_console(server: Host) -> ConsoleHandle:
     """Bind [web] listen and serve the console until the handle is stopped."""
     settings = server.settings
     web = settings.web
