@@ -1,4 +1,5 @@
-"""What every listener and session shares: settings, directory, store, login policy."""
+"""What every listener and session shares: settings, directory, store, login policy
+(server.context.build_context opens them; protocols only use them)."""
 
 from __future__ import annotations
 

@@ -717,8 +717,9 @@ class Store(abc.ABC):
         return 0
 
     async def repair_account(self, address: str, incarnation: str, rebuild: bool) -> dict[str, object]:
-        """Check (with *rebuild*: rebuild) one account and report what was found; the
-        caller has ended its sessions. Only where `can_repair`."""
+        """Check (with *rebuild*: rebuild) one account and report what was found. The
+        account is closed to everyone meanwhile; the caller holds the data directory (a
+        store opened exclusive) and has ended the account's sessions."""
         raise StoreError("this store has no repair")
 
     async def settle(self) -> None:  # noqa: B027 - optional hook
