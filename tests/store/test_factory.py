@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from letterbox.config import load
-from letterbox.store.api import AccountStore, Store, StoreError, Usage
+from letterbox.store.api import StoreError
 from letterbox.store.factory import open_store
-from letterbox.store.feed import Subscription
 from letterbox.store.maildir import MaildirStore
+from tests.store.barestore import Bare
 
 
 def settings_at(tmp_path: Path, extra: str = "") -> Any:
@@ -35,37 +34,6 @@ def test_maildir_is_the_default_and_gets_the_configured_limits(tmp_path: Path) -
     assert store.exclusive and store.reserve_size == 1024**2
     assert (store.limits.mailboxes, store.limits.keywords) == (50, 20)
     assert not open_store(settings).exclusive  # the CLI's: no rebuilds, no reserve
-
-
-class Bare(Store):
-    """A backend with only what the interface demands."""
-
-    async def account(self, address: str, incarnation: str | None = None) -> AccountStore:
-        raise StoreError("none")
-
-    async def delete_account(self, address: str, keep_mail: bool = False) -> None:
-        pass
-
-    async def grantors(self, address: str) -> list[str]:
-        return []
-
-    def subscribe(self, address: str, *more: str) -> Subscription:
-        raise NotImplementedError
-
-    def watch(self, callback: Callable[[str], None]) -> None:
-        pass
-
-    async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
-        return None
-
-    async def notify_external(self, address: str) -> None:
-        pass
-
-    async def notify_acl(self, address: str, incarnation: str, mailbox: str, identifier: str) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
 
 
 def test_a_backend_without_hooks_has_nothing_to_do() -> None:
