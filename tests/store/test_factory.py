@@ -26,12 +26,14 @@ def settings_at(tmp_path: Path, extra: str = "") -> Any:
 
 
 def test_maildir_is_the_default_and_gets_the_configured_limits(tmp_path: Path) -> None:
-    settings = settings_at(tmp_path, "[store]\nreserve = '1M'\n[limits]\nmailboxes = 50\nkeywords = 20\n")
+    settings = settings_at(
+        tmp_path, "[store]\nreserve = '1M'\nopen_accounts = 7\n[limits]\nmailboxes = 50\nkeywords = 20\n"
+    )
     assert settings.store.backend == "maildir"
     store = open_store(settings, exclusive=True)
     assert isinstance(store, MaildirStore)
     assert store.root == settings.data_dir / "mail"
-    assert store.exclusive and store.reserve_size == 1024**2
+    assert store.exclusive and store.reserve_size == 1024**2 and store.open_accounts == 7
     assert (store.limits.mailboxes, store.limits.keywords) == (50, 20)
     assert not open_store(settings).exclusive  # the CLI's: no rebuilds, no reserve
 

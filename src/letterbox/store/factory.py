@@ -22,7 +22,7 @@ def open_store(settings: Settings, *, exclusive: bool = False, feed: ChangeFeed 
 
         return MaildirStore(
             settings.data_dir / "mail", feed, exclusive=exclusive, reserve=settings.store.reserve,
-            limits=limits_of(settings),
+            open_accounts=settings.store.open_accounts, limits=limits_of(settings),
         )
     raise ValueError(f"unknown store backend {backend!r}")  # config validation stops it first
 
