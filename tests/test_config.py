@@ -32,6 +32,7 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ("[imap]\nidle_timeout = 60\n", "imap.idle_timeout = 60"),
         ("[pop3\n", "not valid TOML"),
         ("[tls]\ncert = 'x.pem'\n", "tls.cert and tls.key must be set together"),
+        ("[store]\nbackend = 'postgresql'\n", "store.backend = 'postgresql' is not allowed: expected 'maildir'"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:

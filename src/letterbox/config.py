@@ -264,6 +264,9 @@ class LimitSettings(_Section):
 
 
 class StoreSettings(_Section):
+    backend: Literal["maildir"] = "maildir"
+    """Where mail is kept: "maildir" (Maildir++ folders and one SQLite index per account,
+    under data_dir/mail). The server and the CLI open it through store.factory."""
     reserve: Size = 16 * 1024**2
     """Disk space the server keeps set aside (a preallocated file in the mail folder) and
     gives back when the disk fills up, so users can still read and delete mail; new mail

@@ -20,8 +20,9 @@ from letterbox.auth.passwords import Secrets, make_secrets
 from letterbox.config import Settings
 from letterbox.delivery import lmtp_protocol_factory, sessions_for, smtp_protocol_factory
 from letterbox.delivery.sessions import DeliverySessions
-from letterbox.server.context import Context, build_context
+from letterbox.server.context import build_context
 from letterbox.server.tls import write_self_signed
+from letterbox.service.context import Context
 from letterbox.store.api import Quota, Usage
 
 T = TypeVar("T")

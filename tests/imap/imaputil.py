@@ -8,9 +8,10 @@ from typing import Any
 from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, IMAPSettings, ServerSettings, Settings, TLSSettings
 from letterbox.imap.session import IMAPSession
-from letterbox.server.context import Context, build_context
-from letterbox.server.session import Peer
+from letterbox.server.context import build_context
 from letterbox.server.tls import write_self_signed
+from letterbox.service.context import Context
+from letterbox.service.session import Peer
 from letterbox.store.api import Quota
 
 PASSWORD = "pw"

@@ -12,7 +12,7 @@ import pytest
 from scramp import ScramClient
 
 from letterbox.net import client_key
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 
 from .imaputil import PASSWORD, Client, add_user, make_context
 

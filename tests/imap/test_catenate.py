@@ -15,7 +15,8 @@ from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, IMAPSettings, ServerSettings, Settings
 from letterbox.imap import imapurl
 from letterbox.imap.grammar import Section
-from letterbox.server.context import Context, build_context
+from letterbox.server.context import build_context
+from letterbox.service.context import Context
 
 from ..conftest import ServerProcess
 from .imaputil import PASSWORD, Client

@@ -11,8 +11,9 @@ from typing import Any
 from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, ServerSettings, Settings
 from letterbox.imap.session import IMAPSession
-from letterbox.server.context import Context, build_context
-from letterbox.server.session import Peer
+from letterbox.server.context import build_context
+from letterbox.service.context import Context
+from letterbox.service.session import Peer
 from letterbox.store.api import AccountStore
 
 USER = "carol@example.com"

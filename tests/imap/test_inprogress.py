@@ -19,7 +19,7 @@ from letterbox.imap import progress as progress_module
 from letterbox.imap import search as search_module
 from letterbox.imap import selected as selected_module
 from letterbox.imap import sort as sort_module
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from letterbox.store.maildir import account as account_module
 from tests.conftest import ServerProcess
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 
 from .imaputil import Client, add_user, make_context
 

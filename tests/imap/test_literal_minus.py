@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from letterbox.auth.passwords import make_secrets
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from tests.conftest import ServerProcess
 
 from .imaputil import Client, make_context

@@ -11,7 +11,8 @@ import pytest
 
 from letterbox.auth.passwords import make_secrets
 from letterbox.config import AuthSettings, IMAPSettings, LimitSettings, ServerSettings, Settings
-from letterbox.server.context import Context, build_context
+from letterbox.server.context import build_context
+from letterbox.service.context import Context
 
 from ..conftest import ServerProcess
 from .imaputil import PASSWORD, Client

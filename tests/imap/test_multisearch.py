@@ -15,7 +15,7 @@ import pytest
 from letterbox.imap.grammar import ParseError, Search
 from letterbox.imap.grammar.esearch import ESearch, Source
 from letterbox.imap.grammar.reader import CommandReader
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from letterbox.store.api import AccountStore
 from tests.conftest import ServerProcess
 

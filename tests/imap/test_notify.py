@@ -20,7 +20,7 @@ from letterbox.imap import notifier as notifier_module
 from letterbox.imap.grammar import FetchAttribute, Section
 from letterbox.imap.grammar.notify import EventGroup, Notify
 from letterbox.imap.grammar.parser import CommandSyntaxError, parse_command
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from letterbox.store import feed as feed_module
 from tests.conftest import ServerProcess
 

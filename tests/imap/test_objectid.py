@@ -21,7 +21,7 @@ from letterbox.imap.grammar import (
     SearchOr,
 )
 from letterbox.mime import email_id
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 
 from .imaputil import Client, add_user, make_context
 

@@ -111,7 +111,7 @@ async def stored_previews(env: Env, mailbox: str = "INBOX") -> dict[int, str | N
 
 def test_preview_is_advertised_after_login(env: Env) -> None:
     from letterbox.imap.session import IMAPSession
-    from letterbox.server.session import Peer
+    from letterbox.service.session import Peer
 
     async def go() -> None:
         s = Session(IMAPSession(env.ctx, Peer("127.0.0.1", 1, False)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from letterbox.store.api import Quota
 
 from .imaputil import Client, add_user, make_context

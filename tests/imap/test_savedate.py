@@ -88,7 +88,7 @@ def test_savedate_is_advertised_after_login(env: Env) -> None:
 
 def test_capability_not_before_login(env: Env) -> None:
     from letterbox.imap.session import IMAPSession
-    from letterbox.server.session import Peer
+    from letterbox.service.session import Peer
 
     async def go() -> None:
         s = Session(IMAPSession(env.ctx, Peer("127.0.0.1", 1, False)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from letterbox.store.api import Quota
 from tests.conftest import ServerProcess
 

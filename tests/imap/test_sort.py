@@ -259,7 +259,7 @@ def test_sort_needs_a_selected_mailbox(env: Env) -> None:
 
 def test_capabilities_only_after_login(env: Env) -> None:
     from letterbox.imap.session import IMAPSession
-    from letterbox.server.session import Peer
+    from letterbox.service.session import Peer
 
     async def go() -> None:
         s = Session(IMAPSession(env.ctx, Peer("127.0.0.1", 1, False)))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from letterbox.server.context import Context
+from letterbox.service.context import Context
 from tests.conftest import ServerProcess
 
 from .imaputil import Client, add_user, make_context

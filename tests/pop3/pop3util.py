@@ -8,8 +8,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from letterbox.pop3.session import POP3Session
-from letterbox.server.context import Context
-from letterbox.server.session import Peer
+from letterbox.service.context import Context
+from letterbox.service.session import Peer
 from letterbox.store.api import AccountStore
 
 ALICE = "alice@example.com"

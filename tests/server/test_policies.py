@@ -12,7 +12,7 @@ import pytest
 from letterbox import policy
 from letterbox.config import Settings
 from letterbox.server.retention import Retention
-from letterbox.server.usage import UsageTracker, percent_used
+from letterbox.server.usage import UsageTracker
 from letterbox.store.api import Quota
 from tests.conftest import ServerProcess
 from tests.imap.test_fetch_helpers import USER, Env
@@ -104,10 +104,10 @@ def test_percent_used_takes_the_larger_share(env: Env) -> None:
     from letterbox.store.api import Usage
 
     acc = env.ctx.directory.set_quota(USER, Quota(bytes=1000, messages=10))
-    assert percent_used(acc, Usage(messages=5, bytes=100)) == 50.0
-    assert percent_used(acc, Usage(messages=1, bytes=900)) == 90.0
+    assert acc.quota.percent_used(Usage(messages=5, bytes=100)) == 50.0
+    assert acc.quota.percent_used(Usage(messages=1, bytes=900)) == 90.0
     acc = env.ctx.directory.set_quota(USER, Quota())
-    assert percent_used(acc, Usage(1, 1)) is None
+    assert acc.quota.percent_used(Usage(1, 1)) is None
 
 
 def test_policy_values_are_checked() -> None:

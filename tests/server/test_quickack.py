@@ -18,7 +18,7 @@ from typing import BinaryIO
 import pytest
 
 from letterbox.server.connection import _asks_for_more
-from letterbox.server.sockopts import quickack
+from letterbox.service.sockopts import quickack
 from tests.conftest import ServerProcess
 
 PW = "pw"

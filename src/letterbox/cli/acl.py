@@ -13,7 +13,7 @@ from ..auth.directory import normalize_address
 from ..server.control import send_command
 from ..store import acl as rights
 from ..store.api import AccountStore, MailboxNotFound, StoreError
-from ..store.maildir import MaildirStore
+from ..store.factory import open_store
 from .admin import directory
 from .common import console, fail
 
@@ -43,7 +43,7 @@ def _in_store(
     of, so that its sessions learn at once (NOTIFY, a selected shared mailbox)."""
     with directory(ctx) as (settings, d):
         account = d.require(owner)
-    store = MaildirStore(settings.data_dir / "mail")
+    store = open_store(settings)
 
     async def go() -> T:
         try:

@@ -18,7 +18,7 @@ from ..auth.directory import Account, Directory, DirectoryError
 from ..config import Settings
 from ..server.control import send_command
 from ..store.api import StoreError, Usage
-from ..store.maildir import MaildirStore
+from ..store.factory import open_store
 from .common import fail, settings_from
 
 
@@ -51,7 +51,7 @@ def poke(settings: Settings) -> dict[str, Any] | None:
 
 def usage_of(settings: Settings, accounts: list[Account]) -> dict[str, Usage | None]:
     """Each account's usage; None for one whose mailbox cannot be read just now."""
-    store = MaildirStore(settings.data_dir / "mail")
+    store = open_store(settings)
 
     async def collect() -> dict[str, Usage | None]:
         out: dict[str, Usage | None] = {}
@@ -86,7 +86,7 @@ def finish_offline_deletions(settings: Settings, d: Directory) -> None:
     except datalock.DataDirBusy:
         # A server is starting: it finishes pending deletions before it serves anyone.
         return
-    store = MaildirStore(settings.data_dir / "mail", exclusive=True)
+    store = open_store(settings, exclusive=True)
     try:
         for pending in d.pending_deletions():
             asyncio.run(store.delete_account(pending.address, pending.keep_mail))

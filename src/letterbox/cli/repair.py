@@ -12,7 +12,7 @@ from rich.table import Table
 from .. import datalock
 from ..server.control import send_command
 from ..store.api import StoreError
-from ..store.maildir import MaildirStore
+from ..store.factory import open_store
 from .admin import directory
 from .common import console, fail
 
@@ -50,13 +50,19 @@ def repair(ctx: click.Context, address: str, rebuild: bool) -> None:
             lock = datalock.acquire(settings.data_dir)
         except datalock.DataDirBusy as e:
             fail(f"{e}, but it does not answer on its control socket")
-        store = MaildirStore(settings.data_dir / "mail", exclusive=True)
+        store = open_store(settings, exclusive=True)
+
+        async def run() -> dict[str, Any]:
+            try:
+                return await store.repair_account(account.address, account.incarnation, rebuild)
+            finally:
+                await store.close()
+
         try:
-            report = store.repair(account.address, account.incarnation, rebuild)
+            report = asyncio.run(run())
         except StoreError as e:
             fail(f"{account.address}: {e}")
         finally:
-            asyncio.run(store.close())
             lock.release()
     _show(account.address, report)
 

@@ -11,7 +11,7 @@ from ..auth.directory import PROTOCOLS, normalize_address
 from ..auth.passwords import make_secrets
 from ..config import parse_size
 from ..store.api import Quota, StoreError
-from ..store.maildir import MaildirStore
+from ..store.factory import open_store
 from .admin import (
     audit,
     directory,
@@ -69,15 +69,20 @@ def add(ctx: click.Context, address: str, protocols: str, quota_bytes: str | Non
         account = d.add(addr, make_secrets(password), _protocols(protocols), quota)
         audit(d, f"created account {addr} (protocols {','.join(_protocols(protocols)) or 'none'},"
                  f" quota {quota.bytes} bytes / {quota.messages} messages)")
-        store = MaildirStore(settings.data_dir / "mail")
+        store = open_store(settings)
+
+        async def make() -> None:
+            try:
+                # Creates INBOX and the special-use folders; mail left at this address by
+                # an earlier account is moved aside, never shown to this one.
+                await store.account(addr, account.incarnation)
+            finally:
+                await store.close()
+
         try:
-            # Creates INBOX and the special-use folders; mail left at this address by an
-            # earlier account is moved aside, never shown to this one.
-            store.account_sync(addr, account.incarnation)
+            asyncio.run(make())
         except StoreError as e:
             fail(f"account {addr} was added, but its mail folder could not be made: {e}")
-        finally:
-            asyncio.run(store.close())
     poke(settings)
     console.print(f"created [cyan]{addr}[/]")
 

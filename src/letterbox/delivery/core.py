@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..auth.directory import Account, DirectoryError, normalize_address
 from ..mime import ParsedMessage, parse_message
-from ..server.context import Context
+from ..service.context import Context
 from ..store.api import AppendResult
 
 log = logging.getLogger("letterbox.delivery")

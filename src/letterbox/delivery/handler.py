@@ -15,7 +15,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from .. import metrics
 from ..mime import ParsedMessage
-from ..server.context import Context
+from ..service.context import Context
 from ..store.api import AppendResult, DiskFull, OverQuota, StoreError
 from .core import (
     Refusal,

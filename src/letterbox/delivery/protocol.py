@@ -17,8 +17,8 @@ from typing import Any, cast
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP
 
-from ..server.context import Context
-from ..server.sockopts import quickack
+from ..service.context import Context
+from ..service.sockopts import quickack
 from ..spool import SPOOL_MIN, Spool
 from .core import client_address
 from .handler import DeliveryHandler, Verbatim

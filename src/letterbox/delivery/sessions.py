@@ -9,7 +9,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..server.context import Context
+    from ..service.context import Context
     from .protocol import DeliverySMTP
 
 _EXTRA_KEY = "delivery_sessions"

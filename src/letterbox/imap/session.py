@@ -28,8 +28,8 @@ from ..auth.sasl import (
     b64decode,
     decode_plain,
 )
-from ..server.context import Context
-from ..server.session import Peer, Session
+from ..service.context import Context
+from ..service.session import Peer, Session
 from ..store.acl import ANYONE
 from ..store.api import AccountStore, Quota, StoreError, changes_by
 from . import grammar as g

@@ -24,8 +24,8 @@ from ..auth.sasl import (
     b64decode,
     decode_plain,
 )
-from ..server.context import Context
-from ..server.session import Peer, Session
+from ..service.context import Context
+from ..service.session import Peer, Session
 from ..store.api import CHUNK, AccountStore, MailboxInUse, MessageGone, StoreError
 from .commands import Command, CommandError, LineBuffer, TooLong, parse_command, parse_number
 from .message import TERMINATOR, ByteStuffer, TopCut, multiline, top

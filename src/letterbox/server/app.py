@@ -27,16 +27,16 @@ from .. import datalock, metrics
 from ..auth.directory import SERVICES
 from ..config import Settings, parse_listen
 from ..policy import configured, effective
+from ..service.context import Context
+from ..service.session import Peer, Session
 from ..store import faults
-from ..store.api import StoreError
-from ..store.maildir import MaildirStore
+from ..store.api import Store, StoreError
 from . import control
 from .accept import TLSListener, tls_server
 from .connection import Connection
-from .context import Context, build_context
+from .context import build_context
 from .limits import ConnectionLimits, descriptor_budget
 from .retention import Retention
-from .session import Peer, Session
 from .usage import UsageTracker
 
 log = logging.getLogger("letterbox.server")
@@ -399,17 +399,14 @@ class Server:
         account = self.ctx.directory.get(address)
         if account is None:
             return {"ok": False, "error": f"no account {address!r}"}
-        if not isinstance(store, MaildirStore):
+        if not store.can_repair:
             return {"ok": False, "error": "this store has no repair"}
         self._end_sessions(address, "mailbox being repaired by the administrator")
-        store.close_account(address)
         try:
-            report = await asyncio.to_thread(store.repair, address, account.incarnation, rebuild)
+            report = await store.repair_account(address, account.incarnation, rebuild)
         except Exception as e:
             log.exception("repairing %s failed", address)
             return {"ok": False, "error": f"repair failed: {e}"}
-        finally:
-            store.unavailable.pop(address, None)
         return {"ok": True, "report": report}
 
     # --- housekeeping --------------------------------------------------------------------
@@ -455,24 +452,22 @@ class Server:
 
     async def _store_chore(self) -> None:
         store = self.ctx.store
-        if isinstance(store, MaildirStore):
-            store.poll_external()
-            store.ensure_reserve()
-            self._start_rebuilds(store)
+        store.housekeeping()
+        self._start_rebuilds(store)
 
-    def _start_rebuilds(self, store: MaildirStore) -> None:
+    def _start_rebuilds(self, store: Store) -> None:
         """Indexes found damaged (at start-up or while serving) are rebuilt one account
         at a time in a thread; everyone else is served meanwhile."""
-        for address in list(store.unavailable):
+        for address in list(store.unavailable_accounts()):
             if address not in self._closed_for_rebuild:
                 self._closed_for_rebuild.add(address)
                 self._end_sessions(address, "mailbox index being repaired")
         if (self._rebuilding is None or self._rebuilding.done()) and store.rebuild_due():
             self._rebuilding = asyncio.create_task(self._rebuild(store))
 
-    async def _rebuild(self, store: MaildirStore) -> None:
-        done = await asyncio.to_thread(store.rebuild_unavailable, self._stop_indexing)
-        self._closed_for_rebuild.intersection_update(store.unavailable)
+    async def _rebuild(self, store: Store) -> None:
+        done = await store.rebuild_damaged(self._stop_indexing)
+        self._closed_for_rebuild.intersection_update(store.unavailable_accounts())
         if done:
             log.info("rebuilt the index of %d account(s)", done)
 
@@ -519,14 +514,11 @@ class Server:
         self.settings.run_dir.mkdir(parents=True, exist_ok=True)
         store = self.ctx.store
         await self._finish_deletions()
-        if isinstance(store, MaildirStore):
-            stats = await asyncio.to_thread(store.reconcile_all, NEW_FILES_AT_START)
-            if any(stats.values()):
-                log.warning("start-up reconciliation repaired the index: %s", stats)
-            for address, why in store.unavailable.items():
-                log.warning("%s is unavailable until its index is rebuilt (%s)", address, why)
-            store.ensure_reserve()
-            store.mark_names_stale()
+        stats = await store.recover(NEW_FILES_AT_START)
+        if any(stats.values()):
+            log.warning("start-up reconciliation repaired the index: %s", stats)
+        for address, why in store.unavailable_accounts().items():
+            log.warning("%s is unavailable until its index is rebuilt (%s)", address, why)
         self._control = await control.serve(self.settings.run_dir, self._handle_control)
         if self.settings.web.enabled:
             from ..web.serve import start_console
@@ -546,20 +538,19 @@ class Server:
         self._tasks.append(asyncio.create_task(self._expire()))
         self._tasks.append(asyncio.create_task(self._scan_usage()))
         self._tasks.append(asyncio.create_task(self._auto_expunge()))
-        if isinstance(store, MaildirStore):
-            self._tasks.append(asyncio.create_task(store.run_name_sync()))
-            self._start_rebuilds(store)
-            if store.new_waiting:
-                self._indexing = asyncio.create_task(self._index_waiting(store))
+        self._tasks.append(asyncio.create_task(store.run_background()))
+        self._start_rebuilds(store)
+        if store.mail_waiting():
+            self._indexing = asyncio.create_task(self._index_waiting(store))
 
-    async def _index_waiting(self, store: MaildirStore) -> None:
+    async def _index_waiting(self, store: Store) -> None:
         """Big new/ backlogs are indexed while the server already serves; sessions see
         the messages arrive as if delivered."""
-        waiting = sum(store.new_waiting.values())
+        waiting = store.mail_waiting()
         log.info("indexing %d files found in new/ folders in the background", waiting)
         t0 = time.monotonic()
         try:
-            done = await asyncio.to_thread(store.index_waiting, self._stop_indexing)
+            done = await store.index_waiting_mail(self._stop_indexing)
         except Exception:
             log.exception("indexing files from new/ failed; they stay there for the next start")
             return
@@ -582,11 +573,10 @@ class Server:
         if self._delivery is not None:
             # Store writes of departing delivery sessions finish before the store closes.
             await self._delivery.drain(10.0)
-        if isinstance(self.ctx.store, MaildirStore):
-            try:
-                await self.ctx.store.sync_names()  # file names carry the flags at rest
-            except Exception:
-                log.exception("bringing file names up to date at shutdown failed")
+        try:
+            await self.ctx.store.settle()
+        except Exception:
+            log.exception("bringing file names up to date at shutdown failed")
         if self._control is not None:
             self._control.close()
         (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)

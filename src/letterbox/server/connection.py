@@ -19,10 +19,10 @@ import ssl
 import time
 from collections.abc import Callable
 
+from ..service.session import Session
+from ..service.sockopts import quickack
 from .accept import tls_failure
 from .deflate import Deflate, DeflateError
-from .session import Session
-from .sockopts import quickack
 
 log = logging.getLogger("letterbox.session")
 

@@ -15,8 +15,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..service.context import Context
 from ..store.api import MailboxNotFound, StoreError
-from .context import Context
 
 log = logging.getLogger("letterbox.retention")
 

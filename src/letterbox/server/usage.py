@@ -18,23 +18,13 @@ import time
 from collections.abc import Iterable
 
 from ..auth.directory import Account
+from ..service.context import Context
 from ..store.api import StoreError, Usage
-from .context import Context
 
 log = logging.getLogger("letterbox.usage")
 
 START_BATCH = 200
 MAX_DIRTY = 100_000
-
-
-def percent_used(account: Account, usage: Usage) -> float | None:
-    """The larger of the byte and message shares of the quota; None without a quota."""
-    shares = []
-    if account.quota.bytes:
-        shares.append(100.0 * usage.bytes / account.quota.bytes)
-    if account.quota.messages:
-        shares.append(100.0 * usage.messages / account.quota.messages)
-    return max(shares) if shares else None
 
 
 def warning_message(hostname: str, account: Account, level: int, usage: Usage, percent: float) -> bytes:
@@ -125,7 +115,7 @@ class UsageTracker:
 
     async def judge(self, account: Account, usage: Usage) -> None:
         """Send a quota warning when the account crossed a threshold upwards."""
-        percent = percent_used(account, usage)
+        percent = account.quota.percent_used(usage)
         levels = self.ctx.policy.warn_at
         reached = max((lv for lv in levels if percent is not None and percent >= lv), default=0)
         directory = self.ctx.directory

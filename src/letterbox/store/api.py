@@ -9,6 +9,7 @@ feed; sessions learn about other sessions' changes only through `changes_since`.
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import (
     AsyncIterator,
     Awaitable,
@@ -372,6 +373,15 @@ class Quota:
         return Quota(int(self.bytes * (1 + share)), int(self.messages * (1 + share)) if self.messages else 0,
                      self.count_trash)
 
+    def percent_used(self, usage: Usage) -> float | None:
+        """The larger of the byte and message shares of the quota; None without a quota."""
+        shares = []
+        if self.bytes:
+            shares.append(100.0 * usage.bytes / self.bytes)
+        if self.messages:
+            shares.append(100.0 * usage.messages / self.messages)
+        return max(shares) if shares else None
+
     def exceeded_by(self, usage: Usage, add_bytes: int, add_messages: int) -> bool:
         if self.bytes and usage.bytes + add_bytes > self.bytes:
             return True
@@ -665,3 +675,52 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    # --- the server's hooks: a backend implements those it needs; the defaults do nothing
+    can_repair = False
+    """Whether `repair_account` checks and mends an account (`letterbox repair`)."""
+
+    async def recover(self, new_limit: int | None = None) -> dict[str, int]:
+        """At start-up, before anyone is served: make the store consistent after a stop or
+        a crash, and set up what housekeeping keeps. Returns counts of what was repaired.
+        *new_limit*: mail waiting to be indexed beyond this much per folder is left for
+        `index_waiting_mail`, after the listeners open."""
+        return {}
+
+    def unavailable_accounts(self) -> Mapping[str, str]:
+        """Accounts that cannot be served until `rebuild_damaged` mends them, and why."""
+        return {}
+
+    def housekeeping(self) -> None:  # noqa: B027 - optional hook
+        """Called by the server twice a second: cheap periodic work (outside changes to
+        accounts with listeners, free-space reserve)."""
+
+    async def run_background(self) -> None:  # noqa: B027 - optional hook
+        """The store's own background task, run for as long as the server serves."""
+
+    def rebuild_due(self) -> bool:
+        """Whether `rebuild_damaged` has work to do now."""
+        return False
+
+    async def rebuild_damaged(self, stop: threading.Event) -> int:
+        """Mend the unavailable accounts, one at a time, off the event loop, giving up
+        when *stop* is set; returns how many were mended."""
+        return 0
+
+    def mail_waiting(self) -> int:
+        """How much mail `recover` left for `index_waiting_mail`."""
+        return 0
+
+    async def index_waiting_mail(self, stop: threading.Event) -> int:
+        """Index what `recover` left waiting, off the event loop, while the server
+        serves; returns how much. Stops early when *stop* is set."""
+        return 0
+
+    async def repair_account(self, address: str, incarnation: str, rebuild: bool) -> dict[str, object]:
+        """Check (with *rebuild*: rebuild) one account and report what was found. The
+        account is closed to everyone meanwhile; the caller holds the data directory (a
+        store opened exclusive) and has ended the account's sessions."""
+        raise StoreError("this store has no repair")
+
+    async def settle(self) -> None:  # noqa: B027 - optional hook
+        """At a clean stop, before `close`: bring up to date what is kept lazily."""

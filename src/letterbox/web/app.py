@@ -28,7 +28,7 @@ from .security import BodyLimit, SecurityHeaders
 from .websessions import WebSessions
 
 if TYPE_CHECKING:
-    from ..server.app import Server
+    from .host import Host
 
 log = logging.getLogger("letterbox.web")
 
@@ -64,7 +64,7 @@ def _refusal(request: Request, status: int, message: str) -> Response:
     )
 
 
-def build_app(server: Server) -> FastAPI:
+def build_app(server: Host) -> FastAPI:
     web = server.settings.web
     sessions = WebSessions(web.session_minutes * 60, web.session_max_hours * 3600, web.max_sessions)
     app = FastAPI(

@@ -22,13 +22,12 @@ from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import PROTOCOLS, SERVICES, Account, DirectoryError, normalize_address
 from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
-from ..server.usage import percent_used
 from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError, Usage
 from .reads import Reads
 from .websessions import WebSessions
 
 if TYPE_CHECKING:
-    from ..server.app import Server
+    from .host import Host
 
 log = logging.getLogger("letterbox.web")
 
@@ -86,7 +85,7 @@ def check_protocols(protocols: list[str]) -> list[str]:
 
 
 class Console:
-    def __init__(self, server: Server, sessions: WebSessions) -> None:
+    def __init__(self, server: Host, sessions: WebSessions) -> None:
         self.server = server
         self.ctx = server.ctx
         self.directory = server.ctx.directory
@@ -225,7 +224,7 @@ class Console:
         used_bytes = sum(f["bytes"] for f in folders)
         used_messages = sum(f["messages"] for f in folders)
         counted = [f for f in folders if self.ctx.policy.trash_counts or f["special_use"] != "\\Trash"]
-        percent = percent_used(acc, Usage(sum(f["messages"] for f in counted), sum(f["bytes"] for f in counted)))
+        percent = acc.quota.percent_used(Usage(sum(f["messages"] for f in counted), sum(f["bytes"] for f in counted)))
         return {
             "address": acc.address,
             "enabled": acc.enabled,

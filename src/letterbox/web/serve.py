@@ -27,7 +27,7 @@ from ..config import parse_listen
 from .app import build_app
 
 if TYPE_CHECKING:
-    from ..server.app import Server
+    from .host import Host
 
 log = logging.getLogger("letterbox.web")
 
@@ -108,7 +108,7 @@ def _protocol(timeout: float) -> type[_Deadline]:
     return type("Deadline", (_Deadline,), {"timeout": timeout})
 
 
-async def start_console(server: Server) -> ConsoleHandle:
+async def start_console(server: Host) -> ConsoleHandle:
     """Bind [web] listen and serve the console until the handle is stopped."""
     settings = server.settings
     web = settings.web

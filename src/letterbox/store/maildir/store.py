@@ -35,7 +35,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .. import faults
@@ -748,6 +748,44 @@ class MaildirStore(Store):
 
     def is_open(self, address: str) -> bool:
         return address in self._accounts
+
+    # --- the server's hooks (store.api.Store) -----------------------------------------------
+    can_repair = True
+
+    async def recover(self, new_limit: int | None = None) -> dict[str, int]:
+        stats = await asyncio.to_thread(self.reconcile_all, new_limit)
+        self.ensure_reserve()
+        self.mark_names_stale()
+        return stats
+
+    def unavailable_accounts(self) -> Mapping[str, str]:
+        return self.unavailable
+
+    def housekeeping(self) -> None:
+        self.poll_external()
+        self.ensure_reserve()
+
+    async def run_background(self) -> None:
+        await self.run_name_sync()
+
+    async def rebuild_damaged(self, stop: threading.Event) -> int:
+        return await asyncio.to_thread(self.rebuild_unavailable, stop)
+
+    def mail_waiting(self) -> int:
+        return sum(self.new_waiting.values())
+
+    async def index_waiting_mail(self, stop: threading.Event) -> int:
+        return await asyncio.to_thread(self.index_waiting, stop)
+
+    async def repair_account(self, address: str, incarnation: str, rebuild: bool) -> dict[str, object]:
+        self.close_account(address)
+        try:
+            return await asyncio.to_thread(self.repair, address, incarnation, rebuild)
+        finally:
+            self.unavailable.pop(address, None)
+
+    async def settle(self) -> None:
+        await self.sync_names()  # file names carry the flags at rest
 
     async def close(self) -> None:
         for acc in list(self._accounts.values()):

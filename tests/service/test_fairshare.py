@@ -1,11 +1,11 @@
 """Pipelined commands go after the commands of clients waiting for their answers
-(server/fairshare.py), counted in turns of the event loop, not in time."""
+(service/fairshare.py), counted in turns of the event loop, not in time."""
 
 from __future__ import annotations
 
 import asyncio
 
-from letterbox.server.fairshare import ALLOWANCE_BURST, Allowance, LoopShare
+from letterbox.service.fairshare import ALLOWANCE_BURST, Allowance, LoopShare
 
 
 async def _turns_until(done: asyncio.Future[None], busy: LoopShare | None = None) -> int:

@@ -1,0 +1,37 @@
+"""Open the store that `[store] backend` names.
+
+The one module that imports a backend: the server and the CLI get their Store here and
+talk to it through store.api only, so a new backend is added here and nowhere above.
+The backend is imported when it is opened, so a process loads only the one it uses.
+"""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .api import Limits, Store
+from .feed import ChangeFeed
+
+
+def open_store(settings: Settings, *, exclusive: bool = False, feed: ChangeFeed | None = None) -> Store:
+    """The store of *settings*, with its limits. *exclusive*: this process holds the
+    data directory (see letterbox.datalock) and may rebuild indexes, repair accounts and
+    keep the disk space reserve."""
+    backend = settings.store.backend
+    if backend == "maildir":
+        from .maildir import MaildirStore
+
+        return MaildirStore(
+            settings.data_dir / "mail", feed, exclusive=exclusive, reserve=settings.store.reserve,
+            open_accounts=settings.store.open_accounts, limits=limits_of(settings),
+        )
+    raise ValueError(f"unknown store backend {backend!r}")  # config validation stops it first
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The store's share of `[limits]`."""
+    lim = settings.limits
+    return Limits(
+        mailboxes=lim.mailboxes, keywords=lim.keywords, keyword_length=lim.keyword_length,
+        metadata_value=lim.metadata_value_size, metadata_entries=lim.metadata_entries,
+        metadata_bytes=lim.metadata_bytes,
+    )
