@@ -299,10 +299,10 @@ def test_progress_counts_mailboxes_and_answers_go_out_between(tmp_path: Path) ->
         flushes = 0
         real = c.session.flush
 
-        async def counted() -> None:
+        async def counted(now: bool = False) -> None:
             nonlocal flushes
             flushes += 1
-            await real()
+            await real(now)
 
         c.session.flush = counted  # type: ignore[method-assign]
         out = await c.cmd("p ESEARCH IN (mailboxes (A B C D)) SUBJECT x")

@@ -38,7 +38,7 @@ log = logging.getLogger("letterbox.imap")
 
 # Responses are sent in chunks of this many rows (or bytes), not one `send` per line.
 _BATCH_ROWS = 1000
-_FETCH_ROWS = 5000
+_FETCH_ROWS = 250
 """Messages whose index rows one FETCH reads at once."""
 _BATCH_BYTES = 1 << 20
 # Raw content at least this big is sent while it is read, a piece at a time, never held

@@ -57,7 +57,7 @@ class Progress:
             return
         self.session.send(self.notice())
         self._next = _clock() + self._interval
-        await self.session.flush()
+        await self.session.flush(now=True)
 
     def notice(self) -> bytes:
         # A "]" in the tag would end the response code early: NIL instead (tags may hold

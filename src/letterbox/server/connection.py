@@ -89,10 +89,17 @@ class Connection:
             else:
                 self.writer.writelines(out)
             self._writes += 1
-            await asyncio.wait_for(self.writer.drain(), timeout=self.session.timeout)
+            # Waiting is only needed above the transport's high-water mark (below it drain()
+            # returns at once); wait_for would cost a task and a turn of the loop per answer.
+            if self.writer.transport.get_write_buffer_size() > self._high_water():
+                await asyncio.wait_for(self.writer.drain(), timeout=self.session.timeout)
             # After the write: sending makes Linux delay its ACKs again.
             if _asks_for_more(out):
                 quickack(self._sock)
+
+    def _high_water(self) -> int:
+        limits = getattr(self.writer.transport, "get_write_buffer_limits", None)
+        return limits()[1] if limits is not None else -1
 
     async def _upgrade(self) -> None:
         """STARTTLS/STLS: answer, then switch the stream to TLS.

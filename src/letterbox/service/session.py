@@ -26,6 +26,10 @@ class Peer:
     """TLS is active (implicit TLS, or after STLS/STARTTLS)."""
 
 
+FLUSH_AT = 32 * 1024
+"""Queued bytes that `flush` sends before the command ends."""
+
+
 class Session(abc.ABC):
     protocol: str = ""
 
@@ -64,10 +68,12 @@ class Session(abc.ABC):
     async def resume(self) -> None:  # noqa: B027 - optional hook
         """Go on with commands held back by `output_limit`."""
 
-    async def flush(self) -> None:
-        """Send what is queued so far, so a long answer streams instead of piling up, and
-        let other sessions run: long commands call this between chunks of their work."""
-        if self.flusher is not None and self.out:
+    async def flush(self, now: bool = False) -> None:
+        """Let other sessions run, and send what is queued once it is worth a write (or
+        *now*, for a notice the client should see at once), so a long answer streams
+        instead of piling up: long commands call this between chunks of their work. A
+        short answer goes out whole with its tagged end, in one write."""
+        if self.flusher is not None and self.out and (now or self.queued >= FLUSH_AT):
             await self.flusher()
         await asyncio.sleep(0)
 
