@@ -550,8 +550,9 @@ class MaildirAccount(AccountStore):
             if hms != self._known.get(mid):
                 kind: ChangeKind = "append" if mid in self._known else "mailbox"
                 self._known[mid] = hms
-                # Not made by a session of this process, whatever task notices it.
-                self._store.feed.publish(Change(self.address, mid, hms, kind, name))
+                # Not made by a session of this process, whatever task notices it; the
+                # process that made it told the others (or they notice as this one did).
+                self._store.feed.relay(Change(self.address, mid, hms, kind, name))
 
     # --- mailboxes -------------------------------------------------------------------------
     @_op()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import faults
 from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable, Usage
-from ..feed import ChangeFeed, Subscription
+from ..feed import ChangeFeed, LocalFeed, Subscription
 from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount, usage_of
 from .accountdir import AccountDir
@@ -63,7 +63,7 @@ class MaildirStore(Store):
         may rebuild indexes. *reserve*: bytes kept free for reading and deleting mail on
         a full disk (0: none)."""
         self.root = root
-        self.feed = feed or ChangeFeed()
+        self.feed: ChangeFeed = feed or LocalFeed()
         self.flag_tables = FlagTables()
         self.reader_tables = ReaderTables()
         self.grants = Grants(root)
@@ -83,6 +83,9 @@ class MaildirStore(Store):
         self._low_space = exclusive and (root / SPENT_FILE).exists()
         self._rebuild_failures: dict[str, tuple[int, float]] = {}
         self._unowned: set[Path] = set()
+        self.sync_names_here = True
+        """False in a worker that leaves file names to another worker: two processes
+        renaming the same files would unlink each other's new names."""
         root.mkdir(parents=True, exist_ok=True)
 
     # --- where accounts live -------------------------------------------------------------
@@ -425,6 +428,7 @@ class MaildirStore(Store):
         acc = self._accounts.pop(address, None)
         if acc is not None:
             acc.close("repair")
+        self._unlock_shared(address)  # a worker without the data directory: let the repair in
         for key in [k for k, a in self._names_dirty.items() if a is acc]:
             del self._names_dirty[key]
 
@@ -586,6 +590,8 @@ class MaildirStore(Store):
 
     # --- file names in the background ----------------------------------------------------------
     def names_changed(self, acc: MaildirAccount, mailbox_id: int) -> None:
+        if not self.sync_names_here:
+            return
         self._names_dirty[(acc.key, mailbox_id)] = acc
         if self.names_wakeup is not None:
             self.names_wakeup.set()
