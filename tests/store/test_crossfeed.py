@@ -14,7 +14,7 @@ from letterbox.store import crossfeed
 from letterbox.store.api import Change, changes_by
 from letterbox.store.crossfeed import CrossProcessFeed
 from letterbox.store.feed import ChangeFeed, LocalFeed
-from letterbox.store.maildir import MaildirStore
+from letterbox.store.maildir import MaildirStore, files, folderfile
 
 USER = "alice@example.com"
 MSG = b"Subject: hi\r\n\r\nbody\r\n"
@@ -169,5 +169,26 @@ def test_a_store_on_the_cross_feed_tells_the_other_worker(tmp_path: Path) -> Non
         await two.close()
         for f in feeds:
             f.close()
+
+    asyncio.run(go())
+
+
+def test_two_writers_never_give_more_keywords_a_letter_than_there_are(tmp_path: Path) -> None:
+    """Each worker caches the folder file's letters; one with an older view must not
+    push the file past a-z, nor move the letters another gave out."""
+
+    async def go() -> None:
+        one, two = MaildirStore(tmp_path / "mail"), MaildirStore(tmp_path / "mail")
+        acc1, acc2 = await one.account(USER), await two.account(USER)
+        mid = (await acc1.get_mailbox("INBOX")).id
+        assert acc2.letters(mid) == []  # cached now, and soon stale
+        first = [f"one{i}" for i in range(20)]
+        await acc1.ensure_letters(mid, first)
+        await acc2.ensure_letters(mid, [f"two{i}" for i in range(20)])
+        letters = acc2.letters(mid)
+        assert len(letters) == len(files.KEYWORD_LETTERS) == folderfile.MAX_KEYWORDS
+        assert letters[:20] == sorted(first)
+        await one.close()
+        await two.close()
 
     asyncio.run(go())

@@ -533,6 +533,7 @@ class WorkerServer(Server):
         # Only the primary rebuilds indexes, keeps the reserve and renames files.
         store.exclusive = self.primary
         store.sync_names_here = self.primary
+        store.shares_reserve = True
         self._factories: dict[str, Callable[[], asyncio.Protocol]] = {}
         self._handed: set[asyncio.Task[None]] = set()
 

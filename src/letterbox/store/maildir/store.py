@@ -83,6 +83,9 @@ class MaildirStore(Store):
         self._low_space = exclusive and (root / SPENT_FILE).exists()
         self._rebuild_failures: dict[str, tuple[int, float]] = {}
         self._unowned: set[Path] = set()
+        self.shares_reserve = False
+        """True in a worker of the server that does not keep the reserve (the primary
+        worker does) but may give it back on a full disk."""
         self.sync_names_here = True
         """False in a worker that leaves file names to another worker: two processes
         renaming the same files would unlink each other's new names."""
@@ -564,7 +567,7 @@ class MaildirStore(Store):
         """The disk is full: free the reserve (True if there was one to free). New mail
         is refused until ensure_reserve finds space again."""
         path = self.root / RESERVE_FILE
-        if not self.exclusive:
+        if not self.exclusive and not self.shares_reserve:
             return False  # only the server gives its reserve back
         try:
             path.unlink()
@@ -572,7 +575,9 @@ class MaildirStore(Store):
             return False
         except OSError:
             return False
-        self._low_space = True
+        # A worker without the data directory goes by the spent mark, as `letterbox
+        # deliver` does: the worker that keeps the reserve removes it when space is back.
+        self._low_space = self.exclusive
         with contextlib.suppress(OSError):  # tells `letterbox deliver` too
             (self.root / SPENT_FILE).touch()
         log.error("the disk is full: released the reserve so users can read and delete mail;"
