@@ -556,6 +556,16 @@ class WorkerServer(Server):
         for pending in self.ctx.directory.pending_deletions():
             self._end_sessions(pending.address, "account deleted by the administrator")
 
+    async def _directory_chore(self) -> None:
+        # The other workers write the directory every few seconds (last logins, usage),
+        # so it "changes" all the time: the credential cache is kept (its keys cover the
+        # stored hash, and each login reads the account afresh, enabled or not); an
+        # administrator's change comes with a reload, which flushes it.
+        if self.ctx.directory.changed():
+            self._accounts_changed = True
+            self.refresh_policy()
+            await self.apply_switches()
+
     async def _store_chore(self) -> None:
         if self.primary:
             await super()._store_chore()
