@@ -198,3 +198,28 @@ def test_a_worker_killed_during_deliveries_loses_nothing_acknowledged(two: Serve
     for n in acked:
         assert ids.count(n) == 1, f"message {n} present {ids.count(n)} times"
     imap.logout()
+
+
+def test_repair_closes_the_account_in_every_worker(two: ServerProcess) -> None:
+    """The primary rebuilds while the other worker has let go of the account (it held it
+    open, and so shared the rebuild lock, until told)."""
+    for n in (1, 2):
+        with smtplib.LMTP("127.0.0.1", two.port("lmtp")) as lmtp:
+            lmtp.sendmail("a@example.org", [USER], msg(n))
+    held = [imap_login(two), imap_login(two)]
+    for c in held:
+        c.select("INBOX")
+    assert sorted(busy_workers(two)) == [1, 1]
+    out = two.cli("repair", USER, "--rebuild").stdout
+    assert "rebuilt from the folders" in out
+    for c in held:  # both sessions were ended
+        with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+            c.noop()
+            c.noop()
+    for _ in range(2):  # and the account serves again in both workers
+        c = imap_login(two)
+        assert c.select("INBOX")[1] == [b"2"]
+        held.append(c)
+    assert sorted(busy_workers(two)) == [1, 1]
+    for c in held[2:]:
+        c.logout()

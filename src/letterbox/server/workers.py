@@ -49,6 +49,7 @@ from ..store.api import Change
 from ..store.crossfeed import CrossProcessFeed
 from ..store.feed import LocalFeed
 from ..store.maildir import MaildirStore
+from ..store.maildir.store import REPAIRING
 from . import control
 from .accept import tls_failure
 from .app import (
@@ -142,10 +143,12 @@ class Supervisor:
         self.listening: dict[str, list[_Listening]] = {}
         self.web: str | None = None
         self.bound: dict[str, list[str]] = {}
+        self._listener_text = ""
         self._tokens = itertools.count(1)
         self._ids = itertools.count(1)
         self._failures: dict[int, int] = {}
         self._stopping = False
+        self._repairing: set[str] = set()
         self._stopped = asyncio.Event()
         self._control: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -190,6 +193,11 @@ class Supervisor:
                     fut.set_result(msg.get("result") or {})
             elif "ready" in msg and not w.ready.done():
                 w.ready.set_result(msg)
+            elif "damaged" in msg:
+                address = str(msg["damaged"])
+                if address not in self._repairing:
+                    log.warning("worker %d found the index of %s damaged; the primary rebuilds it", w.index, address)
+                    self._tasks.append(asyncio.create_task(self._rebuild(address)))
 
     def _release(self, w: _Worker, token: int) -> None:
         entry = w.conns.pop(token, None)
@@ -335,10 +343,14 @@ class Supervisor:
             out["web"] = [self.web]
         self.bound = out
         pids = [w.proc.pid for _, w in sorted(self.workers.items()) if w.alive]
+        text = json.dumps({"pid": os.getpid(), "listeners": out, "workers": pids}, indent=2)
+        if text == self._listener_text:
+            return
         path = self.run_dir / "listeners.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "listeners": out, "workers": pids}, indent=2))
+        tmp.write_text(text)
         tmp.replace(path)
+        self._listener_text = text
 
     async def _accept_loop(self, one: _Listening) -> None:
         loop = asyncio.get_running_loop()
@@ -419,11 +431,19 @@ class Supervisor:
         primary = self.workers.get(0)
         if primary is None or not primary.alive:
             return {"ok": False, "error": "the primary worker is not running; try again shortly"}
-        await self._ask_all({"cmd": "close_account", "address": address}, skip=0)
+        self._repairing.add(address)
         try:
-            return await self._ask(primary, cmd, timeout=3600.0)
+            await self._ask_all({"cmd": "close_account", "address": address}, skip=0)
+            reply = await self._ask(primary, cmd, timeout=3600.0)
+            if not reply.get("ok"):
+                log.error("repairing %s failed: %s", address, reply.get("error"))
+            return reply
         finally:
             await self._ask_all({"cmd": "reopen_account", "address": address}, skip=0)
+            self._repairing.discard(address)
+
+    async def _rebuild(self, address: str) -> None:
+        await self._repair({"cmd": "repair", "address": address, "rebuild": True})
 
     async def _poll(self) -> None:
         while True:
@@ -535,6 +555,7 @@ class WorkerServer(Server):
         store.sync_names_here = self.primary
         store.shares_reserve = True
         self._factories: dict[str, Callable[[], asyncio.Protocol]] = {}
+        self._reported: set[str] = set()
         self._handed: set[asyncio.Task[None]] = set()
 
     # The supervisor listens; a worker's services are only on or off.
@@ -573,6 +594,14 @@ class WorkerServer(Server):
             store = self.ctx.store
             assert isinstance(store, MaildirStore)
             store.poll_external()
+            # A damaged index found here is rebuilt by the primary, with every worker
+            # letting go of the account meanwhile (as for `letterbox repair`).
+            for address, why in store.unavailable.items():
+                if why != REPAIRING and address not in self._reported:
+                    self._reported.add(address)
+                    self._end_sessions(address, "mailbox index being repaired")
+                    self._tell({"damaged": address})
+            self._reported.intersection_update(store.unavailable)
 
     async def _handle_control(self, cmd: dict[str, Any]) -> dict[str, Any]:
         what = cmd.get("cmd")
