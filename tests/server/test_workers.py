@@ -223,3 +223,16 @@ def test_repair_closes_the_account_in_every_worker(two: ServerProcess) -> None:
     assert sorted(busy_workers(two)) == [1, 1]
     for c in held[2:]:
         c.logout()
+
+
+def test_account_disabled_by_the_cli_ends_its_sessions_in_every_worker(two: ServerProcess) -> None:
+    held = [imap_login(two), imap_login(two)]
+    assert sorted(busy_workers(two)) == [1, 1]
+    two.cli("user", "set", USER, "--disable")
+    for c in held:
+        with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
+            c.noop()
+            c.noop()
+    assert wait_for(lambda: sum(busy_workers(two)) == 0)
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(two)

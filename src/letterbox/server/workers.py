@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -193,6 +194,8 @@ class Supervisor:
                     fut.set_result(msg.get("result") or {})
             elif "ready" in msg and not w.ready.done():
                 w.ready.set_result(msg)
+            elif "reload" in msg:
+                self._tasks.append(asyncio.create_task(self.reload()))
             elif "damaged" in msg:
                 address = str(msg["damaged"])
                 if address not in self._repairing:
@@ -227,6 +230,7 @@ class Supervisor:
             w.ready.set_exception(StartupError(f"worker {w.index} exited while starting: see the log above"))
             w.ready.exception()
         if not self._stopping:
+            self._tasks = [t for t in self._tasks if not t.done()]
             self._tasks.append(asyncio.create_task(self._restart(w)))
 
     async def _restart(self, w: _Worker) -> None:
@@ -556,6 +560,7 @@ class WorkerServer(Server):
         store.shares_reserve = True
         self._factories: dict[str, Callable[[], asyncio.Protocol]] = {}
         self._reported: set[str] = set()
+        self._unsent: collections.deque[dict[str, Any]] = collections.deque()
         self._handed: set[asyncio.Task[None]] = set()
 
     # The supervisor listens; a worker's services are only on or off.
@@ -576,6 +581,12 @@ class WorkerServer(Server):
             return
         for pending in self.ctx.directory.pending_deletions():
             self._end_sessions(pending.address, "account deleted by the administrator")
+
+    async def directory_changed(self) -> None:
+        """The console (in the primary) changed the directory: every worker applies it
+        now, as for a CLI change."""
+        await super().directory_changed()
+        self._tell({"reload": True})
 
     async def _directory_chore(self) -> None:
         # The other workers write the directory every few seconds (last logins, usage),
@@ -714,8 +725,29 @@ class WorkerServer(Server):
             task.add_done_callback(self._handed.discard)
 
     def _tell(self, msg: dict[str, Any]) -> None:
-        with contextlib.suppress(OSError):
-            _channel_send(self.chan, msg)
+        """To the supervisor, in order; what its queue cannot take yet waits here (at
+        most one message per connection and command this worker has)."""
+        if not self._unsent:
+            try:
+                _channel_send(self.chan, msg)
+                return
+            except BlockingIOError:
+                asyncio.get_running_loop().add_writer(self.chan.fileno(), self._send_unsent)
+            except OSError:
+                return  # the supervisor is gone
+        self._unsent.append(msg)
+
+    def _send_unsent(self) -> None:
+        while self._unsent:
+            try:
+                _channel_send(self.chan, self._unsent[0])
+            except BlockingIOError:
+                return
+            except OSError:
+                self._unsent.clear()
+                break
+            self._unsent.popleft()
+        asyncio.get_running_loop().remove_writer(self.chan.fileno())
 
     async def _command(self, msg: dict[str, Any]) -> None:
         cmd = msg.get("cmd")
