@@ -65,6 +65,7 @@ from .app import (
 from .connection import Connection
 from .limits import ConnectionLimits, descriptor_budget
 from .session import Peer
+from .tls import TLSError, server_context
 
 log = logging.getLogger("letterbox.workers")
 
@@ -460,6 +461,10 @@ class Supervisor:
 
     # --- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
+        tls = self.settings.tls
+        if tls.cert is not None and tls.key is not None:
+            # A bad certificate is told here in one line, not by each worker's log.
+            server_context(self.settings.resolve(tls.cert), self.settings.resolve(tls.key), tls.min_version)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / FEED_DIR).mkdir(exist_ok=True)
         primary = self._spawn(0, "first")  # start-up housekeeping before anyone serves
@@ -764,9 +769,14 @@ class WorkerServer(Server):
             service = str(msg.get("service"))
             peer = msg.get("peer") or ["", 0]
             ip, port = str(peer[0]), int(peer[1])
-            if service not in self.listeners:  # switched off since it was accepted
+            # The directory decides, not this worker's view of it, which may lag the
+            # supervisor's either way by a poll.
+            if not self.switches().get(service, False):  # switched off since it was accepted
                 sock.close()
-            elif service in ("imap", "pop3"):
+                return
+            if service not in self.listeners:
+                await self._start_service(service)
+            if service in ("imap", "pop3"):
                 await self._serve_session(service, sock, ip, port, bool(msg.get("tls")))
             else:
                 await self._serve_delivery(service, sock)
@@ -847,7 +857,7 @@ def worker_main() -> None:
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(WorkerServer(settings, index, workers, role, chan).run_forever())
-    except StartupError as e:
+    except (StartupError, TLSError) as e:
         log.error("%s", e)
         sys.exit(1)
     except KeyboardInterrupt:
