@@ -192,3 +192,14 @@ def test_two_writers_never_give_more_keywords_a_letter_than_there_are(tmp_path: 
         await two.close()
 
     asyncio.run(go())
+
+
+def test_changes_are_made_for_the_other_workers_but_indexes_watched_for_own_sessions(tmp_path: Path) -> None:
+    feed = CrossProcessFeed(tmp_path, 0, 2)
+    assert feed.has_subscribers(USER)  # another worker's session may listen
+    assert not feed.has_local_subscribers(USER)  # but none here: its index is not polled here
+    sub = feed.subscribe(USER)
+    assert feed.has_local_subscribers(USER)
+    sub.close()
+    alone = CrossProcessFeed(tmp_path, 0, 1)
+    assert not alone.has_subscribers(USER)

@@ -125,6 +125,9 @@ class CrossProcessFeed(ChangeFeed):
         # Another worker's sessions may listen: the change is always made and sent.
         return self.workers > 1 or self.local.has_subscribers(address)
 
+    def has_local_subscribers(self, address: str) -> bool:
+        return self.local.has_subscribers(address)
+
     def publish(self, change: Change, also: Iterable[str] = ()) -> None:
         also = tuple(also)
         self.local.publish(change, also)

@@ -118,6 +118,11 @@ class ChangeFeed(abc.ABC):
         """Whether a Change for *address* would reach anyone (else the store only calls
         touched())."""
 
+    @abc.abstractmethod
+    def has_local_subscribers(self, address: str) -> bool:
+        """Whether a session of this process listens to *address* (whose index this
+        process then watches for other processes' changes)."""
+
 
 class LocalFeed(ChangeFeed):
     """The in-process feed: one asyncio.Event per subscription."""
@@ -168,4 +173,7 @@ class LocalFeed(ChangeFeed):
             watcher(address)
 
     def has_subscribers(self, address: str) -> bool:
+        return address in self._subs
+
+    def has_local_subscribers(self, address: str) -> bool:
         return address in self._subs

@@ -687,7 +687,7 @@ class MaildirStore(Store):
     def poll_external(self) -> None:
         """Cheap check (PRAGMA data_version) of accounts that have listening sessions."""
         for address, acc in list(self._accounts.items()):
-            if self.feed.has_subscribers(address):
+            if self.feed.has_local_subscribers(address):
                 try:
                     acc.check_external()
                 except sqlite3.Error as e:
