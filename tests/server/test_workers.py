@@ -236,3 +236,22 @@ def test_account_disabled_by_the_cli_ends_its_sessions_in_every_worker(two: Serv
     assert wait_for(lambda: sum(busy_workers(two)) == 0)
     with pytest.raises(imaplib.IMAP4.error):
         imap_login(two)
+
+
+def test_file_names_follow_flags_set_in_another_worker(two: ServerProcess) -> None:
+    """Only the primary renames files (two renamers would unlink each other's names);
+    it learns of a secondary's STORE from the change feed."""
+    with smtplib.LMTP("127.0.0.1", two.port("lmtp")) as lmtp:
+        lmtp.sendmail("a@example.org", [USER], msg(1))
+    first, second = imap_login(two), imap_login(two)
+    assert sorted(busy_workers(two)) == [1, 1]
+    for c in (first, second):
+        c.select("INBOX")
+    cur = two.home / "data" / "mail" / "example.com" / "alice" / "cur"
+    before = [p.name for p in cur.iterdir()]
+    assert len(before) == 1 and not before[0].rsplit(":2,", 1)[1]
+    second.store("1", "+FLAGS", "\\Flagged")  # in worker 1: the first connection went to worker 0
+    first.noop()
+    assert wait_for(lambda: [p.name.rsplit(":2,", 1)[1] for p in cur.iterdir()] == ["F"], 15)
+    first.logout()
+    second.logout()

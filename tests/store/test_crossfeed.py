@@ -153,6 +153,7 @@ def test_a_store_on_the_cross_feed_tells_the_other_worker(tmp_path: Path) -> Non
         for f in feeds:
             f.open(loop)
         one, two = (MaildirStore(tmp_path / "mail", feed) for feed in feeds)
+        feeds[1].on_remote = two.told_elsewhere
         await one.account(USER)
         acc2 = await two.account(USER)
         sub = two.subscribe(USER)
@@ -165,6 +166,15 @@ def test_a_store_on_the_cross_feed_tells_the_other_worker(tmp_path: Path) -> Non
         assert (change.kind, change.mailbox_id, change.origin) == ("append", inbox.id, 0)
         changes = await acc2.changes_since(inbox.id, 0)
         assert len(changes.updated) == 1
+        # Its own look at the index (data_version moved) does not tell the change again.
+        two.poll_external()
+        assert not sub.pending()
+        with changes_by(5):
+            await acc1.store_flags(inbox.id, [1], "add", {"\\Flagged"})
+        await asyncio.wait_for(sub.wait(), 5)
+        assert [c.kind for c in sub.take()] == ["flags"]
+        two.poll_external()
+        assert not sub.pending()
         await one.close()
         await two.close()
         for f in feeds:

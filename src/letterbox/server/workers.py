@@ -637,9 +637,12 @@ class WorkerServer(Server):
             reply["feed"] = {"sent": feed.sent, "received": feed.received, "dropped": feed.dropped}
         return reply
 
-    # --- flags changed in another worker: file names follow here -----------------------------
+    # --- changes made in another worker --------------------------------------------------------
     def _on_remote(self, change: Change) -> None:
-        if change.kind == "flags":
+        store = self.ctx.store
+        assert isinstance(store, MaildirStore)
+        store.told_elsewhere(change)
+        if self.primary and change.kind == "flags":
             task = asyncio.create_task(self._names_of(change))
             self._handed.add(task)
             task.add_done_callback(self._handed.discard)
@@ -665,9 +668,9 @@ class WorkerServer(Server):
         store = self.ctx.store
         assert isinstance(store, MaildirStore)
         self.feed.on_account = self._on_account
+        self.feed.on_remote = self._on_remote
         self.feed.open(loop)
         if self.primary:
-            self.feed.on_remote = self._on_remote
             await self._finish_deletions()
             if self.role == "first":
                 stats = await asyncio.to_thread(store.reconcile_all, NEW_FILES_AT_START)

@@ -513,6 +513,10 @@ class MaildirAccount(AccountStore):
         for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes"):
             self._known[mid] = hms
 
+    def remember_modseq(self, mailbox_id: int, modseq: int) -> None:
+        """Sessions were told of the mailbox up to *modseq* (by another process's feed)."""
+        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+
     def publish(
         self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = "",
         entries: tuple[str, ...] = (), user: str = "",

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import faults
-from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable, Usage
+from ..api import LEGACY, Change, DiskFull, Limits, Store, StoreError, Unavailable, Usage
 from ..feed import ChangeFeed, LocalFeed, Subscription
 from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount, usage_of
@@ -694,6 +694,13 @@ class MaildirStore(Store):
                     if index.is_corrupt(e):
                         self.index_damaged(acc)
                     log.warning("checking %s for outside changes failed: %s", address, e)
+
+    def told_elsewhere(self, change: Change) -> None:
+        """Another process's change, already relayed on the feed: the next look at the
+        index (poll_external) need not tell it again."""
+        acc = self._accounts.get(change.account)
+        if acc is not None and change.kind in ("append", "flags", "expunge"):
+            acc.remember_modseq(change.mailbox_id, change.modseq)
 
     def is_open(self, address: str) -> bool:
         return address in self._accounts
