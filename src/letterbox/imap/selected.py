@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from ..store import acl
 from ..store.api import AccountStore, BadMailboxName, MailboxNotFound
+from ..store.rules import quotas
 from . import grammar as g
 from . import wire
 from .access import denied, quota_for, resolve
@@ -20,8 +21,6 @@ from .view import RecentSet, SelectedView
 
 # Messages one STORE changes at a time, sending their answers before the next ones.
 _STORE_CHUNK = 5000
-TRASH_GRACE = 0.1
-"""How far over its quota a COPY into Trash may take an account (a tenth more)."""
 
 
 def _store(s: IMAPSession) -> AccountStore:
@@ -280,10 +279,8 @@ async def _copy_or_move(s: IMAPSession, cmd: g.Copy | g.Move, move: bool) -> Don
     store = _store(s)
     s.progress.total = len(uids)
     progress = s.progress.step
-    if quota is not None and mailbox.special_use == "\\Trash":
-        # A client without MOVE deletes by COPY to Trash, then EXPUNGE: at the limit that
-        # must still work (as Dovecot's quota_grace), or a full mailbox could not be emptied.
-        quota = quota.with_grace(TRASH_GRACE)
+    # A COPY into the Trash gets the grace (see quotas.TRASH_GRACE).
+    quota = quotas.for_destination(quota, mailbox.special_use)
     here = dest.owner == view.owner
     if not here or not dest.may("swt"):
         result = await copy_messages(view, uids, dest, quota, progress)

@@ -416,7 +416,10 @@ class Supervisor:
         if what == "repair":
             return await self._repair(cmd)
         if what in ("changed", "acl"):
-            await self._ask_all(cmd)
+            # Every worker's sessions hear of it; a delivery outcome is counted once, by
+            # the primary (whose /metrics the console serves).
+            quiet = {k: v for k, v in cmd.items() if k != "outcome"}
+            await asyncio.gather(*(self._ask(w, cmd if i == 0 else quiet) for i, w in sorted(self.workers.items())))
             return {"ok": True}
         primary = self.workers.get(0)
         if primary is None:

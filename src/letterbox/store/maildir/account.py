@@ -28,17 +28,17 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from ...mime import ParsedMessage, parse_message
+from ...mime import ParsedMessage
 from ...mime.objectid import email_id_of
 from ...mime.preview import make_preview
 from ...mime.sections import load_parts
 from .. import faults, names
 from ..api import (
     CHUNK,
-    SYSTEM_FLAGS,
     AccountGone,
     AccountStore,
     AppendResult,
@@ -50,8 +50,6 @@ from ..api import (
     FetchField,
     FlagTable,
     FolderUsage,
-    LimitExceeded,
-    Limits,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -59,7 +57,6 @@ from ..api import (
     MessageGone,
     MessageMeta,
     MessageRecord,
-    OverQuota,
     Progress,
     Quota,
     SearchField,
@@ -68,11 +65,16 @@ from ..api import (
     Usage,
     current_origin,
 )
+from ..rules import flags as flagrules
+from ..rules import keywords as keywords_rule
+from ..rules import mailboxes, messages, quotas, recent
+from ..rules.flags import SEEN, flag_text, flagset
+from ..rules.mailboxes import mailbox_objectid
+from ..rules.seen import overlay, overlay_text, reader_store
 from . import acls, files, folderfile, folders, index, metadata, privateseen
 from .accountdir import AccountDir, join
 from .folderfile import BLOCK
 from .pop3lock import Pop3Lock
-from .privateseen import SEEN, overlay
 
 if TYPE_CHECKING:
     from .store import MaildirStore
@@ -123,52 +125,7 @@ _SEARCH_COLUMNS: dict[str, str] = {
     "message-id": "lower(message_id)",
 }
 
-_flagsets: dict[str, frozenset[str]] = {}
-
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-def flagset(text: str) -> frozenset[str]:
-    """Parse a stored flag string, sharing one frozenset per distinct value."""
-    fs = _flagsets.get(text)
-    if fs is None:
-        fs = frozenset(text.split())
-        if len(_flagsets) < 4096:
-            _flagsets[text] = fs
-    return fs
-
-
-def mailbox_objectid(uidvalidity: int) -> str:
-    """RFC 8474 MAILBOXID: "F" and the UIDVALIDITY in 8 hex digits. UIDVALIDITY comes
-    from a store-wide counter (MaildirStore.next_uidvalidity) and lives in the folder
-    file, so the id is never another mailbox's, a RENAME keeps it (RENAME INBOX makes a
-    mailbox, with a new one) and a rebuilt index finds it again."""
-    return f"F{uidvalidity:08x}"
-
-
-def flag_text(flags: Iterable[str]) -> str:
-    return " ".join(sorted(set(flags)))
-
-
-def check_keywords(flags: Iterable[str], limits: Limits) -> None:
-    for f in flags:
-        if not f.startswith("\\") and len(f) > limits.keyword_length:
-            raise LimitExceeded(f"keywords may be at most {limits.keyword_length} characters long")
-
-
-def normalize_flags(flags: Iterable[str]) -> set[str]:
-    """System flags are case-insensitive (RFC 9051 2.3.2); keep their canonical spelling."""
-    canon = {f.lower(): f for f in SYSTEM_FLAGS}
-    out = set()
-    for f in flags:
-        if f.startswith("\\"):
-            c = canon.get(f.lower())
-            if c is not None:
-                out.add(c)
-            # \Recent and unknown system flags cannot be stored by clients.
-        else:
-            out.add(f)
-    return out
 
 
 def _op(essential: bool = False) -> Callable[[F], F]:
@@ -242,9 +199,12 @@ class MaildirAccount(AccountStore):
         """Files left in new/ by the last reconcile, for index_new."""
         self._subs: set[str] | None = None
         self._subs_version = -1
-        self._readers: dict[str, AccountStore] = {}
+        self._readers: weakref.WeakValueDictionary[str, AccountStore] = weakref.WeakValueDictionary()
+        """Held by their sessions, not here: a handle must not keep itself alive."""
         self.acl_lock = asyncio.Lock()
         """One ACL change at a time (its folder file is written before its rows)."""
+        self.metadata_lock = asyncio.Lock()
+        """Orders metadata changes of this process, so their file follows their commits."""
 
     # --- errors --------------------------------------------------------------------------
     def gone(self) -> StoreError:
@@ -616,8 +576,8 @@ class MaildirAccount(AccountStore):
             subs = self.subs
             if subscribed == (name in subs):
                 return
-            if subscribed and len(subs) >= self._store.limits.mailboxes:
-                raise LimitExceeded(f"at most {self._store.limits.mailboxes} subscriptions")
+            if subscribed:
+                mailboxes.check_subscribe(len(subs), self._store.limits)
             self.write_subs(db, subs | {name} if subscribed else subs - {name})
         await self.save_subscriptions()
         row = self.db.execute("SELECT id FROM mailboxes WHERE name = ?", (name,)).fetchone()
@@ -646,8 +606,11 @@ class MaildirAccount(AccountStore):
             return
         mbox = None if mailbox is None else self.mailbox_by_name(mailbox)
         mid = metadata.SERVER if mbox is None else mbox.id
-        async with self.write() as db:
-            changed = metadata.set_entries(self, db, mid, changes, reader)
+        async with self.metadata_lock:  # the file is written in the order of the commits
+            async with self.write() as db:
+                changed = metadata.set_entries(self, db, mid, changes, reader)
+            if changed:
+                await metadata.save(self, mid)
         if changed:
             # RFC 5465 5.6, 5.7: NOTIFY sessions are told which entries changed.
             name = "" if mbox is None else mbox.name
@@ -684,9 +647,9 @@ class MaildirAccount(AccountStore):
             return self._recent_range(self.db, mailbox_id)
         try:
             async with self.write() as db:
-                lo, hi = self._recent_range(db, mailbox_id)
-                db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (hi, mailbox_id))
-            return lo, hi
+                taken, mark = recent.claim(*self._marks(db, mailbox_id))
+                db.execute("UPDATE mailboxes SET recent_uid = ? WHERE id = ?", (mark, mailbox_id))
+            return taken
         except (sqlite3.Error, OSError) as e:
             full = index.is_full(e) or (isinstance(e, OSError) and e.errno in (28, 122))
             if not full or self._store.reserve_available():
@@ -695,9 +658,13 @@ class MaildirAccount(AccountStore):
         # \Recent for the next session too.
         return self._recent_range(self.db, mailbox_id)
 
+    @classmethod
+    def _recent_range(cls, db: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
+        return recent.recent_range(*cls._marks(db, mailbox_id))
+
     @staticmethod
-    def _recent_range(db: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
-        """UIDs no session has been told of yet: from the recent mark to UIDNEXT."""
+    def _marks(db: sqlite3.Connection, mailbox_id: int) -> tuple[int, int]:
+        """The mailbox's recent mark and UIDNEXT (see rules.recent)."""
         row = db.execute("SELECT recent_uid, uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
         if row is None:
             raise MailboxNotFound("mailbox no longer exists")
@@ -808,7 +775,7 @@ class MaildirAccount(AccountStore):
         if reader is not None and "flags" in fields:
             at = 1 + list(fields).index("flags")
             seen = privateseen.seen_among(self.db, mailbox_id, reader, [r[0] for r in rows])
-            rows = [(*r[:at], privateseen.overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
+            rows = [(*r[:at], overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
         return rows
 
     async def _emailids(self, mailbox_id: int, uids: list[int]) -> dict[int, str]:
@@ -1038,12 +1005,7 @@ class MaildirAccount(AccountStore):
         self, db: sqlite3.Connection, mailbox_id: int, count: int, size: int, quota: Quota | None
     ) -> tuple[int, int]:
         """Reserve *count* UIDs inside the caller's transaction, after the quota check."""
-        if (
-            quota is not None
-            and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(db, quota.count_trash), size, count)
-        ):
-            raise OverQuota("quota exceeded")
+        quotas.check(quota, functools.partial(self._usage, db), size, count)
         row = db.execute(
             "SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
         ).fetchone()
@@ -1090,14 +1052,11 @@ class MaildirAccount(AccountStore):
             raise MailboxNotFound("mailbox no longer exists")
         modseq = int(row[0]) + 1
         self._check_reserved(mailbox_id, int(row[2]) - 1, modseq)
-        known = set(row[1].split())
-        new_kw = {k for k in keywords if not k.startswith("\\")} - known
-        if limit and new_kw and len(known) + len(new_kw) > self._store.limits.keywords:
-            raise LimitExceeded(f"at most {self._store.limits.keywords} keywords per mailbox")
-        if new_kw:
+        grown = keywords_rule.accumulate(row[1].split(), keywords, self._store.limits, limit)
+        if grown is not None:
             db.execute(
                 "UPDATE mailboxes SET highestmodseq = ?, keywords = ? WHERE id = ?",
-                (modseq, " ".join(sorted(known | new_kw)), mailbox_id),
+                (modseq, " ".join(grown), mailbox_id),
             )
         else:
             db.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
@@ -1123,25 +1082,23 @@ class MaildirAccount(AccountStore):
             mailbox_id = mbox.id
             if mbox.name == "INBOX":
                 self._inbox_id = mailbox_id
-        given = normalize_flags(flags)
-        check_keywords(given, self._store.limits)
+        given = flagrules.normalize_flags(flags)
+        flagrules.check_keywords(given, self._store.limits)
         seen_by_reader = reader is not None and SEEN in given
         if reader is not None:
             given.discard(SEEN)
         self._store.check_space(len(data))
-        if (
-            quota is not None
-            and (quota.bytes or quota.messages)
-            and quota.exceeded_by(self._usage(self.db, quota.count_trash), len(data), 1)
-        ):
-            raise OverQuota("quota exceeded")  # early, before writing anything
-        if parsed is None:
-            parsed = await parse(data)
+        quotas.check(quota, functools.partial(self._usage, self.db), len(data), 1)  # early, before writing
+        parsed = await messages.parse(data, parsed)
         folder = self.folder(mailbox_id)
         tmp_name = files.new_base(len(data))
         tmp = join(folder, "tmp", tmp_name)
         when = time.time() if internaldate is None else internaldate
-        await files.disk_threads.run(self.adir.write_new, tmp, data, when)
+        try:
+            await files.disk_threads.run(self.adir.write_new, tmp, data, when)
+        except FileNotFoundError:
+            self.mailbox_by_id(mailbox_id)  # deleted meanwhile: MailboxNotFound, not a storage error
+            raise
         faults.point("append.written")
         final: str | None = None
         try:
@@ -1167,6 +1124,8 @@ class MaildirAccount(AccountStore):
         faults.point("append.committed")
         # The rename is durable once the folder is; only then is the message acknowledged.
         await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        if seen_by_reader:
+            self._store.names_changed(self, mailbox_id)  # the reader's mark to its side file
         self.publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
 
@@ -1183,9 +1142,9 @@ class MaildirAccount(AccountStore):
         reader: str | None = None,
     ) -> list[MessageMeta]:
         """*reader*: a user other than the owner, whose \\Seen is their own."""
-        given = normalize_flags(flags)
+        given = flagrules.normalize_flags(flags)
         if mode != "remove":
-            check_keywords(given, self._store.limits)
+            flagrules.check_keywords(given, self._store.limits)
         if only is not None:
             given = {f for f in given if only(f)}
         changed: list[MessageMeta] = []
@@ -1202,20 +1161,11 @@ class MaildirAccount(AccountStore):
                 continue
             stored = flagset(text)
             old = overlay(stored, uid in seen) if reader else stored
-            if mode == "add":
-                new = old | given
-            elif mode == "remove":
-                new = old - given
-            else:
-                new = frozenset(given)
-            if only is not None:
-                new = frozenset(f for f in new if only(f)) | frozenset(f for f in old if not only(f))
+            new = flagrules.apply_store(old, mode, given, only)
             if new == old:
                 continue
             if reader:
-                keep = stored & {SEEN}  # the owner's \Seen stays the owner's
-                new_stored = (new - {SEEN}) | keep
-                mark = (SEEN in new) if (SEEN in new) != (SEEN in old) else None
+                new_stored, mark = reader_store(stored, old, new)  # the owner's \Seen stays the owner's
             else:
                 new_stored, mark = new, None
             updates.append((uid, flag_text(new_stored) if new_stored != stored else None, mark, new))
@@ -1239,7 +1189,8 @@ class MaildirAccount(AccountStore):
                 if mark is not None and reader is not None:
                     privateseen.mark(db, mailbox_id, reader, [uid], mark)
                 changed.append(MessageMeta(uid, flagset(flag_text(shown)), modseq))
-        if any(u[1] is not None for u in updates):
+        if any(u[1] is not None or u[2] is not None for u in updates):
+            # File names for the flags, the side file for readers' marks (sidefiles.py).
             self._store.names_changed(self, mailbox_id)
         self.publish(mailbox_id, modseq, "flags")
         return changed
@@ -1308,10 +1259,7 @@ class MaildirAccount(AccountStore):
             return CopyResult(dst.uidvalidity, (), ())
         total = sum(r[2] for r in rows)
         self._store.check_space(total)
-        if quota is not None and (quota.bytes or quota.messages) and quota.exceeded_by(
-            self._usage(self.db, quota.count_trash), total, len(rows)
-        ):
-            raise OverQuota("quota exceeded")
+        quotas.check(quota, functools.partial(self._usage, self.db), total, len(rows))
         done: list[tuple[int, int]] = []
         uidvalidity = dst.uidvalidity
         try:
@@ -1643,16 +1591,12 @@ class MaildirAccount(AccountStore):
 
 def usage_of(db: sqlite3.Connection, count_trash: bool = True) -> Usage:
     """An index's totals (kept by triggers), with or without the Trash folder."""
-    where = "" if count_trash else " WHERE special_use IS NULL OR special_use != '\\Trash'"
-    m, b = db.execute(
-        "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes" + where
-    ).fetchone()
+    sql = "SELECT coalesce(sum(messages), 0), coalesce(sum(bytes), 0) FROM mailboxes"
+    if count_trash:
+        m, b = db.execute(sql).fetchone()
+    else:  # what quotas.counts leaves out
+        m, b = db.execute(sql + " WHERE special_use IS NULL OR special_use != ?", (quotas.TRASH,)).fetchone()
     return Usage(int(m), int(b))
-
-
-async def parse(data: bytes) -> ParsedMessage:
-    """Parse a message, a big one in a thread (the event loop stays free)."""
-    return parse_message(data) if len(data) < 1024 * 1024 else await asyncio.to_thread(parse_message, data)
 
 
 def _missing(present: list[int], uidnext: int) -> list[int]:

@@ -28,7 +28,8 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from .. import faults, names
-from ..api import BadMailboxName, LimitExceeded, Mailbox, MailboxExists, StoreError
+from ..api import BadMailboxName, Mailbox, MailboxExists, StoreError
+from ..rules import mailboxes as rules
 from . import acls, files, folderfile, metadata
 from .accountdir import join
 
@@ -46,26 +47,25 @@ def _check_fits(name: str) -> None:
 
 
 def _check_count(acc: MaildirAccount, more: int) -> None:
-    limit = acc._store.limits.mailboxes
-    if int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0]) + more > limit:
-        raise LimitExceeded(f"at most {limit} mailboxes per account")
+    rules.check_count(int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0]), more, acc._store.limits)
 
 
 def _has(db: sqlite3.Connection, name: str) -> bool:
     return db.execute("SELECT 1 FROM mailboxes WHERE name = ?", (name,)).fetchone() is not None
 
 
+def _exists(acc: MaildirAccount) -> rules.Exists:
+    return lambda name: _has(acc.db, name)
+
+
 async def create(acc: MaildirAccount, name: str, special_use: str | None) -> Mailbox:
     name = names.normalize(name)
     _check_fits(name)
-    wanted = [p for p in [*names.parent_names(name), name] if not _has(acc.db, p)]
-    if name not in wanted:
-        raise MailboxExists(f"mailbox {name!r} already exists")
+    wanted = rules.to_create(name, _exists(acc))
     _check_count(acc, len(wanted))
-    if special_use and acc.db.execute(
-        "SELECT 1 FROM mailboxes WHERE special_use = ?", (special_use,)
-    ).fetchone():
-        raise MailboxExists(f"a mailbox with {special_use} already exists")
+    rules.check_special_use(special_use, lambda use: acc.db.execute(
+        "SELECT 1 FROM mailboxes WHERE special_use = ?", (use,)
+    ).fetchone() is not None)
     # RFC 4314 4: a new mailbox SHOULD inherit the ACL of its nearest existing parent, so
     # that those who may make mailboxes in a shared one can use what they make.
     above = [p for p in names.parent_names(name) if p not in wanted]
@@ -146,13 +146,10 @@ def _undo(acc: MaildirAccount, done: list[tuple[str, str]]) -> None:
 
 async def delete(acc: MaildirAccount, name: str) -> None:
     mbox = acc.mailbox_by_name(name)
-    if mbox.name == "INBOX":
-        raise StoreError("INBOX cannot be deleted")
-    prefix = mbox.name + "/"
-    if acc.db.execute(
+    prefix = rules.children_prefix(mbox.name)
+    rules.check_delete(mbox.name, acc.db.execute(
         "SELECT 1 FROM mailboxes WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
-    ).fetchone():
-        raise StoreError(f"mailbox {mbox.name!r} has children; delete them first")
+    ).fetchone() is not None)
     folder = acc.folder(mbox.id)
     named = acls.read(acc.db, mbox.id)  # its ACL goes with it (a trigger deletes the rows)
     trash = join(TRASH, f"{mbox.id}.{mbox.uidvalidity}")
@@ -197,7 +194,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
     """RFC 9051 6.3.6: renaming INBOX moves its messages to a new mailbox of that name;
     INBOX stays, empty. One transaction makes the mailbox (and missing parents) and moves
     the messages: all or nothing, as a RENAME must be."""
-    wanted = [p for p in [*names.parent_names(new), new] if not _has(acc.db, p)]
+    wanted = [*rules.missing_parents(new, _exists(acc)), new]
     _check_count(acc, len(wanted))
     seqs = await _journal(acc, [(None, files.folder_dirname(p)) for p in wanted])
     keywords = acc.db.execute("SELECT keywords FROM mailboxes WHERE id = ?", (inbox.id,)).fetchone()[0]
@@ -228,6 +225,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
         await _unmake(acc, [files.folder_dirname(n) for n, _ in made], seqs)
         raise
     faults.point("rename.committed")
+    await metadata.save(acc, mid)
     await acc.moved(inbox.id, mid, modseq, src_modseq)
     for parent_id, parent in ids[:-1]:
         acc.publish(parent_id, 1, "mailbox", parent)
@@ -239,29 +237,25 @@ async def rename(acc: MaildirAccount, old: str, new: str) -> None:
     src = acc.mailbox_by_name(old)
     new = names.normalize(new)
     _check_fits(new)
-    if _has(acc.db, new):
-        raise MailboxExists(f"mailbox {new!r} already exists")
-    if src.name == "INBOX":
+    rules.check_rename(src.name, new, _exists(acc))
+    if rules.is_inbox(src.name):
         await _rename_inbox(acc, src, new)
         return
-    if new.startswith(src.name + "/"):
-        raise BadMailboxName("cannot rename a mailbox into its own child")
-    prefix = src.name + "/"
+    prefix = rules.children_prefix(src.name)
     plan: list[tuple[int, str, str, str]] = []  # (id, old folder, new name, new folder)
     old_names: dict[int, str] = {}
     for mid, name, dirname in acc.db.execute(
         "SELECT id, name, dirname FROM mailboxes WHERE name = ? OR substr(name, 1, ?) = ?",
         (src.name, len(prefix), prefix),
     ).fetchall():
-        new_name = new + name[len(src.name):]
-        names.normalize(new_name)
+        new_name = rules.renamed(src.name, new, name)
         _check_fits(new_name)
         new_dir = files.folder_dirname(new_name)
         if _has(acc.db, new_name) or acc.adir.exists(new_dir):
             raise MailboxExists(f"mailbox {new_name!r} already exists")
         plan.append((mid, dirname, new_name, new_dir))
         old_names[mid] = name
-    parents = [p for p in names.parent_names(new) if not _has(acc.db, p)]
+    parents = rules.missing_parents(new, _exists(acc))
     _check_count(acc, len(parents))
     seqs = await _journal(
         acc,

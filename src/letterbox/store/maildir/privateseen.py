@@ -2,7 +2,7 @@
 
 The owner's \\Seen is in the message's flags, as always; every other reader's is a row of
 `private_seen` (mailbox, user, UID). What a reader sees is the stored flags with \\Seen
-taken from those rows (`overlay`). Changing a reader's mark gives the message a new
+taken from those rows (`rules.seen.overlay`). Changing a reader's mark gives the message a new
 MODSEQ, so the reader's other sessions learn of it from the change feed and
 `changes_since` like any flag change; the owner's sessions see the flags unchanged.
 """
@@ -15,31 +15,12 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 
 from ..api import FlagTable
+from ..rules.seen import overlay_text
 
-SEEN = "\\Seen"
-_SEEN_SET = frozenset({SEEN})
 # UIDs per query with an IN list; more are read as a range and filtered.
 _IN_CHUNK = 500
 # Messages kept in the readers' flag tables together; the least recently used goes first.
 _MAX_MESSAGES = 500_000
-
-
-def overlay(flags: frozenset[str], seen: bool) -> frozenset[str]:
-    """The stored *flags* with the reader's \\Seen instead of the owner's."""
-    if (SEEN in flags) == seen:
-        return flags
-    return flags | _SEEN_SET if seen else flags - _SEEN_SET
-
-
-def overlay_text(text: str, seen: bool) -> str:
-    flags = set(text.split())
-    if (SEEN in flags) == seen:
-        return text
-    if seen:
-        flags.add(SEEN)
-    else:
-        flags.discard(SEEN)
-    return " ".join(sorted(flags))
 
 
 def seen_among(db: sqlite3.Connection, mailbox_id: int, user: str, uids: Iterable[int]) -> set[int]:
