@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="comma-separated workloads to run: " + ", ".join(WORKLOADS) + " (default: all)")
     p.add_argument("--servers", default="letterbox,dovecot",
                    help="comma-separated servers to measure (default: letterbox,dovecot)")
+    p.add_argument("--workers", default="1",
+                   help="Letterbox worker processes ([server] workers), one Letterbox per value run side "
+                        "by side, e.g. 1,2 (default: 1)")
     p.add_argument("--seed", type=int, default=20250602, help="seed for message sizes and text")
     p.add_argument("--client-procs", type=int, default=1,
                    help="client processes for the concurrent workloads (default: 1; one "
@@ -170,6 +173,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if a != "all" and a not in hostile.ATTACKS:
             p.error(f"--hostile-attacks: unknown attack {a!r} (choose from all, "
                     f"{', '.join(hostile.ATTACKS)})")
+    args.workers = _ints(args.workers) or [1]
+    if any(n < 1 for n in args.workers) or len(set(args.workers)) != len(args.workers):
+        p.error("--workers: distinct numbers of at least 1, e.g. 1,2")
     args.servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
     for s in args.servers:
         if s not in ("letterbox", "dovecot"):
@@ -200,6 +206,11 @@ class Report:
         lb = per_server.get("Letterbox", {}).get(metric)
         dv = per_server.get("Dovecot", {}).get(metric)
         row["ratio"] = lb / dv if lb is not None and dv else None
+        # Each Letterbox (one per --workers value) against Dovecot.
+        row["ratios"] = {
+            name: r[metric] / dv for name, r in per_server.items()
+            if name.startswith("Letterbox") and r.get(metric) is not None and dv
+        }
         self.rows.append(row)
         for name, r in per_server.items():
             if r.get("failed") or r.get("errors"):
@@ -211,10 +222,12 @@ class Report:
             for name, r in per_server.items() if r.get(metric) is not None), flush=True)
 
     def table(self) -> str:
-        names = ["Letterbox", "Dovecot"]
+        names = list(dict.fromkeys(n for row in self.rows for n in row["results"]))
+        names.sort(key=lambda n: (n == "Dovecot", n != "Letterbox", n))
+        lbs = [n for n in names if n.startswith("Letterbox")]
         width = max([34, *(len(row["label"]) for row in self.rows)])
-        head = f"{'workload':<{width}} {'unit':<22}" + "".join(f"{n:>12} {'CPU s':>7}" for n in names)
-        head += f" {'Letterbox/Dovecot':>18}"
+        head = f"{'workload':<{width}} {'unit':<22}" + "".join(f"{n:>14} {'CPU s':>7}" for n in names)
+        head += "".join(f" {n + '/Dovecot':>22}" for n in lbs)
         lines = [head, "-" * len(head)]
         for row in self.rows:
             better = "higher is better" if row["higher_is_better"] else "lower is better"
@@ -223,11 +236,12 @@ class Report:
             for n in names:
                 r = row["results"].get(n)
                 if r is None or r.get(row["metric"]) is None:
-                    cells += f"{'-':>12} {'-':>7}"
+                    cells += f"{'-':>14} {'-':>7}"
                 else:
-                    cells += f"{_num(r[row['metric']]):>12} {r['server_cpu_s']:>7.1f}"
-            ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-            lines.append(f"{row['label']:<{width}} {unit:<22}{cells} {ratio:>18}")
+                    cells += f"{_num(r[row['metric']]):>14} {r['server_cpu_s']:>7.1f}"
+            ratios = row.get("ratios", {})
+            cells += "".join(f" {ratios[n]:>22.2f}" if n in ratios else f" {'-':>22}" for n in lbs)
+            lines.append(f"{row['label']:<{width}} {unit:<22}{cells}")
         lines.append("")
         lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s, loops/s) above 1 "
                      "means Letterbox is faster;")
@@ -454,6 +468,15 @@ def run_imap(args: argparse.Namespace, servers: list[BenchServer], report: Repor
                                   args.imap_bodies)
             time.sleep(1)
         report.add("imap", f"IMAP mix, {n} clients", "loops_per_s", "loops/s", True, per)
+        row = report.rows[-1]
+        targets = [
+            f"{name} {ratio:.2f}x ({'met' if ratio >= 1.5 else 'NOT met'})"
+            for name, ratio in row["ratios"].items() if name != "Letterbox"
+        ]
+        if targets:
+            row["target"] = (f"Target for the IMAP mix with {n} clients, several workers at least 1.5x "
+                             f"Dovecot: " + ", ".join(targets))
+            print(f"  {row['target']}", flush=True)
 
 
 BIG_STEPS = (
@@ -754,7 +777,8 @@ def main(argv: list[str] | None = None) -> int:
     root = make_root()
     servers: list[BenchServer] = []
     if "letterbox" in args.servers:
-        servers.append(Letterbox(root / "letterbox"))
+        for n in args.workers:
+            servers.append(Letterbox(root / ("letterbox" if n == 1 else f"letterbox-{n}w"), workers=n))
     if "dovecot" in args.servers:
         servers.append(Dovecot(root / "dovecot", scheme=args.dovecot_scheme,
                                pop3_lock=not args.dovecot_no_pop3_lock))

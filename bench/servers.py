@@ -245,6 +245,7 @@ run_dir = "run"
 log_level = "info"
 # Every client connects from 127.0.0.1; the IDLE run holds thousands of sessions.
 max_connections_per_ip = 10000
+workers = {workers}
 {tls}
 [imap]
 listen = ["127.0.0.1:0"]
@@ -275,8 +276,11 @@ class Letterbox(BenchServer):
     """Serve the web console too (off unless a workload measures it)."""
     web_url = ""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, workers: int = 1) -> None:
         super().__init__(root)
+        self.workers = workers
+        if workers > 1:  # side by side with a Letterbox of one process (bench/run.py --workers)
+            self.name = f"Letterbox {workers}w"
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "letterbox.toml"
         self.configure()
@@ -287,7 +291,8 @@ class Letterbox(BenchServer):
         if self.tls is not None:
             tls = f'\n[tls]\ncert = "{self.tls[0]}"\nkey = "{self.tls[1]}"\n'
             imaps = '"127.0.0.1:0"'
-        self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps, web=str(self.web).lower()))
+        self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps, web=str(self.web).lower(),
+                                                       workers=self.workers))
 
     def set_tls(self, pair: tuple[Path, Path] | None) -> None:
         super().set_tls(pair)

@@ -53,6 +53,7 @@ max_connections_per_ip = {max_conn}
 max_connections = {max_total}
 login_timeout = {login_deadline}
 tls_handshake_timeout = {handshake_timeout}
+workers = {workers}
 
 [tls]
 cert = "{cert}"
@@ -112,6 +113,7 @@ class ServerProcess:
             "max_total": 5000,
             "login_deadline": 180,
             "handshake_timeout": 30,
+            "workers": 1,  # the tests of one process; tests/server/test_workers.py runs several
             "command_timeout": 600,
             "imap_extra": "",  # more [imap] lines, e.g. "literal_minus = true"
             "failure_delay": 0.05,

@@ -7,6 +7,7 @@ allowed; the CLI prints it and exits instead of showing a traceback.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -80,6 +81,9 @@ class ServerSettings(_Section):
     """Seconds a connection may take, in all, to log in (as Dovecot: 3 minutes)."""
     tls_handshake_timeout: float = Field(default=30.0, gt=0)
     """Seconds a TLS handshake may take (implicit TLS, STARTTLS, STLS)."""
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    """Processes serving the listeners (default: one per core); 1 runs everything in
+    the one process, as before workers existed."""
 
 
 class TLSSettings(_Section):

@@ -10,7 +10,7 @@ import pytest
 
 from letterbox.store import feed as feed_module
 from letterbox.store.api import Change, changes_by, current_origin
-from letterbox.store.feed import ChangeFeed
+from letterbox.store.feed import LocalFeed
 from letterbox.store.maildir import MaildirStore
 
 USER = "alice@example.com"
@@ -79,7 +79,7 @@ def test_a_subscription_merges_repeats_and_holds_a_bounded_number(monkeypatch: p
     monkeypatch.setattr(feed_module, "MAX_PENDING", 5)
 
     async def go() -> None:
-        feed = ChangeFeed()
+        feed = LocalFeed()
         sub = feed.subscribe(USER)
         for modseq in range(1, 100):  # a burst of deliveries to one mailbox: one change
             feed.publish(Change(USER, 1, modseq, "append", "INBOX"))
@@ -102,7 +102,7 @@ def test_a_subscription_merges_repeats_and_holds_a_bounded_number(monkeypatch: p
 
 def test_a_subscription_may_follow_several_accounts_and_keeps_them_apart() -> None:
     async def go() -> None:
-        feed = ChangeFeed()
+        feed = LocalFeed()
         sub = feed.subscribe(USER)
         sub.follow({USER, "bob@example.com"})
         # Mailbox ids are per account: the same id in two accounts is two changes.

@@ -577,10 +577,10 @@ class Server:
             await self.ctx.store.settle()
         except Exception:
             log.exception("bringing file names up to date at shutdown failed")
-        if self._control is not None:
+        if self._control is not None:  # a worker has none: the supervisor owns both files
             self._control.close()
-        (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)
-        (self.settings.run_dir / "listeners.json").unlink(missing_ok=True)
+            (self.settings.run_dir / control.SOCKET_NAME).unlink(missing_ok=True)
+            (self.settings.run_dir / "listeners.json").unlink(missing_ok=True)
         logins = metrics.LAST_LOGINS.take()
         if logins:
             with contextlib.suppress(Exception):
@@ -623,6 +623,11 @@ def run(settings: Settings) -> None:
     lock = datalock.acquire(settings.data_dir)
     faults.load_env()
     try:
+        if settings.server.workers > 1:  # the supervisor holds the lock for its workers
+            from .workers import supervise
+
+            supervise(settings, loop_factory)
+            return
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(Server(settings).run_forever())
     finally:

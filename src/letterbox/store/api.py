@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ..mime import ParsedMessage
-    from .feed import Subscription
+    from .feed import ChangeFeed, Subscription
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SPECIAL_USES = ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
@@ -104,6 +104,11 @@ class DiskFull(StoreError):
 class Unavailable(StoreError):
     """The account cannot be used for a moment (its index is being rebuilt, or another
     process holds it too long): IMAP [UNAVAILABLE], POP3 [SYS/TEMP], LMTP 451."""
+
+
+REPAIRING = "being repaired"
+"""Why an account is unavailable while an administrator's repair runs (see
+Store.unavailable_accounts): not a damage to mend by itself."""
 
 
 class AccountGone(StoreError):
@@ -721,6 +726,29 @@ class Store(abc.ABC):
         account is closed to everyone meanwhile; the caller holds the data directory (a
         store opened exclusive) and has ended the account's sessions."""
         raise StoreError("this store has no repair")
+
+    # --- several processes serving one store ([server] workers) -------------------------
+    def serve_with_workers(self, primary: bool, wrap: Callable[[ChangeFeed], ChangeFeed]) -> None:
+        """This process is one of several serving the store: its change feed becomes
+        `wrap(feed)` (which also tells the other processes), and only the *primary* keeps
+        what must be kept once (rebuilds, reserves, lazily kept state)."""
+        raise StoreError("this store cannot be served by several processes")
+
+    def close_account(self, address: str) -> None:  # noqa: B027 - optional hook
+        """Let go of *address* until `reopen_account`: another process repairs it."""
+
+    def reopen_account(self, address: str) -> None:  # noqa: B027 - optional hook
+        """The repair by another process is over: *address* may be opened again."""
+
+    def changed_elsewhere(self, change: Change) -> None:  # noqa: B027 - optional hook
+        """Another process made *change* and told this one (the feed published it here):
+        a check for outside changes need not tell it again."""
+
+    async def flags_changed_elsewhere(  # noqa: B027 - optional hook
+        self, address: str, incarnation: str | None, mailbox_id: int
+    ) -> None:
+        """(In the primary) another process changed flags in *mailbox_id*: what is kept
+        lazily of them (file names, for the Maildir store) is brought up to date here."""
 
     async def settle(self) -> None:  # noqa: B027 - optional hook
         """At a clean stop, before `close`: bring up to date what is kept lazily."""

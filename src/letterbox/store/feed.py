@@ -1,4 +1,9 @@
-"""In-process change feed: who changed which mailbox, up to which MODSEQ.
+"""The change feed: who changed which mailbox, up to which MODSEQ.
+
+`ChangeFeed` is the interface the store publishes on and sessions subscribe to;
+`LocalFeed` carries changes within one process, and a backend shared by several
+processes adds its own carrier on top of a LocalFeed (store/crossfeed.py for the
+embedded store served by several workers).
 
 A session holds a Subscription for its account (and for the accounts whose shared
 mailboxes it follows: a Subscription may watch several, see `follow`). The feed only says *that* a mailbox
@@ -13,6 +18,7 @@ by it; one that tells its client of other mailboxes says it lost track).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import itertools
 from collections import defaultdict
@@ -32,7 +38,7 @@ class Subscription:
 
     __slots__ = ("addresses", "_feed", "_changes", "_event", "_serial", "overflowed")
 
-    def __init__(self, feed: ChangeFeed, addresses: frozenset[str]) -> None:
+    def __init__(self, feed: LocalFeed, addresses: frozenset[str]) -> None:
         self.addresses = addresses
         self._feed = feed
         self._changes: dict[object, Change] = {}
@@ -79,14 +85,53 @@ class Subscription:
         self._feed._unsubscribe(self)
 
 
-class ChangeFeed:
+class ChangeFeed(abc.ABC):
+    """Where the store says what changed and sessions learn of it."""
+
+    @abc.abstractmethod
+    def watch(self, callback: Callable[[str], None]) -> None:
+        """Call *callback* with the account of every change, from any process the feed
+        reaches (the server's usage table learns this way which accounts to measure
+        again); it must be cheap."""
+
+    @abc.abstractmethod
+    def subscribe(self, address: str, *more: str) -> Subscription:
+        """A window on the changes of *address* (and *more*) made from now on."""
+
+    @abc.abstractmethod
+    def publish(self, change: Change, also: Iterable[str] = ()) -> None:
+        """A change this process made: to every subscription watching its account (and
+        the accounts *also* names), in this process and in those the feed reaches."""
+
+    @abc.abstractmethod
+    def relay(self, change: Change, also: Iterable[str] = ()) -> None:
+        """A change another process made (and that the feed's carrier may have told the
+        others of already): to this process's subscriptions only."""
+
+    @abc.abstractmethod
+    def touched(self, address: str) -> None:
+        """Tell only the watchers that *address* changed: for a change no session
+        subscribes to, which needs no Change made."""
+
+    @abc.abstractmethod
+    def has_subscribers(self, address: str) -> bool:
+        """Whether a Change for *address* would reach anyone (else the store only calls
+        touched())."""
+
+    @abc.abstractmethod
+    def has_local_subscribers(self, address: str) -> bool:
+        """Whether a session of this process listens to *address* (whose index this
+        process then watches for other processes' changes)."""
+
+
+class LocalFeed(ChangeFeed):
+    """The in-process feed: one asyncio.Event per subscription."""
+
     def __init__(self) -> None:
         self._subs: dict[str, set[Subscription]] = defaultdict(set)
         self._watchers: list[Callable[[str], None]] = []
 
     def watch(self, callback: Callable[[str], None]) -> None:
-        """Call *callback* with the account of every change (the server's usage table
-        learns this way which accounts to measure again); it must be cheap."""
         self._watchers.append(callback)
 
     def subscribe(self, address: str, *more: str) -> Subscription:
@@ -120,11 +165,15 @@ class ChangeFeed:
             sub._push(change)
         self.touched(change.account)
 
+    def relay(self, change: Change, also: Iterable[str] = ()) -> None:
+        self.publish(change, also)
+
     def touched(self, address: str) -> None:
-        """Tell only the watchers that *address* changed: for a change no session
-        subscribes to, which needs no Change made."""
         for watcher in self._watchers:
             watcher(address)
 
     def has_subscribers(self, address: str) -> bool:
+        return address in self._subs
+
+    def has_local_subscribers(self, address: str) -> bool:
         return address in self._subs

@@ -473,6 +473,10 @@ class MaildirAccount(AccountStore):
         for mid, hms in self.db.execute("SELECT id, highestmodseq FROM mailboxes"):
             self._known[mid] = hms
 
+    def remember_modseq(self, mailbox_id: int, modseq: int) -> None:
+        """Sessions were told of the mailbox up to *modseq* (by another process's feed)."""
+        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+
     def publish(
         self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str | None = None, old_name: str = "",
         entries: tuple[str, ...] = (), user: str = "",
@@ -510,8 +514,9 @@ class MaildirAccount(AccountStore):
             if hms != self._known.get(mid):
                 kind: ChangeKind = "append" if mid in self._known else "mailbox"
                 self._known[mid] = hms
-                # Not made by a session of this process, whatever task notices it.
-                self._store.feed.publish(Change(self.address, mid, hms, kind, name))
+                # Not made by a session of this process, whatever task notices it; the
+                # process that made it told the others (or they notice as this one did).
+                self._store.feed.relay(Change(self.address, mid, hms, kind, name))
 
     # --- mailboxes -------------------------------------------------------------------------
     @_op()

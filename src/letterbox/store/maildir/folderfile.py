@@ -29,6 +29,8 @@ SUBSCRIPTIONS_FILE = "letterbox-subscriptions"
 _MAGIC = "letterbox-folder 1"
 # How far ahead a reservation reaches when it is extended.
 BLOCK = 256
+MAX_KEYWORDS = 26
+"""Keywords with a file-name letter (a-z: files.KEYWORD_LETTERS)."""
 
 
 @dataclass
@@ -141,7 +143,8 @@ def update(
         if special_use is not None:
             info.special_use = special_use or None
         for k in keywords or ():
-            if k not in info.keywords:
+            # At most one per letter, whatever a writer with an older view asked for.
+            if k not in info.keywords and len(info.keywords) < MAX_KEYWORDS:
                 info.keywords.append(k)
         info.defaults = info.defaults or defaults
         if acl is not None:

@@ -39,8 +39,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from .. import faults
-from ..api import LEGACY, DiskFull, Limits, Store, StoreError, Unavailable, Usage
-from ..feed import ChangeFeed, Subscription
+from ..api import LEGACY, REPAIRING, Change, DiskFull, Limits, Store, StoreError, Unavailable, Usage
+from ..feed import ChangeFeed, LocalFeed, Subscription
 from . import index, namesync, reconcile
 from .account import INDEX_FILE, MaildirAccount, usage_of
 from .accountdir import AccountDir
@@ -57,7 +57,6 @@ RESERVE_FILE = ".reserve"
 SPENT_FILE = ".reserve-spent"
 DELETED = ".deleted"
 ARCHIVE = ".archive"
-REPAIRING = "being repaired"
 # How long a process without the data directory waits for a rebuild by the server.
 _REBUILD_WAIT = 60.0
 OPEN_ACCOUNTS = 500
@@ -79,7 +78,7 @@ class MaildirStore(Store):
         may rebuild indexes. *reserve*: bytes kept free for reading and deleting mail on
         a full disk (0: none). *open_accounts*: handles kept open that nothing uses."""
         self.root = root
-        self.feed = feed or ChangeFeed()
+        self.feed: ChangeFeed = feed or LocalFeed()
         self.flag_tables = FlagTables()
         self.reader_tables = ReaderTables()
         self.grants = Grants(root)
@@ -105,6 +104,12 @@ class MaildirStore(Store):
         self._low_space = exclusive and (root / SPENT_FILE).exists()
         self._rebuild_failures: dict[str, tuple[int, float]] = {}
         self._unowned: set[Path] = set()
+        self.shares_reserve = False
+        """True in a worker of the server that does not keep the reserve (the primary
+        worker does) but may give it back on a full disk."""
+        self.sync_names_here = True
+        """False in a worker that leaves file names to another worker: two processes
+        renaming the same files would unlink each other's new names."""
         root.mkdir(parents=True, exist_ok=True)
 
     # --- where accounts live -------------------------------------------------------------
@@ -473,6 +478,7 @@ class MaildirStore(Store):
         acc = self._drop(address)
         if acc is not None:
             acc.close("repair")
+        self._unlock_shared(address)  # a worker without the data directory: let the repair in
         for key in [k for k, a in self._names_dirty.items() if a is acc]:
             del self._names_dirty[key]
 
@@ -608,7 +614,7 @@ class MaildirStore(Store):
         """The disk is full: free the reserve (True if there was one to free). New mail
         is refused until ensure_reserve finds space again."""
         path = self.root / RESERVE_FILE
-        if not self.exclusive:
+        if not self.exclusive and not self.shares_reserve:
             return False  # only the server gives its reserve back
         try:
             path.unlink()
@@ -616,7 +622,9 @@ class MaildirStore(Store):
             return False
         except OSError:
             return False
-        self._low_space = True
+        # A worker without the data directory goes by the spent mark, as `letterbox
+        # deliver` does: the worker that keeps the reserve removes it when space is back.
+        self._low_space = self.exclusive
         with contextlib.suppress(OSError):  # tells `letterbox deliver` too
             (self.root / SPENT_FILE).touch()
         log.error("the disk is full: released the reserve so users can read and delete mail;"
@@ -634,6 +642,8 @@ class MaildirStore(Store):
 
     # --- file names in the background ----------------------------------------------------------
     def names_changed(self, acc: MaildirAccount, mailbox_id: int) -> None:
+        if not self.sync_names_here:
+            return
         self._names_dirty[(acc.key, mailbox_id)] = acc
         if self.names_wakeup is not None:
             self.names_wakeup.set()
@@ -738,13 +748,38 @@ class MaildirStore(Store):
     def poll_external(self) -> None:
         """Cheap check (PRAGMA data_version) of accounts that have listening sessions."""
         for address, acc in list(self._accounts.items()):
-            if self.feed.has_subscribers(address):
+            if self.feed.has_local_subscribers(address):
                 try:
                     acc.check_external()
                 except sqlite3.Error as e:
                     if index.is_corrupt(e):
                         self.index_damaged(acc)
                     log.warning("checking %s for outside changes failed: %s", address, e)
+
+    # --- serving with several workers (store.api.Store) -----------------------------------
+    def serve_with_workers(self, primary: bool, wrap: Callable[[ChangeFeed], ChangeFeed]) -> None:
+        self.feed = wrap(self.feed)
+        # Only the primary rebuilds indexes, keeps the reserve and renames files.
+        self.exclusive = primary
+        self.sync_names_here = primary
+        self.shares_reserve = True
+
+    def reopen_account(self, address: str) -> None:
+        self.unavailable.pop(address, None)
+
+    def changed_elsewhere(self, change: Change) -> None:
+        self.told_elsewhere(change)
+
+    async def flags_changed_elsewhere(self, address: str, incarnation: str | None, mailbox_id: int) -> None:
+        acc = await self.account(address, incarnation)
+        self.names_changed(acc, mailbox_id)
+
+    def told_elsewhere(self, change: Change) -> None:
+        """Another process's change, already relayed on the feed: the next look at the
+        index (poll_external) need not tell it again."""
+        acc = self._accounts.get(change.account)
+        if acc is not None and change.kind in ("append", "flags", "expunge"):
+            acc.remember_modseq(change.mailbox_id, change.modseq)
 
     def is_open(self, address: str) -> bool:
         return address in self._accounts
