@@ -35,7 +35,7 @@ async def _make_database() -> str:
     for server in servers:
         try:
             conn = await asyncpg.connect(f"{server}/postgres", timeout=3)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
             errors.append(f"{server}: {e}")
             continue
         name = f"letterbox_test_{secrets.token_hex(4)}"

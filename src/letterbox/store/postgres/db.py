@@ -36,6 +36,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
     asyncpg.InterfaceError,
+    # A connection ended by the server while a statement starts leaves the client in
+    # a state it reports this way; the pool then drops the connection.
+    asyncpg.exceptions.InternalClientError,
 )
 _AGAIN = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 
