@@ -104,6 +104,7 @@ def _op(fn: F) -> F:
     async def run(self: PgAccount, *args: Any, **kwargs: Any) -> Any:
         if self.closed:
             raise AccountGone("this account has been deleted")
+        await self._store.start()
         return await fn(self, *args, **kwargs)
 
     return run  # type: ignore[return-value]
@@ -417,6 +418,7 @@ class PgAccount(AccountStore):
         an expunge meanwhile cannot take them away (MVCC keeps what the snapshot saw)."""
         if self.closed:
             raise AccountGone("this account has been deleted")
+        await self._store.start()
         async with self.db.snapshot() as conn:
             sha, size = await self._blob_of(conn, mailbox_id, uid)
             yield self._pieces(conn, sha, size, start, length)
@@ -799,7 +801,7 @@ class PgAccount(AccountStore):
 
     # --- POP3 ------------------------------------------------------------------------------
     def pop3_lock(self, wait: float = 0.0) -> contextlib.AbstractAsyncContextManager[None]:
-        return self._store.pop3.hold(self.account_id, wait)
+        return self._store.pop3.hold(self.account_id, wait, self.closed)
 
     @_op
     async def pop3_maildrop(self) -> tuple[Mailbox, list[tuple[int, int]]]:

@@ -104,7 +104,7 @@ async def rename(acc: PgAccount, old: str, new: str) -> None:
             return
         prefix = rules.children_prefix(src.name)
         plan = [(int(r[0]), r[1], rules.renamed(src.name, new, r[1])) for r in await conn.fetch(
-            "SELECT id, name FROM mailboxes WHERE account_id = $1 AND (name = $2 OR starts_with(name, $3))",
+            "SELECT id, name FROM mailboxes WHERE account_id = $1 AND (name = $2 OR starts_with(name, $3)) ORDER BY name",
             acc.account_id, src.name, prefix,
         )]
         for _, _, new_name in plan:

@@ -120,6 +120,12 @@ class Listener:
             with contextlib.suppress(Exception):
                 await self._on_reconnect()
 
+    def abandon(self) -> None:
+        """Let go of a listener whose event loop is gone (nothing can be awaited there)."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.terminate()
+
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

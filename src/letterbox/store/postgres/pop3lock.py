@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..api import MailboxInUse
+from ..api import AccountGone, MailboxInUse
 
 CLASS = 0x6C62_7033  # "lbp3": the first key of every maildrop lock
 POLL = 0.25
@@ -29,7 +29,9 @@ class Pop3Locks:
         self._waiters: dict[int, collections.deque[asyncio.Future[None]]] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, account_id: int, wait: float = 0.0) -> AsyncIterator[None]:
+    async def hold(self, account_id: int, wait: float = 0.0, gone: bool = False) -> AsyncIterator[None]:
+        if gone:
+            raise AccountGone("this account has been deleted")
         conn = await self._connect()
         try:
             await self._acquire(conn, account_id, time.monotonic() + wait)

@@ -9,6 +9,7 @@ lock (pop3lock.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -57,7 +58,9 @@ class PostgresStore(Store):
         """Accounts this store made without an incarnation: the first to name one claims them."""
         self._pool: Any = None
         self._listener: notify.Listener | None = None
-        self.db: Database
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._start_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self.db = Database(None, self.channel, self.sender, self.feed)
 
     @classmethod
     async def open(cls, dsn: str, **kwargs: Any) -> PostgresStore:
@@ -78,22 +81,44 @@ class PostgresStore(Store):
             raise translate(e) from e
 
     async def start(self) -> None:
-        """Migrate the schema, make the pool and start listening for other front ends."""
-        try:
-            conn = await asyncpg.connect(self.dsn, timeout=10, server_settings={"application_name": "letterbox"})
+        """Migrate the schema, make the pool and start listening for other front ends.
+        Called by the first use when not before (a store is made where no event loop
+        runs, by the server's set-up); again from another event loop, it starts anew
+        there (a pool belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        async with self._starting_lock():
+            if self._loop is loop:
+                return
+            if self._pool is not None:  # made in a loop that is gone: let it go
+                self._pool.terminate()
+                self._pool = None
+            if self._listener is not None:
+                self._listener.abandon()
+                self._listener = None
             try:
-                await schema.migrate(conn, self.schema)
-            finally:
-                await conn.close()
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._settings(),
-                max_inactive_connection_lifetime=300,
-            )
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
-            raise translate(e) from e
-        self.db = Database(self._pool, self.channel, self.sender, self.feed)
-        self._listener = notify.Listener(self._connect, self.channel, self.sender, self.feed, self._look_again)
-        await self._listener.start()
+                conn = await asyncpg.connect(self.dsn, timeout=10, server_settings={"application_name": "letterbox"})
+                try:
+                    await schema.migrate(conn, self.schema)
+                finally:
+                    await conn.close()
+                self._pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._settings(),
+                    max_inactive_connection_lifetime=300,
+                )
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
+                raise translate(e) from e
+            self.db.pool = self._pool
+            self._listener = notify.Listener(self._connect, self.channel, self.sender, self.feed, self._look_again)
+            await self._listener.start()
+            self._loop = loop
+
+    def _starting_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._start_lock is None or self._start_lock[0] is not loop:
+            self._start_lock = (loop, asyncio.Lock())
+        return self._start_lock[1]
 
     async def _look_again(self) -> None:
         for address in list(self._accounts):
@@ -102,6 +127,7 @@ class PostgresStore(Store):
     # --- accounts ------------------------------------------------------------------------
     async def account(self, address: str, incarnation: str | None = None) -> PgAccount:
         check_address(address)
+        await self.start()
         acc = self._accounts.get(address)
         if acc is not None and not acc.closed and (incarnation is None or acc.incarnation == incarnation):
             return acc
@@ -147,6 +173,7 @@ class PostgresStore(Store):
             await conn.execute("INSERT INTO subscriptions (account_id, name) VALUES ($1, $2)", account_id, name)
 
     async def delete_account(self, address: str, keep_mail: bool = False) -> None:
+        await self.start()
         acc = self._accounts.pop(address, None)
         if acc is not None:
             acc.close()
@@ -166,6 +193,7 @@ class PostgresStore(Store):
         await self.db.run(body)
 
     async def grantors(self, address: str) -> list[str]:
+        await self.start()
         rows = await self.db.fetch(
             "SELECT DISTINCT a.address FROM acl JOIN mailboxes m ON m.id = acl.mailbox_id"
             " JOIN accounts a ON a.id = m.account_id"
@@ -183,6 +211,7 @@ class PostgresStore(Store):
 
     async def peek_usage(self, address: str, count_trash: bool = True) -> Usage | None:
         try:
+            await self.start()
             row = await self.db.fetchrow(
                 "SELECT count(m.id), coalesce(sum(m.messages), 0), coalesce(sum(m.bytes), 0)"
                 " FROM accounts a LEFT JOIN mailboxes m ON m.account_id = a.id"
@@ -216,11 +245,20 @@ class PostgresStore(Store):
         for acc in self._accounts.values():
             acc.close()
         self._accounts.clear()
-        if self._listener is not None:
-            await self._listener.close()
-        if self._pool is not None:
-            try:
-                await self._pool.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
+        if self._loop is not asyncio.get_running_loop():
+            if self._pool is not None:
                 self._pool.terminate()
+            if self._listener is not None:
+                self._listener.abandon()
+        else:
+            if self._listener is not None:
+                await self._listener.close()
+            if self._pool is not None:
+                try:
+                    await self._pool.close()
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    self._pool.terminate()
+        self._pool = None
+        self._listener = None
+        self._loop = None
 
