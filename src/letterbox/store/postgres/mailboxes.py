@@ -143,6 +143,7 @@ async def _rename_inbox(acc: PgAccount, tx: Tx, inbox: Mailbox, new: str, have: 
     modseq = 1
     if uids:
         _, modseq, src_modseq = await messages.move_rows(conn, acc.limits, locked[inbox.id], locked[dst_id], uids)
+        tx.publish(acc.change(dst_id, modseq, "append", new))
         tx.publish(acc.change(inbox.id, src_modseq, "expunge", inbox.name))
     # RFC 5464 4.1: the new mailbox gets a copy of INBOX's metadata (readers' own too).
     await conn.execute(

@@ -10,6 +10,7 @@ lock (pop3lock.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -91,12 +92,7 @@ class PostgresStore(Store):
         async with self._starting_lock():
             if self._loop is loop:
                 return
-            if self._pool is not None:  # made in a loop that is gone: let it go
-                self._pool.terminate()
-                self._pool = None
-            if self._listener is not None:
-                self._listener.abandon()
-                self._listener = None
+            self._let_go()
             try:
                 conn = await asyncpg.connect(self.dsn, timeout=10, server_settings={"application_name": "letterbox"})
                 try:
@@ -113,6 +109,17 @@ class PostgresStore(Store):
             self._listener = notify.Listener(self._connect, self.channel, self.sender, self.feed, self._look_again)
             await self._listener.start()
             self._loop = loop
+
+    def _let_go(self) -> None:
+        """Drop the pool and listener of an event loop that is gone (or going): nothing
+        can be awaited there, the sockets are closed as they can be."""
+        with contextlib.suppress(Exception):
+            if self._pool is not None:
+                self._pool.terminate()
+        if self._listener is not None:
+            self._listener.abandon()
+        self._pool = None
+        self._listener = None
 
     def _starting_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -246,10 +253,7 @@ class PostgresStore(Store):
             acc.close()
         self._accounts.clear()
         if self._loop is not asyncio.get_running_loop():
-            if self._pool is not None:
-                self._pool.terminate()
-            if self._listener is not None:
-                self._listener.abandon()
+            self._let_go()
         else:
             if self._listener is not None:
                 await self._listener.close()
