@@ -10,6 +10,7 @@ store. Tests that make a MaildirStore themselves, or look at its files, still do
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,9 @@ from .harness import dsn, schema_for
 
 @pytest.fixture(autouse=True)
 def _store_on_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    url = asyncio.run(dsn())
+    # In a thread: some suites run their tests inside an event loop of their own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        url = pool.submit(asyncio.run, dsn()).result()
 
     def factory(root: Path, feed: ChangeFeed | None = None, **kwargs: Any) -> PostgresStore:
         return PostgresStore(url, schema=schema_for(root), feed=feed, limits=kwargs.get("limits"))
