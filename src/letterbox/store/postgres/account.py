@@ -659,7 +659,6 @@ class PgAccount(AccountStore):
         )
         if not rows:
             return CopyResult(dst.uidvalidity, (), ())
-        quota = quotas.for_destination(quota, dst.special_use)
         if quota is not None and quotas.applies(quota):  # early, before the work
             async with self.db.conn() as conn:
                 await self.check_quota(conn, quota, sum(int(r[1]) for r in rows), len(rows))

@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 
-from ..acl import ANYONE
 from ..api import Change
 from ..feed import ChangeFeed
 
@@ -59,7 +58,8 @@ def decode(payload: str) -> tuple[str, Change] | None:
 
 
 def also_for(change: Change) -> tuple[str, ...]:
-    """An ACL change concerns its grantee's sessions too (see ChangeFeed.publish)."""
+    """An ACL change concerns its grantee's sessions too (every session for ANYONE, see
+    ChangeFeed.publish)."""
     return (change.user,) if change.kind == "acl" and change.user else ()
 
 
@@ -100,10 +100,7 @@ class Listener:
         sender, change = found
         if sender == self.sender:
             return  # published here already, at commit
-        if change.user == ANYONE and change.kind == "acl":
-            self.feed.publish(change, also=(ANYONE,))
-        else:
-            self.feed.publish(change, also=also_for(change))
+        self.feed.publish(change, also=also_for(change))
 
     async def _keep(self) -> None:
         while True:

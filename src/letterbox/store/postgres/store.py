@@ -137,7 +137,10 @@ class PostgresStore(Store):
         await self.start()
         acc = self._accounts.get(address)
         if acc is not None and not acc.closed and (incarnation is None or acc.incarnation == incarnation):
-            return acc
+            # Another front end may have deleted or replaced the account since.
+            if await self.db.fetchval("SELECT 1 FROM accounts WHERE id = $1 AND live", acc.account_id):
+                return acc
+            acc.close()
         account_id, owner = await self.db.run(lambda tx: self._open_row(tx, address, incarnation))
         if acc is not None and acc.account_id != account_id:
             acc.close()
