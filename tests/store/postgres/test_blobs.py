@@ -69,7 +69,7 @@ def test_a_stream_entered_survives_the_last_expunge(pg: Callable[[Body], None]) 
     async def go(f: Fronts) -> None:
         store, other = await f.store(), await f.store()
         acc = await store.account("alice@example.com")
-        data = b"Subject: x\r\n\r\n" + os.urandom(CHUNK * 3)
+        data = b"Subject: x\r\n\r\n" + os.urandom(CHUNK * 5)  # streamed, not read at once
         await acc.append("INBOX", data)
         mid = (await acc.get_mailbox("INBOX")).id
         async with acc.read_chunks(mid, 1, 0, len(data)) as pieces:

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
     from .store import PostgresStore
 
 _COPY_BATCH = 500
+STREAM_IN_MEMORY = 4 * CHUNK
+"""read_chunks reads ranges up to this size at once, holding no connection after."""
 _EXPUNGE_BATCH = 1000
 
 _FIELD_SQL: dict[str, tuple[str, ...]] = {
@@ -414,12 +416,21 @@ class PgAccount(AccountStore):
     async def read_chunks(
         self, mailbox_id: int, uid: int, start: int, length: int
     ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The pieces are read in one REPEATABLE READ snapshot, held while they are sent:
-        an expunge meanwhile cannot take them away (MVCC keeps what the snapshot saw)."""
+        """A range of up to STREAM_IN_MEMORY bytes is read at once and the connection
+        given back. A longer one is read piece by piece in one REPEATABLE READ snapshot,
+        held while the pieces are sent: an expunge meanwhile cannot take them away (MVCC
+        keeps what the snapshot saw). Such streams hold a connection each, so at most
+        half the pool's are open at once (slow clients cannot take every connection)."""
         if self.closed:
             raise AccountGone("this account has been deleted")
         await self._store.start()
-        async with self.db.snapshot() as conn:
+        if length <= STREAM_IN_MEMORY:
+            async with self.db.snapshot() as conn:
+                sha, size = await self._blob_of(conn, mailbox_id, uid)
+                data = await blobs.read(conn, sha, size, start, length)
+            yield _split(data)
+            return
+        async with self._store.streams, self.db.snapshot() as conn:
             sha, size = await self._blob_of(conn, mailbox_id, uid)
             yield self._pieces(conn, sha, size, start, length)
 
@@ -880,6 +891,11 @@ class PgAccount(AccountStore):
             mailbox_id, received_before, larger_than, seen, limit,
         )
         return [(int(u), int(z)) for u, z in rows]
+
+
+async def _split(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start : start + CHUNK]
 
 
 def _slice(data: bytes, start: int, end: int) -> bytes:

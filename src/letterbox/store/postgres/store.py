@@ -54,6 +54,8 @@ class PostgresStore(Store):
         self.sender = notify.new_sender()
         self.flag_tables = FlagTables()
         self.pop3 = Pop3Locks(self._connect)
+        self.streams = asyncio.Semaphore(max(1, pool_size // 2))
+        """Long message streams (read_chunks) open at once: each holds a connection."""
         self._accounts: dict[str, PgAccount] = {}
         self._unowned: set[int] = set()
         """Accounts this store made without an incarnation: the first to name one claims them."""
@@ -106,6 +108,7 @@ class PostgresStore(Store):
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
                 raise translate(e) from e
             self.db.pool = self._pool
+            self.streams = asyncio.Semaphore(max(1, self.pool_size // 2))
             self._listener = notify.Listener(self._connect, self.channel, self.sender, self.feed, self._look_again)
             await self._listener.start()
             self._loop = loop
