@@ -138,6 +138,7 @@ class PgAccount(AccountStore):
         self.closed = False
         self._known: dict[int, int] = {}
         self._readers: dict[str, AccountStore] = {}
+        self._inbox: Mailbox | None = None
 
     def close(self) -> None:
         self.closed = True
@@ -506,7 +507,12 @@ class PgAccount(AccountStore):
         reader: str | None = None,
     ) -> AppendResult:
         """*reader*: a user other than the owner appends, whose \\Seen is their own."""
-        mbox = await self.get_mailbox(mailbox)
+        if mailbox == "INBOX" and self._inbox is not None:
+            mbox = self._inbox  # never deleted nor renamed away (RENAME INBOX leaves it)
+        else:
+            mbox = await self.get_mailbox(mailbox)
+            if mbox.name == "INBOX":
+                self._inbox = mbox
         given = flagrules.normalize_flags(flags)
         flagrules.check_keywords(given, self.limits)
         seen_by_reader = reader is not None and SEEN in given
@@ -516,7 +522,7 @@ class PgAccount(AccountStore):
             async with self.db.conn() as conn:
                 await self.check_quota(conn, quota, len(data), 1)
         parsed = await messages.parse(data, parsed)
-        blob = await blobs.prepare(data, parsed)
+        blob = await self._store.prepared(data, parsed)
         when = time.time() if internaldate is None else internaldate
         text = flag_text(given)
 
@@ -531,6 +537,7 @@ class PgAccount(AccountStore):
                 mbox.id, self.account_id,
             )
             if row is None:
+                await self.mailbox_in(conn, mbox.name)  # AccountGone, or MailboxNotFound
                 raise MailboxNotFound(f"mailbox {mbox.name!r} no longer exists")
             uid, modseq, uidvalidity = int(row[0]), int(row[1]), int(row[2])
             grown = keywords_rule.accumulate(row[3].split(), given, self.limits, limit=True)

@@ -17,10 +17,11 @@ from typing import Any
 
 import asyncpg
 
+from ...mime import ParsedMessage
 from ..api import DEFAULT_MAILBOXES, LEGACY, Change, Limits, Store, StoreError, Usage
 from ..feed import ChangeFeed, Subscription
 from ..rules import quotas
-from . import notify, schema
+from . import blobs, notify, schema
 from .account import PgAccount
 from .db import Database, next_uidvalidity, translate
 from .flagtable import FlagTables
@@ -58,6 +59,7 @@ class PostgresStore(Store):
         """Long message streams (read_chunks) open at once: each holds a connection."""
         self._accounts: dict[str, PgAccount] = {}
         self._unowned: set[int] = set()
+        self._prepared: dict[int, tuple[bytes, blobs.Prepared]] = {}
         """Accounts this store made without an incarnation: the first to name one claims them."""
         self._pool: Any = None
         self._listener: notify.Listener | None = None
@@ -129,6 +131,19 @@ class PostgresStore(Store):
         if self._start_lock is None or self._start_lock[0] is not loop:
             self._start_lock = (loop, asyncio.Lock())
         return self._start_lock[1]
+
+    async def prepared(self, data: bytes, parsed: ParsedMessage) -> blobs.Prepared:
+        """The message hashed and compressed, once for all the recipients of a delivery
+        (they get the same bytes object: kept here while in use, its id is its key)."""
+        key = id(data)
+        hit = self._prepared.get(key)
+        if hit is not None and hit[0] is data:
+            return hit[1]
+        blob = await blobs.prepare(data, parsed)
+        self._prepared[key] = (data, blob)
+        while len(self._prepared) > 8:
+            self._prepared.pop(next(iter(self._prepared)))
+        return blob
 
     async def _look_again(self) -> None:
         for address in list(self._accounts):
