@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from letterbox.store.postgres import migrate, schema
+from letterbox.store.postgres import migrate, migrate_database, schema
 
 from .conftest import Body, Fronts
 from .harness import schema_for
@@ -28,5 +28,6 @@ def test_migrations_are_numbered_and_applied_once(pg: Callable[[Body], None]) ->
             await conn.close()
         await f.store()  # opening migrates too
         await f.store()
+        assert await migrate_database(await f.dsn(), schema_for(f.where)) == []
 
     pg(go)

@@ -4,7 +4,7 @@ See store.py (accounts, pool, change feed over LISTEN/NOTIFY), account.py (messa
 mailboxes.py (CREATE, DELETE, RENAME), blobs.py (message bodies), schema.py (migrations).
 """
 
-from .schema import migrate
+from .schema import migrate, migrate_database
 from .store import PostgresStore
 
-__all__ = ["PostgresStore", "migrate"]
+__all__ = ["PostgresStore", "migrate", "migrate_database"]

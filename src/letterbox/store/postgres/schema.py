@@ -53,6 +53,17 @@ async def migrate(conn: Any, schema: str | None = None) -> list[int]:
     return applied
 
 
+async def migrate_database(dsn: str, schema: str | None = None) -> list[int]:
+    """What `letterbox store migrate` runs: connect, migrate, disconnect."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "letterbox"})
+    try:
+        return await migrate(conn, schema)
+    finally:
+        await conn.close()
+
+
 async def version(conn: Any) -> int:
     """The version the database is at (0: none applied)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
