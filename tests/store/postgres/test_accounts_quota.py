@@ -19,7 +19,7 @@ USER = "alice@example.com"
 
 
 def _msg(n: int) -> bytes:
-    return f"Subject: {n}\r\n\r\n{'x' * 80}\r\n".encode()
+    return f"Subject: {n:02d}\r\n\r\n{'x' * 80}\r\n".encode()  # all of one size
 
 
 def test_an_account_deleted_by_one_front_end_is_gone_for_the_other(pg: Callable[[Body], None]) -> None:
