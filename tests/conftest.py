@@ -96,6 +96,7 @@ when_full = "{when_full}"
 [web]
 enabled = {web}
 listen = "127.0.0.1:0"
+{web_extra}
 """
 
 
@@ -124,6 +125,7 @@ class ServerProcess:
             "reserve": "16M",
             "when_full": "reject",
             "web": "false",
+            "web_extra": "",  # more [web] lines, e.g. "request_timeout = 1"
             "cert": cert[0],
             "key": cert[1],
         }

@@ -241,6 +241,9 @@ class WebSettings(_Section):
     """Console logins held at once; the oldest goes when one more logs in."""
     max_body: Size = Field(default=64 * 1024, ge=1024)
     """Largest request body accepted (413 beyond)."""
+    request_timeout: float = Field(default=20.0, gt=0, le=600)
+    """Seconds a request may take to arrive, headers and body, counted from the connection
+    (or the previous response): a client that trickles them is disconnected."""
 
 
 class LimitSettings(_Section):
@@ -265,6 +268,9 @@ class StoreSettings(_Section):
     """Disk space the server keeps set aside (a preallocated file in the mail folder) and
     gives back when the disk fills up, so users can still read and delete mail; new mail
     is refused until space is free again. 0 turns it off."""
+    open_accounts: int = Field(default=500, ge=1)
+    """Accounts kept open (four descriptors each) after their last session or delivery,
+    so the next one starts at once; the least recently used beyond this are closed."""
 
 
 class Settings(_Section):

@@ -115,9 +115,13 @@ def login(protocol: str, outcome: str, address: str | None, ip: str, waited: flo
         LAST_LOGINS.note(address, protocol, ip)
 
 
+DELIVERY_OUTCOMES = frozenset({
+    "stored", "over_quota", "deferred_quota", "disk_full", "unknown_user", "disabled", "too_big", "failed",
+})
+
+
 def delivery(protocol: str, outcome: str) -> None:
-    """One copy: outcome "stored", "over_quota", "deferred_quota", "disk_full",
-    "unknown_user", "disabled" or "failed"."""
+    """One copy, by LMTP, SMTP or `letterbox deliver` ("lda"): one of DELIVERY_OUTCOMES."""
     DELIVERIES.labels(protocol, outcome).inc()
     if outcome == "stored":
         LAST_HOUR.add("deliveries")

@@ -172,19 +172,25 @@ def test_pokes_a_running_server(home: Path) -> None:
     listener.settimeout(10)
 
     def serve() -> None:
-        conn, _ = listener.accept()
-        with conn:
-            received.append(json.loads(conn.makefile("rb").readline()))
-            conn.sendall(b'{"ok": true}\n')
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                received.append(json.loads(conn.makefile("rb").readline()))
+                conn.sendall(b'{"ok": true}\n')
 
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
         assert run(home, "--to", "alice@example.com").exit_code == 0
+        assert run(home, "--to", "zed@example.com").exit_code == 67
         t.join(10)
     finally:
         listener.close()
-    assert received == [{"cmd": "changed", "address": "alice@example.com"}]
+    # The change, and each outcome for the server's delivery metrics.
+    assert received == [
+        {"cmd": "changed", "address": "alice@example.com", "outcome": "stored"},
+        {"cmd": "delivered", "outcome": "unknown_user"},
+    ]
 
 
 def test_real_process_via_letterbox_command(home: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import imaplib
 import poplib
+import subprocess
+import sys
 import time
 from contextlib import closing
 
@@ -260,11 +262,16 @@ def test_metrics(console: Console) -> None:
     imap = imaplib.IMAP4("127.0.0.1", srv.port("imap"))
     imap.login("ivy@example.com", "ivy-pw-123")
     imap.select("INBOX")
+    # `letterbox deliver` (an MTA's pipe) tells the running server what it did.
+    for to, code in (("ivy@example.com", 0), ("nobody@example.com", 67)):
+        lda = subprocess.run([sys.executable, "-m", "letterbox", "deliver", "--to", to],
+                             input=b"Subject: lda\n\nhi\n", capture_output=True, env=srv.env, timeout=60)
+        assert lda.returncode == code, lda.stderr
     with console.api() as c:
         deadline = time.monotonic() + 10
         while True:
             text = c.get("/metrics").text
-            if 'letterbox_stored_messages 1.0' in text or time.monotonic() > deadline:
+            if 'letterbox_stored_messages 2.0' in text or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
     imap.logout()
@@ -272,7 +279,9 @@ def test_metrics(console: Console) -> None:
     assert 'letterbox_logins_total{outcome="bad_credentials",protocol="imap"} 1.0' in text
     assert 'letterbox_login_penalties_total{protocol="imap"} 1.0' in text
     assert 'letterbox_deliveries_total{outcome="stored",protocol="lmtp"} 1.0' in text
+    assert 'letterbox_deliveries_total{outcome="stored",protocol="lda"} 1.0' in text
+    assert 'letterbox_deliveries_total{outcome="unknown_user",protocol="lda"} 1.0' in text
     assert 'letterbox_imap_command_seconds_count{command="SELECT"} 1.0' in text
     assert 'letterbox_sessions{protocol="imap"} 1.0' in text
     assert 'letterbox_connections_total{protocol="imap"} 2.0' in text
-    assert 'letterbox_stored_messages 1.0' in text
+    assert 'letterbox_stored_messages 2.0' in text

@@ -201,3 +201,31 @@ def test_random_forms_never_cause_a_server_error(console: Console) -> None:
     with closing(admin), closing(user):
         post()
     assert "Traceback" not in console.server.log_text()
+
+
+def test_requests_that_trickle_in_are_cut_off(make_server: object) -> None:
+    """A client that connects and sends nothing, trickles its headers, or never finishes
+    its body is disconnected after [web] request_timeout: slow clients cannot hold the
+    console's connections for good. A client that sends its request keeps being served."""
+    c = start_console(make_server, web_extra="request_timeout = 1")
+    host, _, port = c.url.removeprefix("http://").rpartition(":")
+    partial = [
+        b"",
+        b"GET /login HTTP/1.1\r\nHost: x\r\n",
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 100\r\n\r\ncsrf=",
+    ]
+    import socket
+
+    socks = []
+    for data in partial:
+        s = socket.create_connection((host, int(port)), timeout=15)
+        if data:
+            s.sendall(data)
+        socks.append(s)
+    for s in socks:
+        with closing(s):
+            # The server closes it: recv returns b"" well before our own 15 s timeout.
+            assert s.recv(4096) == b""
+    with c.anonymous() as client:
+        assert client.get("/login").status_code == 200

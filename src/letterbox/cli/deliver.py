@@ -16,6 +16,7 @@ and a bounce tells the sender now instead of days later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 from typing import BinaryIO, NoReturn
@@ -41,9 +42,11 @@ _CHUNK = 1 << 16
 
 
 class Refused(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: int, message: str, outcome: str = "failed") -> None:
         super().__init__(message)
         self.code = code
+        self.outcome = outcome
+        """As the server's delivery metrics name it (see letterbox.metrics.delivery)."""
 
 
 def read_message(stream: BinaryIO, limit: int) -> tuple[bytes, str | None]:
@@ -64,7 +67,7 @@ def read_message(stream: BinaryIO, limit: int) -> tuple[bytes, str | None]:
         if total <= keep:
             chunks.append(chunk)
     if total > keep:
-        raise Refused(EX_DATAERR, f"message too big: more than {limit} bytes")
+        raise Refused(EX_DATAERR, f"message too big: more than {limit} bytes", "too_big")
     data = b"".join(chunks)
     sender = None
     if data.startswith(b"From "):
@@ -77,7 +80,7 @@ def read_message(stream: BinaryIO, limit: int) -> tuple[bytes, str | None]:
                 sender = ""
     data = _BARE_LF.sub(b"\r\n", data)
     if len(data) > limit:
-        raise Refused(EX_DATAERR, f"message too big: {len(data)} bytes, at most {limit} accepted")
+        raise Refused(EX_DATAERR, f"message too big: {len(data)} bytes, at most {limit} accepted", "too_big")
     return data, sender
 
 
@@ -88,7 +91,7 @@ async def deliver_message(settings: Settings, recipient: str, sender: str | None
     try:
         addr = normalize_address(recipient)
     except DirectoryError as e:
-        raise Refused(EX_NOUSER, str(e)) from None
+        raise Refused(EX_NOUSER, str(e), "unknown_user") from None
     # Delivery needs no certificate, and the MTA's delivery user often may not read it.
     try:
         ctx = build_context(settings.model_copy(update={"tls": TLSSettings()}), exclusive=False)
@@ -97,17 +100,17 @@ async def deliver_message(settings: Settings, recipient: str, sender: str | None
     try:
         account = ctx.directory.get(addr)
         if account is None:
-            raise Refused(EX_NOUSER, f"{addr}: no such user")
+            raise Refused(EX_NOUSER, f"{addr}: no such user", "unknown_user")
         if not account.enabled:
-            raise Refused(EX_NOPERM, f"{addr}: mailbox disabled")
+            raise Refused(EX_NOPERM, f"{addr}: mailbox disabled", "disabled")
         trace = received_header(ctx.hostname, "local", new_id(), [addr], local=True)
         head = (return_path(sender) if sender is not None else b"") + trace
         try:
             await store_copy(ctx, account, head + data)
         except OverQuota:
             if ctx.policy.defer_when_full:  # [quota] when_full = "defer": the MTA retries
-                raise Refused(EX_TEMPFAIL, f"{addr}: mailbox full, try again later") from None
-            raise Refused(EX_NOPERM, f"{addr}: mailbox full") from None
+                raise Refused(EX_TEMPFAIL, f"{addr}: mailbox full, try again later", "deferred_quota") from None
+            raise Refused(EX_NOPERM, f"{addr}: mailbox full", "over_quota") from None
         except Exception as e:
             raise Refused(EX_TEMPFAIL, f"{addr}: could not store the message: {e}") from None
     finally:
@@ -139,11 +142,19 @@ def deliver(ctx: click.Context, recipient: str, sender: str | None) -> None:
             sender = mbox_sender
         addr = asyncio.run(deliver_message(settings, recipient, sender, data))
     except Refused as e:
+        _tell_server(settings, {"cmd": "delivered", "outcome": e.outcome})
         _exit(e.code, str(e))
     except Exception as e:  # anything unforeseen: keep the mail queued at the MTA
+        _tell_server(settings, {"cmd": "delivered", "outcome": "failed"})
         _exit(EX_TEMPFAIL, f"delivery failed: {type(e).__name__}: {e}")
-    # Only a hint for a running server (it notices within a second anyway).
-    send_command(settings.run_dir, {"cmd": "changed", "address": addr})
+    # A hint for a running server (it notices the change within a second anyway), which
+    # also counts the delivery in its metrics as LMTP's are.
+    _tell_server(settings, {"cmd": "changed", "address": addr, "outcome": "stored"})
+
+
+def _tell_server(settings: Settings, cmd: dict[str, str]) -> None:
+    with contextlib.suppress(Exception):  # no server, or a busy one: the mail is what counts
+        send_command(settings.run_dir, cmd)
 
 
 def _exit(code: int, message: str) -> NoReturn:

@@ -373,6 +373,13 @@ class Server:
             address = str(cmd.get("address", ""))
             await self.ctx.store.notify_external(address)
             self.usage.mark(address)  # also when no session has it open
+            if cmd.get("outcome") == "stored":  # `letterbox deliver`
+                metrics.delivery("lda", "stored")
+            return {"ok": True}
+        if what == "delivered":  # `letterbox deliver` refused or deferred a message
+            outcome = str(cmd.get("outcome", ""))
+            if outcome in metrics.DELIVERY_OUTCOMES:
+                metrics.delivery("lda", outcome)
             return {"ok": True}
         if what == "acl":
             account = self.ctx.directory.get(str(cmd.get("address", "")))

@@ -43,6 +43,7 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     lim = settings.limits
     store = MaildirStore(
         data / "mail", exclusive=exclusive, reserve=settings.store.reserve,
+        open_accounts=settings.store.open_accounts,
         limits=Limits(
             mailboxes=lim.mailboxes, keywords=lim.keywords, keyword_length=lim.keyword_length,
             metadata_value=lim.metadata_value_size, metadata_entries=lim.metadata_entries,

@@ -28,6 +28,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -198,9 +199,12 @@ class MaildirAccount(AccountStore):
         """Files left in new/ by the last reconcile, for index_new."""
         self._subs: set[str] | None = None
         self._subs_version = -1
-        self._readers: dict[str, AccountStore] = {}
+        self._readers: weakref.WeakValueDictionary[str, AccountStore] = weakref.WeakValueDictionary()
+        """Held by their sessions, not here: a handle must not keep itself alive."""
         self.acl_lock = asyncio.Lock()
         """One ACL change at a time (its folder file is written before its rows)."""
+        self.metadata_lock = asyncio.Lock()
+        """Orders metadata changes of this process, so their file follows their commits."""
 
     # --- errors --------------------------------------------------------------------------
     def gone(self) -> StoreError:
@@ -597,8 +601,11 @@ class MaildirAccount(AccountStore):
             return
         mbox = None if mailbox is None else self.mailbox_by_name(mailbox)
         mid = metadata.SERVER if mbox is None else mbox.id
-        async with self.write() as db:
-            changed = metadata.set_entries(self, db, mid, changes, reader)
+        async with self.metadata_lock:  # the file is written in the order of the commits
+            async with self.write() as db:
+                changed = metadata.set_entries(self, db, mid, changes, reader)
+            if changed:
+                await metadata.save(self, mid)
         if changed:
             # RFC 5465 5.6, 5.7: NOTIFY sessions are told which entries changed.
             name = "" if mbox is None else mbox.name
@@ -1112,6 +1119,8 @@ class MaildirAccount(AccountStore):
         faults.point("append.committed")
         # The rename is durable once the folder is; only then is the message acknowledged.
         await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        if seen_by_reader:
+            self._store.names_changed(self, mailbox_id)  # the reader's mark to its side file
         self.publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
 
@@ -1175,7 +1184,8 @@ class MaildirAccount(AccountStore):
                 if mark is not None and reader is not None:
                     privateseen.mark(db, mailbox_id, reader, [uid], mark)
                 changed.append(MessageMeta(uid, flagset(flag_text(shown)), modseq))
-        if any(u[1] is not None for u in updates):
+        if any(u[1] is not None or u[2] is not None for u in updates):
+            # File names for the flags, the side file for readers' marks (sidefiles.py).
             self._store.names_changed(self, mailbox_id)
         self.publish(mailbox_id, modseq, "flags")
         return changed

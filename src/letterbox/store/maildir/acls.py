@@ -11,6 +11,7 @@ never short of an account that did grant: LIST asks it which accounts to look in
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import sqlite3
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .. import acl
 from ..api import LimitExceeded, MailboxNotFound, StoreError
-from . import files, folderfile
+from . import files, folderfile, metadata, namesync
 
 if TYPE_CHECKING:
     from .account import MaildirAccount
@@ -111,10 +112,22 @@ async def forget(acc: MaildirAccount, identifier: str) -> None:
             new = read(acc.db, mid)
             new.pop(identifier, None)
             await _write_file(acc, mid, new)
+        owned = [r[0] for r in acc.db.execute(
+            "SELECT DISTINCT mailbox_id FROM private_metadata WHERE user = ?", (identifier,)
+        )]
+        marked = [r[0] for r in acc.db.execute(
+            "SELECT DISTINCT mailbox_id FROM private_seen WHERE user = ?", (identifier,)
+        )]
         async with acc.write() as db:
             db.execute("DELETE FROM acl WHERE identifier = ?", (identifier,))
             db.execute("DELETE FROM private_seen WHERE user = ?", (identifier,))
             db.execute("DELETE FROM private_metadata WHERE user = ?", (identifier,))
+        async with acc.metadata_lock:
+            for mid in owned:  # so a rebuild does not bring them back
+                await metadata.save(acc, mid)
+        for mid in marked:
+            with contextlib.suppress(MailboxNotFound):
+                await namesync.save_seen(acc, mid, acc.folder(mid))
     await forget_if_unused(acc, identifier)
 
 

@@ -225,6 +225,7 @@ async def _rename_inbox(acc: MaildirAccount, inbox: Mailbox, new: str) -> None:
         await _unmake(acc, [files.folder_dirname(n) for n, _ in made], seqs)
         raise
     faults.point("rename.committed")
+    await metadata.save(acc, mid)
     await acc.moved(inbox.id, mid, modseq, src_modseq)
     for parent_id, parent in ids[:-1]:
         acc.publish(parent_id, 1, "mailbox", parent)

@@ -6,19 +6,24 @@ index.py), and a mailbox made later under the same name, or found on disk again 
 crash, has another id and none of them. Every change is one transaction, checked against
 `Limits` before anything is written. The /private entries of users other than the owner
 who use a shared mailbox (readers, RFC 4314) are theirs alone, kept by mailbox id and
-user in `private_metadata`, and go with the mailbox as the others do.
+user in `private_metadata`, and go with the mailbox as the others do. A copy of each mailbox's entries, and of the server's, is
+kept in a file beside the folder for a rebuild (sidefiles.py).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..api import Limits, MetadataTooBig, MetadataTooMany
+from ..api import Limits, MailboxNotFound, MetadataTooBig, MetadataTooMany
+from . import files, sidefiles
 
 if TYPE_CHECKING:
     from .account import MaildirAccount
+
+log = logging.getLogger("letterbox.store")
 
 SERVER = 0
 """The mailbox id of the server's entries (mailbox ids start at 1)."""
@@ -140,3 +145,18 @@ def copy(db: sqlite3.Connection, src: int, dst: int) -> None:
         " SELECT ?, user, entry, value FROM private_metadata WHERE mailbox_id = ?",
         (dst, src),
     )
+
+
+async def save(acc: MaildirAccount, mid: int) -> None:
+    """Write the file of *mid*'s entries (see sidefiles.py) after a committed change. A
+    failure leaves the file behind the index, which start-up brings in line: it is
+    logged, not the client's error (the change itself is made)."""
+    try:
+        folder = None if mid == SERVER else acc.folder(mid)
+    except MailboxNotFound:
+        return  # deleted meanwhile: its folder, and the file, went with it
+    entries = sidefiles.read_entries(acc.db, mid)
+    try:
+        await files.disk_threads.run(sidefiles.write_metadata_file, acc.adir, folder, entries)
+    except OSError as e:
+        log.warning("%s: metadata file of %s not written (start-up will): %s", acc.address, folder or "/", e)

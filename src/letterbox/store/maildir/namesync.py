@@ -4,7 +4,8 @@ A STORE changes the index only, so it costs the same for one message or 100,000.
 few seconds (and before a clean shutdown) the files of the changed messages get names
 whose Maildir info says the same flags, so an index rebuilt from the folders alone keeps
 them. A keyword gets a letter (a-z, in its folder file) the first time a file needs it;
-keywords beyond the 26th keep no letter and are lost by a rebuild, as in Dovecot.
+keywords beyond the 26th keep no letter and are lost by a rebuild, as in Dovecot. The
+readers' \\Seen marks of a shared mailbox go into its side file at the same time.
 
 A rename is done as link, commit, unlink: the index always names a file that exists, and
 a crash between the steps leaves a second name of the same file, which start-up removes.
@@ -17,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .. import faults
-from . import files
+from . import files, sidefiles
 from .accountdir import join
 
 if TYPE_CHECKING:
@@ -50,11 +51,19 @@ async def sync_mailbox(acc: MaildirAccount, mailbox_id: int) -> int:
         total += await _rename(acc, mailbox_id, folder, rows)
         cursor = (int(rows[-1][3]), int(rows[-1][0]))
     if not acc.closed:
+        await save_seen(acc, mailbox_id, folder)
         async with acc.write() as db:
             db.execute(
                 "UPDATE mailboxes SET names_modseq = max(names_modseq, ?) WHERE id = ?", (upto, mailbox_id)
             )
     return total
+
+
+async def save_seen(acc: MaildirAccount, mailbox_id: int, folder: str) -> None:
+    """The readers' \\Seen marks of the mailbox into its file (sidefiles.py), with the
+    file names: a change of a mark gives its message a new MODSEQ, so it is due here."""
+    seen = sidefiles.read_seen(acc.db, mailbox_id)
+    await files.disk_threads.run(sidefiles.sync_seen_file, acc.adir, folder, seen)
 
 
 async def _rename(acc: MaildirAccount, mailbox_id: int, folder: str, rows: list[tuple]) -> int:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .. import faults, names
 from ..api import DEFAULT_MAILBOXES, StoreError
-from . import acls, files, folderfile, index, strays
+from . import acls, files, folderfile, index, metadata, sidefiles, strays
 from .accountdir import AccountDir, join
 from .folders import TRASH
 
@@ -243,6 +243,7 @@ def write_folder_files(acc: MaildirAccount) -> None:
                 acc.adir, dirname, uidvalidity=uidvalidity, uidnext=uidnext + folderfile.BLOCK,
                 modseq=hms + folderfile.BLOCK, special_use=use or "", acl=entries,
             ))
+    write_side_files(acc)
     if acc.db.execute("SELECT 1 FROM meta WHERE key = 'defaults'").fetchone():
         root = folderfile.read(acc.adir, "")
         if root is not None and not root.defaults:
@@ -250,6 +251,30 @@ def write_folder_files(acc: MaildirAccount) -> None:
     if folderfile.read_subscriptions(acc.adir) is None:
         subs = [r[0] for r in acc.db.execute("SELECT name FROM mailboxes WHERE subscribed")]
         folderfile.write_subscriptions(acc.adir, subs)
+
+
+def write_side_files(acc: MaildirAccount) -> None:
+    """Metadata and readers' \\Seen files up to date with the index (a crash may have
+    come between a commit and its file)."""
+    sidefiles.sync_metadata_file(acc.adir, None, sidefiles.read_entries(acc.db, metadata.SERVER))
+    for mid, dirname in acc.db.execute("SELECT id, dirname FROM mailboxes").fetchall():
+        sidefiles.sync_metadata_file(acc.adir, dirname, sidefiles.read_entries(acc.db, mid))
+        sidefiles.sync_seen_file(acc.adir, dirname, sidefiles.read_seen(acc.db, mid))
+
+
+def restore_side_files(acc: MaildirAccount, db: sqlite3.Connection) -> None:
+    """Inside the caller's transaction, for a rebuilt index whose messages are in: the
+    metadata and readers' \\Seen marks the folders' side files kept."""
+    server = sidefiles.read_metadata_file(acc.adir, None)
+    if server:
+        sidefiles.restore_metadata(db, metadata.SERVER, server)
+    for mid, dirname in db.execute("SELECT id, dirname FROM mailboxes").fetchall():
+        entries = sidefiles.read_metadata_file(acc.adir, dirname)
+        if entries:
+            sidefiles.restore_metadata(db, mid, entries)
+        seen = sidefiles.read_seen_file(acc.adir, dirname)
+        if seen:
+            sidefiles.restore_seen(db, mid, seen)
 
 
 def apply_floors(acc: MaildirAccount) -> None:
@@ -554,7 +579,8 @@ def rebuild(store: MaildirStore, address: str, adir: AccountDir, incarnation: st
     if there is one, is kept beside as letterbox.index.broken-<time>).
 
     UIDVALIDITY, UIDNEXT and the MODSEQ floor come from the folder files, UIDs from the
-    file names, flags from their Maildir info, subscriptions from their file. Every
+    file names, flags from their Maildir info, subscriptions from their file, metadata
+    and readers' \\Seen marks from theirs (sidefiles.py). Every
     MODSEQ is above any a client may have seen, and a client resyncing from before the
     rebuild is told of every UID that no longer exists (see changes_since)."""
     from .account import INDEX_FILE, MaildirAccount
@@ -587,6 +613,7 @@ def rebuild(store: MaildirStore, address: str, adir: AccountDir, incarnation: st
                 tx.executemany("UPDATE mailboxes SET subscribed = 1 WHERE name = ?", [(n,) for n in subs])
                 acc.write_subs(tx, set(subs))
             tx.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('boot_id', ?)", (boot_id(),))
+            restore_side_files(acc, tx)
         write_folder_files(acc)
         stats["messages"] = int(acc.db.execute("SELECT count(*) FROM messages").fetchone()[0])
         stats["folders"] = int(acc.db.execute("SELECT count(*) FROM mailboxes").fetchone()[0])

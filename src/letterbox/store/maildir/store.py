@@ -11,12 +11,20 @@ working on the renamed folder (they use its descriptor) and cannot reach a new a
 
 Only the process holding the data directory (the server, or the CLI when no server runs)
 rebuilds indexes; a missing or damaged index makes the account Unavailable elsewhere.
+
+An open account holds four descriptors (its folder, the index, its WAL and shared
+memory) and an SQLite page cache. A handle stays open while anything uses it (a session,
+a delivery in flight) and, beyond that, only among the `open_accounts` most recently used:
+a host with many thousands of accounts (start-up checks, POP3 expiry and auto-expunge
+visit them all) keeps a bounded number open, not all of them. A handle nobody holds is
+closed when it is let go (see _release).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -25,6 +33,8 @@ import shutil
 import sqlite3
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,6 +60,12 @@ ARCHIVE = ".archive"
 REPAIRING = "being repaired"
 # How long a process without the data directory waits for a rebuild by the server.
 _REBUILD_WAIT = 60.0
+OPEN_ACCOUNTS = 500
+"""Handles kept open, by default, beyond those in use (see the module's docstring)."""
+
+
+class OutOfDescriptors(Unavailable):
+    """The process has no descriptor left to open an account with (EMFILE, ENFILE)."""
 
 
 class NeedsRebuild(StoreError):
@@ -58,10 +74,10 @@ class NeedsRebuild(StoreError):
 
 class MaildirStore(Store):
     def __init__(self, root: Path, feed: ChangeFeed | None = None, *, exclusive: bool = False,
-                 reserve: int = 0, limits: Limits | None = None) -> None:
+                 reserve: int = 0, limits: Limits | None = None, open_accounts: int = OPEN_ACCOUNTS) -> None:
         """*exclusive*: this process holds the data directory (see letterbox.datalock) and
         may rebuild indexes. *reserve*: bytes kept free for reading and deleting mail on
-        a full disk (0: none)."""
+        a full disk (0: none). *open_accounts*: handles kept open that nothing uses."""
         self.root = root
         self.feed = feed or ChangeFeed()
         self.flag_tables = FlagTables()
@@ -74,7 +90,13 @@ class MaildirStore(Store):
         """Accounts whose new/ files reconcile_all left for index_waiting, and how many."""
         self.unavailable: dict[str, str] = {}
         """Accounts waiting for a rebuild (or in one), and why."""
-        self._accounts: dict[str, MaildirAccount] = {}
+        self._accounts: weakref.WeakValueDictionary[str, MaildirAccount] = weakref.WeakValueDictionary()
+        """Every open handle, while something holds it."""
+        self._warm: OrderedDict[str, MaildirAccount] = OrderedDict()
+        """The handles most recently used, held open for the next use (the LRU last)."""
+        self.open_accounts = max(1, open_accounts)
+        self._names_stale: set[str] = set()
+        """Accounts whose file names lag their flags after start-up, closed since."""
         self._opening: dict[str, asyncio.Future[MaildirAccount]] = {}
         self._shared_locks: dict[str, int] = {}
         self._names_dirty: dict[tuple[str, int], MaildirAccount] = {}
@@ -113,11 +135,28 @@ class MaildirStore(Store):
         if acc is None or acc.closed:
             return None
         if incarnation is None or acc.incarnation == incarnation:
-            return acc
+            return self._keep(acc)
         if acc.incarnation is None and self._same_folder(address, acc) and self._claim_open(address, incarnation):
             acc.incarnation = incarnation  # opened without one; the folder is this account's
-            return acc
+            return self._keep(acc)
         return None
+
+    def _keep(self, acc: MaildirAccount) -> MaildirAccount:
+        """Count *acc* as just used; the least recently used beyond the bound are let go
+        (closed once nothing else holds them either)."""
+        self._warm[acc.address] = acc
+        self._warm.move_to_end(acc.address)
+        while len(self._warm) > self.open_accounts:
+            self._warm.popitem(last=False)
+        return acc
+
+    def _drop(self, address: str) -> MaildirAccount | None:
+        """Take *address*'s handle out of the store (the caller closes it)."""
+        self._warm.pop(address, None)
+        return self._accounts.pop(address, None)
+
+    def open_count(self) -> int:
+        return len(self._accounts)
 
     def _same_folder(self, address: str, acc: MaildirAccount) -> bool:
         """Whether the handle's folder is still the one at the account's path (another
@@ -165,7 +204,13 @@ class MaildirStore(Store):
         self._opening[address] = fut
         try:
             # Off the event loop: it may wait for another process's lock, or read folders.
-            acc = await asyncio.to_thread(self._open, address, incarnation)
+            try:
+                acc = await asyncio.to_thread(self._open, address, incarnation)
+            except OutOfDescriptors:
+                if not self._warm:
+                    raise
+                self._warm.clear()  # the idle handles give their descriptors back
+                acc = await asyncio.to_thread(self._open, address, incarnation)
         except BaseException as e:
             fut.set_exception(e)
             fut.exception()  # retrieved: waiters see it, nobody logs it as lost
@@ -193,7 +238,7 @@ class MaildirStore(Store):
             raise _store_error(address, "opening the mailbox", e) from e
 
     def _open_account(self, address: str, incarnation: str | None, rebuild: bool | None) -> MaildirAccount:
-        old = self._accounts.pop(address, None)
+        old = self._drop(address)
         if old is not None:
             old.close()  # an earlier incarnation's handle: never used again
         path = self.account_dir(address)
@@ -217,8 +262,9 @@ class MaildirStore(Store):
             acc.close()
             self._unlock_shared(address)
             raise
+        weakref.finalize(acc, _release, weakref.ref(self), address, db, adir, acc.key)
         self._accounts[address] = acc
-        return acc
+        return self._keep(acc)
 
     def _claim_folder(self, address: str, path: Path, incarnation: str | None) -> tuple[bool, str]:
         """Make sure the folder at *path* is this incarnation's (any, for None); returns
@@ -307,7 +353,7 @@ class MaildirStore(Store):
             return
         self.unavailable[acc.address] = "its index is damaged"
         if self._accounts.get(acc.address) is acc:
-            del self._accounts[acc.address]
+            self._drop(acc.address)
         acc.close("repair")
 
     def rebuild(self, address: str, incarnation: str | None = None) -> reconcile.Stats:
@@ -315,7 +361,7 @@ class MaildirStore(Store):
         data directory). Open handles on the account are closed first."""
         if not self.exclusive:
             raise StoreError("only the process holding the data directory rebuilds indexes")
-        acc = self._accounts.pop(address, None)
+        acc = self._drop(address)
         if acc is not None:
             incarnation = incarnation or acc.incarnation
             acc.close("repair")
@@ -379,6 +425,8 @@ class MaildirStore(Store):
                 log.exception("%s: start-up check failed; the account is unavailable", address)
                 self.unavailable[address] = f"start-up check failed: {e}"
                 continue
+            if acc.db.execute("SELECT 1 FROM mailboxes WHERE names_modseq < highestmodseq LIMIT 1").fetchone():
+                self._names_stale.add(address)  # the handle may be closed before the sync
             for k, v in stats.items():
                 total[k] = total.get(k, 0) + v
             if any(stats.values()):
@@ -422,7 +470,7 @@ class MaildirStore(Store):
         """Take an account out of service (on the event loop, before a repair runs in a
         thread): its handle closes, so nothing of this process writes it meanwhile."""
         self.unavailable[address] = why
-        acc = self._accounts.pop(address, None)
+        acc = self._drop(address)
         if acc is not None:
             acc.close("repair")
         for key in [k for k, a in self._names_dirty.items() if a is acc]:
@@ -457,7 +505,7 @@ class MaildirStore(Store):
 
     # --- deleting ----------------------------------------------------------------------------
     async def delete_account(self, address: str, keep_mail: bool = False) -> None:
-        acc = self._accounts.pop(address, None)
+        acc = self._drop(address)
         if acc is not None:
             acc.close()
         self.unavailable.pop(address, None)
@@ -591,15 +639,29 @@ class MaildirStore(Store):
             self.names_wakeup.set()
 
     def mark_names_stale(self) -> None:
-        """Queue every mailbox whose file names lag its flags (after start-up)."""
+        """Queue every mailbox whose file names lag its flags (after start-up); those of
+        accounts closed since reconcile_all are queued when sync_names opens them."""
         for acc in list(self._accounts.values()):
-            for (mid,) in acc.db.execute("SELECT id FROM mailboxes WHERE names_modseq < highestmodseq"):
-                self._names_dirty[(acc.key, mid)] = acc
+            self._queue_stale_names(acc)
+
+    def _queue_stale_names(self, acc: MaildirAccount) -> None:
+        self._names_stale.discard(acc.address)
+        for (mid,) in acc.db.execute("SELECT id FROM mailboxes WHERE names_modseq < highestmodseq"):
+            self._names_dirty[(acc.key, mid)] = acc
 
     async def sync_names(self) -> int:
         """Rename the files of every mailbox whose flags changed; returns how many."""
         done = 0
-        while self._names_dirty:
+        while self._names_dirty or self._names_stale:
+            if not self._names_dirty:  # an account closed since start-up: one at a time
+                address = self._names_stale.pop()
+                if not self.account_dir(address).is_dir():
+                    continue  # deleted since: opening would make it again
+                try:
+                    self._queue_stale_names(await self.account(address))
+                except (StoreError, sqlite3.Error, OSError) as e:
+                    log.warning("%s: bringing file names up to date failed: %s", address, e)
+                continue
             (_, mid), acc = self._names_dirty.popitem()
             if acc.closed:
                 continue
@@ -615,7 +677,7 @@ class MaildirStore(Store):
         """The background task: a sync a moment after changes (so that a burst of STOREs
         renames each file once)."""
         self.names_wakeup = asyncio.Event()
-        if self._names_dirty:
+        if self._names_dirty or self._names_stale:
             self.names_wakeup.set()
         while True:
             await self.names_wakeup.wait()
@@ -625,7 +687,7 @@ class MaildirStore(Store):
                 await self.sync_names()
             except Exception:
                 log.exception("file name sync failed")
-            if self._names_dirty:
+            if self._names_dirty or self._names_stale:
                 self.names_wakeup.set()
 
     # --- feed ------------------------------------------------------------------------------------
@@ -691,18 +753,55 @@ class MaildirStore(Store):
         for acc in list(self._accounts.values()):
             acc.close()
         self._accounts.clear()
+        self._warm.clear()
         for address in list(self._shared_locks):
             self._unlock_shared(address)
         self.grants.close()
 
 
+def _release(
+    store_ref: weakref.ref[MaildirStore], address: str, db: sqlite3.Connection, adir: AccountDir, key: str,
+) -> None:
+    """A handle nobody holds any more is gone: let go of what it held, unless it was
+    closed already (close() did it, and a newer handle may hold the address's lock)."""
+    if adir.fd < 0:
+        return
+    with contextlib.suppress(sqlite3.Error):
+        db.close()
+    adir.close()
+    store = store_ref()
+    if store is not None:
+        store.flag_tables.drop_account(key)
+        store._unlock_shared(address)
+
+
 def _store_error(address: str, what: str, e: BaseException) -> StoreError:
     if isinstance(e, OSError) and e.errno in (28, 122):  # ENOSPC, EDQUOT
         return DiskFull("not enough disk space")
+    if (isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE)) or (
+        isinstance(e, sqlite3.OperationalError) and "unable to open" in str(e) and _out_of_descriptors()
+    ):
+        log.error("%s: %s failed: out of file descriptors", address, what)
+        return OutOfDescriptors("the server is out of file descriptors; try again shortly")
     log.error("%s: %s failed: %s", address, what, e)
     if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
         return Unavailable("the mailbox index is busy; try again")
     return StoreError(f"{what} failed: {e}")
+
+
+def _out_of_descriptors() -> bool:
+    """Whether the three descriptors an index takes (file, WAL, shared memory) cannot be
+    had now: SQLite does not tell why it could not open one."""
+    opened: list[int] = []
+    try:
+        for _ in range(3):
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as e:
+        return e.errno in (errno.EMFILE, errno.ENFILE)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
 
 
 def _has_mail(adir: AccountDir) -> bool:
