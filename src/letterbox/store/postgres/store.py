@@ -30,6 +30,8 @@ from .pop3lock import Pop3Locks
 log = logging.getLogger("letterbox.store")
 
 CHANNEL = "letterbox"
+MAX_HANDLES = 10_000
+"""Account handles cached (the most recently opened); a handle is a few ids, no connection."""
 _OPEN_LOCK = 0x6C62_6F70  # "lbop": one opening of an address at a time, across front ends
 
 
@@ -166,7 +168,11 @@ class PostgresStore(Store):
             acc = PgAccount(self, address, account_id, owner)
             await acc.remember_modseqs()
         acc.incarnation = owner
+        self._accounts.pop(address, None)
         self._accounts[address] = acc
+        while len(self._accounts) > MAX_HANDLES:
+            # Only the cache forgets it: a handle in use keeps working.
+            self._accounts.pop(next(iter(self._accounts)))
         return acc
 
     async def _open_row(self, tx: Any, address: str, incarnation: str | None) -> tuple[int, str | None]:
