@@ -144,3 +144,36 @@ def test_no_server_is_unavailable() -> None:
             await PostgresStore.open("postgresql://postgres@127.0.0.1:1/none")
 
     asyncio.run(go())
+
+
+def test_the_feed_keeps_trying_while_the_server_refuses_connections(pg: Callable[[Body], None]) -> None:
+    async def go(f: Fronts) -> None:
+        one, two = await f.store(), await f.store()
+        await one.account(USER)
+        sub = one.subscribe(USER)
+        listener = one._listener
+        assert listener is not None
+        real, refusals = listener._connect, []
+
+        async def refusing() -> object:
+            if len(refusals) < 3:
+                refusals.append(1)
+                raise Unavailable("refused")
+            return await real()
+
+        listener._connect = refusing
+        admin = await asyncpg.connect(await f.dsn())
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'letterbox'"
+                " AND datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE 'LISTEN%'"
+            )
+        finally:
+            await admin.close()
+        while len(refusals) < 3 or not listener.ready.is_set():
+            await asyncio.sleep(0.05)  # polled: reconnecting has no event to await from outside
+        await (await two.account(USER)).append("INBOX", _msg(1))
+        seen = await _changes(sub, 5.0)
+        assert seen and seen[-1].kind == "append"
+
+    pg(go)

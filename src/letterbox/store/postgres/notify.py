@@ -18,8 +18,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
-
 from ..api import Change
 from ..feed import ChangeFeed
 
@@ -112,7 +110,7 @@ class Listener:
                 try:
                     await self._listen()
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                except Exception as e:  # noqa: BLE001 - keep trying, whatever went wrong
                     log.info("reconnecting the change feed failed: %s", e)
             with contextlib.suppress(Exception):
                 await self._on_reconnect()
