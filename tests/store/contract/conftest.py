@@ -19,6 +19,8 @@ import pytest
 from letterbox.store.api import AccountStore, Limits, Store
 from letterbox.store.maildir import MaildirStore
 
+from ..postgres.harness import postgres
+
 Backend = Callable[[Path, Limits], AbstractAsyncContextManager[Store]]
 
 
@@ -33,6 +35,7 @@ async def maildir(where: Path, limits: Limits) -> AsyncIterator[Store]:
 
 BACKENDS: dict[str, Backend] = {
     "maildir": maildir,
+    "postgresql": postgres,
 }
 
 USER = "alice@example.com"

@@ -109,7 +109,7 @@ def test_expunge_store_and_copy_of_the_same_messages_at_once(backend: Harness, p
         assert [(m.uid, m.flags, m.modseq) for m in cs.updated] == [
             (m.uid, m.flags, m.modseq) for m in metas if m.modseq > before]
         assert cs.highestmodseq == (await b.get_mailbox("INBOX")).highestmodseq
-        assert len(set(await (await c.account()).fetch(archive, list(in_archive), ["emailid"]))) == len(in_archive)
+        assert len({r.emailid for r in await (await c.account()).fetch(archive, list(in_archive), ["emailid"])}) == len(in_archive)
 
     backend.run(go)
 
