@@ -25,7 +25,12 @@ import pytest
 from letterbox.store.api import Limits
 from letterbox.store.postgres import PostgresStore
 
-SERVERS = ("postgresql://postgres@127.0.0.1:5432", "postgresql://root@127.0.0.1:5432")
+SERVERS = (
+    "postgresql://postgres@127.0.0.1:5432",
+    "postgresql://root@127.0.0.1:5432",
+    # A fresh Debian install: root's role (made by .ci/run) over the local socket, peer auth.
+    "postgresql://root@%2Fvar%2Frun%2Fpostgresql",
+)
 _state: dict[str, str] = {}
 
 

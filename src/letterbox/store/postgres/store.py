@@ -19,7 +19,7 @@ import asyncpg
 
 from ...mime import ParsedMessage
 from ..api import DEFAULT_MAILBOXES, LEGACY, Change, Limits, Store, StoreError, Usage
-from ..feed import ChangeFeed, Subscription
+from ..feed import ChangeFeed, LocalFeed, Subscription
 from ..rules import quotas
 from . import blobs, notify, schema
 from .account import PgAccount
@@ -50,7 +50,7 @@ class PostgresStore(Store):
                  limits: Limits | None = None, pool_size: int = 10) -> None:
         self.dsn = dsn
         self.schema = schema
-        self.feed = feed or ChangeFeed()
+        self.feed: ChangeFeed = feed or LocalFeed()
         self.limits = limits or Limits()
         self.pool_size = pool_size
         self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
