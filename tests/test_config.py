@@ -32,7 +32,10 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
         ("[imap]\nidle_timeout = 60\n", "imap.idle_timeout = 60"),
         ("[pop3\n", "not valid TOML"),
         ("[tls]\ncert = 'x.pem'\n", "tls.cert and tls.key must be set together"),
-        ("[store]\nbackend = 'postgresql'\n", "store.backend = 'postgresql' is not allowed: expected 'maildir'"),
+        ("[store]\nbackend = 'mysql'\n", "store.backend = 'mysql' is not allowed: expected 'maildir' or 'postgresql'"),
+        ("[store]\nbackend = 'postgresql'\n", 'store.backend = "postgresql" needs store.dsn'),
+        ("[store]\nbackend = 'postgresql'\ndsn = 'mysql://u:hunter2@h/db'\n", "store.dsn must start with postgresql://"),
+        ("[store]\ndsn = 5\n", "store.dsn is not valid"),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
@@ -40,6 +43,19 @@ def test_bad_values_name_the_key(tmp_path: Path, text: str, needle: str) -> None
         load(write(tmp_path, text))
     assert needle in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_a_dsn_password_is_never_shown(tmp_path: Path) -> None:
+    for text in ("[store]\nbackend = 'postgresql'\ndsn = 'pg://u:hunter2@h/db'\n",
+                 "[store]\nbackend = 'postgresql'\ndsn = ['postgresql://u:hunter2@h/db']\n"):
+        with pytest.raises(ConfigError) as e:
+            load(write(tmp_path, text))
+        assert "hunter2" not in str(e.value)
+
+
+def test_postgresql_backend(tmp_path: Path) -> None:
+    s = load(write(tmp_path, "[store]\nbackend = 'postgresql'\ndsn = 'postgresql://u@127.0.0.1/mail'\n"))
+    assert (s.store.backend, s.store.dsn) == ("postgresql", "postgresql://u@127.0.0.1/mail")
 
 
 def test_missing_file(tmp_path: Path) -> None:

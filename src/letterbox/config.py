@@ -268,9 +268,13 @@ class LimitSettings(_Section):
 
 
 class StoreSettings(_Section):
-    backend: Literal["maildir"] = "maildir"
+    backend: Literal["maildir", "postgresql"] = "maildir"
     """Where mail is kept: "maildir" (Maildir++ folders and one SQLite index per account,
-    under data_dir/mail). The server and the CLI open it through store.factory."""
+    under data_dir/mail) or "postgresql" (one database shared by any number of front
+    ends, at *dsn*). The server and the CLI open it through store.factory."""
+    dsn: str = ""
+    """For "postgresql": the database, "postgresql://user:password@host:port/database".
+    Never logged or shown whole (it may hold a password)."""
     reserve: Size = 16 * 1024**2
     """Disk space the server keeps set aside (a preallocated file in the mail folder) and
     gives back when the disk fills up, so users can still read and delete mail; new mail
@@ -323,12 +327,22 @@ def _describe(err: dict[str, Any]) -> str:
     key = ".".join(str(p) for p in err["loc"])
     value = err.get("input")
     msg = err["msg"]
+    if key == "store.dsn":  # may hold a password: never repeat it
+        return f"{key} is not valid: {msg}"
     if err["type"] == "extra_forbidden":
         return f"unknown key {key!r} (check the spelling; see the sample config for every key)"
     if err["type"] == "literal_error":
         allowed = err.get("ctx", {}).get("expected", "")
         return f"{key} = {value!r} is not allowed: expected {allowed}"
     return f"{key} = {value!r} is not valid: {msg}"
+
+
+def _check_store(path: Path, store: StoreSettings) -> None:
+    if store.backend == "postgresql":
+        if not store.dsn:
+            raise ConfigError(f'{path}: store.backend = "postgresql" needs store.dsn = "postgresql://..."')
+        if not store.dsn.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{path}: store.dsn must start with postgresql:// (value not shown: it may hold a password)")
 
 
 def load(path: Path) -> Settings:
@@ -349,6 +363,7 @@ def load(path: Path) -> Settings:
         extra = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         raise ConfigError(f"{path}: {_describe(dict(first))}{extra}") from None
     settings.config_path = path.resolve()
+    _check_store(path, settings.store)
     tls = settings.tls
     if (tls.cert is None) != (tls.key is None):
         raise ConfigError(f"{path}: tls.cert and tls.key must be set together")

@@ -38,6 +38,17 @@ def test_maildir_is_the_default_and_gets_the_configured_limits(tmp_path: Path) -
     assert not open_store(settings).exclusive  # the CLI's: no rebuilds, no reserve
 
 
+def test_postgresql_is_opened_lazily_with_the_dsn_and_limits(tmp_path: Path) -> None:
+    settings = settings_at(
+        tmp_path, "[store]\nbackend = 'postgresql'\ndsn = 'postgresql://u@127.0.0.1:1/mail'\n[limits]\nkeywords = 20\n"
+    )
+    store = open_store(settings)
+    assert type(store).__name__ == "PostgresStore"  # the factory alone imports a backend
+    assert store.dsn == "postgresql://u@127.0.0.1:1/mail"  # type: ignore[attr-defined]
+    assert store.limits.keywords == 20  # type: ignore[attr-defined]
+    # Nothing connects before the first use (port 1 would refuse).
+
+
 def test_a_backend_without_hooks_has_nothing_to_do() -> None:
     asyncio.run(_without_hooks())
 

@@ -24,6 +24,11 @@ def open_store(settings: Settings, *, exclusive: bool = False, feed: ChangeFeed 
             settings.data_dir / "mail", feed, exclusive=exclusive, reserve=settings.store.reserve,
             open_accounts=settings.store.open_accounts, limits=limits_of(settings),
         )
+    if backend == "postgresql":
+        from .postgres import PostgresStore
+
+        # Connects (and migrates) on first use, in the event loop that serves.
+        return PostgresStore(settings.store.dsn, feed=feed, limits=limits_of(settings))
     raise ValueError(f"unknown store backend {backend!r}")  # config validation stops it first
 
 
