@@ -31,10 +31,11 @@ def _register() -> None:
     from .quota import COMMANDS as quota_commands
     from .repair import COMMANDS as repair_commands
     from .serve import COMMANDS as serve_commands
+    from .store import COMMANDS as store_commands
     from .user import COMMANDS as user_commands
 
     for commands in (serve_commands, user_commands, quota_commands, acl_commands, protocol_commands,
-                     deliver_commands, repair_commands, admin_commands):
+                     deliver_commands, repair_commands, admin_commands, store_commands):
         for command in commands:
             cli.add_command(command)
 

@@ -7,8 +7,11 @@ The backend is imported when it is opened, so a process loads only the one it us
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+
 from ..config import Settings
-from .api import Limits, Store
+from .api import Limits, Store, StoreError
 from .feed import ChangeFeed
 
 
@@ -40,3 +43,43 @@ def limits_of(settings: Settings) -> Limits:
         metadata_value=lim.metadata_value_size, metadata_entries=lim.metadata_entries,
         metadata_bytes=lim.metadata_bytes,
     )
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What `letterbox store migrate` did: the schema version before and after, and the
+    latest this release ships."""
+
+    before: int
+    after: int
+    latest: int
+
+
+async def migrate_store(settings: Settings) -> Migration | None:
+    """Bring the store's schema up to date; None for a backend without one (Maildir's
+    indexes are brought up to date as each account opens). Raises StoreError with a line
+    for the administrator when the database cannot be reached or migrated."""
+    if settings.store.backend != "postgresql":
+        return None
+    import asyncpg
+
+    from .postgres import schema
+
+    try:
+        conn = await asyncpg.connect(settings.store.dsn, timeout=10, server_settings={"application_name": "letterbox"})
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StoreError(f"cannot connect to the PostgreSQL store: {_reason(e)}") from None
+    try:
+        before = await schema.version(conn)
+        await schema.migrate(conn)
+        after = await schema.version(conn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StoreError(f"migration failed: {_reason(e)}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
+    return Migration(before, after, schema.latest())
+
+
+def _reason(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__

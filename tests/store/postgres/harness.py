@@ -88,6 +88,21 @@ async def dsn() -> str:
     return _state["dsn"]
 
 
+async def fresh_database() -> str:
+    """A database of its own (for a server process, whose store uses the default schema),
+    on the run's server; dropped when the run ends. Skips without PostgreSQL."""
+    await dsn()
+    server = _state["server"]
+    name = f"letterbox_test_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(f"{server}/postgres", timeout=3)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    atexit.register(_drop, server, name)
+    return f"{server}/{name}"
+
+
 def schema_for(where: Path) -> str:
     return "t_" + hashlib.sha1(str(where).encode()).hexdigest()[:16]
 
