@@ -90,6 +90,7 @@ data_timeout = {data_timeout}
 
 [store]
 reserve = "{reserve}"
+{store_extra}
 
 [quota]
 when_full = "{when_full}"
@@ -125,6 +126,7 @@ class ServerProcess:
             "max_size": "10M",
             "data_timeout": 600,
             "reserve": "16M",
+            "store_extra": "",  # more [store] lines, e.g. 'backend = "postgresql"' and its dsn
             "when_full": "reject",
             "web": "false",
             "web_extra": "",  # more [web] lines, e.g. "request_timeout = 1"
