@@ -2,7 +2,10 @@
 
 Each `letterbox serve` keeps its own accounts directory (data_dir/accounts.sqlite):
 front ends on one database share mail, not accounts, so a test adds each account to
-the directory of every front end."""
+the directory of every front end (`add_everywhere`), with one incarnation: the store
+takes an account opened under another incarnation for a new account of the same
+address and sets the earlier one's mail aside.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ import asyncio
 import imaplib
 import smtplib
 import socket
+import sqlite3
 from typing import Any
 
+from letterbox.store.api import Quota
 from tests.conftest import ServerProcess
 from tests.store.postgres.harness import fresh_database
 
@@ -26,6 +31,21 @@ def new_database() -> str:
 def on_postgres(make_server: Any, dsn: str, **opts: object) -> ServerProcess:
     srv: ServerProcess = make_server(store_extra=f'backend = "postgresql"\ndsn = "{dsn}"', **opts)
     return srv
+
+
+def add_everywhere(servers: list[ServerProcess], address: str, quota: Quota = Quota()) -> None:
+    """The same account (same incarnation) in every front end's directory."""
+    incarnation = None
+    for srv in servers:
+        srv.add_user(address, PASSWORD, quota=quota)
+        db = sqlite3.connect(srv.home / "data" / "accounts.sqlite", isolation_level=None)
+        try:
+            if incarnation is None:
+                incarnation = db.execute("SELECT incarnation FROM accounts WHERE address = ?", (address,)).fetchone()[0]
+            else:
+                db.execute("UPDATE accounts SET incarnation = ? WHERE address = ?", (incarnation, address))
+        finally:
+            db.close()
 
 
 def msg(n: int, extra: bytes = b"") -> bytes:
