@@ -562,7 +562,8 @@ class WorkerServer(Server):
 
         # Before any session subscribes (the usage tracker watches the local feed already).
         self.ctx.store.serve_with_workers(self.primary, cross)
-        self.feed = feeds[0]
+        self.feed: CrossProcessFeed | None = feeds[0] if feeds else None
+        """None when the store's own feed crosses processes (PostgreSQL's LISTEN/NOTIFY)."""
         self._factories: dict[str, Callable[[], asyncio.Protocol]] = {}
         self._reported: set[str] = set()
         self._unsent: collections.deque[dict[str, Any]] = collections.deque()
@@ -633,7 +634,8 @@ class WorkerServer(Server):
         reply = await super()._handle_control(cmd)
         if what == "status":
             feed = self.feed
-            reply["feed"] = {"sent": feed.sent, "received": feed.received, "dropped": feed.dropped}
+            if feed is not None:
+                reply["feed"] = {"sent": feed.sent, "received": feed.received, "dropped": feed.dropped}
         return reply
 
     # --- changes made in another worker --------------------------------------------------------
@@ -660,9 +662,10 @@ class WorkerServer(Server):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         store = self.ctx.store
-        self.feed.on_account = self._on_account
-        self.feed.on_remote = self._on_remote
-        self.feed.open(loop)
+        if self.feed is not None:
+            self.feed.on_account = self._on_account
+            self.feed.on_remote = self._on_remote
+            self.feed.open(loop)
         if self.primary:
             await self._finish_deletions()
             if self.role == "first":
@@ -698,7 +701,8 @@ class WorkerServer(Server):
         with contextlib.suppress(Exception):
             asyncio.get_running_loop().remove_reader(self.chan.fileno())
         await super().stop()
-        self.feed.close()
+        if self.feed is not None:
+            self.feed.close()
 
     def _on_channel(self) -> None:
         while True:

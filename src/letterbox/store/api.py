@@ -731,7 +731,8 @@ class Store(abc.ABC):
     def serve_with_workers(self, primary: bool, wrap: Callable[[ChangeFeed], ChangeFeed]) -> None:
         """This process is one of several serving the store: its change feed becomes
         `wrap(feed)` (which also tells the other processes), and only the *primary* keeps
-        what must be kept once (rebuilds, reserves, lazily kept state)."""
+        what must be kept once (rebuilds, reserves, lazily kept state). A store whose own
+        feed already crosses processes keeps it and does not call *wrap*."""
         raise StoreError("this store cannot be served by several processes")
 
     def close_account(self, address: str) -> None:  # noqa: B027 - optional hook

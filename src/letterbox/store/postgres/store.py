@@ -275,6 +275,12 @@ class PostgresStore(Store):
         self.feed.publish(Change(address, mbox.id, 0, "acl", mbox.name, "", 0, (), identifier),
                           also=(identifier,))
 
+    def serve_with_workers(self, primary: bool, wrap: Callable[[ChangeFeed], ChangeFeed]) -> None:
+        """The feed stays as it is: LISTEN/NOTIFY already tells every other process on the
+        database, the workers of this server as well as other front ends, so *wrap* is not
+        used (relaying too would tell each change twice). Nothing is kept by one worker
+        only: every worker is a front end like any other."""
+
     async def close(self) -> None:
         for acc in self._accounts.values():
             acc.close()
