@@ -3,6 +3,7 @@ LMTP, SMTP and the console against a server process on a database of its own."""
 
 from __future__ import annotations
 
+import imaplib
 import poplib
 import re
 import smtplib
@@ -121,3 +122,15 @@ def test_the_console_shows_the_account_usage(srv: ServerProcess) -> None:
         assert r.status_code == 200, r.text
         page = httpx.get(f"http://{srv.listeners['web'][0]}/login", timeout=20)
         assert page.status_code == 200 and re.search(r'name="csrf"', page.text)
+
+
+def test_an_unreachable_database_defers_mail_and_never_logs_the_password(make_server: Any) -> None:
+    srv = on_postgres(make_server, "postgresql://letterbox:hunter2@127.0.0.1:1/mail")
+    srv.add_user(USER, PASSWORD)
+    refused = lmtp(srv, USER, msg(1))
+    assert 400 <= refused[USER][0] < 500, refused
+    with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+        imap(srv, USER)
+    log = srv.log_text()
+    assert "the PostgreSQL store cannot be reached" in log
+    assert "hunter2" not in log and "Traceback" not in log

@@ -275,6 +275,18 @@ class PostgresStore(Store):
         self.feed.publish(Change(address, mbox.id, 0, "acl", mbox.name, "", 0, (), identifier),
                           also=(identifier,))
 
+    async def recover(self, new_limit: int | None = None) -> dict[str, int]:
+        """At start-up: connect and migrate now, so that a wrong DSN or a database that
+        is down shows in the log at once. The server starts anyway (another front end
+        may be serving, the database may come back): until it answers, sessions and
+        deliveries are told to try again later, and each use tries to connect anew."""
+        try:
+            await self.start()
+        except StoreError as e:
+            log.warning("the PostgreSQL store cannot be reached (%s); serving anyway, "
+                        "mail is deferred until it can", e)
+        return {}
+
     def serve_with_workers(self, primary: bool, wrap: Callable[[ChangeFeed], ChangeFeed]) -> None:
         """The feed stays as it is: LISTEN/NOTIFY already tells every other process on the
         database, the workers of this server as well as other front ends, so *wrap* is not
