@@ -195,6 +195,13 @@ def test_user_self_service_and_boundaries(console: Console) -> None:
         r = client.post("/api/v1/me/password", json={"current": "wrong", "new": "fay-pw-new1"},
                         headers={"X-CSRF-Token": csrf})
         assert r.status_code == 403
+        # A lone surrogate (a JSON escape no UTF-8 can carry) is a clear 422 that does not
+        # repeat what was sent: it may be a password.
+        for raw in (b'{"current": "\\udd9f", "new": "fay-pw-new1"}', b'{"current": "fay-pw-12", "new": "\\udd9f-secret"}'):
+            r = client.post("/api/v1/me/password", content=raw,
+                            headers={"X-CSRF-Token": csrf, "Content-Type": "application/json"})
+            assert r.status_code == 422, r.text
+            assert "secret" not in r.text and "input" not in r.json()["errors"][0]
         r = client.post("/api/v1/me/password", json={"current": "fay-pw-12", "new": "fay-pw-new1"},
                         headers={"X-CSRF-Token": csrf})
         assert r.status_code == 204

@@ -63,7 +63,8 @@ def _fuzz(url: str, headers: dict[str, str], tag: str | None = None) -> int:
         @given(case=operation.as_strategy())
         @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case: Any) -> None:
-            case.call_and_validate(headers=headers, checks=[not_a_server_error])
+            # A generous timeout: a loaded 2-CPU machine can take seconds per password check.
+            case.call_and_validate(headers=headers, checks=[not_a_server_error], timeout=60)
 
         check()
         ran += 1

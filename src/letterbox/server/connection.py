@@ -84,6 +84,10 @@ class Connection:
     async def _flush(self) -> None:
         out = self.session.take_output()
         if out:
+            if self.writer.transport.is_closing():
+                # The client went away: the session ends as for any lost connection
+                # (a write on a closed transport would raise RuntimeError).
+                raise ConnectionResetError("connection lost")
             if self._deflate is not None:
                 self.writer.write(self._deflate.deflate(b"".join(out)))
             else:

@@ -93,8 +93,12 @@ def build_app(server: Host) -> FastAPI:
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
         message = "; ".join(problems) or "invalid request"
         if _wants_json(request):
-            return JSONResponse({"detail": message, "errors": jsonable_encoder(exc.errors()[:5])},
-                                status_code=422)
+            # Where and what, never the input itself: it may be a password, or text that
+            # cannot even be encoded (a lone surrogate from a JSON escape).
+            errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "invalid")), "type": str(e.get("type", ""))}
+                      for e in exc.errors()[:5]]
+            return JSONResponse({"detail": message.encode("utf-8", "replace").decode("utf-8"),
+                                 "errors": jsonable_encoder(errors)}, status_code=422)
         return _refusal(request, 400, message)
 
     @app.exception_handler(Exception)
