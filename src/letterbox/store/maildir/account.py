@@ -1475,7 +1475,7 @@ class MaildirAccount(AccountStore):
             return self
         view = self._readers.get(user)
         if view is None:
-            from .reader import ReaderAccount
+            from ..reader import ReaderAccount
 
             view = self._readers[user] = ReaderAccount(self, user)
         return view

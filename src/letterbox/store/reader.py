@@ -1,18 +1,19 @@
 """An account as a user other than its owner reads it (see AccountStore.reader).
 
 Everything is the owner's account's, except \\Seen: what the reader is shown, searches,
-sets and appends is the reader's own mark (the private_seen table). Rights are not checked here:
-the protocol decides what a reader may do (RFC 4314 4) before it calls the store.
+sets and appends is the reader's own mark (kept by the backend: the owner's methods take
+`reader=`). Rights are not checked here: the protocol decides what a reader may do
+(RFC 4314 4) before it calls the store. Every backend hands out this same view.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from ...mime import ParsedMessage
-from ..api import (
+from ..mime import ParsedMessage
+from .api import (
     AccountStore,
     AppendResult,
     ChangeSet,
@@ -30,12 +31,12 @@ from ..api import (
     Usage,
 )
 
-if TYPE_CHECKING:
-    from .account import PgAccount
-
 
 class ReaderAccount(AccountStore):
-    def __init__(self, acc: PgAccount, user: str) -> None:
+    def __init__(self, acc: Any, user: str) -> None:
+        """*acc*: the owner's account in its backend (MaildirAccount, PgAccount), whose
+        methods take the keyword `reader=` that the API leaves out (protocols read as the
+        owner or through this view, never pass it themselves)."""
         self.acc = acc
         self.user = user
         self.address = acc.address
