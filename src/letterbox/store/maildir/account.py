@@ -1142,11 +1142,7 @@ class MaildirAccount(AccountStore):
         reader: str | None = None,
     ) -> list[MessageMeta]:
         """*reader*: a user other than the owner, whose \\Seen is their own."""
-        given = flagrules.normalize_flags(flags)
-        if mode != "remove":
-            flagrules.check_keywords(given, self._store.limits)
-        if only is not None:
-            given = {f for f in given if only(f)}
+        given = flagrules.flags_to_store(flags, mode, self._store.limits, only)
         changed: list[MessageMeta] = []
         rows = self.select_uids(
             "SELECT m.uid, m.flags, m.modseq FROM messages m WHERE m.mailbox_id = ?",

@@ -570,11 +570,7 @@ class PgAccount(AccountStore):
         reader: str | None = None,
     ) -> list[MessageMeta]:
         """*reader*: a user other than the owner, whose \\Seen is their own."""
-        given = flagrules.normalize_flags(flags)
-        if mode != "remove":
-            flagrules.check_keywords(given, self.limits)
-        if only is not None:
-            given = {f for f in given if only(f)}
+        given = flagrules.flags_to_store(flags, mode, self.limits, only)
         wanted = sorted(set(uids))
 
         async def body(tx: Tx) -> list[MessageMeta]:

@@ -56,6 +56,18 @@ def check_keywords(flags: Iterable[str], limits: Limits) -> None:
             raise LimitExceeded(f"keywords may be at most {limits.keyword_length} characters long")
 
 
+def flags_to_store(
+    flags: Iterable[str], mode: str, limits: Limits, only: Callable[[str], bool] | None = None
+) -> set[str]:
+    """What a STORE of *flags* in *mode* may change: normalized, keywords checked against
+    the limits unless they are only being removed, and kept to those *only* allows (the
+    caller's rights)."""
+    given = normalize_flags(flags)
+    if mode != "remove":
+        check_keywords(given, limits)
+    return given if only is None else {f for f in given if only(f)}
+
+
 def flag_text(flags: Iterable[str]) -> str:
     """Flags as stored: sorted, each once, space-separated."""
     return " ".join(sorted(set(flags)))
