@@ -21,6 +21,7 @@ from letterbox.auth.sasl import ScramExchange, ScramFailure
 from letterbox.auth.scram import ITERATIONS, SALT_BYTES, ScramSecrets, make_scram_secrets
 from letterbox.config import AuthSettings
 from letterbox.net import client_key
+from tests.scramplus import PlusClient
 
 IP = "192.0.2.9"
 ALICE = "alice@example.com"
@@ -261,8 +262,8 @@ def test_disabled_account_gets_no_server_signature(directory: Directory) -> None
 @pytest.mark.parametrize(
     ("client_first", "why"),
     [
-        (b"p=tls-exporter,,n=alice@example.com,r=abc", "Channel binding is not supported"),
-        (b"p=tls-unique,,n=alice@example.com,r=abc", "Channel binding is not supported"),
+        (b"p=tls-exporter,,n=alice@example.com,r=abc", "Channel binding needs SCRAM-SHA-256-PLUS"),
+        (b"p=tls-unique,,n=alice@example.com,r=abc", "Channel binding needs SCRAM-SHA-256-PLUS"),
         (b"n,a=bob@example.com,n=alice@example.com,r=abc", "Acting as another user"),
         (b"n,x=alice@example.com,n=alice@example.com,r=abc", "bad authorization identity"),
         (b"n,,r=abc", "refused"),
@@ -285,7 +286,7 @@ def test_y_flag_accepted_unless_plus_is_offered(directory: Directory) -> None:
     first = asyncio.run(ScramExchange(auth, "imap", IP).step(b"y,,n=alice@example.com,r=abc"))
     assert isinstance(first, bytes) and first.startswith(b"r=abc")
     with pytest.raises(ScramFailure, match="downgrade"):
-        asyncio.run(ScramExchange(auth, "imap", IP, plus_offered=True).step(b"y,,n=alice@example.com,r=abc"))
+        asyncio.run(ScramExchange(auth, "imap", IP, channel_binding=bytes(32)).step(b"y,,n=alice@example.com,r=abc"))
 
 
 def test_tampered_client_final_fails_as_a_wrong_password(directory: Directory) -> None:
@@ -406,3 +407,67 @@ def test_authorization_identity_of_the_user_itself(directory: Directory) -> None
         assert isinstance(bad, LoginResult) and bad.outcome is Outcome.BAD_CREDENTIALS
 
     asyncio.run(go())
+
+
+BINDING = bytes(range(32))
+
+
+async def plus_exchange(auth: Authenticator, client: PlusClient, binding: bytes = BINDING) -> LoginResult | bytes:
+    """A SCRAM-SHA-256-PLUS exchange on a connection whose tls-exporter is *binding*; the
+    client's own idea of the binding may differ (a man in the middle)."""
+    server = ScramExchange(auth, "imap", IP, channel_binding=binding, plus=True)
+    first = await server.step(client.first())
+    assert isinstance(first, bytes)
+    final = await server.step(client.final(first))
+    if isinstance(final, LoginResult):
+        return final
+    assert client.verify(final)
+    done = await server.step(b"")
+    assert isinstance(done, LoginResult)
+    return done
+
+
+def test_plus_binds_to_the_channel(directory: Directory) -> None:
+    """RFC 5802 section 7 cbind-input: gs2-header then the tls-exporter bytes (RFC 9266)."""
+    auth = auth_for(directory)
+    ok = asyncio.run(plus_exchange(auth, PlusClient(ALICE, "right", BINDING)))
+    assert isinstance(ok, LoginResult) and ok.ok
+    # The client saw another TLS session (a relay in between): refused as a wrong proof.
+    relayed = asyncio.run(plus_exchange(auth, PlusClient(ALICE, "right", bytes(32))))
+    assert isinstance(relayed, LoginResult) and relayed.outcome is Outcome.BAD_CREDENTIALS
+    wrong = asyncio.run(plus_exchange(auth, PlusClient(ALICE, "wrong", BINDING)))
+    assert isinstance(wrong, LoginResult) and wrong.outcome is Outcome.BAD_CREDENTIALS
+
+
+@pytest.mark.parametrize(
+    ("plus", "flag", "why"),
+    [
+        (True, "p=tls-unique", "'tls-unique' is not supported"),
+        (True, "n", "needs channel binding"),
+        (True, "y", "needs channel binding"),
+        (False, "p=tls-exporter", "needs SCRAM-SHA-256-PLUS"),
+    ],
+)
+def test_plus_refusals(directory: Directory, plus: bool, flag: str, why: str) -> None:
+    """RFC 5802 section 6: -PLUS must bind, and only -PLUS may."""
+    server = ScramExchange(auth_for(directory), "imap", IP, channel_binding=BINDING, plus=plus)
+    with pytest.raises(ScramFailure, match=why):
+        asyncio.run(server.step(PlusClient(ALICE, "right", BINDING, flag=flag).first()))
+
+
+def test_plain_scram_still_works_where_plus_is_offered(directory: Directory) -> None:
+    auth = auth_for(directory)
+
+    async def go() -> LoginResult | bytes:
+        client = ScramClient(["SCRAM-SHA-256"], ALICE, "right")
+        server = ScramExchange(auth, "imap", IP, channel_binding=BINDING)
+        first = await server.step(client.get_client_first().encode())
+        assert isinstance(first, bytes)
+        client.set_server_first(first.decode())
+        final = await server.step(client.get_client_final().encode())
+        assert isinstance(final, bytes)
+        client.set_server_final(final.decode())
+        return await server.step(b"")
+
+    result = asyncio.run(go())
+    assert isinstance(result, LoginResult) and result.ok

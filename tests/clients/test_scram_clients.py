@@ -18,7 +18,9 @@ import pytest
 from scramp import ScramClient
 
 from letterbox.auth.passwords import hash_password
+from letterbox.server.tlsbinding import tls_exporter
 from tests.conftest import REQUIRE_CLIENTS, ServerProcess, require_program
+from tests.scramplus import PlusClient
 
 PASSWORD = "correct horse"
 
@@ -175,10 +177,12 @@ def test_mbsync_with_scram(server: ServerProcess, tmp_path: Path) -> None:
     assert len(files) == 1 and b"Subject: synced over scram" in files[0].read_bytes()
 
 
-def gsasl_imap(srv: ServerProcess, user: str, password: str, *options: str) -> subprocess.CompletedProcess[str]:
+def gsasl_imap(
+    srv: ServerProcess, user: str, password: str, *options: str, mechanism: str = "SCRAM-SHA-256",
+) -> subprocess.CompletedProcess[str]:
     gsasl = require_program("gsasl")
     return subprocess.run(
-        [gsasl, "--client", "--imap", f"--connect=localhost:{srv.port('imap')}", "--mechanism=SCRAM-SHA-256",
+        [gsasl, "--client", "--imap", f"--connect=localhost:{srv.port('imap')}", f"--mechanism={mechanism}",
          "-a", user, "-p", password, *options],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
@@ -190,7 +194,7 @@ def test_gnu_sasl_client(server: ServerProcess, tls_pair) -> None:  # type: igno
     proc = gsasl_imap(server, "gnu@example.com", PASSWORD, "--no-starttls")
     assert proc.returncode == 0 and "] Logged in" in proc.stdout, proc.stdout + proc.stderr
     assert "Client authentication finished (server trusted)" in proc.stderr
-    # Over STARTTLS (without channel binding: no -PLUS is offered).
+    # Over STARTTLS without channel binding: plain SCRAM-SHA-256 still works where -PLUS is offered.
     proc = gsasl_imap(server, "gnu@example.com", PASSWORD, "--starttls", "--no-cb", f"--x509-ca-file={tls_pair[0]}")
     assert proc.returncode == 0 and "] Logged in" in proc.stdout, proc.stdout + proc.stderr
     # An authorization identity naming the user itself, as PLAIN allows (RFC 5802 5.1 "a=").
@@ -200,3 +204,76 @@ def test_gnu_sasl_client(server: ServerProcess, tls_pair) -> None:  # type: igno
     assert proc.returncode != 0 and "Acting as another user is not supported" in proc.stdout
     proc = gsasl_imap(server, "gnu@example.com", "wrong", "--no-starttls")
     assert proc.returncode != 0 and "NO [AUTHENTICATIONFAILED] Authentication failed" in proc.stdout
+
+
+def test_gnu_sasl_client_binds_to_the_tls_channel(server: ServerProcess, tls_pair) -> None:  # type: ignore[no-untyped-def]
+    """SCRAM-SHA-256-PLUS with tls-exporter (RFC 9266): GnuTLS computes the binding on its
+    side of the connection, so a login proves both ends agree on the TLS session."""
+    server.add_user("bound@example.com", PASSWORD)
+    proc = gsasl_imap(server, "bound@example.com", PASSWORD, "--starttls", f"--x509-ca-file={tls_pair[0]}",
+                      mechanism="SCRAM-SHA-256-PLUS")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "] Logged in" in proc.stdout, out
+    assert "AUTHENTICATE SCRAM-SHA-256-PLUS" in out
+    assert "Client authentication finished (server trusted)" in proc.stderr
+    # Under -PLUS a wrong password is refused as always.
+    proc = gsasl_imap(server, "bound@example.com", "wrong", "--starttls", f"--x509-ca-file={tls_pair[0]}",
+                      mechanism="SCRAM-SHA-256-PLUS")
+    assert proc.returncode != 0 and "AUTHENTICATIONFAILED" in proc.stdout, proc.stdout + proc.stderr
+
+
+class PlusAuth:
+    """An imaplib authobject for SCRAM-SHA-256-PLUS, binding to the client's TLS socket."""
+
+    def __init__(self, user: str, password: str, sock: ssl.SSLSocket) -> None:
+        binding = tls_exporter(sock)
+        assert binding is not None
+        self.client = PlusClient(user, password, binding)
+        self.step = 0
+        self.verified = False
+
+    def __call__(self, challenge: bytes) -> bytes:
+        self.step += 1
+        if self.step == 1:
+            return self.client.first()
+        if self.step == 2:
+            return self.client.final(challenge)
+        self.verified = self.client.verify(challenge)
+        return b""
+
+
+def test_imaps_and_pop3_stls_offer_and_accept_plus(server: ServerProcess, tls_pair) -> None:  # type: ignore[no-untyped-def]
+    """Implicit TLS (IMAPS) and STLS (POP3) both carry the binding to the session."""
+    server.add_user("plus@example.com", PASSWORD)
+    deliver(server, "plus@example.com", "bound")
+    ctx = ssl.create_default_context(cafile=str(tls_pair[0]))
+    c = imaplib.IMAP4_SSL("localhost", server.port("imaps"), ssl_context=ctx)
+    assert "AUTH=SCRAM-SHA-256-PLUS" in c.capabilities
+    auth = PlusAuth("plus@example.com", PASSWORD, c.sock)  # type: ignore[arg-type]
+    assert c.authenticate("SCRAM-SHA-256-PLUS", auth)[0] == "OK" and auth.verified
+    assert c.select("INBOX") == ("OK", [b"1"])
+    c.logout()
+
+    p = poplib.POP3("127.0.0.1", server.port("pop3"))
+    assert not any("PLUS" in cap for cap in p.capa().get("SASL", []))
+    p.stls(ctx)
+    assert "SCRAM-SHA-256-PLUS" in p.capa()["SASL"]
+    binding = tls_exporter(p.sock)
+    assert binding is not None
+    b64 = base64.b64encode
+    for password, expect in (("wrong", b"-ERR [AUTH] Authentication failed."), (PASSWORD, b"+OK Logged in")):
+        client = PlusClient("plus@example.com", password, binding)
+        p._putcmd("AUTH SCRAM-SHA-256-PLUS " + b64(client.first()).decode())
+        resp = p._getresp()
+        assert resp.startswith(b"+ "), resp
+        p._putcmd(b64(client.final(base64.b64decode(resp[2:]))).decode())
+        try:
+            resp = p._getresp()
+        except poplib.error_proto as e:
+            assert e.args[0] == expect
+            continue
+        assert client.verify(base64.b64decode(resp[2:]))
+        p._putcmd("")
+        assert p._getresp().startswith(expect)
+    assert b"Subject: bound" in b"\r\n".join(p.retr(1)[1])
+    p.quit()

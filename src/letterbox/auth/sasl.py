@@ -1,5 +1,6 @@
 """SASL mechanisms: PLAIN (RFC 4616) and LOGIN (as clients send it) decoding, and the
-server side of SCRAM-SHA-256 (RFC 5802, RFC 7677) on top of the scramp library."""
+server side of SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 5802, RFC 7677, RFC 9266) on top
+of the scramp library."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from scramp.core import ScramServer
 from .authenticator import Authenticator, LoginResult
 from .directory import Account
 from .scram import MECHANISM as SCRAM_SHA_256
+from .scram import MECHANISM_PLUS as SCRAM_SHA_256_PLUS
 
 _MECH = ScramMechanism(SCRAM_SHA_256)
 
@@ -71,13 +73,18 @@ class ScramExchange:
 
     def __init__(
         self, auth: Authenticator, protocol: str, client_ip: str, *,
-        plus_offered: bool = False, server_nonce: str | None = None,
+        channel_binding: bytes | None = None, plus: bool = False, server_nonce: str | None = None,
     ) -> None:
         self.auth = auth
         self.protocol = protocol
         self.client_ip = client_ip
-        self.plus_offered = plus_offered
-        """Whether SCRAM-SHA-256-PLUS was advertised (never yet: see README, SCRAM)."""
+        self.channel_binding = channel_binding
+        """The connection's `tls-exporter` data (RFC 9266); SCRAM-SHA-256-PLUS is offered
+        exactly when there is one."""
+        self.plus = plus
+        """The client chose SCRAM-SHA-256-PLUS (it must then bind to the channel)."""
+        if plus and channel_binding is None:
+            raise ValueError(f"{SCRAM_SHA_256_PLUS} needs the connection's channel binding")
         self.username = ""
         """The authentication identity the client gave (for logs), once it did."""
         self._address = ""
@@ -110,29 +117,37 @@ class ScramExchange:
             raise ScramFailure("Malformed SCRAM client-first message: not UTF-8") from None
         flag, _, rest = text.partition(",")
         authzid, sep, bare = rest.partition(",")
-        # RFC 5802 section 6: "p" asks for channel binding, which needs a -PLUS mechanism
-        # and a binding type this server can compute; "y" says the client could bind but
+        # RFC 5802 section 6: "p" asks for channel binding, which comes only with the
+        # -PLUS mechanism and then is required, of a type this server computes
+        # (tls-exporter only: RFC 9266 section 3); "y" says the client could bind but
         # thinks the server cannot, a downgrade if -PLUS was in fact offered.
-        if flag.startswith("p="):
-            raise ScramFailure("Channel binding is not supported (SCRAM-SHA-256-PLUS is not offered)")
-        if flag == "y" and self.plus_offered:
+        if self.plus and flag != "p=tls-exporter":
+            if flag.startswith("p="):
+                raise ScramFailure(f"Channel binding type {flag[2:]!r} is not supported; this server binds with tls-exporter")
+            raise ScramFailure("SCRAM-SHA-256-PLUS needs channel binding (p=tls-exporter)")
+        if not self.plus and flag.startswith("p="):
+            raise ScramFailure("Channel binding needs SCRAM-SHA-256-PLUS")
+        if flag == "y" and self.channel_binding is not None:
             raise ScramFailure("Channel binding was offered but not used (downgrade?)")
         if authzid and not (authzid.startswith("a=") and sep):
             raise ScramFailure("Malformed SCRAM client-first message: bad authorization identity")
+        binding = self.channel_binding if self.plus else None
         try:
-            # scramp takes no authorization identity: it gets the header without it.
-            self._server.set_client_first(f"{flag},,{bare}" if authzid else text)
+            # scramp takes no authorization identity and knows no tls-exporter: it gets the
+            # header without either, and the binding is checked through _SentHeader below.
+            self._server.set_client_first(f"{'n' if binding is not None else flag},,{bare}")
             server_first = self._server.get_server_first().encode()
         except ScramException as e:
             raise ScramFailure(f"SCRAM client-first message refused ({_reason(e)})") from None
-        if authzid:
-            # As with PLAIN: only the user itself (Cyrus SASL clients such as mbsync name
-            # it). The client's c= echoes the header it sent, so scramp must compare
-            # client-final with that header; should scramp's internals change, the
-            # comparison fails and so does the login (closed, never open).
-            if _unescape(authzid[2:]).lower() != self.username.lower():
-                raise ScramFailure("Acting as another user is not supported")
-            self._server.gs2_header = _SentHeader(f"{flag},{authzid},".encode())
+        if authzid and _unescape(authzid[2:]).lower() != self.username.lower():
+            # As with PLAIN: only the user itself (Cyrus SASL clients such as mbsync name it).
+            raise ScramFailure("Acting as another user is not supported")
+        if authzid or binding is not None:
+            # The client's c= must be the header it sent followed by the binding data; scramp
+            # compares client-final with what _SentHeader gives (in constant time). Should
+            # scramp's internals change, the comparison fails and so does the login (closed,
+            # never open).
+            self._server.gs2_header = _SentHeader(f"{flag},{authzid},".encode() + (binding or b""))
         return server_first
 
     async def _client_final(self, response: bytes) -> bytes | LoginResult:
@@ -155,7 +170,8 @@ class ScramExchange:
 
 
 class _SentHeader:
-    """The gs2-header as the client sent it, for scramp's channel-binding check."""
+    """The gs2-header as the client sent it, and the binding data under -PLUS: what the
+    client's c= must decode to (RFC 5802 section 7, cbind-input)."""
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw

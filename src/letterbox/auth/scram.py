@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from scramp import ScramException, ScramMechanism
 
 MECHANISM = "SCRAM-SHA-256"
+MECHANISM_PLUS = "SCRAM-SHA-256-PLUS"
+"""The same with TLS channel binding (RFC 5802 section 6), `tls-exporter` (RFC 9266)."""
 MIN_ITERATIONS = 4096
 """RFC 7677 section 3's floor (and scramp's): stored secrets below it are not used."""
 ITERATIONS = 4096

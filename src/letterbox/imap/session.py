@@ -22,6 +22,7 @@ from ..auth.authenticator import LoginResult, Outcome
 from ..auth.directory import Account
 from ..auth.sasl import (
     SCRAM_SHA_256,
+    SCRAM_SHA_256_PLUS,
     SASLError,
     ScramExchange,
     ScramFailure,
@@ -185,9 +186,10 @@ class IMAPSession(Session):
             # knows it (RFC 5802 section 9 leaves an eavesdropper an offline dictionary
             # attack on the exchange, which TLS prevents; RFC 5034 section 4 asks for
             # such non-plaintext mechanisms). Dovecot's disable_plaintext_auth does the
-            # same. No -PLUS: no channel binding this server can compute correctly (RFC
-            # 7677 section 4; see README, SCRAM).
+            # same. -PLUS where the runner has the TLS channel binding (RFC 7677 section 4).
             caps.append("AUTH=" + SCRAM_SHA_256)
+            if self.peer.tls_exporter is not None:
+                caps.append("AUTH=" + SCRAM_SHA_256_PLUS)
             return caps
         caps += [
             "UNSELECT", "UNAUTHENTICATE", "COMPRESS=DEFLATE", "UIDPLUS", "MOVE", "CHILDREN",
@@ -304,8 +306,8 @@ class IMAPSession(Session):
             and not self._held
         )
 
-    def tls_started(self) -> None:
-        super().tls_started()
+    def tls_started(self, tls_exporter: bytes | None = None) -> None:
+        super().tls_started(tls_exporter)
 
     def take_unread(self) -> bytes:
         return self.reader.take_pending()
@@ -648,12 +650,16 @@ class IMAPSession(Session):
 
     async def authenticate(self, cmd: g.Authenticate) -> Done | None:
         mech = cmd.mechanism.upper()
-        if mech not in ("PLAIN", "LOGIN", SCRAM_SHA_256):
+        binding = self.peer.tls_exporter
+        scram = mech == SCRAM_SHA_256 or (mech == SCRAM_SHA_256_PLUS and binding is not None)
+        if mech not in ("PLAIN", "LOGIN") and not scram:
             return Done("NO", f"Unsupported authentication mechanism {mech}", "CANNOT")
-        if mech != SCRAM_SHA_256 and not self.ctx.auth.plaintext_allowed(self.peer.secure, self.peer.ip):
+        if not scram and not self.ctx.auth.plaintext_allowed(self.peer.secure, self.peer.ip):
             return Done("NO", "Plaintext authentication disallowed on non-secure connection", "PRIVACYREQUIRED")
         self._sasl = (cmd.tag, mech, [])
-        self._scram = ScramExchange(self.ctx.auth, "imap", self.peer.ip) if mech == SCRAM_SHA_256 else None
+        self._scram = ScramExchange(
+            self.ctx.auth, "imap", self.peer.ip, channel_binding=binding, plus=mech == SCRAM_SHA_256_PLUS,
+        ) if scram else None
         if cmd.initial_response is not None:
             await self._sasl_step(cmd.initial_response)
             return DEFERRED
@@ -663,7 +669,7 @@ class IMAPSession(Session):
     def _sasl_prompt(self) -> None:
         assert self._sasl is not None
         _, mech, got = self._sasl
-        if mech in ("PLAIN", SCRAM_SHA_256):
+        if mech == "PLAIN" or self._scram is not None:
             self.send(b"+ \r\n")
         else:
             self.send(b"+ VXNlcm5hbWU6\r\n" if not got else b"+ UGFzc3dvcmQ6\r\n")
@@ -676,7 +682,7 @@ class IMAPSession(Session):
             self._sasl = None
             self.send(wire.tagged(tag, "BAD", "Authentication cancelled"))
             return
-        if mech == SCRAM_SHA_256:
+        if self._scram is not None:
             await self._scram_step(tag, data)
             return
         try:
@@ -698,7 +704,7 @@ class IMAPSession(Session):
         self.send(wire.tagged(tag, done.status, done.text, done.code))
 
     async def _scram_step(self, tag: str, data: bytes) -> None:
-        """One SCRAM-SHA-256 response; with SASL-IR the first is the client-first message.
+        """One SCRAM-SHA-256(-PLUS) response; with SASL-IR the first is the client-first message.
         The server-final goes in a continuation, and OK follows the client's empty answer."""
         assert self._scram is not None
         try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..auth.authenticator import LoginResult, Outcome
 from ..auth.sasl import (
     SCRAM_SHA_256,
+    SCRAM_SHA_256_PLUS,
     SASLError,
     ScramExchange,
     ScramFailure,
@@ -185,8 +186,8 @@ class POP3Session(Session):
         """Go on with pipelined commands held back by `output_limit`."""
         await self.receive(b"")
 
-    def tls_started(self) -> None:
-        super().tls_started()
+    def tls_started(self, tls_exporter: bytes | None = None) -> None:
+        super().tls_started(tls_exporter)
         # RFC 2595 section 4 / RFC 5034 section 4: forget what the client said before.
         self._pending_user = None
         self._sasl_pending = False
@@ -247,10 +248,7 @@ class POP3Session(Session):
         caps = ["TOP", "UIDL"]
         # SCRAM also where plaintext is refused: the password is never sent (RFC 5034
         # section 4 asks for such mechanisms; see IMAPSession.capabilities for why).
-        if self._plaintext_ok():
-            caps += ["USER", f"SASL PLAIN {SCRAM_SHA_256}"]
-        else:
-            caps.append(f"SASL {SCRAM_SHA_256}")
+        caps += ["USER", f"SASL PLAIN {self._scram_mechanisms()}"] if self._plaintext_ok() else [f"SASL {self._scram_mechanisms()}"]
         caps += ["RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
         days = self.settings.leave_on_server_days
         # RFC 2449 section 6.7. The policy is server-wide, so the value is the same
@@ -308,20 +306,31 @@ class POP3Session(Session):
             return
         await self._login(user, cmd.rest, "USER")
 
+    def _scram_mechanisms(self) -> str:
+        """-PLUS only where the runner has the TLS channel binding (RFC 9266)."""
+        if self.peer.tls_exporter is None:
+            return SCRAM_SHA_256
+        return f"{SCRAM_SHA_256} {SCRAM_SHA_256_PLUS}"
+
     async def _auth(self, cmd: Command) -> None:
         self._pending_user = None
         if not cmd.args:
             # Not in RFC 5034, but the RFC 1734 form that some clients still probe with.
-            mechs = ("PLAIN\r\n" if self._plaintext_ok() else "") + f"{SCRAM_SHA_256}\r\n"
+            mechs = ("PLAIN " if self._plaintext_ok() else "") + self._scram_mechanisms()
+            mechs = mechs.replace(" ", "\r\n") + "\r\n"
             self._ok("Supported mechanisms follow")
             self.send(f"{mechs}.\r\n".encode())
             return
         if len(cmd.args) > 2:
             self._reject("AUTH takes a mechanism and an optional initial response")
             return
-        if cmd.args[0].upper() == SCRAM_SHA_256:
+        mech = cmd.args[0].upper()
+        binding = self.peer.tls_exporter
+        if mech == SCRAM_SHA_256 or (mech == SCRAM_SHA_256_PLUS and binding is not None):
             self._auth_attempts += 1
-            self._scram = ScramExchange(self.ctx.auth, "pop3", self.peer.ip)
+            self._scram = ScramExchange(
+                self.ctx.auth, "pop3", self.peer.ip, channel_binding=binding, plus=mech == SCRAM_SHA_256_PLUS,
+            )
             if len(cmd.args) == 2:
                 await self._scram_response(cmd.args[1].encode("ascii"), initial=True)
             else:
@@ -357,7 +366,7 @@ class POP3Session(Session):
         await self._login(user, password, "PLAIN")
 
     async def _scram_response(self, line: bytes, initial: bool = False) -> None:
-        """One SCRAM-SHA-256 response: each challenge is a "+ base64" line (the last one
+        """One SCRAM-SHA-256(-PLUS) response: each challenge is a "+ base64" line (the last one
         the server-final, since POP3 has no success data, RFC 5034 section 4)."""
         exchange = self._scram
         assert exchange is not None
@@ -372,7 +381,7 @@ class POP3Session(Session):
             self._scram = None
             if isinstance(e, SASLError):
                 self._auth_failure = "malformed SASL response"
-                self._err(f"[AUTH] Invalid AUTH {SCRAM_SHA_256} response: {e}")
+                self._err(f"[AUTH] Invalid AUTH {SCRAM_SHA_256_PLUS if exchange.plus else SCRAM_SHA_256} response: {e}")
             else:
                 self._auth_failure = "SCRAM refused"
                 self._err(f"[AUTH] {e}")
@@ -382,7 +391,7 @@ class POP3Session(Session):
             self.send(b"+ " + base64.b64encode(out) + b"\r\n")
             return
         self._scram = None
-        await self._login_result(exchange.username or "", out, SCRAM_SHA_256)
+        await self._login_result(exchange.username or "", out, SCRAM_SHA_256_PLUS if exchange.plus else SCRAM_SHA_256)
 
     async def _login(self, user: str, password: str, method: str) -> None:
         self._auth_attempts += 1

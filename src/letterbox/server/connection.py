@@ -13,6 +13,7 @@ so a client with Nagle's algorithm on does not wait for Linux's delayed ACK.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import ssl
@@ -23,6 +24,7 @@ from ..service.session import Session
 from ..service.sockopts import quickack
 from .accept import tls_failure
 from .deflate import Deflate, DeflateError
+from .tlsbinding import tls_exporter
 
 log = logging.getLogger("letterbox.session")
 
@@ -74,6 +76,9 @@ class Connection:
         """Set once the session turned on COMPRESS=DEFLATE."""
         session.flusher = self._flush
         session.output_limit = OUTPUT_LIMIT
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is not None:  # implicit TLS: the handshake is done
+            session.peer = dataclasses.replace(session.peer, tls_exporter=tls_exporter(ssl_object))
 
     def request_shutdown(self, reason: str) -> None:
         """Ask the session to say goodbye and close (thread-unsafe; call from the loop)."""
@@ -131,7 +136,7 @@ class Connection:
             log.info("%s STARTTLS handshake with %s failed: %s", s.protocol, s.peer.ip, tls_failure(e))
             s.closing = True
             return
-        s.tls_started()
+        s.tls_started(tls_exporter(self.writer.get_extra_info("ssl_object")))
 
     async def _start_compress(self) -> None:
         """COMPRESS: the answer goes out as it is, everything after it deflated; bytes

@@ -24,6 +24,9 @@ class Peer:
     port: int
     secure: bool
     """TLS is active (implicit TLS, or after STLS/STARTTLS)."""
+    tls_exporter: bytes | None = None
+    """The TLS session's `tls-exporter` channel binding (RFC 9266) for SCRAM-SHA-256-PLUS;
+    None without TLS, or where the runner cannot compute it (then -PLUS is not offered)."""
 
 
 FLUSH_AT = 32 * 1024
@@ -126,8 +129,8 @@ class Session(abc.ABC):
     async def changed(self) -> None:  # noqa: B027 - optional hook
         """The subscription has pending changes."""
 
-    def tls_started(self) -> None:
-        self.peer = Peer(self.peer.ip, self.peer.port, True)
+    def tls_started(self, tls_exporter: bytes | None = None) -> None:
+        self.peer = Peer(self.peer.ip, self.peer.port, True, tls_exporter)
 
     @abc.abstractmethod
     async def shutdown(self, reason: str) -> None:
