@@ -105,8 +105,11 @@ class PostgresStore(Store):
                     await schema.migrate(conn, self.schema)
                 finally:
                     await conn.close()
+                # No floor of idle connections: asyncpg keeps one by reconnecting in the
+                # background, and while PostgreSQL is away logs a traceback for each try;
+                # each use connects anew by itself.
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._settings(),
+                    self.dsn, min_size=0, max_size=self.pool_size, server_settings=self._settings(),
                     max_inactive_connection_lifetime=300,
                 )
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
