@@ -261,7 +261,7 @@ class Report:
                 else:
                     cells += f"{_num(r[row['metric']]):>14} {r['server_cpu_s']:>7.1f}"
             ratios = row.get("ratios", {})
-            cells += "".join(f" {ratios[n]:>22.2f}" if n in ratios else f" {'-':>22}" for n in lbs)
+            cells += "".join(f" {_num(ratios[n]):>22}" if n in ratios else f" {'-':>22}" for n in lbs)
             lines.append(f"{row['label']:<{width}} {unit:<22}{cells}")
         lines.append("")
         lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s, loops/s) above 1 "
@@ -315,6 +315,11 @@ class Report:
                         + " / ".join(f"{m['rss_kib'] / 1024:.0f}" for m in mem) + " MiB, PSS "
                         + " / ".join(f"{m['pss_kib'] / 1024:.0f}" for m in mem) + " MiB, processes "
                         + " / ".join(str(m["processes"]) for m in mem)
+                        + ("" if "postgres_rss_kib" not in mem[0] else
+                           "; its PostgreSQL processes: RSS "
+                           + " / ".join(f"{m['postgres_rss_kib'] / 1024:.0f}" for m in mem) + " MiB, PSS "
+                           + " / ".join(f"{m['postgres_pss_kib'] / 1024:.0f}" for m in mem) + " MiB, processes "
+                           + " / ".join(str(m["postgres_processes"]) for m in mem))
                     )
                     continue
                 if row["workload"] == "hostile" and row["metric"] == "loops_per_s":
@@ -597,7 +602,7 @@ def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: 
         _restart(s)
         print(f"opening {args.idle_sessions} IDLE sessions on {s.name}", flush=True)
         per[s.name] = measure(s, "imapidle", workloads.imap_idle, endpoint(s, "imap"), users,
-                              PASSWORD, args.idle_sessions, args.idle_wave, s.memory)
+                              PASSWORD, args.idle_sessions, args.idle_wave, _idle_memory(s))
     label = f"IDLE, {args.idle_sessions:,} sessions"
     report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, per)
     report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, per)
@@ -619,6 +624,20 @@ def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: 
     label = f"{label}, Dovecot {shared} per process"
     report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, both)
     report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, both)
+
+
+def _idle_memory(s: BenchServer) -> Any:
+    """The server's memory; on PostgreSQL also that of the database's PostgreSQL processes
+    (shown apart: the session figures are the front ends')."""
+    if not isinstance(s, PgFronts):
+        return s.memory
+
+    def both() -> dict[str, int]:
+        out = s.memory()
+        out.update({f"postgres_{k}": v for k, v in s.postgres_memory().items()})
+        return out
+
+    return both
 
 
 def _sample_memory(pid: int, every: float, pss_every: int, stop: Any, out: Any) -> None:
