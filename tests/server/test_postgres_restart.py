@@ -118,8 +118,7 @@ def test_a_postgresql_restart_defers_deliveries_and_loses_nothing_acknowledged(
         fresh = imaplib.IMAP4("127.0.0.1", b.port("imap"), timeout=15)
         try:
             with pytest.raises(imaplib.IMAP4.error, match=r"UNAVAILABLE"):
-                fresh.login(USER, "pw")
-                fresh.select("INBOX")
+                fresh.login(USER, "pw")  # the account is opened in the store at login
         finally:
             fresh.shutdown()
         assert (len(to_a.acked), len(to_b.acked)) == acked_in_outage, "acknowledged with the database away"
