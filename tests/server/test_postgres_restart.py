@@ -80,7 +80,7 @@ def hears(idler: Idler, exists: int, timeout: float = 5.0) -> None:
     """The IDLE session is told of *exists* messages within *timeout* seconds (RECENT
     and FETCH lines may come along)."""
     deadline = time.monotonic() + timeout
-    seen = []
+    seen: list[bytes] = []
     while (left := deadline - time.monotonic()) > 0:
         line = idler.next_line(left)
         assert line, f"connection closed after {seen}"
