@@ -4,6 +4,9 @@
     .venv/bin/python bench/run.py --quick         # smoke run (under two minutes)
     .venv/bin/python bench/run.py --only pop3     # one workload (lmtp, pop3, pop3big,
                                                   # imap, imapbig, imapidle, hostile)
+    .venv/bin/python bench/run.py --store maildir,postgresql --fronts 1,2
+                                                  # also Letterbox on PostgreSQL, with one
+                                                  # and with two front ends on one database
 
 Both servers start in a fresh temporary folder on ephemeral 127.0.0.1 ports and are
 stopped (and the folder removed) at the end; imapbig, imapidle and hostile restart
@@ -34,6 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import hostile, workloads  # noqa: E402
 from bench.clients import Corpus  # noqa: E402
+from bench.fronts import SERVER as PG_SERVER  # noqa: E402
+from bench.fronts import PgFronts  # noqa: E402
 from bench.servers import (  # noqa: E402
     BenchServer,
     Dovecot,
@@ -67,6 +72,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", default="1",
                    help="Letterbox worker processes ([server] workers), one Letterbox per value run side "
                         "by side, e.g. 1,2 (default: 1)")
+    p.add_argument("--store", default="maildir",
+                   help="comma-separated Letterbox stores: maildir (embedded), postgresql "
+                        "(default: maildir)")
+    p.add_argument("--fronts", default="1",
+                   help="front ends on one PostgreSQL database, one Letterbox per value run side by "
+                        "side, e.g. 1,2; clients are spread across them (default: 1)")
+    p.add_argument("--pg-server", default=PG_SERVER,
+                   help="PostgreSQL server where a database per Letterbox is made and dropped "
+                        "(default: %(default)s)")
     p.add_argument("--seed", type=int, default=20250602, help="seed for message sizes and text")
     p.add_argument("--client-procs", type=int, default=1,
                    help="client processes for the concurrent workloads (default: 1; one "
@@ -176,6 +190,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.workers = _ints(args.workers) or [1]
     if any(n < 1 for n in args.workers) or len(set(args.workers)) != len(args.workers):
         p.error("--workers: distinct numbers of at least 1, e.g. 1,2")
+    args.store = [s.strip().lower() for s in args.store.split(",") if s.strip()]
+    for s in args.store:
+        if s not in ("maildir", "postgresql"):
+            p.error(f"--store: unknown store {s!r} (maildir or postgresql)")
+    args.fronts = _ints(args.fronts) or [1]
+    if any(n < 1 for n in args.fronts) or len(set(args.fronts)) != len(args.fronts):
+        p.error("--fronts: distinct numbers of at least 1, e.g. 1,2")
     args.servers = [s.strip().lower() for s in args.servers.split(",") if s.strip()]
     for s in args.servers:
         if s not in ("letterbox", "dovecot"):
@@ -240,7 +261,7 @@ class Report:
                 else:
                     cells += f"{_num(r[row['metric']]):>14} {r['server_cpu_s']:>7.1f}"
             ratios = row.get("ratios", {})
-            cells += "".join(f" {ratios[n]:>22.2f}" if n in ratios else f" {'-':>22}" for n in lbs)
+            cells += "".join(f" {_num(ratios[n]):>22}" if n in ratios else f" {'-':>22}" for n in lbs)
             lines.append(f"{row['label']:<{width}} {unit:<22}{cells}")
         lines.append("")
         lines.append("Ratio = Letterbox / Dovecot. For throughput (msg/s, sessions/s, loops/s) above 1 "
@@ -294,6 +315,11 @@ class Report:
                         + " / ".join(f"{m['rss_kib'] / 1024:.0f}" for m in mem) + " MiB, PSS "
                         + " / ".join(f"{m['pss_kib'] / 1024:.0f}" for m in mem) + " MiB, processes "
                         + " / ".join(str(m["processes"]) for m in mem)
+                        + ("" if "postgres_rss_kib" not in mem[0] else
+                           "; its PostgreSQL processes: RSS "
+                           + " / ".join(f"{m['postgres_rss_kib'] / 1024:.0f}" for m in mem) + " MiB, PSS "
+                           + " / ".join(f"{m['postgres_pss_kib'] / 1024:.0f}" for m in mem) + " MiB, processes "
+                           + " / ".join(str(m["postgres_processes"]) for m in mem))
                     )
                     continue
                 if row["workload"] == "hostile" and row["metric"] == "loops_per_s":
@@ -447,7 +473,13 @@ def _fill_imap(servers: list[BenchServer], args: argparse.Namespace, corpus: Cor
     ]
     for s in servers:
         print(f"filling {len(users)} {what} mailboxes on {s.name}", flush=True)
-        workloads.fill(Endpoint("127.0.0.1", s.lmtp_port), plan, args.seed)
+        workloads.fill(endpoint(s, "lmtp"), plan, args.seed)
+
+
+def endpoint(s: BenchServer, kind: str) -> Endpoint:
+    """Where *s* serves *kind*: every front end's port, for the clients to take in turn."""
+    first, *more = s.ports(kind)
+    return Endpoint("127.0.0.1", first, tuple(more))
 
 
 def _restart(s: BenchServer, timeout: float = 600.0) -> None:
@@ -462,7 +494,7 @@ def run_imap(args: argparse.Namespace, servers: list[BenchServer], report: Repor
     for n in _ints(args.imap_clients):
         per: dict[str, dict[str, Any]] = {}
         for s in servers:
-            per[s.name] = measure(s, f"imap-{n}", workloads.imap, Endpoint("127.0.0.1", s.imap_port), n,
+            per[s.name] = measure(s, f"imap-{n}", workloads.imap, endpoint(s, "imap"), n,
                                   users, PASSWORD, args.imap_messages, args.imap_duration,
                                   args.imap_min_size, args.imap_max_size, args.seed, args.client_procs,
                                   args.imap_bodies)
@@ -471,12 +503,23 @@ def run_imap(args: argparse.Namespace, servers: list[BenchServer], report: Repor
         row = report.rows[-1]
         targets = [
             f"{name} {ratio:.2f}x ({'met' if ratio >= 1.5 else 'NOT met'})"
-            for name, ratio in row["ratios"].items() if name != "Letterbox"
+            for name, ratio in row["ratios"].items() if name.endswith("w")
         ]
         if targets:
             row["target"] = (f"Target for the IMAP mix with {n} clients, several workers at least 1.5x "
                              f"Dovecot: " + ", ".join(targets))
             print(f"  {row['target']}", flush=True)
+        _fronts_target(row, f"the IMAP mix with {n} clients")
+
+
+def _fronts_target(row: dict[str, Any], what: str) -> None:
+    """Several front ends on one PostgreSQL database are to keep at least Dovecot's rate."""
+    met = [f"{name} {ratio:.2f}x ({'met' if ratio >= 1.0 else 'NOT met'})"
+           for name, ratio in row["ratios"].items() if name.startswith("Letterbox PG ")]
+    if met:
+        text = f"Target for {what}, front ends on one PostgreSQL database at least Dovecot's rate: " + ", ".join(met)
+        row["target"] = f"{row['target']}\n{text}" if row.get("target") else text
+        print(f"  {text}", flush=True)
 
 
 BIG_STEPS = (
@@ -511,12 +554,12 @@ def run_imap_big(args: argparse.Namespace, servers: list[BenchServer], report: R
         s.start(timeout=3600)
         ready = s.start_s
         if isinstance(s, Letterbox):
-            ready += workloads.wait_messages(Endpoint("127.0.0.1", s.imap_port), user, PASSWORD, len(files))
+            ready += workloads.wait_messages(endpoint(s, "imap"), user, PASSWORD, len(files))
         user_s, sys_s = s.cpu()
         starts[s.name] = {"start_s": s.start_s, "ready_s": ready, "baseline_start_s": baseline,
                           "server_user_s": user_s, "server_sys_s": sys_s, "server_cpu_s": user_s + sys_s}
         print(f"  {s.name} started in {s.start_s:.1f} s, all messages listed after {ready:.1f} s", flush=True)
-        per[s.name] = measure(s, "imapbig", workloads.imap_big, Endpoint("127.0.0.1", s.imap_port), user,
+        per[s.name] = measure(s, "imapbig", workloads.imap_big, endpoint(s, "imap"), user,
                               PASSWORD, len(files), matches, lambda s=s: sum(s.cpu()))
         sorts[s.name] = measure_big_sort(s, user, len(files))
     label = f"{len(files):,}-msg INBOX"
@@ -538,7 +581,7 @@ BIG_SORT_STEPS = (
 
 def measure_big_sort(s: BenchServer, user: str, expect: int) -> dict[str, Any]:
     """SORT and THREAD over the big INBOX, right after the imapbig steps."""
-    return measure(s, "imapbig-sort", workloads.imap_big_sort, Endpoint("127.0.0.1", s.imap_port), user,
+    return measure(s, "imapbig-sort", workloads.imap_big_sort, endpoint(s, "imap"), user,
                    PASSWORD, expect, lambda s=s: sum(s.cpu()))
 
 
@@ -558,8 +601,8 @@ def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: 
         # A fresh process: memory left over from earlier workloads is not in the baseline.
         _restart(s)
         print(f"opening {args.idle_sessions} IDLE sessions on {s.name}", flush=True)
-        per[s.name] = measure(s, "imapidle", workloads.imap_idle, Endpoint("127.0.0.1", s.imap_port), users,
-                              PASSWORD, args.idle_sessions, args.idle_wave, s.memory)
+        per[s.name] = measure(s, "imapidle", workloads.imap_idle, endpoint(s, "imap"), users,
+                              PASSWORD, args.idle_sessions, args.idle_wave, _idle_memory(s))
     label = f"IDLE, {args.idle_sessions:,} sessions"
     report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, per)
     report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, per)
@@ -581,6 +624,20 @@ def run_imap_idle(args: argparse.Namespace, servers: list[BenchServer], report: 
     label = f"{label}, Dovecot {shared} per process"
     report.add("imapidle", f"{label}: RSS", "rss_kib_per_session", "KiB/session", False, both)
     report.add("imapidle", f"{label}: PSS", "pss_kib_per_session", "KiB/session", False, both)
+
+
+def _idle_memory(s: BenchServer) -> Any:
+    """The server's memory; on PostgreSQL also that of the database's PostgreSQL processes
+    (shown apart: the session figures are the front ends')."""
+    if not isinstance(s, PgFronts):
+        return s.memory
+
+    def both() -> dict[str, int]:
+        out = s.memory()
+        out.update({f"postgres_{k}": v for k, v in s.postgres_memory().items()})
+        return out
+
+    return both
 
 
 def _sample_memory(pid: int, every: float, pss_every: int, stop: Any, out: Any) -> None:
@@ -667,7 +724,7 @@ def _hostile_phase(s: BenchServer, args: argparse.Namespace, users: list[str], p
                 print(f"  ! {s.name}: not every attacker was in place after {attackers.setup_s:.0f} s",
                       flush=True)
             time.sleep(1.0)  # the server settles into the attack
-        result = measure(s, f"hostile-{phase}", workloads.imap, Endpoint("127.0.0.1", s.imap_port),
+        result = measure(s, f"hostile-{phase}", workloads.imap, endpoint(s, "imap"),
                          args.hostile_clients, users, PASSWORD, args.imap_messages,
                          args.hostile_duration, args.imap_min_size, args.imap_max_size, args.seed,
                          args.client_procs, args.imap_bodies, _benign_sources(args))
@@ -713,10 +770,10 @@ def run_hostile(args: argparse.Namespace, servers: list[BenchServer], report: Re
         _fill_imap(servers, args, corpus, users, "hostile-mix")
         for s in servers:
             print(f"filling the attackers' mailboxes on {s.name}", flush=True)
-            workloads.fill(Endpoint("127.0.0.1", s.lmtp_port), plan, args.seed)
+            workloads.fill(endpoint(s, "lmtp"), plan, args.seed)
         for s in servers:
             # Unmeasured: a freshly started server is still filling its caches.
-            workloads.imap(Endpoint("127.0.0.1", s.imap_port), args.hostile_clients, users, PASSWORD,
+            workloads.imap(endpoint(s, "imap"), args.hostile_clients, users, PASSWORD,
                            args.imap_messages, args.hostile_duration, args.imap_min_size,
                            args.imap_max_size, args.seed, args.client_procs, args.imap_bodies,
                            _benign_sources(args))
@@ -776,9 +833,12 @@ def main(argv: list[str] | None = None) -> int:
         PROFILER = Profiler(args.py_spy, args.py_spy_format, out.parent, stamp)
     root = make_root()
     servers: list[BenchServer] = []
-    if "letterbox" in args.servers:
+    if "letterbox" in args.servers and "maildir" in args.store:
         for n in args.workers:
             servers.append(Letterbox(root / ("letterbox" if n == 1 else f"letterbox-{n}w"), workers=n))
+    if "letterbox" in args.servers and "postgresql" in args.store:
+        for n in args.fronts:
+            servers.append(PgFronts(root / f"letterbox-pg-{n}f", n, args.pg_server))
     if "dovecot" in args.servers:
         servers.append(Dovecot(root / "dovecot", scheme=args.dovecot_scheme,
                                pop3_lock=not args.dovecot_no_pop3_lock))
@@ -807,8 +867,7 @@ def main(argv: list[str] | None = None) -> int:
             s.add_users(pop3_users + lmtp_rcpts + [big_user] + imap_users + idle_users + [imapbig_user]
                         + hostile_users + list(attack_users), PASSWORD)
             s.start()
-        eps = {s.name: (s, Endpoint("127.0.0.1", s.lmtp_port), Endpoint("127.0.0.1", s.pop3_port))
-               for s in servers}
+        eps = {s.name: (s, endpoint(s, "lmtp"), endpoint(s, "pop3")) for s in servers}
 
         if "lmtp" in args.only:
             print(f"LMTP delivery: {args.lmtp_messages} messages per sender, "
@@ -821,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
                                         args.seed, args.client_procs)
                     time.sleep(1)
                 report.add("lmtp", f"LMTP delivery, {n} senders", "messages_per_s", "msg/s", True, per)
+                _fronts_target(report.rows[-1], f"LMTP delivery with {n} senders")
 
         if "pop3" in args.only:
             plan = [
@@ -879,6 +939,12 @@ def main(argv: list[str] | None = None) -> int:
                 s.stop()
             except Exception:
                 traceback.print_exc()
+        for s in servers:
+            if isinstance(s, PgFronts) and not args.keep:
+                try:
+                    s.drop()
+                except Exception:
+                    traceback.print_exc()
         if args.keep:
             print(f"kept {root}")
         else:

@@ -64,6 +64,24 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return user / CLK_TCK, system / CLK_TCK
 
 
+def postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving *database* on this machine, found by their
+    process titles ("postgres: [CLUSTER: ]USER DATABASE HOST(PORT) STATE"): the work a front end asks
+    of PostgreSQL is done there, not in the front end."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            title = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        words = title.split()
+        if words[:1] == ["postgres:"] and database in words[2:4]:
+            pids.append(int(entry))
+    return pids
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """RSS and PSS in KiB, summed over *pid* and its living descendants.
 
@@ -205,6 +223,11 @@ class BenchServer:
         """Certificate and key for an IMAPS listener (None: none); takes effect at the next start."""
         self.tls = pair
 
+    def ports(self, kind: str) -> list[int]:
+        """Every port serving *kind* (lmtp, pop3, imap, imaps): one, or one per front end."""
+        port: int = getattr(self, f"{kind}_port")
+        return [port]
+
     def import_messages(self, user: str, sources: list[Path]) -> None:
         """Put message files into *user*'s INBOX while the server is stopped, as another
         delivery agent would; the server indexes them in its own way."""
@@ -264,7 +287,7 @@ enabled = false
 [web]
 enabled = {web}
 listen = "127.0.0.1:0"
-"""
+{store}"""
 
 
 class Letterbox(BenchServer):
@@ -276,11 +299,15 @@ class Letterbox(BenchServer):
     """Serve the web console too (off unless a workload measures it)."""
     web_url = ""
 
-    def __init__(self, root: Path, workers: int = 1) -> None:
+    def __init__(self, root: Path, workers: int = 1, dsn: str | None = None, name: str | None = None) -> None:
         super().__init__(root)
         self.workers = workers
+        self.dsn = dsn
+        """A PostgreSQL database to keep the mail in (None: the embedded Maildir store)."""
         if workers > 1:  # side by side with a Letterbox of one process (bench/run.py --workers)
             self.name = f"Letterbox {workers}w"
+        if name is not None:
+            self.name = name
         root.mkdir(parents=True, exist_ok=True)
         self.config = root / "letterbox.toml"
         self.configure()
@@ -291,8 +318,9 @@ class Letterbox(BenchServer):
         if self.tls is not None:
             tls = f'\n[tls]\ncert = "{self.tls[0]}"\nkey = "{self.tls[1]}"\n'
             imaps = '"127.0.0.1:0"'
+        store = f'\n[store]\nbackend = "postgresql"\ndsn = "{self.dsn}"\n' if self.dsn else ""
         self.config.write_text(LETTERBOX_CONFIG.format(tls=tls, imaps=imaps, web=str(self.web).lower(),
-                                                       workers=self.workers))
+                                                       workers=self.workers, store=store))
 
     def set_tls(self, pair: tuple[Path, Path] | None) -> None:
         super().set_tls(pair)
@@ -309,20 +337,49 @@ class Letterbox(BenchServer):
         settings = load(self.config)
         hashed = hash_password(password)
         directory = Directory(settings.data_dir / "accounts.sqlite")
-        store = MaildirStore(settings.data_dir / "mail")
+        store = None if self.dsn else MaildirStore(settings.data_dir / "mail")
         try:
             for u in users:
                 if directory.get(u) is None:
                     directory.add(u, hashed, ("imap", "pop3"))
                     account = directory.get(u)
                     # The folder is the account's (an unowned one may be an earlier
-                    # account's mail, which the server would put aside at start).
-                    store.account_sync(u, account.incarnation if account is not None else None)
+                    # account's mail, which the server would put aside at start). On
+                    # PostgreSQL the first front end to open the account claims it.
+                    if store is not None:
+                        store.account_sync(u, account.incarnation if account is not None else None)
         finally:
             directory.close()
-            import asyncio
+            if store is not None:
+                import asyncio
 
-            asyncio.run(store.close())
+                asyncio.run(store.close())
+
+    def incarnations(self) -> dict[str, str]:
+        """Each account's incarnation in this server's directory."""
+        from letterbox.auth.directory import Directory
+        from letterbox.config import load
+
+        directory = Directory(load(self.config).data_dir / "accounts.sqlite")
+        try:
+            return {a.address: a.incarnation for a in directory.list()}
+        finally:
+            directory.close()
+
+    def adopt_incarnations(self, incarnations: dict[str, str]) -> None:
+        """Give the accounts the incarnations another front end's directory has: front ends
+        on one database share the mail, not the directory, and an account opened under
+        another incarnation is a new account whose predecessor's mail is set aside."""
+        import sqlite3
+
+        from letterbox.config import load
+
+        db = sqlite3.connect(load(self.config).data_dir / "accounts.sqlite", isolation_level=None)
+        try:
+            db.executemany("UPDATE accounts SET incarnation = ? WHERE address = ?",
+                           [(inc, address) for address, inc in incarnations.items()])
+        finally:
+            db.close()
 
     def start(self, timeout: float = 30.0) -> None:
         run_dir = self.root / "run"

@@ -70,6 +70,17 @@ def _errors(samples: list[str], limit: int = 5) -> list[str]:
 class Endpoint:
     host: str
     port: int
+    more: tuple[int, ...] = ()
+    """Further ports serving the same mail (front ends on one database): the clients of
+    the concurrent workloads take them in turn."""
+
+    @property
+    def ports(self) -> list[int]:
+        return [self.port, *self.more]
+
+    def port_for(self, client: int) -> int:
+        ports = self.ports
+        return ports[client % len(ports)]
 
 
 # --- filling mailboxes -------------------------------------------------------------------
@@ -117,7 +128,8 @@ def _lmtp_worker(job: dict[str, Any]) -> dict[str, Any]:
     async def sender(i: int) -> None:
         nonlocal delivered, failed
         sizes = corpus.sizes(f"lmtp{i}", job["count"], job["low"], job["high"])
-        c = await LMTPClient.connect(job["host"], job["port"])
+        port = job["ports"][i % len(job["ports"])]
+        c = await LMTPClient.connect(job["host"], port)
         for j, size in enumerate(sizes):
             rcpt = rcpts[(i + j) % len(rcpts)]
             msg = corpus.message(f"lmtp{i}-{j}", size, rcpt)
@@ -131,7 +143,7 @@ def _lmtp_worker(job: dict[str, Any]) -> dict[str, Any]:
             except (ConnectionError, OSError, asyncio.IncompleteReadError) as e:
                 failed += 1
                 samples.append(f"connection lost: {e!r}")
-                c = await LMTPClient.connect(job["host"], job["port"])
+                c = await LMTPClient.connect(job["host"], port)
         await c.quit()
         ends.append(time.time())
 
@@ -149,7 +161,7 @@ def lmtp(ep: Endpoint, senders: int, per_sender: int, low: int, high: int, rcpts
          seed: int, procs: int) -> dict[str, Any]:
     start_at = time.time() + 0.3
     jobs = [
-        {"host": ep.host, "port": ep.port, "ids": ids, "count": per_sender, "low": low,
+        {"host": ep.host, "ports": ep.ports, "ids": ids, "count": per_sender, "low": low,
          "high": high, "rcpts": rcpts, "seed": seed, "start_at": start_at}
         for ids in _split(list(range(senders)), procs)
     ]
@@ -324,10 +336,10 @@ def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
         if time.time() <= deadline:
             ops[command] += n
 
-    async def session(user: str, rng: random.Random, source: str | None) -> None:
+    async def session(user: str, rng: random.Random, source: str | None, port: int) -> None:
         nonlocal loops
         t0 = time.time()
-        c = await IMAPClient.connect(job["host"], job["port"], source)
+        c = await IMAPClient.connect(job["host"], port, source)
         try:
             await c.login(user, job["password"])
             done("LOGIN")
@@ -373,9 +385,10 @@ def _imap_worker(job: dict[str, Any]) -> dict[str, Any]:
         rng = random.Random(f"{job['seed']}:imap:{i}")
         user = job["users"][i]
         source = job["sources"][i % len(job["sources"])] if job["sources"] else None
+        port = job["ports"][i % len(job["ports"])]
         while time.time() < deadline:
             try:
-                await session(user, rng, source)
+                await session(user, rng, source, port)
             except NETWORK_ERRORS as e:
                 errors += 1
                 samples.append(f"{type(e).__name__}: {e}")
@@ -403,7 +416,7 @@ def imap(ep: Endpoint, clients: int, users: list[str], password: str, messages: 
         raise ValueError(f"{clients} IMAP clients need as many accounts, have {len(users)}")
     start_at = time.time() + 0.3
     jobs = [
-        {"host": ep.host, "port": ep.port, "ids": ids, "users": users, "password": password,
+        {"host": ep.host, "ports": ep.ports, "ids": ids, "users": users, "password": password,
          "messages": messages, "start_at": start_at, "duration": duration, "low": low,
          "high": high, "seed": seed, "bodies": bodies, "sources": sources}
         for ids in _split(list(range(clients)), procs)
@@ -580,8 +593,8 @@ async def _idle(ep: Endpoint, users: list[str], password: str, count: int, wave:
     held: list[tuple[IMAPClient, bytes]] = []
     samples: list[str] = []
 
-    async def open_one(user: str) -> None:
-        c = await IMAPClient.connect(ep.host, ep.port)
+    async def open_one(user: str, i: int) -> None:
+        c = await IMAPClient.connect(ep.host, ep.port_for(i))
         try:
             await c.login(user, password)
             await c.select()
@@ -600,7 +613,9 @@ async def _idle(ep: Endpoint, users: list[str], password: str, count: int, wave:
     async def in_waves(batch: list[str]) -> None:
         for start in range(0, len(batch), wave):
             part = batch[start : start + wave]
-            for r in await asyncio.gather(*(open_one(u) for u in part), return_exceptions=True):
+            results = await asyncio.gather(*(open_one(u, start + i) for i, u in enumerate(part)),
+                                           return_exceptions=True)
+            for r in results:
                 if isinstance(r, BaseException):
                     samples.append(f"{type(r).__name__}: {r}")
 

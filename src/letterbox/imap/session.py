@@ -521,6 +521,13 @@ class IMAPSession(Session):
             self.send(wire.untagged_status("BYE", "The selected mailbox was deleted or renamed"))
             self.closing = True
             return
+        except StoreError as e:
+            # The store is away for now (PostgreSQL restarting): the view stays as the
+            # client knows it and is brought up to date at the next chance; the
+            # command's own answer says what failed.
+            self._dirty = True
+            log.info("imap(%s): mailbox updates held back: %s", self.user, e)
+            return
         for line in lines:
             self.send(line)
         if fetch and new:

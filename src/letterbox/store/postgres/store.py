@@ -35,6 +35,13 @@ MAX_HANDLES = 10_000
 _OPEN_LOCK = 0x6C62_6F70  # "lbop": one opening of an address at a time, across front ends
 
 
+async def _keep_session(_conn: Any) -> None:
+    """What a pooled connection needs between uses: asyncpg ends an open transaction by
+    itself, and the store leaves no session state on pool connections (advisory locks are
+    per transaction, LISTEN and the POP3 locks have connections of their own). Its default
+    reset (RESET ALL, UNLISTEN, CLOSE ALL, unlocking) would cost a round trip per use."""
+
+
 def check_address(address: str) -> None:
     local, _, domain = address.rpartition("@")
     if (not local or not domain or "/" in address or "\x00" in address or any(c.isspace() for c in address)
@@ -105,9 +112,12 @@ class PostgresStore(Store):
                     await schema.migrate(conn, self.schema)
                 finally:
                     await conn.close()
+                # No floor of idle connections: asyncpg keeps one by reconnecting in the
+                # background, and while PostgreSQL is away logs a traceback for each try;
+                # each use connects anew by itself.
                 self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self.pool_size, server_settings=self._settings(),
-                    max_inactive_connection_lifetime=300,
+                    self.dsn, min_size=0, max_size=self.pool_size, server_settings=self._settings(),
+                    max_inactive_connection_lifetime=300, reset=_keep_session,
                 )
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
                 raise translate(e) from e
