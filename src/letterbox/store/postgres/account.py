@@ -52,7 +52,7 @@ from ..rules import messages, quotas, recent
 from ..rules.flags import SEEN, flag_text, flagset
 from ..rules.mailboxes import mailbox_objectid
 from ..rules.seen import overlay, overlay_text, reader_store
-from . import acls, blobs, mailboxes, metadata
+from . import acls, blobs, mailboxes, metadata, newmessage
 from .db import Tx
 from .flagtable import build
 
@@ -96,6 +96,21 @@ MBOX_COLS = (
     " EXISTS (SELECT 1 FROM subscriptions s WHERE s.account_id = m.account_id AND s.name = m.name)"
 )
 
+_CHANGES_SQL = (
+    "SELECT mb.highestmodseq, mb.name, mb.uidvalidity, ch.uids, ch.flags, ch.modseqs, ch.seen,"
+    " CASE WHEN mb.highestmodseq > $3 THEN ARRAY(SELECT e.uid FROM expunged e"
+    "  WHERE e.mailbox_id = mb.id AND e.modseq > $3 ORDER BY e.uid) END"
+    " FROM mailboxes mb LEFT JOIN LATERAL ("
+    "  SELECT array_agg(m.uid ORDER BY m.uid) AS uids, array_agg(m.flags ORDER BY m.uid) AS flags,"
+    "  array_agg(m.modseq ORDER BY m.uid) AS modseqs,"
+    "  array_agg($4::text IS NOT NULL AND EXISTS (SELECT 1 FROM private_seen ps WHERE ps.mailbox_id = m.mailbox_id"
+    '   AND ps.uid = m.uid AND ps."user" = $4) ORDER BY m.uid) AS seen'
+    "  FROM messages m WHERE m.mailbox_id = mb.id AND m.modseq > $3) ch ON mb.highestmodseq > $3"
+    " WHERE mb.id = $1 AND mb.account_id = $2"
+)
+"""What changed in a mailbox since a MODSEQ, in one statement: the mailbox, the changed
+messages as arrays (with the reader's \\Seen when $4 names one) and the expunged UIDs."""
+
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -121,8 +136,15 @@ def mailbox_from_row(row: Any) -> Mailbox:
     )
 
 
-def _select_sql(cols: list[str]) -> str:
+_SEEN_BY = 'EXISTS (SELECT 1 FROM private_seen ps WHERE ps.mailbox_id = m.mailbox_id AND ps.uid = m.uid AND ps."user" = $3)'
+"""A column: has the reader ($3) marked the message \\Seen."""
+
+
+def _select_sql(cols: list[str], seen_by: bool = False) -> str:
+    """One statement (one snapshot) for the *cols* of messages; with *seen_by*, a last
+    column says whether the reader ($3) has seen each."""
     join = " JOIN blobs b ON b.sha = m.blob" if any(c.startswith("b.") for c in cols) else ""
+    cols = [*cols, _SEEN_BY] if seen_by else cols
     return f"SELECT {', '.join(cols)} FROM messages m{join} WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])" \
            " ORDER BY m.uid"
 
@@ -183,8 +205,12 @@ class PgAccount(AccountStore):
     def change(self, mailbox_id: int, modseq: int, kind: ChangeKind, name: str, old_name: str = "",
                entries: tuple[str, ...] = (), user: str = "") -> Change:
         if kind not in ("subscription", "metadata", "acl"):
-            self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
+            self.note(mailbox_id, modseq)
         return Change(self.address, mailbox_id, modseq, kind, name, old_name, current_origin(), entries, user)
+
+    def note(self, mailbox_id: int, modseq: int) -> None:
+        """This handle made the mailbox's *modseq* (check_external need not tell it)."""
+        self._known[mailbox_id] = max(self._known.get(mailbox_id, 0), modseq)
 
     async def remember_modseqs(self) -> None:
         for r in await self.db.fetch("SELECT id, highestmodseq FROM mailboxes WHERE account_id = $1", self.account_id):
@@ -262,17 +288,22 @@ class PgAccount(AccountStore):
             return recent.recent_range(int(row[0]), int(row[1]))
 
         async def body(tx: Tx) -> tuple[int, int]:
+            # One statement: the old mark under the row lock, moved to UIDNEXT (what
+            # recent.claim does) only when it is not there already.
             row = await tx.conn.fetchrow(
-                "SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id
+                "WITH old AS (SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1 FOR UPDATE),"
+                " moved AS (UPDATE mailboxes m SET recent_uid = old.uidnext FROM old"
+                "  WHERE m.id = $1 AND old.recent_uid <> old.uidnext)"
+                " SELECT recent_uid, uidnext FROM old", mailbox_id,
             )
             if row is None:
                 raise MailboxNotFound("mailbox no longer exists")
             taken, mark = recent.claim(int(row[0]), int(row[1]))
-            if mark != row[0]:
-                await tx.conn.execute("UPDATE mailboxes SET recent_uid = $2 WHERE id = $1", mailbox_id, mark)
+            if mark != int(row[1]):
+                raise AssertionError("recent.claim moves the mark to UIDNEXT, as the statement does")
             return taken
 
-        return await self.db.run(body)
+        return await self.db.run(body, one_statement=True)
 
     # --- messages: reading -----------------------------------------------------------------
     async def _seen(self, conn: Any, mailbox_id: int, reader: str, uids: Sequence[int] | None = None) -> set[int]:
@@ -320,16 +351,15 @@ class PgAccount(AccountStore):
         for f in wanted:
             cols.extend(_FIELD_SQL[f])
         out: list[MessageRecord] = []
-        async with self.db.snapshot() as conn:
-            rows = await conn.fetch(_select_sql(cols), mailbox_id, sorted(set(uids))) if uids else []
-            seen = await self._seen(conn, mailbox_id, reader, [r[0] for r in rows]) \
-                if reader is not None and "flags" in wanted else set()
+        seen_by = reader is not None and "flags" in wanted
+        args = (mailbox_id, sorted(set(uids)), *((reader,) if seen_by else ()))
+        rows = await self.db.fetch(_select_sql(cols, seen_by), *args) if uids else []
         for row in rows:
             rec = MessageRecord(uid=row[0])
             i = 1
             for f in wanted:
                 if f == "flags":
-                    rec.flags = overlay(flagset(row[i]), row[0] in seen) if reader is not None else flagset(row[i])
+                    rec.flags = overlay(flagset(row[i]), row[-1]) if seen_by else flagset(row[i])
                 elif f == "search":
                     rec.search = "\x00".join(row[i : i + 5])
                     i += 4
@@ -352,13 +382,14 @@ class PgAccount(AccountStore):
             if len(_FIELD_SQL[f]) != 1:
                 raise ValueError(f"{f} is more than one value")
             cols.extend(_FIELD_SQL[f])
-        async with self.db.snapshot() as conn:
-            rows = [tuple(r) for r in await conn.fetch(_select_sql(cols), mailbox_id, sorted(set(uids)))] \
-                if uids else []
-            if reader is not None and "flags" in fields:
-                at = 1 + list(fields).index("flags")
-                seen = await self._seen(conn, mailbox_id, reader, [r[0] for r in rows])
-                rows = [(*r[:at], overlay_text(r[at], r[0] in seen), *r[at + 1 :]) for r in rows]
+        if not uids:
+            return []
+        seen_by = reader is not None and "flags" in fields
+        args = (mailbox_id, sorted(set(uids)), *((reader,) if seen_by else ()))
+        rows = [tuple(r) for r in await self.db.fetch(_select_sql(cols, seen_by), *args)]
+        if seen_by:
+            at = 1 + list(fields).index("flags")
+            rows = [(*r[:at], overlay_text(r[at], r[-1]), *r[at + 1 : -1]) for r in rows]
         return rows
 
     @_op
@@ -390,8 +421,19 @@ class PgAccount(AccountStore):
 
     @_op
     async def flag_table(self, mailbox_id: int, *, reader: str | None = None) -> FlagTable:
+        if reader is None:  # one statement: no transaction needed
+            async with self.db.conn() as conn:
+                return await self._store.flag_tables.get(conn, mailbox_id)
         async with self.db.snapshot() as conn:
             return await self._flag_table(conn, mailbox_id, reader)
+
+    async def _bytes(self, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes:
+        """Bytes of a message in one statement (one snapshot, no transaction)."""
+        async with self.db.conn() as conn:
+            found = await blobs.read_message(conn, mailbox_id, uid, start, length)
+        if found is None:
+            raise MessageGone(f"message UID {uid} has been expunged")
+        return found
 
     async def _blob_of(self, conn: Any, mailbox_id: int, uid: int) -> tuple[bytes, int]:
         row = await conn.fetchrow(
@@ -403,15 +445,11 @@ class PgAccount(AccountStore):
 
     @_op
     async def read_message(self, mailbox_id: int, uid: int) -> bytes:
-        async with self.db.snapshot() as conn:
-            sha, size = await self._blob_of(conn, mailbox_id, uid)
-            return await blobs.read(conn, sha, size)
+        return await self._bytes(mailbox_id, uid)
 
     @_op
     async def read_range(self, mailbox_id: int, uid: int, start: int, length: int) -> bytes:
-        async with self.db.snapshot() as conn:
-            sha, size = await self._blob_of(conn, mailbox_id, uid)
-            return await blobs.read(conn, sha, size, start, length)
+        return await self._bytes(mailbox_id, uid, start, length)
 
     @contextlib.asynccontextmanager
     async def read_chunks(
@@ -426,10 +464,7 @@ class PgAccount(AccountStore):
             raise AccountGone("this account has been deleted")
         await self._store.start()
         if length <= STREAM_IN_MEMORY:
-            async with self.db.snapshot() as conn:
-                sha, size = await self._blob_of(conn, mailbox_id, uid)
-                data = await blobs.read(conn, sha, size, start, length)
-            yield _split(data)
+            yield _split(await self._bytes(mailbox_id, uid, start, length))
             return
         async with self._store.streams, self.db.snapshot() as conn:
             sha, size = await self._blob_of(conn, mailbox_id, uid)
@@ -460,28 +495,22 @@ class PgAccount(AccountStore):
 
     @_op
     async def changes_since(self, mailbox_id: int, modseq: int, *, reader: str | None = None) -> ChangeSet:
-        async with self.db.snapshot() as conn:
-            row = await conn.fetchrow(
-                "SELECT highestmodseq, name, uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2",
-                mailbox_id, self.account_id,
-            )
-            if row is None:
-                return ChangeSet(highestmodseq=modseq, uidvalidity_changed=True)
-            cs = ChangeSet(highestmodseq=int(row[0]), name=row[1], uidvalidity=int(row[2]))
-            if cs.highestmodseq <= modseq:
-                return cs
-            cs.updated = [
-                MessageMeta(int(uid), flagset(fl), int(ms)) for uid, fl, ms in await conn.fetch(
-                    "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-                    mailbox_id, modseq,
-                )
-            ]
-            if reader is not None and cs.updated:
-                seen = await self._seen(conn, mailbox_id, reader, [m.uid for m in cs.updated])
-                cs.updated = [MessageMeta(m.uid, overlay(m.flags, m.uid in seen), m.modseq) for m in cs.updated]
-            cs.expunged = [int(r[0]) for r in await conn.fetch(
-                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid", mailbox_id, modseq
-            )]
+        # One statement (one snapshot, no transaction): every session syncs with it
+        # after each change to its mailbox.
+        row = await self.db.fetchrow(_CHANGES_SQL, mailbox_id, self.account_id, modseq, reader)
+        if row is None:
+            return ChangeSet(highestmodseq=modseq, uidvalidity_changed=True)
+        hms, name, uidvalidity, uids, flags, modseqs, seen, gone = tuple(row)
+        cs = ChangeSet(highestmodseq=int(hms), name=name, uidvalidity=int(uidvalidity))
+        if cs.highestmodseq <= modseq:
+            return cs
+        if uids:
+            if reader is not None:
+                cs.updated = [MessageMeta(int(u), overlay(flagset(f), bool(s)), int(ms))
+                              for u, f, ms, s in zip(uids, flags, modseqs, seen, strict=True)]
+            else:
+                cs.updated = [MessageMeta(int(u), flagset(f), int(ms)) for u, f, ms in zip(uids, flags, modseqs, strict=True)]
+        cs.expunged = [int(u) for u in gone or ()]
         return cs
 
     @_op
@@ -526,36 +555,33 @@ class PgAccount(AccountStore):
         when = time.time() if internaldate is None else internaldate
         text = flag_text(given)
 
+        checked = quota is not None and quotas.applies(quota)
+        keywords = bool(keywords_rule.keywords_of(given))
+
         async def body(tx: Tx) -> AppendResult:
             conn = tx.conn
-            if quota is not None and quotas.applies(quota):
+            if checked:
                 await self.lock_account(conn)
                 await self.check_quota(conn, quota, len(data), 1)
-            row = await conn.fetchrow(
-                "UPDATE mailboxes SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
-                " WHERE id = $1 AND account_id = $2 RETURNING uidnext - 1, highestmodseq, uidvalidity, keywords, name",
-                mbox.id, self.account_id,
-            )
+            row = await newmessage.insert(conn, tx.channel, tx.sender, self.address, self.account_id, mbox.id,
+                                          blob, parsed, text, when)
             if row is None:
                 await self.mailbox_in(conn, mbox.name)  # AccountGone, or MailboxNotFound
                 raise MailboxNotFound(f"mailbox {mbox.name!r} no longer exists")
             uid, modseq, uidvalidity = int(row[0]), int(row[1]), int(row[2])
-            grown = keywords_rule.accumulate(row[3].split(), given, self.limits, limit=True)
-            if grown is not None:
-                await conn.execute("UPDATE mailboxes SET keywords = $2 WHERE id = $1", mbox.id, " ".join(grown))
-            await blobs.put(conn, blob, parsed)
-            await conn.execute(
-                "INSERT INTO messages (mailbox_id, uid, modseq, flags, size, internaldate, savedate, blob)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                mbox.id, uid, modseq, text, len(data), when, time.time(), blob.sha,
-            )
+            if keywords:
+                grown = keywords_rule.accumulate(row[3].split(), given, self.limits, limit=True)
+                if grown is not None:
+                    await conn.execute("UPDATE mailboxes SET keywords = $2 WHERE id = $1", mbox.id, " ".join(grown))
             if seen_by_reader:
                 await conn.execute('INSERT INTO private_seen (mailbox_id, uid, "user") VALUES ($1, $2, $3)',
                                    mbox.id, uid, reader)
-            tx.publish(self.change(mbox.id, modseq, "append", row[4]))
+            tx.publish(self.change(mbox.id, modseq, "append", row[4]), notified=True)
             return AppendResult(uidvalidity, uid)
 
-        return await self.db.run(body)
+        # Without a quota to check, keywords to record or a reader's \Seen, the
+        # statement is the whole transaction: no BEGIN and COMMIT around it.
+        return await self.db.run(body, one_statement=not (checked or keywords or seen_by_reader))
 
     @_op
     async def store_flags(
@@ -604,14 +630,15 @@ class PgAccount(AccountStore):
                 return []
             modseq = int(mrow[0]) + 1
             grown = keywords_rule.accumulate(mrow[1].split(), given if mode != "remove" else (), self.limits, True)
+            change = self.change(mailbox_id, modseq, "flags", mrow[2])
+            # The mailbox, the messages and the NOTIFY (sent at commit) in one statement.
             await conn.execute(
-                "UPDATE mailboxes SET highestmodseq = $2, keywords = coalesce($3, keywords) WHERE id = $1",
+                "WITH mb AS (UPDATE mailboxes SET highestmodseq = $2, keywords = coalesce($3, keywords) WHERE id = $1),"
+                " up AS (UPDATE messages m SET flags = u.flags, modseq = $2 FROM unnest($4::bigint[], $5::text[])"
+                "  AS u(uid, flags) WHERE m.mailbox_id = $1 AND m.uid = u.uid)"
+                " SELECT pg_notify($6, $7)",
                 mailbox_id, modseq, " ".join(grown) if grown is not None else None,
-            )
-            await conn.execute(
-                "UPDATE messages m SET flags = u.flags, modseq = $2 FROM unnest($3::bigint[], $4::text[])"
-                " AS u(uid, flags) WHERE m.mailbox_id = $1 AND m.uid = u.uid",
-                mailbox_id, modseq, [u[0] for u in updates], [u[1] for u in updates],
+                [u[0] for u in updates], [u[1] for u in updates], tx.channel, tx.payload(change),
             )
             if reader:
                 marked = [u[0] for u in updates if u[2] is True]
@@ -626,7 +653,7 @@ class PgAccount(AccountStore):
                         'DELETE FROM private_seen WHERE mailbox_id = $1 AND "user" = $2 AND uid = ANY($3::bigint[])',
                         mailbox_id, reader, unmarked,
                     )
-            tx.publish(self.change(mailbox_id, modseq, "flags", mrow[2]))
+            tx.publish(change, notified=True)
             return [MessageMeta(uid, flagset(flag_text(shown)), modseq) for uid, _, _, shown in updates]
 
         return await self.db.run(body)
@@ -650,15 +677,24 @@ class PgAccount(AccountStore):
         )
         if mrow is None:
             return []
-        gone = sorted(int(r[0]) for r in await conn.fetch(
-            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid", mailbox_id, uids
-        ))
+        modseq = int(mrow[0]) + 1
+        change = Change(self.address, mailbox_id, modseq, "expunge", mrow[1], "", current_origin())
+        # The messages, their tombstones, the mailbox's MODSEQ and the NOTIFY (sent at
+        # commit) in one statement; the MODSEQ moves and the NOTIFY goes only when a
+        # message went.
+        row = await conn.fetchrow(
+            "WITH gone AS (DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid),"
+            " mb AS (UPDATE mailboxes SET highestmodseq = $3 WHERE id = $1 AND EXISTS (SELECT 1 FROM gone)),"
+            " ts AS (INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, uid, $3 FROM gone"
+            "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq)"
+            " SELECT array_agg(uid ORDER BY uid), CASE WHEN count(*) > 0 THEN pg_notify($4, $5) END FROM gone",
+            mailbox_id, uids, modseq, tx.channel, tx.payload(change),
+        )
+        gone = [int(u) for u in row[0] or ()]
         if not gone:
             return []
-        modseq = int(mrow[0]) + 1
-        await conn.execute("UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1", mailbox_id, modseq)
-        await tombstones(conn, mailbox_id, gone, modseq)
-        tx.publish(self.change(mailbox_id, modseq, "expunge", mrow[1]))
+        self.note(mailbox_id, modseq)
+        tx.publish(change, notified=True)
         return gone
 
     @_op

@@ -99,6 +99,35 @@ def cut(pieces: Iterator[tuple[int, bytes]], start: int, length: int) -> Iterato
             yield raw[lo:hi]
 
 
+async def read_message(conn: Any, mailbox_id: int, uid: int, start: int = 0, length: int | None = None) -> bytes | None:
+    """Bytes [start, start+length) of a message (whole by default), clipped to its size,
+    read with its index row in one statement; None when the message is not there."""
+    if length is not None and length <= 0:
+        first, last = 0, -1
+    else:
+        first, last = pieces_for(start, length) if length is not None else (start // CHUNK, 2**31 - 1)
+    rows = await conn.fetch(
+        "SELECT m.size, c.seq, c.zstd, c.data FROM messages m LEFT JOIN blob_chunks c"
+        " ON c.sha = m.blob AND c.seq BETWEEN $3 AND $4 WHERE m.mailbox_id = $1 AND m.uid = $2 ORDER BY c.seq",
+        mailbox_id, uid, first, last,
+    )
+    if not rows:
+        return None
+    size = int(rows[0][0])
+    length = max(0, min(size - start if length is None else length, size - start))
+    if length <= 0:
+        return b""
+    first, last = pieces_for(start, length)
+    if [r[1] for r in rows[: last - first + 1]] != list(range(first, last + 1)):
+        raise StoreError("message content is incomplete in the store")
+    pieces = rows[: last - first + 1]
+
+    def join() -> bytes:
+        return b"".join(cut(((r[1], unpack(r[2], r[3])) for r in pieces), start, length))
+
+    return await asyncio.to_thread(join) if length >= _THREAD else join()
+
+
 async def read(conn: Any, sha: bytes, size: int, start: int = 0, length: int | None = None) -> bytes:
     """Bytes [start, start+length) of a blob (whole by default), clipped to its size."""
     if length is None:

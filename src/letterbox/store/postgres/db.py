@@ -59,14 +59,23 @@ def translate(e: BaseException) -> StoreError:
 class Tx:
     """One transaction: its connection and the changes to tell once it commits."""
 
-    __slots__ = ("conn", "changes")
+    __slots__ = ("conn", "changes", "channel", "sender")
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Any, channel: str = "", sender: str = "") -> None:
         self.conn = conn
-        self.changes: list[tuple[Change, tuple[str, ...]]] = []
+        self.channel = channel
+        self.sender = sender
+        self.changes: list[tuple[Change, tuple[str, ...], bool]] = []
 
-    def publish(self, change: Change, also: Iterable[str] = ()) -> None:
-        self.changes.append((change, tuple(also)))
+    def publish(self, change: Change, also: Iterable[str] = (), *, notified: bool = False) -> None:
+        """Tell *change* once committed; *notified*: a statement of the body sent its
+        NOTIFY already (see `payload`), the commit sends none for it."""
+        self.changes.append((change, tuple(also), notified))
+
+    def payload(self, change: Change) -> str:
+        """The NOTIFY payload of *change*, for a statement that sends it itself
+        (`pg_notify(tx.channel, payload)`), saving the round trip of its own."""
+        return notify.encode(self.sender, change)
 
 
 class Database:
@@ -113,19 +122,26 @@ class Database:
         async with self.conn() as conn:
             return await conn.fetchval(sql, *args)
 
-    async def run(self, body: Callable[[Tx], Awaitable[T]]) -> T:
+    async def run(self, body: Callable[[Tx], Awaitable[T]], *, one_statement: bool = False) -> T:
         """Run *body* in a transaction (again after a deadlock); publish its changes
-        after the commit."""
+        after the commit. *one_statement*: the body runs a single statement (sending
+        its own NOTIFYs), atomic by itself, so no BEGIN and COMMIT are sent around it."""
         for attempt in range(RETRIES):
             try:
-                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
-                    tx = Tx(conn)
-                    result = await body(tx)
-                    if tx.changes:
-                        await conn.execute(
-                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) p", self.channel,
-                            [notify.encode(self.sender, c) for c, _ in tx.changes],
-                        )
+                async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+                    tx = Tx(conn, self.channel, self.sender)
+                    if one_statement:
+                        result = await body(tx)
+                        if any(not sent for _c, _a, sent in tx.changes):
+                            raise AssertionError("a one-statement body must send its own NOTIFYs")
+                    else:
+                        async with conn.transaction():
+                            result = await body(tx)
+                            unsent = [notify.encode(self.sender, c) for c, _a, sent in tx.changes if not sent]
+                            if unsent:
+                                await conn.execute(
+                                    "SELECT pg_notify($1, p) FROM unnest($2::text[]) p", self.channel, unsent,
+                                )
             except StoreError:
                 raise
             except _AGAIN as e:
@@ -135,7 +151,7 @@ class Database:
                 raise translate(e) from e
             except (asyncpg.PostgresError, *_UNAVAILABLE) as e:
                 raise translate(e) from e
-            for change, also in tx.changes:
+            for change, also, _sent in tx.changes:
                 self.feed.publish(change, also=also)
             return result
         raise AssertionError("unreachable")

@@ -30,37 +30,48 @@ def build(modseq: int, uidvalidity: int, rows: dict[int, str], texts: list[str])
     return FlagTable(modseq, uidvalidity, uids, ids, texts, dict(Counter(ids)))
 
 
+_SQL = (
+    "SELECT mb.highestmodseq, mb.uidvalidity, ch.uids, ch.flags,"
+    " CASE WHEN $2 >= 0 AND mb.highestmodseq > $2 THEN"
+    "  ARRAY(SELECT e.uid FROM expunged e WHERE e.mailbox_id = mb.id AND e.modseq > $2) END"
+    " FROM mailboxes mb LEFT JOIN LATERAL (SELECT array_agg(m.uid) AS uids, array_agg(m.flags) AS flags"
+    "  FROM messages m WHERE m.mailbox_id = mb.id AND m.modseq > $2) ch ON mb.highestmodseq > $2"
+    " WHERE mb.id = $1"
+)
+"""A mailbox's MODSEQ, UIDVALIDITY, the (UID, flags) of its messages changed since $2
+(all of them for -1) and the UIDs expunged since."""
+
+
 class FlagTables:
     def __init__(self) -> None:
         self._tables: OrderedDict[int, FlagTable] = OrderedDict()
         self._held = 0
 
     async def get(self, conn: Any, mailbox_id: int) -> FlagTable:
-        """The mailbox's table now; *conn* is in a REPEATABLE READ transaction, so the
-        MODSEQ and the rows agree."""
-        row = await conn.fetchrow("SELECT highestmodseq, uidvalidity FROM mailboxes WHERE id = $1", mailbox_id)
+        """The mailbox's table now, read in one statement (so the MODSEQ and the rows
+        agree without a transaction): only what changed since the cached table, when
+        there is one."""
+        cached = self._tables.get(mailbox_id)
+        since = cached.modseq if cached is not None else -1
+        row = await conn.fetchrow(_SQL, mailbox_id, since)
         if row is None:
             self._drop(mailbox_id)
             raise MailboxNotFound("mailbox no longer exists")
-        hms, uidvalidity = int(row[0]), int(row[1])
-        cached = self._tables.get(mailbox_id)
-        if cached is not None and cached.uidvalidity == uidvalidity and cached.modseq == hms:
+        hms, uidvalidity, uids, flags, gone = int(row[0]), int(row[1]), row[2] or (), row[3] or (), row[4] or ()
+        if cached is not None and cached.uidvalidity != uidvalidity:
+            self._drop(mailbox_id)  # not this mailbox's table (ids are not reused, but be sure)
+            return await self.get(conn, mailbox_id)
+        if cached is not None and cached.modseq == hms:
             self._tables.move_to_end(mailbox_id)
             return cached
-        if cached is not None and cached.uidvalidity == uidvalidity and cached.modseq < hms:
+        if cached is not None:
             rows = {uid: cached.texts[fid] for uid, fid in zip(cached.uids, cached.flag_ids, strict=True)}
-            for r in await conn.fetch(
-                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2", mailbox_id, cached.modseq
-            ):
-                rows.pop(r[0], None)
-            for r in await conn.fetch(
-                "SELECT uid, flags FROM messages WHERE mailbox_id = $1 AND modseq > $2", mailbox_id, cached.modseq
-            ):
-                rows[r[0]] = r[1]
+            for uid in gone:
+                rows.pop(uid, None)
+            rows.update(zip(uids, flags, strict=True))
             table = build(hms, uidvalidity, rows, list(cached.texts))
         else:
-            found = await conn.fetch("SELECT uid, flags FROM messages WHERE mailbox_id = $1", mailbox_id)
-            table = build(hms, uidvalidity, {r[0]: r[1] for r in found}, [])
+            table = build(hms, uidvalidity, dict(zip(uids, flags, strict=True)), [])
         self._put(mailbox_id, table)
         return table
 

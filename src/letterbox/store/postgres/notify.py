@@ -44,6 +44,13 @@ def encode(sender: str, change: Change) -> str:
     return text
 
 
+def around_modseq(sender: str, account: str, mailbox_id: int, kind: str) -> tuple[str, str]:
+    """For a statement that takes the MODSEQ itself: the payload of a change with no
+    old name, entries nor user is `head || modseq || tail || json_build_array(name, '',
+    '[]'::json, '')` (the JSON decode reads)."""
+    return f"{account} {mailbox_id} ", f" {kind} {sender} "
+
+
 def decode(payload: str) -> tuple[str, Change] | None:
     """(sender, change) or None for a payload that is not ours."""
     try:
