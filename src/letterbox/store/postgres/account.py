@@ -111,6 +111,16 @@ _CHANGES_SQL = (
 """What changed in a mailbox since a MODSEQ, in one statement: the mailbox, the changed
 messages as arrays (with the reader's \\Seen when $4 names one) and the expunged UIDs."""
 
+_STORE_READ_SQL = (
+    "SELECT mb.highestmodseq, mb.keywords, mb.name, ch.uids, ch.flags, ch.modseqs FROM mailboxes mb"
+    " LEFT JOIN LATERAL (SELECT array_agg(m.uid ORDER BY m.uid) AS uids, array_agg(m.flags ORDER BY m.uid) AS flags,"
+    "  array_agg(m.modseq ORDER BY m.uid) AS modseqs FROM messages m"
+    "  WHERE m.mailbox_id = mb.id AND m.uid = ANY($3::bigint[])) ch ON true"
+    " WHERE mb.id = $1 AND mb.account_id = $2"
+)
+"""A mailbox's MODSEQ, keywords and name with the flags of some of its messages: what a
+STORE reads, in one snapshot."""
+
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -303,7 +313,7 @@ class PgAccount(AccountStore):
                 raise AssertionError("recent.claim moves the mark to UIDNEXT, as the statement does")
             return taken
 
-        return await self.db.run(body, one_statement=True)
+        return await self.db.run(body, autocommit=True)
 
     # --- messages: reading -----------------------------------------------------------------
     async def _seen(self, conn: Any, mailbox_id: int, reader: str, uids: Sequence[int] | None = None) -> set[int]:
@@ -581,7 +591,7 @@ class PgAccount(AccountStore):
 
         # Without a quota to check, keywords to record or a reader's \Seen, the
         # statement is the whole transaction: no BEGIN and COMMIT around it.
-        return await self.db.run(body, one_statement=not (checked or keywords or seen_by_reader))
+        return await self.db.run(body, autocommit=not (checked or keywords or seen_by_reader))
 
     @_op
     async def store_flags(
@@ -599,19 +609,7 @@ class PgAccount(AccountStore):
         given = flagrules.flags_to_store(flags, mode, self.limits, only)
         wanted = sorted(set(uids))
 
-        async def body(tx: Tx) -> list[MessageMeta]:
-            conn = tx.conn
-            mrow = await conn.fetchrow(
-                "SELECT highestmodseq, keywords, name FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE",
-                mailbox_id, self.account_id,
-            )
-            if mrow is None:
-                return []
-            rows = await conn.fetch(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
-                " ORDER BY uid", mailbox_id, wanted,
-            )
-            seen = await self._seen(conn, mailbox_id, reader, [r[0] for r in rows]) if reader else set()
+        def updates_of(rows: Iterable[tuple[int, str, int]], seen: set[int]) -> list[tuple[int, str, bool | None, frozenset[str]]]:
             updates: list[tuple[int, str, bool | None, frozenset[str]]] = []
             for uid, text, ms in rows:
                 if unchangedsince is not None and ms > unchangedsince:
@@ -626,6 +624,50 @@ class PgAccount(AccountStore):
                 else:
                     new_stored, mark = new, None
                 updates.append((int(uid), flag_text(new_stored), mark, new))
+            return updates
+
+        async def unlocked(tx: Tx) -> list[MessageMeta] | None:
+            """Read without a lock, then write only if the mailbox's MODSEQ is still the
+            one read (every change to its messages moves it): two statements, no
+            transaction. None: it moved meanwhile, or keywords grow (the locked way)."""
+            row = await tx.conn.fetchrow(_STORE_READ_SQL, mailbox_id, self.account_id, wanted)
+            if row is None:
+                return []
+            hms, known, name, uids_, texts, modseqs = tuple(row)
+            updates = updates_of(zip(uids_ or (), texts or (), modseqs or (), strict=True), set())
+            if not updates:
+                return []
+            if keywords_rule.accumulate(known.split(), given if mode != "remove" else (), self.limits, True):
+                return None
+            modseq = int(hms) + 1
+            change = Change(self.address, mailbox_id, modseq, "flags", name, "", current_origin())
+            if await tx.conn.fetchrow(
+                "WITH mb AS (UPDATE mailboxes SET highestmodseq = $2 WHERE id = $1 AND highestmodseq = $3 RETURNING id),"
+                " up AS (UPDATE messages m SET flags = u.flags, modseq = $2 FROM unnest($4::bigint[], $5::text[])"
+                "  AS u(uid, flags), mb WHERE m.mailbox_id = mb.id AND m.uid = u.uid)"
+                " SELECT mb.id, pg_notify($6, $7) FROM mb",
+                mailbox_id, modseq, int(hms), [u[0] for u in updates], [u[1] for u in updates],
+                tx.channel, tx.payload(change),
+            ) is None:
+                return None
+            self.note(mailbox_id, modseq)
+            tx.publish(change, notified=True)
+            return [MessageMeta(uid, flagset(flag_text(shown)), modseq) for uid, _, _, shown in updates]
+
+        async def body(tx: Tx) -> list[MessageMeta]:
+            conn = tx.conn
+            mrow = await conn.fetchrow(
+                "SELECT highestmodseq, keywords, name FROM mailboxes WHERE id = $1 AND account_id = $2 FOR UPDATE",
+                mailbox_id, self.account_id,
+            )
+            if mrow is None:
+                return []
+            rows = await conn.fetch(
+                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+                " ORDER BY uid", mailbox_id, wanted,
+            )
+            seen = await self._seen(conn, mailbox_id, reader, [r[0] for r in rows]) if reader else set()
+            updates = updates_of(rows, seen)
             if not updates:
                 return []
             modseq = int(mrow[0]) + 1
@@ -656,6 +698,10 @@ class PgAccount(AccountStore):
             tx.publish(change, notified=True)
             return [MessageMeta(uid, flagset(flag_text(shown)), modseq) for uid, _, _, shown in updates]
 
+        if reader is None:
+            done = await self.db.run(unlocked, autocommit=True)
+            if done is not None:
+                return done
         return await self.db.run(body)
 
     @_op

@@ -122,18 +122,19 @@ class Database:
         async with self.conn() as conn:
             return await conn.fetchval(sql, *args)
 
-    async def run(self, body: Callable[[Tx], Awaitable[T]], *, one_statement: bool = False) -> T:
+    async def run(self, body: Callable[[Tx], Awaitable[T]], *, autocommit: bool = False) -> T:
         """Run *body* in a transaction (again after a deadlock); publish its changes
-        after the commit. *one_statement*: the body runs a single statement (sending
-        its own NOTIFYs), atomic by itself, so no BEGIN and COMMIT are sent around it."""
+        after the commit. *autocommit*: no BEGIN and COMMIT around the body, each of its
+        statements commits by itself: its writes must be one statement (atomic alone),
+        which sends its own NOTIFYs."""
         for attempt in range(RETRIES):
             try:
                 async with self.pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
                     tx = Tx(conn, self.channel, self.sender)
-                    if one_statement:
+                    if autocommit:
                         result = await body(tx)
                         if any(not sent for _c, _a, sent in tx.changes):
-                            raise AssertionError("a one-statement body must send its own NOTIFYs")
+                            raise AssertionError("an autocommit body must send its own NOTIFYs")
                     else:
                         async with conn.transaction():
                             result = await body(tx)
