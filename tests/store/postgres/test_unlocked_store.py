@@ -1,5 +1,5 @@
-"""STORE without a lock: read, then write only if the mailbox's MODSEQ has not moved.
-A change made elsewhere in between sends it the locked way, losing nothing."""
+"""STORE and EXPUNGE without a lock: read, then write only if the mailbox's MODSEQ has
+not moved. A change made elsewhere in between sends them the locked way, losing nothing."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _msg(n: int) -> bytes:
 
 
 class _RacingConn:
-    """A connection whose STORE read lets *race* run right after it."""
+    """A connection whose unlocked reads let *race* run right after them."""
 
     def __init__(self, real: Any, race: Callable[[], Any]) -> None:
         self._real, self._race = real, race
@@ -30,9 +30,22 @@ class _RacingConn:
 
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         row = await self._real.fetchrow(sql, *args)
-        if sql == pgaccount._STORE_READ_SQL:
+        if sql in (pgaccount._STORE_READ_SQL, pgaccount._EXPUNGE_READ_SQL):
             await self._race()
         return row
+
+
+def _race_after_reads(store: Any, race: Callable[[], Any]) -> None:
+    real_run = store.db.run
+
+    async def run(body: Any, *, autocommit: bool = False) -> Any:
+        async def racing(tx: Any) -> Any:
+            tx.conn = _RacingConn(tx.conn, race)
+            return await body(tx)
+
+        return await real_run(racing if autocommit else body, autocommit=autocommit)
+
+    store.db.run = run
 
 
 def test_a_store_made_elsewhere_between_the_read_and_the_write_is_kept(pg: Callable[[Body], None]) -> None:
@@ -48,16 +61,7 @@ def test_a_store_made_elsewhere_between_the_read_and_the_write_is_kept(pg: Calla
                 raced.append(1)
                 await b.store_flags(inbox.id, [1], "add", ["\\Flagged"])
 
-        real_run = one.db.run
-
-        async def run(body: Any, *, autocommit: bool = False) -> Any:
-            async def racing(tx: Any) -> Any:
-                tx.conn = _RacingConn(tx.conn, race)
-                return await body(tx)
-
-            return await real_run(racing if autocommit else body, autocommit=autocommit)
-
-        one.db.run = run  # type: ignore[method-assign]
+        _race_after_reads(one, race)
         sub = one.subscribe(USER)
         with changes_by(3):
             got = await a.store_flags(inbox.id, [1], "add", ["\\Seen"])
@@ -93,5 +97,37 @@ def test_concurrent_stores_from_two_front_ends_lose_no_flag(pg: Callable[[Body],
         assert len(made) == len(set(made))  # each change its own MODSEQ
         status = await a.status("INBOX")
         assert status.mailbox.highestmodseq == max(made)
+
+    pg(go)
+
+
+def test_an_expunge_made_elsewhere_between_the_read_and_the_write_is_kept(pg: Callable[[Body], None]) -> None:
+    async def go(f: Fronts) -> None:
+        one, two = await f.store(), await f.store()
+        a, b = await one.account(USER), await two.account(USER)
+        for i in range(1, 4):
+            await a.append("INBOX", _msg(i))
+        inbox = await a.get_mailbox("INBOX")
+        raced: list[int] = []
+
+        async def race() -> None:
+            if not raced:
+                raced.append(1)
+                assert await b.expunge(inbox.id, [2]) == [2]
+                raced.append((await b.status("INBOX")).mailbox.highestmodseq)
+
+        _race_after_reads(one, race)
+        sub = one.subscribe(USER)
+        with changes_by(3):
+            gone = await a.expunge(inbox.id, [1, 2])
+        assert len(raced) == 2
+        assert gone == [1]  # 2 went through b meanwhile, and is not reported twice
+        _, metas = await b.snapshot("INBOX")
+        assert [m.uid for m in metas] == [3]
+        cs = await b.changes_since(inbox.id, 1)
+        assert cs.expunged == [1, 2]
+        mine = [c for c in sub.take() if c.origin == 3]
+        assert [(c.kind, c.modseq) for c in mine] == [("expunge", cs.highestmodseq)]
+        assert cs.highestmodseq > raced[1]  # a MODSEQ of its own, after b's
 
     pg(go)

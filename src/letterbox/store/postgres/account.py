@@ -121,6 +121,11 @@ _STORE_READ_SQL = (
 """A mailbox's MODSEQ, keywords and name with the flags of some of its messages: what a
 STORE reads, in one snapshot."""
 
+_EXPUNGE_READ_SQL = (
+    "SELECT highestmodseq, name, ARRAY(SELECT uid FROM messages WHERE mailbox_id = $1"
+    " AND uid = ANY($3::bigint[]) ORDER BY uid) FROM mailboxes WHERE id = $1 AND account_id = $2"
+)
+
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -343,9 +348,19 @@ class PgAccount(AccountStore):
     async def select_info(
         self, mailbox: str, *, reader: str | None = None
     ) -> tuple[Mailbox, Sequence[int], int | None]:
-        async with self.db.snapshot() as conn:
-            mbox = await self.mailbox_in(conn, mailbox)
-            table = await self._flag_table(conn, mbox.id, reader)
+        table: FlagTable | None = None
+        if reader is None:
+            # Two statements and no transaction: they agree when the table's MODSEQ is
+            # the mailbox's (a change in between moves it: read again in a snapshot).
+            async with self.db.conn() as conn:
+                mbox = await self.mailbox_in(conn, mailbox)
+                table = await self._store.flag_tables.get(conn, mbox.id)
+            if (table.modseq, table.uidvalidity) != (mbox.highestmodseq, mbox.uidvalidity):
+                table = None
+        if table is None:
+            async with self.db.snapshot() as conn:
+                mbox = await self.mailbox_in(conn, mailbox)
+                table = await self._flag_table(conn, mbox.id, reader)
         first = len(table.uids)
         for fid in table.counts:
             if SEEN not in table.texts[fid].split():
@@ -712,8 +727,35 @@ class PgAccount(AccountStore):
             if i and progress is not None:
                 await progress(i)
             batch = wanted[i : i + _EXPUNGE_BATCH]
-            gone.extend(await self.db.run(functools.partial(self._expunge_batch, mailbox_id, batch)))
+            done = await self.db.run(functools.partial(self._expunge_unlocked, mailbox_id, batch), autocommit=True)
+            if done is None:
+                done = await self.db.run(functools.partial(self._expunge_batch, mailbox_id, batch))
+            gone.extend(done)
         return gone
+
+    async def _expunge_unlocked(self, mailbox_id: int, uids: list[int], tx: Tx) -> list[int] | None:
+        """As STORE does: read without a lock, then delete only if the mailbox's MODSEQ
+        is still the one read; None when it moved (the locked way then)."""
+        conn = tx.conn
+        row = await conn.fetchrow(_EXPUNGE_READ_SQL, mailbox_id, self.account_id, uids)
+        if row is None or not row[2]:
+            return []
+        hms, name, there = int(row[0]), row[1], [int(u) for u in row[2]]
+        change = Change(self.address, mailbox_id, hms + 1, "expunge", name, "", current_origin())
+        done = await conn.fetchrow(
+            "WITH mb AS (UPDATE mailboxes SET highestmodseq = $3 WHERE id = $1 AND highestmodseq = $4 RETURNING id),"
+            " gone AS (DELETE FROM messages m USING mb WHERE m.mailbox_id = mb.id AND m.uid = ANY($2::bigint[])"
+            "  RETURNING m.uid),"
+            " ts AS (INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, uid, $3 FROM gone"
+            "  ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq)"
+            " SELECT (SELECT array_agg(uid ORDER BY uid) FROM gone), pg_notify($5, $6) FROM mb",
+            mailbox_id, there, hms + 1, hms, tx.channel, tx.payload(change),
+        )
+        if done is None:
+            return None
+        self.note(mailbox_id, hms + 1)
+        tx.publish(change, notified=True)
+        return [int(u) for u in done[0] or ()]
 
     async def _expunge_batch(self, mailbox_id: int, uids: list[int], tx: Tx) -> list[int]:
         conn = tx.conn
