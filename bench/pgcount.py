@@ -4,7 +4,8 @@
 On SIGUSR1 the process writes what it counted since the last signal to FILE (JSON:
 round trips, statements by SQL text, prepares, transactions, CPU seconds) and starts
 counting anew; bench/pgprobe.py signals between the operations it measures. With
-LETTERBOX_PGPROFILE=FILE a cProfile since the start is written there too (pstats).
+LETTERBOX_PGPROFILE=FILE a cProfile from the first signal on is written there too
+(pstats).
 A tool for measuring only: it patches asyncpg's Connection class.
 """
 
@@ -65,7 +66,7 @@ def _patch() -> None:
 
 
 def _dump(_sig: int, _frame: Any) -> None:
-    global _cpu0
+    global _cpu0, _profile
     path = os.environ["LETTERBOX_PGCOUNT"]
     cpu = time.process_time()
     out = {"totals": dict(_totals), "cpu_s": cpu - _cpu0, "sql": dict(_sql.most_common())}
@@ -78,16 +79,15 @@ def _dump(_sig: int, _frame: Any) -> None:
         _profile.disable()  # cumulative: the file holds every span so far
         _profile.dump_stats(os.environ["LETTERBOX_PGPROFILE"])
         _profile.enable()
+    elif os.environ.get("LETTERBOX_PGPROFILE"):
+        _profile = cProfile.Profile()  # from the first signal on: start-up left out
+        _profile.enable()
     _cpu0 = time.process_time()
 
 
 def main() -> None:
-    global _profile
     _patch()
     signal.signal(signal.SIGUSR1, _dump)
-    if os.environ.get("LETTERBOX_PGPROFILE"):
-        _profile = cProfile.Profile()
-        _profile.enable()
     from letterbox.cli.main import main as letterbox
 
     letterbox()

@@ -6,8 +6,9 @@ Starts one front end (bench/pgcount.py: asyncpg counted) on a database of its ow
 fills an account as the IMAP stress mix does (20 messages), then runs the mix's loop
 (LOGIN, SELECT, FETCH 1:* FLAGS, 3 pipelined BODY.PEEK[], 2 STOREs, EXPUNGE, APPEND,
 LOGOUT) and LMTP deliveries to one and to four recipients, one client at a time, and
-prints the counts per operation averaged over --loops (the first loop, which warms the
-statement caches, is left out). With --profile, a cProfile of the measured loops
+prints the counts and the front end's CPU per operation averaged over --loops (the
+first loop, which warms the statement caches, is left out), and the CPU of the
+PostgreSQL processes per IMAP loop (sampled from /proc: ticks of 10 ms). With --profile, a cProfile of the measured loops
 (front end only) is written to FILE.
 """
 
@@ -28,7 +29,7 @@ from typing import Any
 
 from .clients import Corpus, IMAPClient, LMTPClient
 from .fronts import PgFronts
-from .servers import _tail
+from .servers import _tail, cpu_seconds, postgres_backends
 
 PASSWORD = "bench-password"
 SENDER = "probe@example.org"
@@ -77,8 +78,14 @@ class Counted:
         self.proc.wait(20)
 
 
-async def probe(srv: Counted, loops: int, corpus: Corpus) -> dict[str, list[dict[str, Any]]]:
+def pg_cpu(database: str) -> float:
+    """CPU seconds of the PostgreSQL processes serving *database* now."""
+    return sum(sum(cpu_seconds(pid)) for pid in postgres_backends(database))
+
+
+async def probe(srv: Counted, loops: int, corpus: Corpus, database: str) -> dict[str, list[dict[str, Any]]]:
     per: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    pg_total = 0.0
     user = "imap00@example.com"
     pool = [corpus.message(f"probe-append-{k}", 4000, user) for k in range(8)]
     await srv.take()
@@ -88,6 +95,7 @@ async def probe(srv: Counted, loops: int, corpus: Corpus) -> dict[str, list[dict
             if _loop:
                 per[name].append(got)
 
+        pg0 = pg_cpu(database)
         c = await IMAPClient.connect("127.0.0.1", srv.imap)
         await step("connect")
         await c.login(user, PASSWORD)
@@ -110,6 +118,8 @@ async def probe(srv: Counted, loops: int, corpus: Corpus) -> dict[str, list[dict
         c.abort()
         await asyncio.sleep(0.05)
         await step("LOGOUT")
+        if loop:
+            pg_total += pg_cpu(database) - pg0
         lm = await LMTPClient.connect("127.0.0.1", srv.lmtp)
         await lm.deliver(SENDER, "d00@example.com", corpus.message(f"probe-lmtp-{loop}", 4000, "d00@example.com"))
         await step("LMTP 1 rcpt")
@@ -124,6 +134,7 @@ async def probe(srv: Counted, loops: int, corpus: Corpus) -> dict[str, list[dict
             await lm.reader.readline()
         await lm.quit()
         await step("LMTP 4 rcpts")
+    per["PostgreSQL CPU per IMAP loop"] = [{"totals": {}, "cpu_s": pg_total / loops, "sql": {}}]
     return per
 
 
@@ -143,7 +154,7 @@ def report(per: dict[str, list[dict[str, Any]]]) -> None:
         k = len(runs)
         print(f"{name:24} {t['round_trips'] / k:11.1f} {t['statements'] / k:10.1f} {t['prepares'] / k:8.1f}"
               f" {t['transactions'] / k:5.1f} {1000 * cpu / k:7.1f}")
-        if not name.startswith("LMTP"):
+        if not name.startswith(("LMTP", "PostgreSQL")):
             whole.update({kk: v / k for kk, v in t.items()})
             whole["cpu_ms"] += 1000 * cpu / k
             imap_ops += 1
@@ -178,7 +189,7 @@ def main() -> None:
                 for j, size in enumerate(corpus.sizes("fill", 20, 2000, 20000)):
                     await lm.deliver(SENDER, users[0], corpus.message(f"fill-{j}", size, users[0]))
                 await lm.quit()
-                return await probe(srv, args.loops, corpus)
+                return await probe(srv, args.loops, corpus, fronts.database)
 
             per = asyncio.run(fill_and_probe())
             report(per)
