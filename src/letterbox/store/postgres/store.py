@@ -83,7 +83,10 @@ class PostgresStore(Store):
         return store
 
     def _settings(self) -> dict[str, str]:
-        settings = {"application_name": "letterbox"}
+        # Every statement is prepared once per connection (asyncpg's cache) and keyed by
+        # a mailbox or account id: the generic plan fits all, and is not planned again
+        # for each of the first executions on every pooled connection.
+        settings = {"application_name": "letterbox", "plan_cache_mode": "force_generic_plan"}
         if self.schema is not None:
             settings["search_path"] = f'"{self.schema}"'
         return settings
