@@ -303,13 +303,17 @@ class PgAccount(AccountStore):
             return recent.recent_range(int(row[0]), int(row[1]))
 
         async def body(tx: Tx) -> tuple[int, int]:
-            # One statement: the old mark under the row lock, moved to UIDNEXT (what
-            # recent.claim does) only when it is not there already.
+            # One statement: the mark moves to UIDNEXT (what recent.claim does) under
+            # the row lock, taken only when there is something to claim (a lock alone
+            # makes the statement a write, with its WAL flush at commit).
             row = await tx.conn.fetchrow(
-                "WITH old AS (SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1 FOR UPDATE),"
+                "WITH cur AS (SELECT recent_uid, uidnext FROM mailboxes WHERE id = $1),"
+                " old AS (SELECT m.recent_uid, m.uidnext FROM mailboxes m, cur"
+                "  WHERE m.id = $1 AND cur.recent_uid <> cur.uidnext FOR UPDATE OF m),"
                 " moved AS (UPDATE mailboxes m SET recent_uid = old.uidnext FROM old"
                 "  WHERE m.id = $1 AND old.recent_uid <> old.uidnext)"
-                " SELECT recent_uid, uidnext FROM old", mailbox_id,
+                " SELECT coalesce(old.recent_uid, cur.recent_uid), coalesce(old.uidnext, cur.uidnext)"
+                " FROM cur LEFT JOIN old ON true", mailbox_id,
             )
             if row is None:
                 raise MailboxNotFound("mailbox no longer exists")
