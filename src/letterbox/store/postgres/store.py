@@ -32,6 +32,10 @@ log = logging.getLogger("letterbox.store")
 CHANNEL = "letterbox"
 MAX_HANDLES = 10_000
 """Account handles cached (the most recently opened); a handle is a few ids, no connection."""
+STATEMENT_CACHE = 512
+"""Prepared statements kept per pooled connection: every statement the store sends (FETCH
+builds one per set of items) stays prepared, where asyncpg's 100 could make a busy
+connection prepare the same ones again and again."""
 _OPEN_LOCK = 0x6C62_6F70  # "lbop": one opening of an address at a time, across front ends
 
 
@@ -121,6 +125,7 @@ class PostgresStore(Store):
                 self._pool = await asyncpg.create_pool(
                     self.dsn, min_size=0, max_size=self.pool_size, server_settings=self._settings(),
                     max_inactive_connection_lifetime=300, reset=_keep_session,
+                    statement_cache_size=STATEMENT_CACHE,
                 )
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
                 raise translate(e) from e
