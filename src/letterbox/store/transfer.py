@@ -165,7 +165,7 @@ async def _copy_messages(
 
 async def _copy_acl_and_metadata(src: AccountStore, dst: AccountStore, name: str) -> None:
     acl = await src.get_acl(name)
-    for identifier, rights in (await dst.get_acl(name)).items():
+    for identifier in await dst.get_acl(name):
         if identifier not in acl:
             await dst.set_acl(name, identifier, "")
     for identifier, rights in acl.items():
