@@ -262,6 +262,15 @@ def test_refusals_are_one_clear_line(make_server: object, tls_pair: tuple[Path, 
     refused(result, "cannot connect to the PostgreSQL store")
     assert "hunter2" not in result.stderr
 
+    # A front end with a data directory of its own serves the destination's database.
+    dsn = new_database()
+    front = make_server(store_extra=f'backend = "postgresql"\ndsn = "{dsn}"')  # type: ignore[operator]
+    assert front.home != src.home
+    into = ServerProcess(tmp_path / "into", tls_pair, store_extra=f'backend = "postgresql"\ndsn = "{dsn}"')
+    refused(copy(src, into), "running Letterbox front ends", "stop them")
+    front.stop()
+    assert copy(src, into).returncode == 0
+
 
 @pytest.fixture(autouse=True)
 def _no_faults(monkeypatch: pytest.MonkeyPatch) -> None:

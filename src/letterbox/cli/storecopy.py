@@ -27,7 +27,7 @@ from ..auth.directory import Account, Directory, DirectoryError, normalize_addre
 from ..config import ConfigError, Settings, load
 from ..store import faults
 from ..store.api import Store, StoreError
-from ..store.factory import migrate_store, open_store
+from ..store.factory import clients_connected, migrate_store, open_store
 from ..store.transfer import Advance, Tally, copy_account, size_of
 from .admin import human_size
 from .common import console, fail
@@ -146,6 +146,18 @@ def _check_adoptable(directory: Directory, account: Account) -> None:
         )
 
 
+async def _check_alone(side: _Side) -> None:
+    """Front ends on the same PostgreSQL database with data directories of their own
+    are not held off by the lock: their sessions in the database say they are there."""
+    try:
+        others = await clients_connected(side.settings)
+    except StoreError as e:
+        fail(f"{side.label}: {e}")
+    if others:
+        fail(f"{side.label}: {others} connection(s) of running Letterbox front ends to its database;"
+             " stop them before copying")
+
+
 async def _open(side: _Side) -> Store:
     try:
         await migrate_store(side.settings)  # a clear line when PostgreSQL cannot be reached
@@ -161,6 +173,8 @@ async def _open(side: _Side) -> Store:
 
 async def _copy(src: _Side, dst: _Side, accounts: list[Account]) -> list[tuple[str, Tally]]:
     try:
+        await _check_alone(src)
+        await _check_alone(dst)
         src_store, dst_store = await _open(src), await _open(dst)
         return await _copy_accounts(src_store, dst_store, accounts)
     finally:
