@@ -114,3 +114,18 @@ def test_a_destination_mailbox_that_held_other_mail_is_refused(backend: Harness)
         assert (await dst.status("INBOX")).messages == 1
 
     backend.run(go)
+
+
+def test_many_imports_leave_uidnext_where_the_last_uid_puts_it(backend: Harness) -> None:
+    async def go(c: Contract) -> None:
+        acc = await c.account()
+        inbox = await acc.get_mailbox("INBOX")
+        for uid in [*range(1, 301), 5000]:
+            await acc.import_message(inbox.id, ImportedMessage(uid, message(uid), frozenset(), 1.0))
+        await acc.raise_marks(inbox.id, 5003, 1)
+        # Another handle (another process) opening the account finds the same marks.
+        again = await (await c.account()).get_mailbox("INBOX")
+        assert again.uidnext == 5003
+        assert (await acc.append("INBOX", message(0))).uid == 5003
+
+    backend.run(go)

@@ -1116,7 +1116,7 @@ class MaildirAccount(AccountStore):
         faults.point("append.written")
         final: str | None = None
         try:
-            await self.reserve_ahead(mailbox_id, 1 if imported is None else imported.uid)
+            await self.reserve_ahead(mailbox_id, 1 if imported is None else self._uids_to(mailbox_id, imported.uid))
             await self.ensure_letters(mailbox_id, given)
             async with self.write() as db:
                 if imported is not None:
@@ -1148,6 +1148,12 @@ class MaildirAccount(AccountStore):
             self._store.names_changed(self, mailbox_id)  # the reader's mark to its side file
         self.publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
+
+    def _uids_to(self, mailbox_id: int, uid: int) -> int:
+        """How many UIDs from UIDNEXT up to *uid*: what an import uses up (reserving
+        more would leave the folder file ahead of the index, as after a lost commit)."""
+        row = self.db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        return max(1, uid - int(row[0]) + 1) if row is not None else 1
 
     @staticmethod
     def _skip_to_uid(db: sqlite3.Connection, mailbox_id: int, uid: int) -> None:
