@@ -122,7 +122,14 @@ async def _copy_messages(
     src: AccountStore, mbox: Mailbox, dst: AccountStore, target: Mailbox, tally: Tally, step: Advance
 ) -> None:
     _, source = await src.snapshot(mbox.name)
-    _, present = await dst.snapshot(target.name)
+    target, present = await dst.snapshot(target.name)
+    if target.uidnext > mbox.uidnext:
+        # Only the destination gave these UIDs: it has taken mail of its own since an
+        # earlier copy (served meanwhile). Going on would expunge that mail.
+        raise TransferError(
+            f"{dst.address}: mailbox {mbox.name!r} at the destination has UIDNEXT {target.uidnext}, above the"
+            f" source's {mbox.uidnext}: it has taken mail since it was copied; not copying into it"
+        )
     have = {m.uid: m.flags for m in present}
     wanted = {m.uid for m in source}
     # A previous run copied these, and the source has expunged them since.

@@ -101,6 +101,12 @@ def test_copying_an_account_twice_copies_each_message_once(backend: Harness) -> 
         assert [(m.uid, m.flags) for m in (await dst.snapshot("INBOX"))[1]] == \
             [(m.uid, m.flags) for m in (await src.snapshot("INBOX"))[1]]
 
+        # The destination served and took mail of its own: a third run would lose it.
+        await dst.append("INBOX", message(8))
+        with pytest.raises(TransferError, match="taken mail since"):
+            await copy_account(src, dst)
+        assert (await dst.status("INBOX")).messages == 5
+
     backend.run(go)
 
 
