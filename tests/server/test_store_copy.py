@@ -5,9 +5,11 @@ copy (kill -9) run again copies each message once, and the refusals are one clea
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
 import poplib
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from letterbox.store.maildir import MaildirStore
 from tests.conftest import ServerProcess
 from tests.server.pgserve import new_database
 
@@ -234,6 +237,46 @@ def test_a_copy_killed_midway_goes_on_and_copies_each_message_once(
         assert state(pg, ANN) == before
     finally:
         pg.stop()
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_goes_on(tls_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    src = ServerProcess(tmp_path / "src", tls_pair)
+    src.add_user(ANN, PW)
+    account = src.directory().require(ANN)
+
+    async def fill() -> None:
+        store = MaildirStore(src.home / "data" / "mail")
+        try:
+            acc = await store.account(ANN, account.incarnation)
+            for n in range(600):
+                await acc.append("INBOX", f"Subject: {n}\r\n\r\n".encode() + b"x" * 2000, ["\\Seen"] if n % 2 else [])
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    dst = ServerProcess(tmp_path / "dst", tls_pair)
+    env = dict(src.env, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "letterbox", "store", "copy", "--from", str(src.config), "--to", str(dst.config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=src.home,
+    )
+    assert proc.stdout is not None
+    while not (line := proc.stdout.readline()).strip().startswith(ANN.encode()):  # its account's copy begins
+        assert line, "the copy ended before it began the account"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"run the same command again" in err and b"Traceback" not in err, err
+    done = copy(src, dst)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "600 there already" not in done.stdout  # the first run stopped part way
+    src.start()
+    dst.start()
+    try:
+        assert state(dst, ANN) == state(src, ANN)
+    finally:
+        src.stop()
+        dst.stop()
 
 
 def test_refusals_are_one_clear_line(make_server: object, tls_pair: tuple[Path, Path], tmp_path: Path) -> None:
