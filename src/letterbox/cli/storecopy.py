@@ -127,12 +127,12 @@ def copy(source: Path, dest: Path, only: str | None) -> None:
 
 
 def _accounts(directory: Directory, only: str | None) -> list[Account]:
-    if only is None:
-        return directory.list()
     try:
-        return [directory.require(normalize_address(only))]
+        return directory.list() if only is None else [directory.require(normalize_address(only))]
     except DirectoryError as e:
         fail(f"source: {e}")
+    except sqlite3.Error as e:
+        fail(f"source: the account directory cannot be read: {e}")
 
 
 def _check_adoptable(directory: Directory, account: Account) -> None:
@@ -212,6 +212,8 @@ async def _copy_accounts(src: Store, dst: Store, accounts: list[Account]) -> lis
                 tallies.append((address, await copy_account(acc, target, step)))
     except StoreError as e:
         fail(f"{address}: {e}" if address and address not in str(e) else str(e))
+    except OSError as e:
+        fail(f"{address}: {e.strerror or e}")
     return tallies
 
 
