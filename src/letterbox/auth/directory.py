@@ -292,6 +292,34 @@ class Directory:
         self._forget()  # this connection's own commits leave data_version as it is
         return self.require(addr)
 
+    def adopt(self, account: Account) -> Account:
+        """Take *account* from another directory with every field as it is there
+        (`letterbox store copy`): its incarnation above all, which its mail carries. One
+        already here with the same incarnation is left as it is; with another, it is a
+        different account of the same address, and DirectoryError says so."""
+        addr = normalize_address(account.address)
+        row = self.db.execute("SELECT incarnation, deleting FROM accounts WHERE address = ?", (addr,)).fetchone()
+        if row is None:
+            try:
+                self.db.execute(
+                    f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (addr, account.password_hash, int(account.enabled), " ".join(_check_protocols(account.protocols)),
+                     account.quota.bytes, account.quota.messages, account.created, account.incarnation,
+                     account.scram, account.disabled_message),
+                )
+            except sqlite3.IntegrityError:  # added meanwhile by another process
+                return self.adopt(account)
+            self._forget()
+            return self.require(addr)
+        if row[1]:
+            raise DirectoryError(f"account {addr!r} is being deleted at the destination; try again in a moment")
+        if row[0] != account.incarnation:
+            raise DirectoryError(
+                f"account {addr!r} exists at the destination as another account (incarnation {row[0]},"
+                f" not {account.incarnation}): its mail would mix with this one's; delete it there first"
+            )
+        return self.require(addr)
+
     def mark_deleted(self, address: str, keep_mail: bool = False) -> Account:
         """First step of deleting: the account disappears from every lookup at once; its
         mail goes when the data directory's holder calls finish_delete."""

@@ -12,6 +12,7 @@ import click
 from ..store.api import StoreError
 from ..store.factory import migrate_store
 from .common import console, fail, settings_from
+from .storecopy import copy
 
 
 @click.group()
@@ -39,5 +40,7 @@ def migrate(ctx: click.Context) -> None:
     else:
         console.print(f"schema migrated from version [cyan]{done.before}[/] to [cyan]{done.after}[/]")
 
+
+store.add_command(copy)
 
 COMMANDS = [store]
