@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import datalock, metrics
-from ..auth.directory import SERVICES
+from ..auth.directory import BUSY, SERVICES
 from ..config import Settings, parse_listen
 from ..policy import configured, effective
 from ..service.context import Context
@@ -437,7 +436,7 @@ class Server:
         if logins:
             try:
                 self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
-            except sqlite3.OperationalError:  # another process is writing: next round
+            except BUSY:  # another process is writing, or the database is away: next round
                 for key, value in logins.items():
                     metrics.LAST_LOGINS.pending.setdefault(key, value)
         if self.usage.scanned:

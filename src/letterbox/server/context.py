@@ -4,7 +4,7 @@ service.context's: protocols use it without importing the server)."""
 from __future__ import annotations
 
 from ..auth.authenticator import Authenticator
-from ..auth.directory import Directory
+from ..auth.factory import open_directory
 from ..config import Settings
 from ..policy import effective
 from ..service.context import Context
@@ -18,7 +18,7 @@ def build_context(settings: Settings, exclusive: bool = True) -> Context:
     this process holds the data directory (see letterbox.datalock)."""
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    directory = Directory(data / "accounts.sqlite")
+    directory = open_directory(settings)
     store = open_store(settings, exclusive=exclusive)
     spool = data / "spool"
     spool.mkdir(exist_ok=True)
