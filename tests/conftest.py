@@ -16,8 +16,8 @@ import pytest
 
 from letterbox.auth.directory import Directory
 from letterbox.auth.factory import open_directory
-from letterbox.config import load
 from letterbox.auth.passwords import make_secrets
+from letterbox.config import load
 from letterbox.store.api import Quota
 
 REQUIRE_CLIENTS = os.environ.get("LETTERBOX_REQUIRE_CLIENTS") == "1"
