@@ -70,7 +70,7 @@ class PgConnections:
         self._pool: Any = None
         self._failures = 0
         self._down_until = 0.0
-        self._listen_task: concurrent.futures.Future[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._closed = False
 
     def settings(self) -> dict[str, str]:
@@ -133,8 +133,11 @@ class PgConnections:
         """Keep a LISTEN connection on *channel* + its schema: *on_notice* for each
         notice, *on_listening* each time listening (re)starts, as notices may have been
         missed meanwhile."""
-        if self._listen_task is None:
-            self._listen_task = asyncio.run_coroutine_threadsafe(self._keep_listening(channel), self._loop)
+        def start() -> None:
+            if self._listen_task is None and not self._closed:
+                self._listen_task = self._loop.create_task(self._keep_listening(channel))
+
+        self._loop.call_soon_threadsafe(start)
 
     async def _keep_listening(self, prefix: str) -> None:
         delay = 0.1
@@ -174,6 +177,8 @@ class PgConnections:
         async def shut() -> None:
             if self._listen_task is not None:
                 self._listen_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._listen_task
             if self._pool is not None:
                 try:
                     await asyncio.wait_for(self._pool.close(), 2)

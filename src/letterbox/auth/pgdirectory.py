@@ -66,6 +66,8 @@ def _account(r: Any) -> Account:
 class PgDirectory(Directory):
     """`Directory` on a PostgreSQL database (its schema *schema*, else the search path)."""
 
+    shared = True
+
     def __init__(self, dsn: str, schema: str | None = None, listen: bool = True) -> None:
         self.path = None  # type: ignore[assignment]
         self.db = None  # type: ignore[assignment]
