@@ -21,6 +21,7 @@ database is away; anything else raises `DirectoryUnavailable` (a temporary failu
 from __future__ import annotations
 
 import builtins
+import logging
 import secrets
 import threading
 import time
@@ -49,6 +50,7 @@ from .passwords import Secrets, hash_password
 from .pgconn import PgConnections
 
 T = TypeVar("T")
+log = logging.getLogger("letterbox.auth")
 
 CHANNEL = "letterbox_directory."
 """Followed by the schema's name (see migration 0002)."""
@@ -78,6 +80,8 @@ class PgDirectory(Directory):
         self._domains: frozenset[str] | None = None
         self._pending: builtins.list[PendingDeletion] | None = None
         self._decoy: bytes | None = None
+        self._last_switches: dict[str, bool] = {}
+        self._last_policies: dict[str, str] = {}
         # Nothing is asked of the database here: a front end starts while it is away,
         # and answers with temporary failures until it is back.
         self.pg = PgConnections(dsn, schema, self._notice, self._notice)
@@ -246,8 +250,11 @@ class PgDirectory(Directory):
             if self._pending is not None:
                 return builtins.list(self._pending)
             generation = self._generation
-        rows = self.pg.call(lambda c: c.fetch(
-            "SELECT address, incarnation, deleting FROM directory_accounts WHERE deleting <> 0"))
+        try:
+            rows = self.pg.call(lambda c: c.fetch(
+                "SELECT address, incarnation, deleting FROM directory_accounts WHERE deleting <> 0"))
+        except DirectoryUnavailable:
+            return []  # they wait: finished once the database is back (its return is a change)
         found = [PendingDeletion(a, i, d == 2) for a, i, d in rows]
         with self._lock:
             if generation == self._generation:
@@ -314,8 +321,15 @@ class PgDirectory(Directory):
 
     # --- server-wide switches and policies -----------------------------------------------------
     def switches(self) -> dict[str, bool]:
-        rows = self.pg.call(lambda c: c.fetch("SELECT service, enabled FROM directory_switches"))
-        return {s: bool(e) for s, e in rows}
+        """As last read while the database is away (none at a start without it: the
+        config decides until it is back, when the reconnection counts as a change)."""
+        try:
+            rows = self.pg.call(lambda c: c.fetch("SELECT service, enabled FROM directory_switches"))
+        except DirectoryUnavailable as e:
+            log.warning("protocol switches as last known: %s", e)
+            return dict(self._last_switches)
+        self._last_switches = {s: bool(e) for s, e in rows}
+        return dict(self._last_switches)
 
     def set_switch(self, service: str, enabled: bool) -> None:
         self._check_service(service)
@@ -324,8 +338,14 @@ class PgDirectory(Directory):
             " ON CONFLICT (service) DO UPDATE SET enabled = excluded.enabled", service, enabled))
 
     def policies(self) -> dict[str, str]:
-        rows = self.pg.call(lambda c: c.fetch("SELECT key, value FROM directory_policies"))
-        return {k: v for k, v in rows}
+        """As last read while the database is away (see switches)."""
+        try:
+            rows = self.pg.call(lambda c: c.fetch("SELECT key, value FROM directory_policies"))
+        except DirectoryUnavailable as e:
+            log.warning("policies as last known: %s", e)
+            return dict(self._last_policies)
+        self._last_policies = {k: v for k, v in rows}
+        return dict(self._last_policies)
 
     def set_policy(self, key: str, value: str | None) -> None:
         if value is None:

@@ -270,18 +270,26 @@ class Server:
         tmp.replace(path)
 
     # --- accounts changing under open sessions -------------------------------------------
-    def _enforce_accounts(self) -> None:
-        """End sessions whose account was deleted, disabled or lost the protocol."""
+    def _enforce_accounts(self) -> bool:
+        """End sessions whose account was deleted, disabled or lost the protocol; False
+        when some account could not be looked up (a shared directory out of reach):
+        its sessions go on, and it is looked at again at the next poll."""
+        done = True
         for service, conns in self.connections.items():
             for conn in list(conns):
                 user = conn.session.user
                 if user is None:
                     continue
-                acc = self.ctx.directory.get(user)
+                try:
+                    acc = self.ctx.directory.get(user)
+                except StoreError:
+                    done = False
+                    continue
                 if acc is None or not acc.enabled:
                     conn.request_shutdown("account disabled by the administrator")
                 elif service not in acc.protocols:
                     conn.request_shutdown(f"{service.upper()} access disabled for this account")
+        return done
 
     async def _on_directory_change(self) -> None:
         self.ctx.auth.cache.flush()
@@ -443,8 +451,7 @@ class Server:
             await self.usage.flush()
 
     async def _accounts_chore(self) -> None:
-        if self._accounts_changed:
-            self._enforce_accounts()
+        if self._accounts_changed and self._enforce_accounts():
             self._accounts_changed = False  # only once it went through
         if self.ctx.directory.pending_deletions():
             await self._finish_deletions()
@@ -487,6 +494,8 @@ class Server:
                         continue
                     if n:
                         log.info("pop3 expire: deleted %d messages of %s older than %d days", n, acc.address, days)
+            except StoreError as e:
+                log.warning("POP3 expiry run failed: %s", e)
             except Exception:
                 log.exception("POP3 expiry run failed")
             await asyncio.sleep(EXPIRE_INTERVAL)
@@ -497,6 +506,8 @@ class Server:
                 n = await self.retention.run()
                 if n:
                     log.info("auto-expunge removed %d messages from Trash and Junk folders", n)
+            except StoreError as e:
+                log.warning("auto-expunge run failed: %s", e)
             except Exception:
                 log.exception("auto-expunge run failed")
             await asyncio.sleep(RETENTION_INTERVAL)
@@ -504,6 +515,9 @@ class Server:
     async def _scan_usage(self) -> None:
         try:
             await self.usage.scan_all()
+        except StoreError as e:  # the store or a shared directory is out of reach
+            log.warning("measuring the accounts' mail failed: %s; the console's usage figures may lag", e)
+            self.usage.scanned = True
         except Exception:
             log.exception("measuring the accounts' mail failed; the console's usage figures may lag")
             self.usage.scanned = True
