@@ -287,6 +287,10 @@ class Directory:
         answers without holding the loop; this one is a local file, and fast."""
         return self.get(address)
 
+    async def prefetch(self, addresses: Iterable[str]) -> None:
+        """Look these up ahead of synchronous get()s (a shared directory: in one query,
+        off the event loop). Nothing to do for a local file."""
+
     def require(self, address: str) -> Account:
         acc = self.get(normalize_address(address))
         if acc is None:

@@ -176,6 +176,18 @@ class PgDirectory(Directory):
         self._remember(generation, key, account)
         return account
 
+    async def prefetch(self, addresses: Iterable[str]) -> None:
+        with self._lock:
+            keys = sorted({a.strip().lower() for a in addresses} - self._accounts.keys())
+            generation = self._generation
+        if not keys:
+            return
+        rows = await self.pg.acall(lambda c: c.fetch(
+            f"SELECT {_COLS} FROM directory_accounts WHERE address = ANY($1::text[]) AND deleting = 0", keys))
+        found = {r[0]: _account(r) for r in rows}
+        for key in keys:
+            self._remember(generation, key, found.get(key))
+
     def list(self) -> builtins.list[Account]:
         rows = self.pg.call(lambda c: c.fetch(
             f"SELECT {_COLS} FROM directory_accounts WHERE deleting = 0 ORDER BY address"), wait=10)

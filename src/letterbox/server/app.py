@@ -291,10 +291,18 @@ class Server:
                     conn.request_shutdown(f"{service.upper()} access disabled for this account")
         return done
 
+    async def _look_up_session_accounts(self) -> None:
+        """Every logged-in account, looked up in one go before _enforce_accounts asks
+        one by one (a shared directory answers them off the event loop)."""
+        users = {c.session.user for conns in self.connections.values() for c in conns if c.session.user}
+        with contextlib.suppress(StoreError):  # unreachable: _enforce_accounts tries later
+            await self.ctx.directory.prefetch(users)
+
     async def _on_directory_change(self) -> None:
         self.ctx.auth.cache.flush()
         self.refresh_policy()
         await self.apply_switches()
+        await self._look_up_session_accounts()
         self._enforce_accounts()
         await self._finish_deletions()
 
@@ -451,6 +459,8 @@ class Server:
             await self.usage.flush()
 
     async def _accounts_chore(self) -> None:
+        if self._accounts_changed:
+            await self._look_up_session_accounts()
         if self._accounts_changed and self._enforce_accounts():
             self._accounts_changed = False  # only once it went through
         if self.ctx.directory.pending_deletions():

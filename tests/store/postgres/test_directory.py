@@ -164,6 +164,7 @@ def test_an_unreachable_database_is_a_quick_temporary_failure_and_cached_lookups
         two: tuple[PgDirectory, PgDirectory], where: tuple[str, str]) -> None:
     a, _b = two
     a.add("ann@example.com", make_secrets("pw"))
+    a.add("cid@example.com", make_secrets("pw"))
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -178,11 +179,14 @@ def test_an_unreachable_database_is_a_quick_temporary_failure_and_cached_lookups
         assert dead.add_scram("ann@example.com", "h", "s") is False
     finally:
         dead.close()
-    # A handle whose database goes away keeps what it has looked up.
+    # A handle whose database goes away keeps what it has looked up, one by one or in
+    # one go (prefetch: the accounts of open sessions, before they are checked).
     assert a.get("ann@example.com") is not None
+    asyncio.run(a.prefetch(["CID@example.com", "ghost@example.com", "ann@example.com"]))
     a.pg.dsn = f"postgresql://postgres@127.0.0.1:{port}/x"
     a.pg._pool.terminate()
     a.pg._pool = None
-    assert a.get("ann@example.com") is not None
+    assert a.get("ann@example.com") is not None and a.get("cid@example.com") is not None
+    assert a.get("ghost@example.com") is None
     with pytest.raises(DirectoryUnavailable):
         a.get("bob@example.com")
