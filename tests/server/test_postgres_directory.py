@@ -336,3 +336,31 @@ def test_a_front_end_adopts_its_local_accounts_into_an_empty_shared_directory(ma
     import asyncio
 
     assert asyncio.run(incarnation()) == before[USER].incarnation
+
+
+def test_delete_through_one_front_end_ends_sessions_everywhere_and_the_address_starts_empty(
+        fronts: tuple[ServerProcess, ServerProcess]) -> None:
+    a, b = fronts
+    add(a, USER)
+    assert lmtp(b, USER, msg(1)) == {}
+    on_b = login(b, USER)
+    on_b.select("INBOX")
+    a.cli("user", "del", USER, "--yes")
+
+    def dropped() -> bool:
+        try:
+            on_b.noop()
+        except (imaplib.IMAP4.abort, OSError):
+            return True
+        return False
+
+    assert wait_for(dropped, 5.0), "B kept the deleted account's session"
+    assert wait_for(lambda: USER not in a.cli("user", "list").stdout, 10.0)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        login(b, USER)
+    add(b, USER, "again")
+    conn = login(a, USER, "again")
+    try:
+        assert conn.select("INBOX", readonly=True) == ("OK", [b"0"])  # none of the old owner's mail
+    finally:
+        conn.logout()

@@ -361,6 +361,10 @@ class Server:
         for pending in directory.pending_deletions():
             self._end_sessions(pending.address, "account deleted by the administrator")
             try:
+                # A shared directory: another front end may have finished it, and the
+                # address been given to a new account, since the list was read.
+                if directory.shared and not directory.is_deleting(pending.address):
+                    continue
                 await self.ctx.store.delete_account(pending.address, pending.keep_mail)
             except Exception:
                 log.exception("deleting the mail of %s failed; will retry", pending.address)
