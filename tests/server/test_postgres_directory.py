@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -183,8 +183,9 @@ class Proxy:
     """A TCP relay to PostgreSQL that can stop relaying (the database hangs: packets
     go nowhere, nothing is refused) and start again."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
+    def __init__(self, target: tuple[str, int] | str) -> None:
+        self.target = target
+        """(host, port), or the path of PostgreSQL's Unix socket."""
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.frozen = threading.Event()
@@ -202,7 +203,11 @@ class Proxy:
             if self.frozen.is_set():
                 continue  # accepted, never answered
             try:
-                upstream = socket.create_connection(self.target, timeout=5)
+                if isinstance(self.target, str):
+                    upstream = socket.socket(socket.AF_UNIX)
+                    upstream.connect(self.target)
+                else:
+                    upstream = socket.create_connection(self.target, timeout=5)
             except OSError:
                 client.close()
                 continue
@@ -235,9 +240,9 @@ class Proxy:
 def test_database_hanging_gives_temporary_failures_and_sessions_go_on(make_server: Any) -> None:
     dsn = new_database()
     parts = urlsplit(dsn)
-    if not parts.hostname or not parts.port:
-        pytest.skip(f"the test database is not reached over TCP ({dsn}): nothing to put a relay in front of")
-    proxy = Proxy(parts.hostname, parts.port)
+    host = unquote(parts.netloc.rpartition("@")[2])
+    # The relay reaches the database as the tests do: over TCP, or the local socket.
+    proxy = Proxy(f"{host}/.s.PGSQL.5432" if host.startswith("/") else (parts.hostname or "", parts.port or 5432))
     try:
         relayed = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         a = on_postgres(make_server, dsn)
