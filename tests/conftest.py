@@ -209,7 +209,7 @@ class ServerProcess:
 
     def directory(self) -> Directory:
         """The server's directory as its config names it (shared on PostgreSQL)."""
-        return open_directory(load(self.config), adopt=False)
+        return open_directory(load(self.config), adopt=False, listen=False)
 
     def add_user(self, address: str, password: str = "secret", protocols: tuple[str, ...] = ("imap", "pop3"),
                  quota: Quota = Quota()) -> str:

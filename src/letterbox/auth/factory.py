@@ -32,17 +32,18 @@ from .directory import Account, Directory
 log = logging.getLogger("letterbox.auth")
 
 
-def open_directory(settings: Settings, *, adopt: bool = True) -> Directory:
+def open_directory(settings: Settings, *, adopt: bool = True, listen: bool = True) -> Directory:
     """The directory of *settings*. On PostgreSQL the schema is brought up to date
     first when the database answers (the store does it at its start otherwise) and,
-    with *adopt*, a local accounts.sqlite adopted (see above)."""
+    with *adopt*, a local accounts.sqlite adopted (see above); *listen*: keep a LISTEN
+    connection for change notices (a server; a CLI command has no use for one)."""
     path = settings.data_dir / "accounts.sqlite"
     if settings.store.backend != "postgresql":
         return Directory(path)
     from .pgdirectory import PgDirectory
 
     _migrate(settings)
-    directory = PgDirectory(settings.store.dsn)
+    directory = PgDirectory(settings.store.dsn, listen=listen)
     if adopt:
         try:
             adopt_local(directory, path)

@@ -27,7 +27,7 @@ from .common import fail, settings_from
 def directory(ctx: click.Context) -> Iterator[tuple[Settings, Directory]]:
     settings = settings_from(ctx)
     try:
-        d = open_directory(settings)
+        d = open_directory(settings, listen=False)
     except sqlite3.Error as e:
         fail(f"cannot open the account directory {settings.data_dir / 'accounts.sqlite'}: {e}")
     try:

@@ -87,7 +87,7 @@ def init_demo(home: Path) -> tuple[Path, str | None]:
     if cert and key and not cert.exists():
         write_self_signed(cert, key, settings.server.hostname)
     password = None
-    directory = open_directory(settings)
+    directory = open_directory(settings, listen=False)
     try:
         if directory.get(DEMO_ADDRESS) is None:
             password = secrets.token_urlsafe(12)

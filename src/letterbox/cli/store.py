@@ -42,7 +42,7 @@ def migrate(ctx: click.Context) -> None:
     # The accounts directory lives in the same database: a front end's own accounts are
     # adopted into it while it is empty (see auth.factory).
     local = settings.data_dir / "accounts.sqlite"
-    directory = open_directory(settings, adopt=False)
+    directory = open_directory(settings, adopt=False, listen=False)
     try:
         adopted = adopt_local(directory, local)
     except StoreError as e:

@@ -13,12 +13,13 @@ from ..store.factory import open_store
 from .tls import server_context
 
 
-def build_context(settings: Settings, exclusive: bool = True) -> Context:
+def build_context(settings: Settings, exclusive: bool = True, serving: bool = True) -> Context:
     """Open the directory and the store named by *settings* (no listeners). *exclusive*:
-    this process holds the data directory (see letterbox.datalock)."""
+    this process holds the data directory (see letterbox.datalock); *serving*: it
+    serves, and hears of directory changes (not `letterbox deliver`)."""
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    directory = open_directory(settings)
+    directory = open_directory(settings, listen=serving)
     store = open_store(settings, exclusive=exclusive)
     spool = data / "spool"
     spool.mkdir(exist_ok=True)
