@@ -68,6 +68,7 @@ class PgConnections:
         self._thread = threading.Thread(target=self._loop.run_forever, name="directory-pg", daemon=True)
         self._thread.start()
         self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
         self._failures = 0
         self._down_until = 0.0
         self._listen_task: asyncio.Task[None] | None = None
@@ -114,11 +115,12 @@ class PgConnections:
 
     async def _run(self, body: Callable[[Any], Awaitable[T]]) -> T:
         try:
-            if self._pool is None:
-                self._pool = await asyncpg.create_pool(
-                    self.dsn, min_size=0, max_size=4, timeout=CONNECT_TIMEOUT, command_timeout=STATEMENT_TIMEOUT,
-                    server_settings=self.settings(), max_inactive_connection_lifetime=300,
-                )
+            async with self._pool_lock:  # calls made at once make one pool
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=0, max_size=4, timeout=CONNECT_TIMEOUT, command_timeout=STATEMENT_TIMEOUT,
+                        server_settings=self.settings(), max_inactive_connection_lifetime=300,
+                    )
             async with self._pool.acquire(timeout=CONNECT_TIMEOUT) as conn:
                 result = await body(conn)
         except _UNREACHABLE as e:
