@@ -24,6 +24,7 @@ from rich.table import Column, Table
 
 from .. import datalock
 from ..auth.directory import Account, Directory, DirectoryError, normalize_address
+from ..auth.factory import open_directory
 from ..config import ConfigError, Settings, load
 from ..store import faults
 from ..store.api import Store, StoreError
@@ -69,7 +70,7 @@ def _same_store(a: Settings, b: Settings) -> bool:
 @contextlib.contextmanager
 def _side(label: str, settings: Settings, must_exist: bool) -> Iterator[_Side]:
     path = settings.data_dir / "accounts.sqlite"
-    if must_exist and not path.is_file():
+    if must_exist and settings.store.backend != "postgresql" and not path.is_file():
         fail(f"{label}: no account directory at {path}")
     try:
         lock = datalock.acquire(settings.data_dir)
@@ -77,11 +78,19 @@ def _side(label: str, settings: Settings, must_exist: bool) -> Iterator[_Side]:
         fail(f"{label}: {e}; stop it before copying")
     except OSError as e:
         fail(f"{label}: cannot lock {settings.data_dir}: {e.strerror}")
+    if settings.store.backend == "postgresql":
+        try:  # an unreachable database is one line here, before the directory tries it
+            asyncio.run(migrate_store(settings))
+        except StoreError as e:
+            lock.release()
+            fail(f"{label}: {e}")
     try:
         try:
-            directory = Directory(path)
-        except sqlite3.Error as e:
-            fail(f"{label}: cannot open the account directory {path}: {e}")
+            # On PostgreSQL the shared directory, as the front ends see it (nothing adopted
+            # from a local file: the copy brings the accounts itself).
+            directory = open_directory(settings, adopt=False, listen=False)
+        except (sqlite3.Error, StoreError) as e:
+            fail(f"{label}: cannot open the account directory: {e}")
         try:
             yield _Side(label, settings, directory, lock)
         finally:
@@ -115,7 +124,7 @@ def copy(source: Path, dest: Path, only: str | None) -> None:
                 dst.directory.adopt(account)
         except DirectoryError as e:
             fail(str(e))
-        except sqlite3.Error as e:
+        except (sqlite3.Error, StoreError) as e:
             fail(f"destination: the account directory could not be written: {e}")
         console.print(f"copying {len(accounts)} account(s) from the {_describe(src_settings)}"
                       f" to the {_describe(dst_settings)}")
@@ -131,7 +140,7 @@ def _accounts(directory: Directory, only: str | None) -> list[Account]:
         return directory.list() if only is None else [directory.require(normalize_address(only))]
     except DirectoryError as e:
         fail(f"source: {e}")
-    except sqlite3.Error as e:
+    except (sqlite3.Error, StoreError) as e:
         fail(f"source: the account directory cannot be read: {e}")
 
 

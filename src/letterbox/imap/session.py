@@ -647,6 +647,8 @@ class IMAPSession(Session):
         self._failed_logins += 1
         if result.outcome is Outcome.THROTTLED:
             return Done("NO", "Too many logins at once from your address; try again later", "UNAVAILABLE")
+        if result.outcome is Outcome.UNAVAILABLE:
+            return Done("NO", "The accounts directory is unavailable; try again shortly", "UNAVAILABLE")
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
         if result.outcome is Outcome.ACCOUNT_DISABLED:

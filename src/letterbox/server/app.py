@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import datalock, metrics
-from ..auth.directory import SERVICES
+from ..auth.directory import BUSY, SERVICES
 from ..config import Settings, parse_listen
 from ..policy import configured, effective
 from ..service.context import Context
@@ -271,23 +270,39 @@ class Server:
         tmp.replace(path)
 
     # --- accounts changing under open sessions -------------------------------------------
-    def _enforce_accounts(self) -> None:
-        """End sessions whose account was deleted, disabled or lost the protocol."""
+    def _enforce_accounts(self) -> bool:
+        """End sessions whose account was deleted, disabled or lost the protocol; False
+        when some account could not be looked up (a shared directory out of reach):
+        its sessions go on, and it is looked at again at the next poll."""
+        done = True
         for service, conns in self.connections.items():
             for conn in list(conns):
                 user = conn.session.user
                 if user is None:
                     continue
-                acc = self.ctx.directory.get(user)
+                try:
+                    acc = self.ctx.directory.get(user)
+                except StoreError:
+                    done = False
+                    continue
                 if acc is None or not acc.enabled:
                     conn.request_shutdown("account disabled by the administrator")
                 elif service not in acc.protocols:
                     conn.request_shutdown(f"{service.upper()} access disabled for this account")
+        return done
+
+    async def _look_up_session_accounts(self) -> None:
+        """Every logged-in account, looked up in one go before _enforce_accounts asks
+        one by one (a shared directory answers them off the event loop)."""
+        users = {c.session.user for conns in self.connections.values() for c in conns if c.session.user}
+        with contextlib.suppress(StoreError):  # unreachable: _enforce_accounts tries later
+            await self.ctx.directory.prefetch(users)
 
     async def _on_directory_change(self) -> None:
         self.ctx.auth.cache.flush()
         self.refresh_policy()
         await self.apply_switches()
+        await self._look_up_session_accounts()
         self._enforce_accounts()
         await self._finish_deletions()
 
@@ -346,6 +361,10 @@ class Server:
         for pending in directory.pending_deletions():
             self._end_sessions(pending.address, "account deleted by the administrator")
             try:
+                # A shared directory: another front end may have finished it, and the
+                # address been given to a new account, since the list was read.
+                if directory.shared and not directory.is_deleting(pending.address):
+                    continue
                 await self.ctx.store.delete_account(pending.address, pending.keep_mail)
             except Exception:
                 log.exception("deleting the mail of %s failed; will retry", pending.address)
@@ -437,7 +456,7 @@ class Server:
         if logins:
             try:
                 self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
-            except sqlite3.OperationalError:  # another process is writing: next round
+            except BUSY:  # another process is writing, or the database is away: next round
                 for key, value in logins.items():
                     metrics.LAST_LOGINS.pending.setdefault(key, value)
         if self.usage.scanned:
@@ -445,7 +464,8 @@ class Server:
 
     async def _accounts_chore(self) -> None:
         if self._accounts_changed:
-            self._enforce_accounts()
+            await self._look_up_session_accounts()
+        if self._accounts_changed and self._enforce_accounts():
             self._accounts_changed = False  # only once it went through
         if self.ctx.directory.pending_deletions():
             await self._finish_deletions()
@@ -488,6 +508,8 @@ class Server:
                         continue
                     if n:
                         log.info("pop3 expire: deleted %d messages of %s older than %d days", n, acc.address, days)
+            except StoreError as e:
+                log.warning("POP3 expiry run failed: %s", e)
             except Exception:
                 log.exception("POP3 expiry run failed")
             await asyncio.sleep(EXPIRE_INTERVAL)
@@ -498,6 +520,8 @@ class Server:
                 n = await self.retention.run()
                 if n:
                     log.info("auto-expunge removed %d messages from Trash and Junk folders", n)
+            except StoreError as e:
+                log.warning("auto-expunge run failed: %s", e)
             except Exception:
                 log.exception("auto-expunge run failed")
             await asyncio.sleep(RETENTION_INTERVAL)
@@ -505,6 +529,9 @@ class Server:
     async def _scan_usage(self) -> None:
         try:
             await self.usage.scan_all()
+        except StoreError as e:  # the store or a shared directory is out of reach
+            log.warning("measuring the accounts' mail failed: %s; the console's usage figures may lag", e)
+            self.usage.scanned = True
         except Exception:
             log.exception("measuring the accounts' mail failed; the console's usage figures may lag")
             self.usage.scanned = True

@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import metrics
-from ..auth.directory import SERVICES, Directory
+from ..auth.directory import SERVICES
+from ..auth.factory import open_directory
 from ..config import Settings, parse_listen
 from ..service.session import Peer
 from ..store.api import REPAIRING, Change
@@ -134,7 +135,7 @@ class Supervisor:
         self.settings = settings
         self.n = settings.server.workers
         self.run_dir = settings.run_dir
-        self.directory = Directory(settings.data_dir / "accounts.sqlite")
+        self.directory = open_directory(settings)
         server = settings.server
         self.limits = ConnectionLimits(server.max_connections_per_ip, descriptor_budget(server.max_connections))
         # SMTP from the Internet has the same per-client limit on its own (LMTP none).
