@@ -95,6 +95,8 @@ class Server:
         self.listeners: dict[str, list[tuple[str, Listener]]] = {}
         """service -> [(label, server)]; labels are "imap", "imaps", "lmtp_unix", ..."""
         self.bound: dict[str, list[str]] = {}
+        self._listener_file = ""
+        """What run_dir/listeners.json was last written with."""
         self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
         server = settings.server
         self.limits = ConnectionLimits(server.max_connections_per_ip, descriptor_budget(server.max_connections))
@@ -264,10 +266,18 @@ class Server:
         if self._web is not None:
             out["web"] = [self._web.address]
         self.bound = out
+        text = json.dumps({"pid": os.getpid(), "listeners": out}, indent=2)
+        if text == self._listener_file:
+            return  # a directory change that switched nothing: no write (the disk may be full)
         path = self.settings.run_dir / "listeners.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "listeners": out}, indent=2))
-        tmp.replace(path)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as e:  # informational only: the listeners serve regardless
+            log.warning("cannot write %s (written at the next change): %s", path, e.strerror or e)
+            return
+        self._listener_file = text
 
     # --- accounts changing under open sessions -------------------------------------------
     def _enforce_accounts(self) -> bool:
