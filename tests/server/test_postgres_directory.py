@@ -252,6 +252,8 @@ def test_database_hanging_gives_temporary_failures_and_sessions_go_on(make_serve
         assert lmtp(c, USER, msg(1)) == {}
         login(c, USER).logout()
         waiting = imaplib.IMAP4("127.0.0.1", c.port("imap"), timeout=30)  # a session that needs no database
+        reading = login(c, USER)  # one that does: its commands wait, then fail for now
+        assert reading.select("INBOX")[0] == "OK"
         proxy.frozen.set()
         tries: list[str] = []
 
@@ -292,13 +294,20 @@ def test_database_hanging_gives_temporary_failures_and_sessions_go_on(make_serve
             assert 400 <= code < 500, code
             code, _ = lm.rcpt("nobody@example.com")
             assert 400 <= code < 500, code  # never "unknown user" while the directory is away
+        # A selected session's command that needs the store gets a temporary failure (or
+        # its answer), never a dropped connection.
+        typ, data = reading._simple_command("STATUS", "INBOX", "(MESSAGES)")
+        assert typ == "OK" or b"UNAVAILABLE" in b" ".join(data), (typ, data)
         # The other front end, on the database directly, goes on as before.
         login(a, "bob@example.com").logout()
         proxy.frozen.clear()
         # Back: C answers again by itself.
         assert wait_for(lambda: not refused(login, c, "bob@example.com"), 20.0)
         assert lmtp(c, "bob@example.com", msg(2)) == {}
+        assert reading.noop()[0] == "OK"
+        reading.logout()
         waiting.logout()
+        assert "Traceback" not in c.log_text()
     finally:
         proxy.close()
 
