@@ -744,7 +744,7 @@ def esearch(
             parts.append(b"ALL " + all_text(numbers))
     if partial is not None:
         window = partial[1]
-        parts.append(b"PARTIAL (%s %s)" % (str(partial[0]).encode(), all_text(window) if window else wire.NIL))
+        parts.append(b"PARTIAL (%s %s)" % (partial[0].canonical().encode(), all_text(window) if window else wire.NIL))
     if "COUNT" in wanted:
         parts.append(b"COUNT %d" % len(numbers))
     if highest is not None:
