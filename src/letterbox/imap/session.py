@@ -269,7 +269,7 @@ class IMAPSession(Session):
                 return
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
-            await self.command_done(interactive, started)
+            await self.command_done(interactive, started, self.reader.pending_bytes > 0)
             interactive = False
 
     def _note_command_start(self) -> None:
