@@ -868,12 +868,15 @@ class MaildirAccount(AccountStore):
         return self._store.reader_tables.get(self.db, (self.key, reader, mailbox_id), table)
 
     def _message_file(self, mailbox_id: int, uid: int) -> tuple[str, int]:
+        # The folder with the file name, in one query (folder() reads it the same way).
         row = self.db.execute(
-            "SELECT filename, size FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+            "SELECT b.dirname, m.filename, m.size FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
+            " WHERE m.mailbox_id = ? AND m.uid = ?",
+            (mailbox_id, uid),
         ).fetchone()
         if row is None:
             raise MessageGone(f"message UID {uid} has been expunged")
-        return join(self.folder(mailbox_id), "cur", row[0]), int(row[1])
+        return join(str(row[0]), "cur", row[1]), int(row[2])
 
     async def _read(self, mailbox_id: int, uid: int, read: Callable[[str], bytes], size: Callable[[int], int]) -> bytes:
         # A file can be renamed (its flag letters brought up to date) between the lookup
