@@ -963,14 +963,13 @@ class MaildirAccount(AccountStore):
         cs = ChangeSet(highestmodseq=hms, name=name, uidvalidity=int(row[4]))
         if hms <= modseq:
             return cs
-        cs.updated = [
-            MessageMeta(uid, flagset(fl), ms)
-            for uid, fl, ms in self.db.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?"
-                " ORDER BY uid",
-                (mailbox_id, modseq),
-            )
-        ]
+        # Sorted here, not by ORDER BY uid: with it SQLite walks the whole mailbox in UID
+        # order instead of the few rows the (mailbox_id, modseq) index points at.
+        rows = self.db.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, modseq)
+        ).fetchall()
+        rows.sort()
+        cs.updated = [MessageMeta(uid, flagset(fl), ms) for uid, fl, ms in rows]
         if reader is not None and cs.updated:
             seen = privateseen.seen_among(self.db, mailbox_id, reader, [m.uid for m in cs.updated])
             cs.updated = [MessageMeta(m.uid, overlay(m.flags, m.uid in seen), m.modseq) for m in cs.updated]
