@@ -174,7 +174,7 @@ class POP3Session(Session):
                 continue
             started = self.command_starts(interactive)
             await self._line(item)
-            await self.command_done(interactive, started)  # pipelined ones take turns
+            await self.command_done(interactive, started, self._lines.pending())  # pipelined ones take turns
             interactive = False
         if self.start_tls or self.closing:
             # RFC 2595 section 4: the client must wait for TLS before sending more; bytes

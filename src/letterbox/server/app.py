@@ -30,12 +30,13 @@ from ..service.context import Context
 from ..service.session import Peer, Session
 from ..store import faults
 from ..store.api import Store, StoreError
-from . import control
+from . import control, streams
 from .accept import TLSListener, tls_server
 from .connection import Connection
 from .context import build_context
 from .limits import ConnectionLimits, descriptor_budget
 from .retention import Retention
+from .streams import WakingReader
 from .usage import UsageTracker
 
 log = logging.getLogger("letterbox.server")
@@ -185,7 +186,7 @@ class Server:
         factory = _session_factory(service)
         tls = self.ctx.tls
 
-        async def serve(ip: str, cport: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def serve(ip: str, cport: int, reader: WakingReader, writer: asyncio.StreamWriter) -> None:
             metrics.CONNECTIONS.labels(service).inc()
             session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
             conn = Connection(
@@ -199,7 +200,7 @@ class Server:
         if implicit_tls:
             assert tls is not None
 
-            async def serve_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            async def serve_tls(reader: WakingReader, writer: asyncio.StreamWriter) -> None:
                 peer = writer.get_extra_info("peername") or ("", 0)
                 await serve(str(peer[0]), int(peer[1]), reader, writer)
 
@@ -210,7 +211,7 @@ class Server:
                 self.limits.release, serve_tls, service,
             )
 
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def on_client(reader: WakingReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("", 0)
             ip, cport = str(peername[0]), int(peername[1])
             if self.limits.admit(service, ip) is not None:
@@ -224,7 +225,7 @@ class Server:
             finally:
                 self.limits.release(ip)
 
-        return await asyncio.start_server(on_client, host, port, backlog=BACKLOG)
+        return await streams.start_server(on_client, host, port, backlog=BACKLOG)
 
     def _end_sessions(self, address: str, reason: str) -> None:
         for conns in self.connections.values():

@@ -64,6 +64,7 @@ from .app import (
 )
 from .connection import Connection
 from .limits import ConnectionLimits, descriptor_budget
+from .streams import WakingReader
 from .tls import TLSError, server_context
 
 log = logging.getLogger("letterbox.workers")
@@ -790,7 +791,7 @@ class WorkerServer(Server):
     async def _serve_session(self, service: str, sock: socket.socket, ip: str, port: int, implicit_tls: bool) -> None:
         loop = asyncio.get_running_loop()
         tls = self.ctx.tls if implicit_tls else None
-        reader = asyncio.StreamReader(limit=2**16)
+        reader = WakingReader()
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(

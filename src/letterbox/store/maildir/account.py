@@ -869,12 +869,15 @@ class MaildirAccount(AccountStore):
         return self._store.reader_tables.get(self.db, (self.key, reader, mailbox_id), table)
 
     def _message_file(self, mailbox_id: int, uid: int) -> tuple[str, int]:
+        # The folder with the file name, in one query (folder() reads it the same way).
         row = self.db.execute(
-            "SELECT filename, size FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+            "SELECT b.dirname, m.filename, m.size FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
+            " WHERE m.mailbox_id = ? AND m.uid = ?",
+            (mailbox_id, uid),
         ).fetchone()
         if row is None:
             raise MessageGone(f"message UID {uid} has been expunged")
-        return join(self.folder(mailbox_id), "cur", row[0]), int(row[1])
+        return join(str(row[0]), "cur", row[1]), int(row[2])
 
     async def _read(self, mailbox_id: int, uid: int, read: Callable[[str], bytes], size: Callable[[int], int]) -> bytes:
         # A file can be renamed (its flag letters brought up to date) between the lookup
@@ -961,14 +964,13 @@ class MaildirAccount(AccountStore):
         cs = ChangeSet(highestmodseq=hms, name=name, uidvalidity=int(row[4]))
         if hms <= modseq:
             return cs
-        cs.updated = [
-            MessageMeta(uid, flagset(fl), ms)
-            for uid, fl, ms in self.db.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?"
-                " ORDER BY uid",
-                (mailbox_id, modseq),
-            )
-        ]
+        # Sorted here, not by ORDER BY uid: with it SQLite walks the whole mailbox in UID
+        # order instead of the few rows the (mailbox_id, modseq) index points at.
+        rows = self.db.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, modseq)
+        ).fetchall()
+        rows.sort()
+        cs.updated = [MessageMeta(uid, flagset(fl), ms) for uid, fl, ms in rows]
         if reader is not None and cs.updated:
             seen = privateseen.seen_among(self.db, mailbox_id, reader, [m.uid for m in cs.updated])
             cs.updated = [MessageMeta(m.uid, overlay(m.flags, m.uid in seen), m.modseq) for m in cs.updated]
