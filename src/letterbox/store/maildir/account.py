@@ -1145,7 +1145,12 @@ class MaildirAccount(AccountStore):
             raise
         faults.point("append.committed")
         # The rename is durable once the folder is; only then is the message acknowledged.
-        await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        try:
+            await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        except FileNotFoundError:
+            # Deleted by another session since the commit: the message went with it.
+            self.mailbox_by_id(mailbox_id)  # MailboxNotFound, not a storage error
+            raise
         if seen_by is not None:
             self._store.names_changed(self, mailbox_id)  # the reader's mark to its side file
         self.publish(mailbox_id, modseq, "append")
