@@ -128,6 +128,16 @@ def normalize_address(address: str) -> str:
     return addr
 
 
+def check_same_account(address: str, there: str, incarnation: str) -> None:
+    """Adopting an account whose address a directory has already (incarnation *there*)
+    is fine only if it is the same account: two accounts' mail must never mix."""
+    if there != incarnation:
+        raise DirectoryError(
+            f"account {address!r} exists at the destination as another account (incarnation {there},"
+            f" not {incarnation}): its mail would mix with this one's; delete it there first"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     address: str
@@ -349,11 +359,7 @@ class Directory:
             return self.require(addr)
         if row[1]:
             raise DirectoryError(f"account {addr!r} is being deleted at the destination; try again in a moment")
-        if row[0] != account.incarnation:
-            raise DirectoryError(
-                f"account {addr!r} exists at the destination as another account (incarnation {row[0]},"
-                f" not {account.incarnation}): its mail would mix with this one's; delete it there first"
-            )
+        check_same_account(addr, row[0], account.incarnation)
         return self.require(addr)
 
     def mark_deleted(self, address: str, keep_mail: bool = False) -> Account:

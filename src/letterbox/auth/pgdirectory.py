@@ -43,6 +43,7 @@ from .directory import (
     _check_protocols,
     _disabled_text,
     _new_incarnation,
+    check_same_account,
     normalize_address,
 )
 from .listing import MAX_PAGE, Page, Row
@@ -229,11 +230,7 @@ class PgDirectory(Directory):
         if row is not None:
             if row[1]:
                 raise DirectoryError(f"account {addr!r} is being deleted at the destination; try again in a moment")
-            if row[0] != account.incarnation:
-                raise DirectoryError(
-                    f"account {addr!r} exists at the destination as another account (incarnation {row[0]},"
-                    f" not {account.incarnation}): its mail would mix with this one's; delete it there first"
-                )
+            check_same_account(addr, row[0], account.incarnation)
             return self.require(addr)
         try:
             return self._insert(account, _check_protocols(sorted(account.protocols)))

@@ -23,7 +23,13 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemaining
 from rich.table import Column, Table
 
 from .. import datalock
-from ..auth.directory import Account, Directory, DirectoryError, normalize_address
+from ..auth.directory import (
+    Account,
+    Directory,
+    DirectoryError,
+    check_same_account,
+    normalize_address,
+)
 from ..auth.factory import open_directory
 from ..config import ConfigError, Settings, load
 from ..store import faults
@@ -147,12 +153,8 @@ def _accounts(directory: Directory, only: str | None) -> list[Account]:
 def _check_adoptable(directory: Directory, account: Account) -> None:
     """Every account is checked before any is written: a conflict stops the copy whole."""
     there = directory.get(account.address)
-    if there is not None and there.incarnation != account.incarnation:
-        raise DirectoryError(
-            f"account {account.address!r} exists at the destination as another account (incarnation"
-            f" {there.incarnation}, not {account.incarnation}): its mail would mix with this one's;"
-            " delete it there first"
-        )
+    if there is not None:
+        check_same_account(account.address, there.incarnation, account.incarnation)
 
 
 async def _check_alone(side: _Side) -> None:
