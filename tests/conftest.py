@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from letterbox.auth.directory import Directory
+from letterbox.auth.factory import open_directory
 from letterbox.auth.passwords import make_secrets
+from letterbox.config import load
 from letterbox.store.api import Quota
 
 REQUIRE_CLIENTS = os.environ.get("LETTERBOX_REQUIRE_CLIENTS") == "1"
@@ -206,7 +208,8 @@ class ServerProcess:
         return self.listeners["lmtp_unix"][0]
 
     def directory(self) -> Directory:
-        return Directory(self.home / "data" / "accounts.sqlite")
+        """The server's directory as its config names it (shared on PostgreSQL)."""
+        return open_directory(load(self.config), adopt=False, listen=False)
 
     def add_user(self, address: str, password: str = "secret", protocols: tuple[str, ...] = ("imap", "pop3"),
                  quota: Quota = Quota()) -> str:

@@ -177,11 +177,14 @@ def test_rfc5267_and_rfc9394_pages(box: tuple[Env, list[int]]) -> None:
         assert partial(out, "A02") == (f"{n - 5}:{n + 20}".encode(), wanted[n - 6 :])
         assert partial(out, "A03") == (b"1:10", wanted[:10])
         assert f'* ESEARCH (TAG "A04") UID PARTIAL ({n + 1}:{n + 50} NIL)\r\n'.encode() in out
-        # A range written backwards is the same range, echoed as written.
+        # A range written backwards is the same range (RFC 9394 4: "A range 500:400 is
+        # the same as 400:500"), given back with its nearer end first, as Dovecot does.
         out = await s.cmd(f"A05 UID SEARCH RETURN (PARTIAL 10:1) {UNWANTED}")
-        assert partial(out, "A05") == (b"10:1", wanted[:10])
+        assert partial(out, "A05") == (b"1:10", wanted[:10])
         out = await s.cmd(f"A06 UID SEARCH RETURN (PARTIAL -{n + 5}:-{n - 1}) {UNWANTED}")
-        assert partial(out, "A06") == (f"-{n + 5}:-{n - 1}".encode(), wanted[:2])
+        assert partial(out, "A06") == (f"-{n - 1}:-{n + 5}".encode(), wanted[:2])
+        out = await s.cmd(f"A07 UID SORT RETURN (PARTIAL 4:2) (ARRIVAL) UTF-8 {UNWANTED}")
+        assert partial(out, "A07") == (b"2:4", wanted[1:4])
 
     run(go())
 

@@ -398,21 +398,56 @@ def test_header_keys_use_the_index(env: Env) -> None:
     run(go())
 
 
+@pytest.mark.parametrize("many", [False, True], ids=["rows", "index-scan"])
 @pytest.mark.parametrize(
     ("criteria", "expected"),
     [(c, e) for c, e in CASES if c.split()[0] in ("SUBJECT", "FROM", "TO", "CC", "BCC", "HEADER", "OR")],
 )
-def test_header_keys_on_many_candidates(
-    env: Env, monkeypatch: pytest.MonkeyPatch, criteria: str, expected: list[int]
+def test_header_keys_both_ways(
+    env: Env, monkeypatch: pytest.MonkeyPatch, criteria: str, expected: list[int], many: bool
 ) -> None:
-    """Past a few hundred candidates SUBJECT/FROM/... scan the index (search_headers)."""
+    """SUBJECT/FROM/... read the candidates' index rows when they are few and a small
+    part of the mailbox, and otherwise scan the index (search_headers): same answers."""
     import letterbox.imap.search as search_module
 
-    monkeypatch.setattr(search_module, "_FEW", 0)
+    if many:
+        monkeypatch.setattr(search_module, "_FEW", 0)
+    else:
+        monkeypatch.setattr(search_module, "_FEW_SHARE", 0)
 
     async def go() -> None:
         s = await env.session()
         assert await search(s, criteria) == expected
+
+    run(go())
+
+
+def test_header_key_scans_unless_candidates_are_a_small_part(env: Env) -> None:
+    """SUBJECT over the whole mailbox is one scan of the index, no rows read; over one
+    message of the four, that message's row is read, no scan."""
+
+    async def go() -> None:
+        s = await env.session()
+        store = s.s.store
+        assert store is not None
+        calls: list[str] = []
+        fetch, scan = store.fetch, store.search_headers
+
+        async def counted_fetch(*args: object, **kwargs: object) -> object:
+            calls.append("rows")
+            return await fetch(*args, **kwargs)  # type: ignore[arg-type]
+
+        async def counted_scan(*args: object) -> object:
+            calls.append("scan")
+            return await scan(*args)  # type: ignore[arg-type]
+
+        store.fetch = counted_fetch  # type: ignore[method-assign]
+        store.search_headers = counted_scan  # type: ignore[method-assign]
+        assert await search(s, "SUBJECT report") == [3]
+        assert calls == ["scan"]
+        calls.clear()
+        assert await search(s, "3 SUBJECT report") == [3]
+        assert calls == ["rows"]
 
     run(go())
 

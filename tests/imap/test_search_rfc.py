@@ -210,6 +210,8 @@ def test_address_keys_match_the_envelope_rfc9051_6_4_4(
     """Both ways the index is asked: rows of a few candidates, or its scan of many."""
     if many:
         monkeypatch.setattr(search_module, "_FEW", 0)
+    else:
+        monkeypatch.setattr(search_module, "_FEW_SHARE", 0)
 
     async def go() -> None:
         s = await addressed_env.session()

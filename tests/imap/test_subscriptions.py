@@ -100,6 +100,32 @@ def test_list_extended_recursivematch_examples_rfc5258(ctx: Context) -> None:
     asyncio.run(go())
 
 
+def test_recursivematch_suppresses_redundant_childinfo_rfc5258_3_5(ctx: Context) -> None:
+    """RFC 5258 3.5: "Servers SHOULD ONLY return a non-matching mailbox name along with
+    CHILDINFO if at least one matching child is not also being returned" (example 9:
+    foo2 gets CHILDINFO for foo2/bar1, which "*2" does not list)."""
+    async def go() -> None:
+        c = await client(ctx)
+        for name in ("T2/a", "T2/b", "T8/x", "T8/y"):
+            await c.cmd(f"c CREATE {name}")
+            await c.cmd(f"s SUBSCRIBE {name}")
+        # T2/a is listed itself: a CHILDINFO on T2 would say nothing new, so T2 (not
+        # subscribed) has no line at all.
+        out = await c.cmd('a LIST (SUBSCRIBED RECURSIVEMATCH) "" (T2 T2/a T2/b)')
+        assert lines(out) == [b'* LIST (\\HasNoChildren \\Subscribed) "/" T2/a',
+                              b'* LIST (\\HasNoChildren \\Subscribed) "/" T2/b'], out
+        # T8/y is not listed (the pattern "*x" misses it): T8 keeps its CHILDINFO.
+        out = await c.cmd('b LIST (SUBSCRIBED RECURSIVEMATCH) "" (T8 *x)')
+        assert lines(out) == [b'* LIST (\\HasChildren) "/" T8 ("CHILDINFO" ("SUBSCRIBED"))',
+                              b'* LIST (\\HasNoChildren \\Subscribed) "/" T8/x'], out
+        # Subscribed itself, with every subscribed child listed: no CHILDINFO.
+        await c.cmd("s SUBSCRIBE T2")
+        out = await c.cmd('d LIST (SUBSCRIBED RECURSIVEMATCH) "" (T2 T2/%)')
+        assert lines(out)[0] == b'* LIST (\\HasChildren \\Subscribed) "/" T2', out
+
+    asyncio.run(go())
+
+
 def test_move_into_the_selected_mailbox_renumbers_the_messages(ctx: Context) -> None:
     async def go() -> None:
         acc = await ctx.store.account(USER)

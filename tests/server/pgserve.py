@@ -1,10 +1,7 @@
 """Servers on PostgreSQL for the tests: a database of their own, one or more front ends.
 
-Each `letterbox serve` keeps its own accounts directory (data_dir/accounts.sqlite):
-front ends on one database share mail, not accounts, so a test adds each account to
-the directory of every front end (`add_everywhere`), with one incarnation: the store
-takes an account opened under another incarnation for a new account of the same
-address and sets the earlier one's mail aside.
+Front ends on one database share the accounts directory too (auth.pgdirectory): an
+account added through one is every front end's.
 """
 
 from __future__ import annotations
@@ -13,7 +10,6 @@ import asyncio
 import imaplib
 import smtplib
 import socket
-import sqlite3
 from typing import Any
 
 from letterbox.store.api import Quota
@@ -34,18 +30,9 @@ def on_postgres(make_server: Any, dsn: str, **opts: object) -> ServerProcess:
 
 
 def add_everywhere(servers: list[ServerProcess], address: str, quota: Quota = Quota()) -> None:
-    """The same account (same incarnation) in every front end's directory."""
-    incarnation = None
-    for srv in servers:
-        srv.add_user(address, PASSWORD, quota=quota)
-        db = sqlite3.connect(srv.home / "data" / "accounts.sqlite", isolation_level=None)
-        try:
-            if incarnation is None:
-                incarnation = db.execute("SELECT incarnation FROM accounts WHERE address = ?", (address,)).fetchone()[0]
-            else:
-                db.execute("UPDATE accounts SET incarnation = ? WHERE address = ?", (incarnation, address))
-        finally:
-            db.close()
+    """An account of every front end: added once, through the first, to the directory
+    they share."""
+    servers[0].add_user(address, PASSWORD, quota=quota)
 
 
 def msg(n: int, extra: bytes = b"") -> bytes:

@@ -34,7 +34,9 @@ def target(tmp_path_factory: pytest.TempPathFactory, tls_pair: tuple[Path, Path]
     srv.start()
     try:
         watcher = LogWatcher(srv.log)
-        t = prepare(srv, Timing(reply=1.0, quiet=0.05))
+        # A server answering costs no wait; 3 s of silence before "stuck" leaves room for
+        # fsyncs on a loaded machine (LMTP's DATA ends with them).
+        t = prepare(srv, Timing(reply=3.0, quiet=0.05))
         assert not watcher.new_problems(), srv.log_text()
         yield t
     finally:

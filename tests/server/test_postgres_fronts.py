@@ -1,8 +1,7 @@
 """Two `letterbox serve` front ends on one PostgreSQL database, as real processes.
 
-Each front end has its own data_dir, hence its own accounts directory: the same account
-is added to both, with the same incarnation (the store is shared, the directory is not;
-see tests/server/pgserve.py)."""
+Each front end has its own data_dir; the mail and the accounts directory are the
+database's (see tests/server/test_postgres_directory.py for the directory)."""
 
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ USER = "alice@example.com"
 def fronts(make_server: Any) -> tuple[ServerProcess, ServerProcess]:
     dsn = new_database()
     a, b = on_postgres(make_server, dsn), on_postgres(make_server, dsn)
-    add_everywhere([a, b], USER)  # each front end's own directory
+    add_everywhere([a, b], USER)  # once: the directory is shared
     return a, b
 
 

@@ -34,7 +34,7 @@ def test_damage_found_while_serving_closes_rebuilds_and_reopens(tmp_path: Path) 
                 self.real = real
 
             def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
-                if sql.startswith("SELECT filename"):
+                if sql.startswith("SELECT") and "m.filename" in sql:  # a message file's lookup
                     raise _Corrupt("database disk image is malformed")
                 return self.real.execute(sql, *args)
 

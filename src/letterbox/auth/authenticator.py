@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from .. import metrics
 from ..config import AuthSettings
 from ..net import client_key
-from .directory import Account, Directory
+from .directory import Account, Directory, DirectoryUnavailable
 from .passwords import verify_password
 from .scram import ScramSecrets, decoy_secrets, make_scram_secrets
 
@@ -52,6 +53,8 @@ class Outcome(enum.Enum):
     ACCOUNT_DISABLED = "account disabled"
     PROTOCOL_DISABLED = "protocol disabled for account"
     THROTTLED = "too many failures"
+    UNAVAILABLE = "directory unavailable"
+    """The shared directory could not be asked: a temporary failure, never a wrong password."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +167,8 @@ class Authenticator:
         self._queues: dict[str, deque[asyncio.Future[None]]] = {}
         """Per client network: logins waiting for one of its in-flight places."""
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_networks]
+        self._fallback_key = secrets.token_bytes(32)
+        """Decoy salts while a shared directory's own key cannot be read."""
 
     async def _verify(self, account: Account | None, address: str, password: str) -> bool:
         """argon2 in a worker thread. Concurrent logins with the same credentials share
@@ -240,11 +245,17 @@ class Authenticator:
         An unknown user, or an account without secrets, gets decoy secrets: the same salt
         and count at every attempt, keys that no proof matches."""
         address = username.strip().lower()
-        account = self.directory.get(address) if address else None
+        try:
+            account = self.directory.get(address) if address else None
+            key = self.directory.decoy_key
+        except DirectoryUnavailable:
+            # The exchange goes on with decoy secrets; its end asks the directory again
+            # and answers a temporary failure (_check), not a wrong password.
+            account, key = None, self._fallback_key
         stored = account.scram if account is not None else ""
         found = ScramSecrets.decode(stored) if stored else None
         if found is None:
-            return address, decoy_secrets(self.directory.decoy_key, address), ""
+            return address, decoy_secrets(key, address), ""
         return address, found, stored
 
     async def scram_login(
@@ -319,7 +330,7 @@ class Authenticator:
             self._next_in_line(net)
         if result.outcome is Outcome.BAD_CREDENTIALS:
             tracker.record(net)
-        else:
+        elif result.outcome is not Outcome.UNAVAILABLE:
             tracker.clear(net)  # the right password: this network is not guessing
         return result, delay
 
@@ -336,7 +347,11 @@ class Authenticator:
     async def _check(
         self, address: str, protocol: str, client_ip: str, verify: Callable[[Account | None], Awaitable[bool]]
     ) -> LoginResult:
-        account = self.directory.get(address) if address else None
+        try:
+            account = await self.directory.aget(address) if address else None
+        except DirectoryUnavailable as e:
+            log.warning("%s login for %r from %s: %s", protocol, address, client_ip, e)
+            return LoginResult(Outcome.UNAVAILABLE)
         verified = await verify(account)
         if not verified or account is None:
             log.warning("%s login failed for %r from %s", protocol, address, client_ip)

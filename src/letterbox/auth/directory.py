@@ -16,6 +16,10 @@ disappears from lookups at once), then whoever holds the data directory moves th
 away and removes the row; a crash in between is finished at the next start. Lookups are
 cached, and the cache is dropped as soon as data_version shows another connection's
 commit or this connection writes, so a lookup never sees older data than a query would.
+
+This is the engine of the embedded (Maildir) store. On PostgreSQL the directory is
+shared by every front end of the database: auth.pgdirectory, with the same API, opened
+by auth.factory according to the config.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..store.api import LEGACY, Quota
+from ..store.api import LEGACY, Quota, StoreError, Unavailable
 from .admins import Admins
 from .audit import AuditLog
 from .passwords import Secrets
@@ -95,6 +100,21 @@ class DirectoryError(Exception):
     """A directory problem worded for the administrator (bad address, unknown user...)."""
 
 
+class DirectoryUnavailable(Unavailable):
+    """A shared directory (auth.pgdirectory) cannot be reached just now: a temporary
+    failure (a store Unavailable: IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], 451),
+    never an unknown user."""
+
+    def __init__(self, why: str = "") -> None:
+        super().__init__("the accounts directory is unavailable; try again shortly" + (f" ({why})" if why else ""))
+
+
+BUSY: tuple[type[Exception], ...] = (sqlite3.OperationalError, StoreError)
+"""What a note the server writes (usage, last logins) may fail with for a moment: another
+process holds SQLite's write lock, or the shared directory is unreachable
+(pgconn.DirectoryUnavailable, a StoreError). The server tries again later."""
+
+
 def normalize_address(address: str) -> str:
     """Lower-case and validate user@domain; raise DirectoryError naming the problem."""
     addr = address.strip().lower()
@@ -106,6 +126,16 @@ def normalize_address(address: str) -> str:
     if not _DOMAIN_RE.match(domain):
         raise DirectoryError(f"{address!r}: {domain!r} is not a valid domain name")
     return addr
+
+
+def check_same_account(address: str, there: str, incarnation: str) -> None:
+    """Adopting an account whose address a directory has already (incarnation *there*)
+    is fine only if it is the same account: two accounts' mail must never mix."""
+    if there != incarnation:
+        raise DirectoryError(
+            f"account {address!r} exists at the destination as another account (incarnation {there},"
+            f" not {incarnation}): its mail would mix with this one's; delete it there first"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +177,9 @@ def _new_incarnation() -> str:
 
 
 class Directory:
+    shared = False
+    """True for a directory that front ends share (auth.pgdirectory)."""
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -157,8 +190,7 @@ class Directory:
         self._upgrade()
         self.admins = Admins(self.db)
         self.audit = AuditLog(self.db)
-        self.decoy_key = self._key("scram-decoy")
-        """Derives the salts unknown users are answered with (see auth.scram)."""
+        self._decoy_key = self._key("scram-decoy")
         self._version = self.data_version()
         # Delivery looks each recipient up two or three times per message.
         self._cached_version = -1
@@ -195,6 +227,11 @@ class Directory:
             raise
         self.db.execute("COMMIT")
 
+    @property
+    def decoy_key(self) -> bytes:
+        """Derives the salts unknown users are answered with (see auth.scram)."""
+        return self._decoy_key
+
     def _key(self, name: str) -> bytes:
         """A random key made once per directory and kept in it."""
         row = self.db.execute("SELECT value FROM keys WHERE name = ?", (name,)).fetchone()
@@ -206,7 +243,7 @@ class Directory:
     def close(self) -> None:
         self.db.close()
 
-    def reader(self) -> sqlite3.Connection:
+    def reader(self) -> Any:
         """A read-only connection of its own, for queries run in a worker thread (the
         console's listings) so that they never hold the event loop or this one."""
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -255,6 +292,15 @@ class Directory:
         self._accounts[key] = account
         return account
 
+    async def aget(self, address: str) -> Account | None:
+        """get() for an event loop: an engine that may wait on a network (PostgreSQL)
+        answers without holding the loop; this one is a local file, and fast."""
+        return self.get(address)
+
+    async def prefetch(self, addresses: Iterable[str]) -> None:
+        """Look these up ahead of synchronous get()s (a shared directory: in one query,
+        off the event loop). Nothing to do for a local file."""
+
     def require(self, address: str) -> Account:
         acc = self.get(normalize_address(address))
         if acc is None:
@@ -290,6 +336,30 @@ class Directory:
         except sqlite3.IntegrityError:
             raise DirectoryError(f"account {addr!r} already exists") from None
         self._forget()  # this connection's own commits leave data_version as it is
+        return self.require(addr)
+
+    def adopt(self, account: Account) -> Account:
+        """Take *account* from another directory with every field as it is there
+        (`letterbox store copy`): its incarnation above all, which its mail carries. One
+        already here with the same incarnation is left as it is; with another, it is a
+        different account of the same address, and DirectoryError says so."""
+        addr = normalize_address(account.address)
+        row = self.db.execute("SELECT incarnation, deleting FROM accounts WHERE address = ?", (addr,)).fetchone()
+        if row is None:
+            try:
+                self.db.execute(
+                    f"INSERT INTO accounts ({self._COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (addr, account.password_hash, int(account.enabled), " ".join(_check_protocols(account.protocols)),
+                     account.quota.bytes, account.quota.messages, account.created, account.incarnation,
+                     account.scram, account.disabled_message),
+                )
+            except sqlite3.IntegrityError:  # added meanwhile by another process
+                return self.adopt(account)
+            self._forget()
+            return self.require(addr)
+        if row[1]:
+            raise DirectoryError(f"account {addr!r} is being deleted at the destination; try again in a moment")
+        check_same_account(addr, row[0], account.incarnation)
         return self.require(addr)
 
     def mark_deleted(self, address: str, keep_mail: bool = False) -> Account:
@@ -365,10 +435,7 @@ class Directory:
     def set_enabled(self, address: str, enabled: bool, message: str = "") -> Account:
         """Switch an account on or off; *message* is shown to its user while it is off."""
         addr = self.require(address).address
-        # One line of printable ASCII: it goes into IMAP and POP3 replies as it is.
-        text = "".join(c if " " <= c <= "~" else "?" for c in " ".join(message.split()))[:200]
-        if enabled:
-            text = ""
+        text = "" if enabled else _disabled_text(message)
         self.db.execute(
             "UPDATE accounts SET enabled = ?, disabled_message = ? WHERE address = ?", (int(enabled), text, addr)
         )
@@ -404,9 +471,13 @@ class Directory:
         """Services switched on or off at run time; absent ones follow the config file."""
         return {s: bool(e) for s, e in self.db.execute("SELECT service, enabled FROM switches")}
 
-    def set_switch(self, service: str, enabled: bool) -> None:
+    @staticmethod
+    def _check_service(service: str) -> None:
         if service not in SERVICES:
             raise DirectoryError(f"unknown protocol {service!r}: expected one of {', '.join(SERVICES)}")
+
+    def set_switch(self, service: str, enabled: bool) -> None:
+        self._check_service(service)
         self.db.execute(
             "INSERT OR REPLACE INTO switches (service, enabled) VALUES (?, ?)", (service, int(enabled))
         )
@@ -487,6 +558,11 @@ class Directory:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+
+
+def _disabled_text(message: str) -> str:
+    """One line of printable ASCII: it goes into IMAP and POP3 replies as it is."""
+    return "".join(c if " " <= c <= "~" else "?" for c in " ".join(message.split()))[:200]
 
 
 def _check_protocols(protocols: Iterable[str]) -> list[str]:

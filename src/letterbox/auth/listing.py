@@ -1,6 +1,7 @@
 """The accounts table of the console: one page of accounts, searched, filtered and sorted
 inside SQLite (usage comes from the `usage` table the server keeps up to date), so a
-page of 10,000 or 100,000 accounts costs one query, not a read of every mailbox."""
+page of 10,000 or 100,000 accounts costs one query, not a read of every mailbox. A
+shared directory (auth.pgdirectory) runs the same query in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ def account_page(
 ) -> Page:
     if sort not in _ORDER:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}")
+    if isinstance(directory, Directory) and directory.shared:  # the same query on PostgreSQL
+        page: Page = directory.account_page(search, sort, descending, over_percent, offset, limit)  # type: ignore[attr-defined]
+        return page
     where = ["NOT a.deleting"]
     args: list[object] = []
     if search:
@@ -104,6 +108,9 @@ def account_page(
 
 def totals(directory: Directory | sqlite3.Connection) -> tuple[int, int, int]:
     """(accounts, messages, bytes) over every account."""
+    if isinstance(directory, Directory) and directory.shared:
+        found: tuple[int, int, int] = directory.totals()  # type: ignore[attr-defined]
+        return found
     n, m, b = _db(directory).execute(
         "SELECT count(*), coalesce(sum(u.messages), 0), coalesce(sum(u.bytes), 0)"
         " FROM accounts a LEFT JOIN usage u ON u.address = a.address WHERE NOT a.deleting"

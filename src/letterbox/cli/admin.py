@@ -14,7 +14,8 @@ import click
 
 from .. import datalock
 from ..auth.audit import cli_user
-from ..auth.directory import Account, Directory, DirectoryError
+from ..auth.directory import Account, Directory, DirectoryError, DirectoryUnavailable
+from ..auth.factory import open_directory
 from ..config import Settings
 from ..server.control import send_command
 from ..store.api import StoreError, Usage
@@ -26,7 +27,7 @@ from .common import fail, settings_from
 def directory(ctx: click.Context) -> Iterator[tuple[Settings, Directory]]:
     settings = settings_from(ctx)
     try:
-        d = Directory(settings.data_dir / "accounts.sqlite")
+        d = open_directory(settings, listen=False)
     except sqlite3.Error as e:
         fail(f"cannot open the account directory {settings.data_dir / 'accounts.sqlite'}: {e}")
     try:
@@ -35,6 +36,8 @@ def directory(ctx: click.Context) -> Iterator[tuple[Settings, Directory]]:
         fail(str(e))
     except sqlite3.Error as e:
         fail(f"the account directory could not be changed: {e}")
+    except DirectoryUnavailable as e:
+        fail(f"{e}: is PostgreSQL at [store] dsn running?")
     finally:
         d.close()
 

@@ -94,7 +94,7 @@ async def deliver_message(settings: Settings, recipient: str, sender: str | None
         raise Refused(EX_NOUSER, str(e), "unknown_user") from None
     # Delivery needs no certificate, and the MTA's delivery user often may not read it.
     try:
-        ctx = build_context(settings.model_copy(update={"tls": TLSSettings()}), exclusive=False)
+        ctx = build_context(settings.model_copy(update={"tls": TLSSettings()}), exclusive=False, serving=False)
     except Exception as e:
         raise Refused(EX_TEMPFAIL, f"cannot open the mail store: {e}") from None
     try:

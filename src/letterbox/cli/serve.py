@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..auth.directory import Directory
+from ..auth.factory import open_directory
 from ..auth.passwords import make_secrets
 from ..config import ConfigError, load
 from ..server.tls import write_self_signed
@@ -87,7 +87,7 @@ def init_demo(home: Path) -> tuple[Path, str | None]:
     if cert and key and not cert.exists():
         write_self_signed(cert, key, settings.server.hostname)
     password = None
-    directory = Directory(settings.data_dir / "accounts.sqlite")
+    directory = open_directory(settings, listen=False)
     try:
         if directory.get(DEMO_ADDRESS) is None:
             password = secrets.token_urlsafe(12)

@@ -9,9 +9,11 @@ import asyncio
 
 import click
 
+from ..auth.factory import adopt_local, open_directory
 from ..store.api import StoreError
 from ..store.factory import migrate_store
 from .common import console, fail, settings_from
+from .storecopy import copy
 
 
 @click.group()
@@ -38,6 +40,20 @@ def migrate(ctx: click.Context) -> None:
         console.print(f"schema at version [cyan]{done.after}[/]: up to date")
     else:
         console.print(f"schema migrated from version [cyan]{done.before}[/] to [cyan]{done.after}[/]")
+    # The accounts directory lives in the same database: a front end's own accounts are
+    # adopted into it while it is empty (see auth.factory).
+    local = settings.data_dir / "accounts.sqlite"
+    directory = open_directory(settings, adopt=False, listen=False)
+    try:
+        adopted = adopt_local(directory, local)
+    except StoreError as e:
+        fail(f"the accounts of {local} could not be adopted: {e}")
+    finally:
+        directory.close()
+    if adopted:
+        console.print(f"adopted {adopted} accounts of {local} into the shared accounts directory")
 
+
+store.add_command(copy)
 
 COMMANDS = [store]

@@ -111,6 +111,9 @@ class DeliveryHandler:
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             return too_many_recipients(self.limits.max_recipients)
         try:
+            # Asked without holding the event loop (a shared directory is a network
+            # away); resolve_recipient then finds it cached. Unreachable: 451, below.
+            await self.ctx.directory.aget(address)
             found = resolve_recipient(self.ctx, address)
             if isinstance(found, Refusal):
                 return found
@@ -232,7 +235,7 @@ class DeliveryHandler:
         # Look the account up again: it may have been disabled, removed or given a new
         # quota since RCPT.
         try:
-            account = self.ctx.directory.get(addr)
+            account = await self.ctx.directory.aget(addr)
         except Exception as e:
             log.error("%s(%s): msgid=%s: account lookup failed: %s", self.service, addr, msgid, e)
             return temporary_failure(addr)

@@ -230,10 +230,15 @@ async def _list_subscribed(
 ) -> Done:
     """LIST (SUBSCRIBED ...): subscribed names, which need not be mailboxes (RFC 5258 3:
     those are \\NonExistent), and with RECURSIVEMATCH the matching names that have
-    subscribed names below them, marked with CHILDINFO."""
+    subscribed names below them, marked with CHILDINFO. Only a subscribed name that is
+    not itself listed earns its parent a CHILDINFO (RFC 5258 3.5: "servers SHOULD
+    suppress redundant CHILDINFO responses"), and a name that is there for nothing else
+    is then left out."""
     by_name = {e.shown: e for e in entries}
     subs = set(await _store(s).subscriptions())
-    below = ancestors(subs) if "RECURSIVEMATCH" in sel else set()
+    below: set[str] = set()
+    if "RECURSIVEMATCH" in sel:
+        below = ancestors(name for name in subs if not any(match(name) for match in matchers))
     for n, name in enumerate(sorted(subs | below), 1):
         if n % _LIST_CHUNK == 0:
             await s.flush()

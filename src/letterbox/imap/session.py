@@ -32,7 +32,7 @@ from ..auth.sasl import (
 from ..service.context import Context
 from ..service.session import Peer, Session
 from ..store.acl import ANYONE
-from ..store.api import AccountStore, Quota, StoreError, changes_by
+from ..store.api import AccountStore, Change, Quota, StoreError, changes_by
 from . import grammar as g
 from . import uidonly, wire
 from .grammar import mutf7
@@ -269,7 +269,7 @@ class IMAPSession(Session):
                 return
             # One command at a time for everyone: pipelined commands of one client
             # never hold the event loop for the whole batch.
-            await self.command_done(interactive, started)
+            await self.command_done(interactive, started, self.reader.pending_bytes > 0)
             interactive = False
 
     def _note_command_start(self) -> None:
@@ -547,12 +547,29 @@ class IMAPSession(Session):
         view = self.view
         if view is not None:
             mine = [c for c in changes if c.mailbox_id == view.mailbox.id and c.account == view.owner]
-            if lost or any(c.kind not in ("metadata", "acl") for c in mine):
-                self._dirty = True
+            for c in mine:
+                if c.kind in ("metadata", "acl"):
+                    continue
+                if lost or self._dirty or not self._own_next_flags(view, c):
+                    self._dirty = True
             if view.owner != self.user and any(c.kind == "acl" for c in mine):
                 self._recheck_rights = True  # the user's rights there may have changed
         if self.notify is not None:
             self.notify.add(changes, lost)
+
+    def _own_next_flags(self, view: SelectedView, change: Change) -> bool:
+        """Take *change* without a sync when it is this session's own flag change and the
+        very next MODSEQ after what the view knows (so nothing else happened in between):
+        its FETCH responses went out with the command, and a sync would only read it back.
+        Not with SEARCH/SORT contexts or NOTIFY, which want to hear of it."""
+        if (
+            change.kind != "flags" or change.origin != self.origin or change.modseq != view.modseq + 1
+            or view.contexts or self.notify is not None
+        ):
+            return False
+        view.modseq = change.modseq
+        view.own_modseqs = {m for m in view.own_modseqs if m > view.modseq}  # as sync() keeps them
+        return True
 
     async def _send_notifications(self) -> None:
         notify = self.notify
@@ -647,6 +664,8 @@ class IMAPSession(Session):
         self._failed_logins += 1
         if result.outcome is Outcome.THROTTLED:
             return Done("NO", "Too many logins at once from your address; try again later", "UNAVAILABLE")
+        if result.outcome is Outcome.UNAVAILABLE:
+            return Done("NO", "The accounts directory is unavailable; try again shortly", "UNAVAILABLE")
         if result.outcome is Outcome.PROTOCOL_DISABLED:
             return Done("NO", "IMAP access is disabled for this account", "CONTACTADMIN")
         if result.outcome is Outcome.ACCOUNT_DISABLED:

@@ -174,7 +174,7 @@ class POP3Session(Session):
                 continue
             started = self.command_starts(interactive)
             await self._line(item)
-            await self.command_done(interactive, started)  # pipelined ones take turns
+            await self.command_done(interactive, started, self._lines.pending())  # pipelined ones take turns
             interactive = False
         if self.start_tls or self.closing:
             # RFC 2595 section 4: the client must wait for TLS before sending more; bytes
@@ -411,6 +411,9 @@ class POP3Session(Session):
             elif result.outcome is Outcome.THROTTLED:
                 self._auth_failure = "too many logins in progress"
                 self._err("[SYS/TEMP] Too many logins at once from your address; try again later")
+            elif result.outcome is Outcome.UNAVAILABLE:
+                self._auth_failure = "accounts directory unavailable"
+                self._err("[SYS/TEMP] The accounts directory is unavailable; try again shortly")
             else:
                 self._auth_failure = "auth failed"
                 self._err("[AUTH] Authentication failed.")

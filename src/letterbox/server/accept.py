@@ -16,11 +16,13 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
+from .streams import WakingReader
+
 log = logging.getLogger("letterbox.server")
 
 Admit = Callable[[str], bool]
 """client ip -> whether to serve the connection (and count it)."""
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+Serve = Callable[[WakingReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class TLSListener:
@@ -58,7 +60,7 @@ async def tls_server(
 
     async def one(conn: socket.socket, ip: str) -> None:
         try:
-            reader = asyncio.StreamReader(limit=2**16)
+            reader = WakingReader()
             protocol = asyncio.StreamReaderProtocol(reader)
             try:
                 transport, _ = await loop.connect_accepted_socket(

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -24,19 +23,20 @@ from pathlib import Path
 from typing import Any
 
 from .. import datalock, metrics
-from ..auth.directory import SERVICES
+from ..auth.directory import BUSY, SERVICES
 from ..config import Settings, parse_listen
 from ..policy import configured, effective
 from ..service.context import Context
 from ..service.session import Peer, Session
 from ..store import faults
 from ..store.api import Store, StoreError
-from . import control
+from . import control, streams
 from .accept import TLSListener, tls_server
 from .connection import Connection
 from .context import build_context
 from .limits import ConnectionLimits, descriptor_budget
 from .retention import Retention
+from .streams import WakingReader
 from .usage import UsageTracker
 
 log = logging.getLogger("letterbox.server")
@@ -96,6 +96,8 @@ class Server:
         self.listeners: dict[str, list[tuple[str, Listener]]] = {}
         """service -> [(label, server)]; labels are "imap", "imaps", "lmtp_unix", ..."""
         self.bound: dict[str, list[str]] = {}
+        self._listener_file = ""
+        """What run_dir/listeners.json was last written with."""
         self.connections: dict[str, set[Connection]] = {"imap": set(), "pop3": set()}
         server = settings.server
         self.limits = ConnectionLimits(server.max_connections_per_ip, descriptor_budget(server.max_connections))
@@ -184,7 +186,7 @@ class Server:
         factory = _session_factory(service)
         tls = self.ctx.tls
 
-        async def serve(ip: str, cport: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def serve(ip: str, cport: int, reader: WakingReader, writer: asyncio.StreamWriter) -> None:
             metrics.CONNECTIONS.labels(service).inc()
             session = factory(self.ctx, Peer(ip, cport, implicit_tls), implicit_tls)
             conn = Connection(
@@ -198,7 +200,7 @@ class Server:
         if implicit_tls:
             assert tls is not None
 
-            async def serve_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            async def serve_tls(reader: WakingReader, writer: asyncio.StreamWriter) -> None:
                 peer = writer.get_extra_info("peername") or ("", 0)
                 await serve(str(peer[0]), int(peer[1]), reader, writer)
 
@@ -209,7 +211,7 @@ class Server:
                 self.limits.release, serve_tls, service,
             )
 
-        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def on_client(reader: WakingReader, writer: asyncio.StreamWriter) -> None:
             peername = writer.get_extra_info("peername") or ("", 0)
             ip, cport = str(peername[0]), int(peername[1])
             if self.limits.admit(service, ip) is not None:
@@ -223,7 +225,7 @@ class Server:
             finally:
                 self.limits.release(ip)
 
-        return await asyncio.start_server(on_client, host, port, backlog=BACKLOG)
+        return await streams.start_server(on_client, host, port, backlog=BACKLOG)
 
     def _end_sessions(self, address: str, reason: str) -> None:
         for conns in self.connections.values():
@@ -265,29 +267,53 @@ class Server:
         if self._web is not None:
             out["web"] = [self._web.address]
         self.bound = out
+        text = json.dumps({"pid": os.getpid(), "listeners": out}, indent=2)
+        if text == self._listener_file:
+            return  # a directory change that switched nothing: no write (the disk may be full)
         path = self.settings.run_dir / "listeners.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "listeners": out}, indent=2))
-        tmp.replace(path)
+        try:
+            tmp.write_text(text)
+            tmp.replace(path)
+        except OSError as e:  # informational only: the listeners serve regardless
+            log.warning("cannot write %s (written at the next change): %s", path, e.strerror or e)
+            return
+        self._listener_file = text
 
     # --- accounts changing under open sessions -------------------------------------------
-    def _enforce_accounts(self) -> None:
-        """End sessions whose account was deleted, disabled or lost the protocol."""
+    def _enforce_accounts(self) -> bool:
+        """End sessions whose account was deleted, disabled or lost the protocol; False
+        when some account could not be looked up (a shared directory out of reach):
+        its sessions go on, and it is looked at again at the next poll."""
+        done = True
         for service, conns in self.connections.items():
             for conn in list(conns):
                 user = conn.session.user
                 if user is None:
                     continue
-                acc = self.ctx.directory.get(user)
+                try:
+                    acc = self.ctx.directory.get(user)
+                except StoreError:
+                    done = False
+                    continue
                 if acc is None or not acc.enabled:
                     conn.request_shutdown("account disabled by the administrator")
                 elif service not in acc.protocols:
                     conn.request_shutdown(f"{service.upper()} access disabled for this account")
+        return done
+
+    async def _look_up_session_accounts(self) -> None:
+        """Every logged-in account, looked up in one go before _enforce_accounts asks
+        one by one (a shared directory answers them off the event loop)."""
+        users = {c.session.user for conns in self.connections.values() for c in conns if c.session.user}
+        with contextlib.suppress(StoreError):  # unreachable: _enforce_accounts tries later
+            await self.ctx.directory.prefetch(users)
 
     async def _on_directory_change(self) -> None:
         self.ctx.auth.cache.flush()
         self.refresh_policy()
         await self.apply_switches()
+        await self._look_up_session_accounts()
         self._enforce_accounts()
         await self._finish_deletions()
 
@@ -346,6 +372,10 @@ class Server:
         for pending in directory.pending_deletions():
             self._end_sessions(pending.address, "account deleted by the administrator")
             try:
+                # A shared directory: another front end may have finished it, and the
+                # address been given to a new account, since the list was read.
+                if directory.shared and not directory.is_deleting(pending.address):
+                    continue
                 await self.ctx.store.delete_account(pending.address, pending.keep_mail)
             except Exception:
                 log.exception("deleting the mail of %s failed; will retry", pending.address)
@@ -437,7 +467,7 @@ class Server:
         if logins:
             try:
                 self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
-            except sqlite3.OperationalError:  # another process is writing: next round
+            except BUSY:  # another process is writing, or the database is away: next round
                 for key, value in logins.items():
                     metrics.LAST_LOGINS.pending.setdefault(key, value)
         if self.usage.scanned:
@@ -445,7 +475,8 @@ class Server:
 
     async def _accounts_chore(self) -> None:
         if self._accounts_changed:
-            self._enforce_accounts()
+            await self._look_up_session_accounts()
+        if self._accounts_changed and self._enforce_accounts():
             self._accounts_changed = False  # only once it went through
         if self.ctx.directory.pending_deletions():
             await self._finish_deletions()
@@ -488,6 +519,8 @@ class Server:
                         continue
                     if n:
                         log.info("pop3 expire: deleted %d messages of %s older than %d days", n, acc.address, days)
+            except StoreError as e:
+                log.warning("POP3 expiry run failed: %s", e)
             except Exception:
                 log.exception("POP3 expiry run failed")
             await asyncio.sleep(EXPIRE_INTERVAL)
@@ -498,6 +531,8 @@ class Server:
                 n = await self.retention.run()
                 if n:
                     log.info("auto-expunge removed %d messages from Trash and Junk folders", n)
+            except StoreError as e:
+                log.warning("auto-expunge run failed: %s", e)
             except Exception:
                 log.exception("auto-expunge run failed")
             await asyncio.sleep(RETENTION_INTERVAL)
@@ -505,6 +540,9 @@ class Server:
     async def _scan_usage(self) -> None:
         try:
             await self.usage.scan_all()
+        except StoreError as e:  # the store or a shared directory is out of reach
+            log.warning("measuring the accounts' mail failed: %s; the console's usage figures may lag", e)
+            self.usage.scanned = True
         except Exception:
             log.exception("measuring the accounts' mail failed; the console's usage figures may lag")
             self.usage.scanned = True

@@ -24,6 +24,7 @@ from ..service.session import Session
 from ..service.sockopts import quickack
 from .accept import tls_failure
 from .deflate import Deflate, DeflateError
+from .streams import WakingReader
 from .tlsbinding import tls_exporter
 
 log = logging.getLogger("letterbox.session")
@@ -44,11 +45,16 @@ def _asks_for_more(out: list[bytes]) -> bool:
 _ids = itertools.count(1)
 
 
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
 class Connection:
     def __init__(
         self,
         session: Session,
-        reader: asyncio.StreamReader,
+        reader: WakingReader,
         writer: asyncio.StreamWriter,
         tls: ssl.SSLContext | None,
         on_done: Callable[[Connection], None] | None = None,
@@ -68,7 +74,8 @@ class Connection:
         """Before login the whole connection has this long, however it trickles."""
         self.handshake_timeout = handshake_timeout
         self._stop_reason: str | None = None
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[bool] | None = None
+        """While the runner waits: resolved by whatever it waits for (see _wait)."""
         self._sock = writer.get_extra_info("socket")
         """The TCP socket (under TLS too), for quickack; it stays the same across STARTTLS."""
         self._writes = 0
@@ -84,7 +91,26 @@ class Connection:
         """Ask the session to say goodbye and close (thread-unsafe; call from the loop)."""
         if self._stop_reason is None:
             self._stop_reason = reason
-            self._wake.set()
+            self._poke()
+
+    def _poke(self) -> None:
+        """Something to do has come (client bytes, a change, a shutdown request)."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    async def _wait(self, timeout: float) -> bool:
+        """Wait for a _poke (True), or *timeout* seconds (False). One future and a timer:
+        no task per read, and the runner runs on the turn of the loop after the bytes
+        came (server/streams.py)."""
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def _flush(self) -> None:
         out = self.session.take_output()
@@ -172,41 +198,33 @@ class Connection:
 
     async def run(self) -> None:
         s = self.session
-        read_task: asyncio.Task[bytes] | None = None
-        wake_task = asyncio.ensure_future(self._wake.wait())
-        sub_task: asyncio.Future[None] | None = None
+        reader = self.reader
+        reader.on_ready = self._poke
         sub_for = None
         try:
             await s.start()
             await self._flush()
             while not s.closing:
-                if read_task is None:
-                    read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
                 if s.subscription is not sub_for:
-                    if sub_task is not None:
-                        sub_task.cancel()
+                    if sub_for is not None:
+                        sub_for.on_change = None
                     sub_for = s.subscription
-                    sub_task = asyncio.ensure_future(sub_for.wait()) if sub_for else None
-                waits: set[asyncio.Future] = {read_task, wake_task}
-                if sub_task is not None:
-                    waits.add(sub_task)
+                    if sub_for is not None:
+                        sub_for.on_change = self._poke
                 timeout = s.timeout
                 if self.login_deadline is not None and s.user is not None:
                     self.login_deadline = None
                 for deadline in (self.login_deadline, s.deadline):
                     if deadline is not None:
                         timeout = max(0.0, min(timeout, deadline - time.monotonic()))
-                done, _ = await asyncio.wait(
-                    waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                if not done:
-                    await s.timed_out()
-                elif wake_task in done:
-                    await s.shutdown(self._stop_reason or "server shutting down")
+                poked = True
+                if self._stop_reason is None and not reader.ready() and not (sub_for and sub_for.pending()):
+                    poked = await self._wait(timeout)
+                if self._stop_reason is not None:
+                    await s.shutdown(self._stop_reason)
                     s.closing = True
-                elif read_task in done:
-                    data = read_task.result()
-                    read_task = None
+                elif reader.ready():
+                    data = await reader.read(READ_SIZE)  # at once: the bytes are there
                     if not data:
                         break
                     writes = self._writes
@@ -225,10 +243,10 @@ class Connection:
                         await self._upgrade()
                     if s.start_compress and not s.closing:
                         await self._start_compress()
-                else:
-                    sub_task = None
-                    sub_for = None
+                elif sub_for is not None and sub_for.pending():
                     await s.changed()
+                elif not poked:
+                    await s.timed_out()
                 await self._flush()
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError) as e:
             log.debug("%s connection from %s ended: %s", s.protocol, s.peer.ip, e)
@@ -237,9 +255,9 @@ class Connection:
         except Exception:
             log.exception("%s session for %s from %s failed", s.protocol, s.user, s.peer.ip)
         finally:
-            for t in (read_task, wake_task, sub_task):
-                if t is not None:
-                    t.cancel()
+            reader.on_ready = None
+            if sub_for is not None:
+                sub_for.on_change = None
             try:
                 await s.connection_lost()
             except Exception:

@@ -4,7 +4,7 @@ service.context's: protocols use it without importing the server)."""
 from __future__ import annotations
 
 from ..auth.authenticator import Authenticator
-from ..auth.directory import Directory
+from ..auth.factory import open_directory
 from ..config import Settings
 from ..policy import effective
 from ..service.context import Context
@@ -13,12 +13,13 @@ from ..store.factory import open_store
 from .tls import server_context
 
 
-def build_context(settings: Settings, exclusive: bool = True) -> Context:
+def build_context(settings: Settings, exclusive: bool = True, serving: bool = True) -> Context:
     """Open the directory and the store named by *settings* (no listeners). *exclusive*:
-    this process holds the data directory (see letterbox.datalock)."""
+    this process holds the data directory (see letterbox.datalock); *serving*: it
+    serves, and hears of directory changes (not `letterbox deliver`)."""
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
-    directory = Directory(data / "accounts.sqlite")
+    directory = open_directory(settings, listen=serving)
     store = open_store(settings, exclusive=exclusive)
     spool = data / "spool"
     spool.mkdir(exist_ok=True)

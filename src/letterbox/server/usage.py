@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import sqlite3
 import time
 from collections.abc import Iterable
 
-from ..auth.directory import Account
+from ..auth.directory import BUSY, Account
 from ..service.context import Context
 from ..store.api import StoreError, Usage
 
@@ -88,8 +87,9 @@ class UsageTracker:
         addresses = list(addresses)
         try:
             await self._measure(addresses)
-        except sqlite3.OperationalError as e:
-            # The directory is locked by another process's write: measured again next round.
+        except BUSY as e:
+            # The directory is locked by another process's write (or, shared, out of
+            # reach): measured again next round.
             log.debug("usage table not written this round: %s", e)
             for address in addresses:
                 self.mark(address)

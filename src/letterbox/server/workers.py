@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import metrics
-from ..auth.directory import SERVICES, Directory
+from ..auth.directory import SERVICES
+from ..auth.factory import open_directory
 from ..config import Settings, parse_listen
 from ..service.session import Peer
 from ..store.api import REPAIRING, Change
@@ -63,6 +64,7 @@ from .app import (
 )
 from .connection import Connection
 from .limits import ConnectionLimits, descriptor_budget
+from .streams import WakingReader
 from .tls import TLSError, server_context
 
 log = logging.getLogger("letterbox.workers")
@@ -134,7 +136,7 @@ class Supervisor:
         self.settings = settings
         self.n = settings.server.workers
         self.run_dir = settings.run_dir
-        self.directory = Directory(settings.data_dir / "accounts.sqlite")
+        self.directory = open_directory(settings)
         server = settings.server
         self.limits = ConnectionLimits(server.max_connections_per_ip, descriptor_budget(server.max_connections))
         # SMTP from the Internet has the same per-client limit on its own (LMTP none).
@@ -789,7 +791,7 @@ class WorkerServer(Server):
     async def _serve_session(self, service: str, sock: socket.socket, ip: str, port: int, implicit_tls: bool) -> None:
         loop = asyncio.get_running_loop()
         tls = self.ctx.tls if implicit_tls else None
-        reader = asyncio.StreamReader(limit=2**16)
+        reader = WakingReader()
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(

@@ -88,13 +88,16 @@ class Session(abc.ABC):
             SHARE.note_interactive()
         return time.perf_counter()
 
-    async def command_done(self, interactive: bool, started: float) -> None:
+    async def command_done(self, interactive: bool, started: float, more: bool) -> None:
         """Let other sessions run before this one's next command: a pipelined one past
         the session's allowance waits behind other clients' commands in proportion to
-        its cost (see fairshare)."""
+        its cost (see fairshare). *more*: the client's bytes hold another command; without
+        one there is nothing to wait for, and the runner sends the answer at once (a turn
+        of the loop here would hold it behind whatever else is ready to run)."""
         spent = time.perf_counter() - started
         if interactive or self._allowance.spend(spent):
-            await asyncio.sleep(0)
+            if more:
+                await asyncio.sleep(0)
         else:
             await SHARE.after_pipelined(spent)
 

@@ -237,6 +237,20 @@ class FlagTable:
 
 
 @dataclass(frozen=True, slots=True)
+class ImportedMessage:
+    """A message as another store kept it, for `AccountStore.import_message`: a copy
+    keeps its UID, flags and keywords, INTERNALDATE and what POP3 knew of it (UIDLs are
+    UIDVALIDITY and UID, so keeping those keeps them)."""
+
+    uid: int
+    data: bytes
+    flags: frozenset[str]
+    internaldate: float
+    pop3_hidden: bool = False
+    pop3_retrieved: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AppendResult:
     uidvalidity: int
     uid: int
@@ -629,6 +643,29 @@ class AccountStore(abc.ABC):
         before *received_before*, size above *larger_than* bytes, \\Seen set (*seen*);
         the first *limit* of them by UID. The clean-up tool shows what it would remove,
         then expunges or moves these."""
+
+    # --- moving mail between stores (`letterbox store copy`, see store.transfer) ---------
+    # Not for protocols: only the copy calls these, on stores no server holds. A backend
+    # that cannot take mail from another store keeps the defaults, which refuse.
+    async def set_uidvalidity(self, mailbox_id: int, uidvalidity: int) -> Mailbox:
+        """Give a mailbox that has never held a message (UIDNEXT 1) *uidvalidity*, the
+        source's, and move the store's UIDVALIDITY counter past it so that no mailbox made
+        later repeats it; raises StoreError when the mailbox has held mail (its UIDs may
+        be known to clients under the UIDVALIDITY it has)."""
+        raise StoreError("this store cannot take mail from another store")
+
+    async def import_message(self, mailbox_id: int, message: ImportedMessage) -> None:
+        """Store *message* under its own UID, which must be at least the mailbox's
+        UIDNEXT (UIDs are never reused; UIDNEXT becomes UID + 1), with its flags (keywords
+        added to the mailbox's list whatever the keyword limit), INTERNALDATE and POP3
+        state, durably before returning, as `append` does. No quota applies."""
+        raise StoreError("this store cannot take mail from another store")
+
+    async def raise_marks(self, mailbox_id: int, uidnext: int, highestmodseq: int) -> Mailbox:
+        """After an import: UIDNEXT and HIGHESTMODSEQ at least these (never lowered), so
+        that no UID or MODSEQ a client saw at the source comes again; the copied mail is
+        not \\Recent."""
+        raise StoreError("this store cannot take mail from another store")
 
 
 class Store(abc.ABC):

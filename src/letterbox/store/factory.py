@@ -7,6 +7,7 @@ The backend is imported when it is opened, so a process loads only the one it us
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass
 
@@ -79,6 +80,35 @@ async def migrate_store(settings: Settings) -> Migration | None:
         with contextlib.suppress(Exception):
             await conn.close()
     return Migration(before, after, schema.latest())
+
+
+async def clients_connected(settings: Settings, wait: float = 3.0) -> int:
+    """How many other Letterbox processes (front ends) are connected to the store's
+    database, after waiting up to *wait* seconds for any that are stopping to go; 0 for
+    a backend without a database (its data directory lock says whether one runs)."""
+    if settings.store.backend != "postgresql":
+        return 0
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(settings.store.dsn, timeout=10, server_settings={"application_name": "letterbox-cli"})
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StoreError(f"cannot connect to the PostgreSQL store: {_reason(e)}") from None
+    try:
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            count = int(await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name = 'letterbox' AND pid <> pg_backend_pid()"
+            ))
+            if not count or asyncio.get_running_loop().time() > deadline:
+                return count
+            await asyncio.sleep(0.1)  # a front end that was just stopped: its sessions end
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        raise StoreError(f"cannot read the PostgreSQL store's sessions: {_reason(e)}") from None
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.close()
 
 
 def _reason(e: BaseException) -> str:

@@ -36,7 +36,7 @@ _MERGED = frozenset({"append", "flags", "expunge"})
 class Subscription:
     """A session's window on the changes of one account or a few."""
 
-    __slots__ = ("addresses", "_feed", "_changes", "_event", "_serial", "overflowed")
+    __slots__ = ("addresses", "_feed", "_changes", "_event", "_serial", "overflowed", "on_change")
 
     def __init__(self, feed: LocalFeed, addresses: frozenset[str]) -> None:
         self.addresses = addresses
@@ -46,6 +46,9 @@ class Subscription:
         self._serial = itertools.count()
         self.overflowed = False
         """Changes were dropped since the last take() (MAX_PENDING were waiting)."""
+        self.on_change: Callable[[], None] | None = None
+        """Called (on the event loop) for each change pushed: a connection runner waits
+        for it beside its client's bytes without a task of its own (server/streams.py)."""
 
     def _push(self, change: Change) -> None:
         key: object
@@ -58,6 +61,8 @@ class Subscription:
         else:
             self.overflowed = True
         self._event.set()
+        if self.on_change is not None:
+            self.on_change()
 
     def pending(self) -> bool:
         return bool(self._changes)

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from .. import __version__, metrics
+from ..auth.directory import DirectoryUnavailable
 from . import api, pages
 from .auth import admin
 from .console import Console, ConsoleError
@@ -80,6 +81,10 @@ def build_app(server: Host) -> FastAPI:
     @app.exception_handler(ConsoleError)
     async def console_error(request: Request, exc: ConsoleError) -> Response:
         return _refusal(request, exc.status, exc.message)
+
+    @app.exception_handler(DirectoryUnavailable)
+    async def directory_away(request: Request, exc: DirectoryUnavailable) -> Response:
+        return _refusal(request, 503, str(exc))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

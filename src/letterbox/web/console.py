@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 from .. import metrics, policy
 from ..auth.admins import AdminError
 from ..auth.authenticator import LoginResult, Outcome
-from ..auth.directory import PROTOCOLS, SERVICES, Account, DirectoryError, normalize_address
+from ..auth.directory import (
+    PROTOCOLS,
+    SERVICES,
+    Account,
+    DirectoryError,
+    DirectoryUnavailable,
+    normalize_address,
+)
 from ..auth.listing import SORTS, account_page, totals
 from ..auth.passwords import make_secrets
 from ..store.api import BadMailboxName, MailboxNotFound, Quota, StoreError, Usage
@@ -328,11 +335,16 @@ class Console:
     # --- administrators ------------------------------------------------------------------------
     async def admin_login(self, name: str, password: str, ip: str) -> bool:
         async def check() -> LoginResult:
-            stored = self.directory.admins.stored_hash(name) if len(name) <= 64 else None
+            try:
+                stored = self.directory.admins.stored_hash(name) if len(name) <= 64 else None
+            except DirectoryUnavailable:
+                return LoginResult(Outcome.UNAVAILABLE)
             ok = await self.ctx.auth.verify_hash(stored, password[:MAX_PASSWORD])
             return LoginResult(Outcome.OK if ok and stored is not None else Outcome.BAD_CREDENTIALS)
 
         result = await self.ctx.auth.guarded("web", ip, check, name)
+        if result.outcome is Outcome.UNAVAILABLE:
+            raise ConsoleError(503, "the accounts directory is unavailable; try again shortly")
         if result.outcome is Outcome.THROTTLED:
             raise ConsoleError(429, "too many logins at once from your address; try again shortly")
         return result.ok
@@ -352,6 +364,8 @@ class Console:
         if result.outcome is Outcome.ACCOUNT_DISABLED and result.account is not None:
             why = result.account.disabled_message
             return None, "This account is disabled" + (f": {why}" if why else ".")
+        if result.outcome is Outcome.UNAVAILABLE:
+            raise ConsoleError(503, "the accounts directory is unavailable; try again shortly")
         if result.outcome is Outcome.THROTTLED:
             raise ConsoleError(429, "too many logins at once from your address; try again shortly")
         return None, "Wrong address or password."

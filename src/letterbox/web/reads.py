@@ -24,14 +24,15 @@ T = TypeVar("T")
 class Reads:
     def __init__(self, directory: Directory) -> None:
         self._directory = directory
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | Directory | None = None
+        """A read-only SQLite connection, or a shared directory (which answers listings itself)."""
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-reads")
 
-    async def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, query: Callable[[sqlite3.Connection | Directory], T]) -> T:
         """*query* called with the reading connection, in the worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._call, query)
 
-    def _call(self, query: Callable[[sqlite3.Connection], T]) -> T:
+    def _call(self, query: Callable[[sqlite3.Connection | Directory], T]) -> T:
         if self._db is None:
             self._db = self._directory.reader()
         return query(self._db)

@@ -95,6 +95,14 @@ class PartialRange:
     def __str__(self) -> str:
         return f"{self.first}:{self.last}"
 
+    def canonical(self) -> str:
+        """The range as ESEARCH's PARTIAL data gives it back: the end nearer the start
+        of the results first (``2:4`` for ``4:2``, ``-1:-3`` for ``-3:-1``), since RFC 9394
+        4 makes the two spellings one range; Dovecot answers the same way."""
+        lo, hi = sorted((abs(self.first), abs(self.last)))
+        sign = "-" if self.first < 0 else ""
+        return f"{sign}{lo}:{sign}{hi}"
+
 
 # ---------------------------------------------------------------------------------------
 # SEARCH keys

@@ -50,6 +50,7 @@ from ..api import (
     FetchField,
     FlagTable,
     FolderUsage,
+    ImportedMessage,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -868,12 +869,15 @@ class MaildirAccount(AccountStore):
         return self._store.reader_tables.get(self.db, (self.key, reader, mailbox_id), table)
 
     def _message_file(self, mailbox_id: int, uid: int) -> tuple[str, int]:
+        # The folder with the file name, in one query (folder() reads it the same way).
         row = self.db.execute(
-            "SELECT filename, size FROM messages WHERE mailbox_id = ? AND uid = ?", (mailbox_id, uid)
+            "SELECT b.dirname, m.filename, m.size FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id"
+            " WHERE m.mailbox_id = ? AND m.uid = ?",
+            (mailbox_id, uid),
         ).fetchone()
         if row is None:
             raise MessageGone(f"message UID {uid} has been expunged")
-        return join(self.folder(mailbox_id), "cur", row[0]), int(row[1])
+        return join(str(row[0]), "cur", row[1]), int(row[2])
 
     async def _read(self, mailbox_id: int, uid: int, read: Callable[[str], bytes], size: Callable[[int], int]) -> bytes:
         # A file can be renamed (its flag letters brought up to date) between the lookup
@@ -960,14 +964,13 @@ class MaildirAccount(AccountStore):
         cs = ChangeSet(highestmodseq=hms, name=name, uidvalidity=int(row[4]))
         if hms <= modseq:
             return cs
-        cs.updated = [
-            MessageMeta(uid, flagset(fl), ms)
-            for uid, fl, ms in self.db.execute(
-                "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?"
-                " ORDER BY uid",
-                (mailbox_id, modseq),
-            )
-        ]
+        # Sorted here, not by ORDER BY uid: with it SQLite walks the whole mailbox in UID
+        # order instead of the few rows the (mailbox_id, modseq) index points at.
+        rows = self.db.execute(
+            "SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, modseq)
+        ).fetchall()
+        rows.sort()
+        cs.updated = [MessageMeta(uid, flagset(fl), ms) for uid, fl, ms in rows]
         if reader is not None and cs.updated:
             seen = privateseen.seen_among(self.db, mailbox_id, reader, [m.uid for m in cs.updated])
             cs.updated = [MessageMeta(m.uid, overlay(m.flags, m.uid in seen), m.modseq) for m in cs.updated]
@@ -1087,13 +1090,26 @@ class MaildirAccount(AccountStore):
         seen_by_reader = reader is not None and SEEN in given
         if reader is not None:
             given.discard(SEEN)
+        when = time.time() if internaldate is None else internaldate
+        return await self._put(mailbox_id, data, given, when, quota, parsed, seen_by=reader if seen_by_reader else None)
+
+    @_op()
+    async def import_message(self, mailbox_id: int, message: ImportedMessage) -> None:
+        given = flagrules.normalize_flags(message.flags)
+        await self._put(mailbox_id, message.data, given, message.internaldate, None, None, imported=message)
+
+    async def _put(
+        self, mailbox_id: int, data: bytes, given: set[str], when: float, quota: Quota | None,
+        parsed: ParsedMessage | None, *, seen_by: str | None = None, imported: ImportedMessage | None = None,
+    ) -> AppendResult:
+        """Write, index and publish one message: an APPEND or delivery, or (*imported*)
+        a message from another store under its own UID and POP3 state."""
         self._store.check_space(len(data))
         quotas.check(quota, functools.partial(self._usage, self.db), len(data), 1)  # early, before writing
         parsed = await messages.parse(data, parsed)
         folder = self.folder(mailbox_id)
         tmp_name = files.new_base(len(data))
         tmp = join(folder, "tmp", tmp_name)
-        when = time.time() if internaldate is None else internaldate
         try:
             await files.disk_threads.run(self.adir.write_new, tmp, data, when)
         except FileNotFoundError:
@@ -1102,19 +1118,25 @@ class MaildirAccount(AccountStore):
         faults.point("append.written")
         final: str | None = None
         try:
-            await self.reserve_ahead(mailbox_id)
+            await self.reserve_ahead(mailbox_id, 1 if imported is None else self._uids_to(mailbox_id, imported.uid))
             await self.ensure_letters(mailbox_id, given)
             async with self.write() as db:
+                if imported is not None:
+                    self._skip_to_uid(db, mailbox_id, imported.uid)
                 uid, uidvalidity = self._allocate_uids(db, mailbox_id, 1, len(data), quota)
-                modseq = self.bump_modseq(db, mailbox_id, given, limit=True)
+                modseq = self.bump_modseq(db, mailbox_id, given, limit=imported is None)
                 filename = files.with_uid(tmp_name, uid, self.info_for(mailbox_id, given))
                 self.adir.rename(tmp, join(folder, "cur", filename))
                 final = join(folder, "cur", filename)
                 faults.point("append.renamed")
                 self.insert_rows(db, mailbox_id, [(uid, modseq, flag_text(given), len(data), when, filename, parsed)])
-                if seen_by_reader:
-                    assert reader is not None
-                    privateseen.mark(db, mailbox_id, reader, [uid], True)
+                if seen_by is not None:
+                    privateseen.mark(db, mailbox_id, seen_by, [uid], True)
+                if imported is not None and (imported.pop3_hidden or imported.pop3_retrieved is not None):
+                    db.execute(
+                        "UPDATE messages SET pop3_hidden = ?, pop3_retrieved = ? WHERE mailbox_id = ? AND uid = ?",
+                        (int(imported.pop3_hidden), imported.pop3_retrieved, mailbox_id, uid),
+                    )
         except BaseException:
             with contextlib.suppress(OSError):
                 self.adir.unlink(tmp)
@@ -1123,11 +1145,70 @@ class MaildirAccount(AccountStore):
             raise
         faults.point("append.committed")
         # The rename is durable once the folder is; only then is the message acknowledged.
-        await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
-        if seen_by_reader:
+        try:
+            await files.disk_threads.run(self.adir.fsync_dir, join(folder, "cur"))
+        except FileNotFoundError:
+            # Deleted by another session since the commit: the message went with it.
+            self.mailbox_by_id(mailbox_id)  # MailboxNotFound, not a storage error
+            raise
+        if seen_by is not None:
             self._store.names_changed(self, mailbox_id)  # the reader's mark to its side file
         self.publish(mailbox_id, modseq, "append")
         return AppendResult(uidvalidity, uid)
+
+    def _uids_to(self, mailbox_id: int, uid: int) -> int:
+        """How many UIDs from UIDNEXT up to *uid*: what an import uses up (reserving
+        more would leave the folder file ahead of the index, as after a lost commit)."""
+        row = self.db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        return max(1, uid - int(row[0]) + 1) if row is not None else 1
+
+    @staticmethod
+    def _skip_to_uid(db: sqlite3.Connection, mailbox_id: int, uid: int) -> None:
+        """Inside the caller's transaction: the next UID given is *uid* (an import)."""
+        row = db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+        if row is None:
+            raise MailboxNotFound("mailbox no longer exists")
+        if uid < int(row[0]):
+            raise StoreError(f"UID {uid} is below the mailbox's UIDNEXT {row[0]}: UIDs are never reused")
+        db.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, mailbox_id))
+
+    @_op()
+    async def set_uidvalidity(self, mailbox_id: int, uidvalidity: int) -> Mailbox:
+        mbox = self.mailbox_by_id(mailbox_id)
+        if mbox.uidvalidity == uidvalidity:
+            return mbox
+        await files.disk_threads.run(self._store.uidvalidity_past, uidvalidity)
+        folder = self.folder(mailbox_id)
+        async with self.write() as db:
+            row = db.execute("SELECT uidnext FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            if int(row[0]) != 1:
+                raise StoreError(f"mailbox {mbox.name!r} has held mail under UIDVALIDITY {mbox.uidvalidity}")
+            db.execute("UPDATE mailboxes SET uidvalidity = ? WHERE id = ?", (uidvalidity, mailbox_id))
+            # The index is what start-up trusts: a crash before the commit leaves the
+            # folder file to be set back to the old UIDVALIDITY (see reconcile).
+            folderfile.update(self.adir, folder, uidvalidity=uidvalidity)
+        self.forget_folder(mailbox_id)
+        return self.mailbox_by_id(mailbox_id)
+
+    @_op()
+    async def raise_marks(self, mailbox_id: int, uidnext: int, highestmodseq: int) -> Mailbox:
+        async with self.write() as db:
+            row = db.execute(
+                "SELECT uidnext, highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            top_uid, top_modseq = max(int(row[0]), uidnext), max(int(row[1]), highestmodseq)
+            self._check_reserved(mailbox_id, top_uid - 1, top_modseq)
+            db.execute(
+                "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, recent_uid = ? WHERE id = ?",
+                (top_uid, top_modseq, top_uid, mailbox_id),
+            )
+        await self.sync_index()
+        self.remember_modseq(mailbox_id, top_modseq)
+        return self.mailbox_by_id(mailbox_id)
 
     @_op(essential=True)
     async def store_flags(

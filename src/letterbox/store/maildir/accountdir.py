@@ -101,9 +101,18 @@ class AccountDir:
             return f.read()
 
     def read_range(self, rel: str, start: int, length: int) -> bytes:
-        with os.fdopen(self.open_read(rel), "rb") as f:
-            f.seek(start)
-            return f.read(length)
+        """Up to *length* bytes from *start* (fewer at the end of the file)."""
+        fd = self.open_read(rel)
+        try:
+            data = os.pread(fd, length, start)
+            while 0 < len(data) < length:  # a short read, as a signal can cause
+                more = os.pread(fd, length - len(data), start + len(data))
+                if not more:
+                    break
+                data += more
+            return data
+        finally:
+            os.close(fd)
 
     def is_file(self, rel: str) -> bool:
         """A regular file, not a link to one."""

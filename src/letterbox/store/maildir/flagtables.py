@@ -114,10 +114,12 @@ def _load(db: sqlite3.Connection, mailbox_id: int, modseq: int, uidvalidity: int
 def _update(
     db: sqlite3.Connection, mailbox_id: int, old: FlagTable, texts: _Texts, modseq: int
 ) -> tuple[FlagTable, _Texts]:
+    # Sorted here: ORDER BY uid would make SQLite walk the whole mailbox rather than the
+    # changed rows the (mailbox_id, modseq) index points at.
     changed = db.execute(
-        "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-        (mailbox_id, old.modseq),
+        "SELECT uid, flags FROM messages WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, old.modseq)
     ).fetchall()
+    changed.sort()
     if len(changed) > len(old.uids) // _RELOAD_SHARE + 64 or len(texts.texts) > 4 * len(old.counts) + 64:
         # Many changes, or many flag texts no message has any more: start afresh.
         texts = _Texts()

@@ -567,12 +567,19 @@ class MaildirStore(Store):
         """A UIDVALIDITY no mailbox of any account has had: a store-wide counter, kept
         ahead of the clock, so a mailbox made again (even of an account deleted and added
         again within a second) never repeats one (RFC 9051 2.3.1.1)."""
+        return self._uidvalidity_counter(0)
+
+    def uidvalidity_past(self, taken: int) -> None:
+        """A mailbox copied from another store took *taken*: later ones come after it."""
+        self._uidvalidity_counter(taken)
+
+    def _uidvalidity_counter(self, taken: int) -> int:
         fd = os.open(self.root / UIDVALIDITY_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             last = int(text) if text.isdigit() else 0
-            value = max(last + 1, int(time.time()))
+            value = max(last + 1, int(time.time()), taken)
             data = f"{value}\n".encode()
             os.pwrite(fd, data, 0)
             os.ftruncate(fd, len(data))

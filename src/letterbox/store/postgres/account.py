@@ -15,7 +15,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from ...mime import ParsedMessage
 from ...mime.preview import make_preview
@@ -33,6 +33,7 @@ from ..api import (
     FetchField,
     FlagTable,
     FolderUsage,
+    ImportedMessage,
     Mailbox,
     MailboxNotFound,
     MailboxStatus,
@@ -579,38 +580,118 @@ class PgAccount(AccountStore):
         if quota is not None and quotas.applies(quota):  # early, before the work
             async with self.db.conn() as conn:
                 await self.check_quota(conn, quota, len(data), 1)
+        when = time.time() if internaldate is None else internaldate
+        return await self._put(mbox.id, mbox.name, data, given, when, quota, parsed,
+                               seen_by=reader if seen_by_reader else None)
+
+    @_op
+    async def import_message(self, mailbox_id: int, message: ImportedMessage) -> None:
+        given = flagrules.normalize_flags(message.flags)
+        await self._put(mailbox_id, "", message.data, given, message.internaldate, None, None, imported=message)
+
+    async def _put(
+        self, mailbox_id: int, name: str, data: bytes, given: set[str], when: float, quota: Quota | None,
+        parsed: ParsedMessage | None, *, seen_by: str | None = None, imported: ImportedMessage | None = None,
+    ) -> AppendResult:
+        """Store and publish one message: an APPEND or delivery, or (*imported*) a
+        message from another store under its own UID and POP3 state."""
         parsed = await messages.parse(data, parsed)
         blob = await self._store.prepared(data, parsed)
-        when = time.time() if internaldate is None else internaldate
         text = flag_text(given)
-
         checked = quota is not None and quotas.applies(quota)
         keywords = bool(keywords_rule.keywords_of(given))
+
+        async def gone(conn: Any) -> NoReturn:
+            if name:
+                await self.mailbox_in(conn, name)  # AccountGone, or MailboxNotFound
+            if imported is not None and await conn.fetchval(
+                "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2", mailbox_id, self.account_id
+            ):
+                raise StoreError(f"UID {imported.uid} is below the mailbox's UIDNEXT: UIDs are never reused")
+            raise MailboxNotFound(f"mailbox {name!r} no longer exists" if name else "mailbox no longer exists")
 
         async def body(tx: Tx) -> AppendResult:
             conn = tx.conn
             if checked:
                 await self.lock_account(conn)
                 await self.check_quota(conn, quota, len(data), 1)
-            row = await newmessage.insert(conn, tx.channel, tx.sender, self.address, self.account_id, mbox.id,
-                                          blob, parsed, text, when)
-            if row is None:
-                await self.mailbox_in(conn, mbox.name)  # AccountGone, or MailboxNotFound
-                raise MailboxNotFound(f"mailbox {mbox.name!r} no longer exists")
+            if imported is None:
+                # UID, MODSEQ, blob, message and NOTIFY in one statement (newmessage.py).
+                row = await newmessage.insert(conn, tx.channel, tx.sender, self.address, self.account_id,
+                                              mailbox_id, blob, parsed, text, when)
+                if row is None:
+                    await gone(conn)
+            else:
+                row = await conn.fetchrow(
+                    "UPDATE mailboxes SET uidnext = $3 + 1, highestmodseq = highestmodseq + 1"
+                    " WHERE id = $1 AND account_id = $2 AND uidnext <= $3"
+                    " RETURNING uidnext - 1, highestmodseq, uidvalidity, keywords, name",
+                    mailbox_id, self.account_id, imported.uid,
+                )
+                if row is None:
+                    await gone(conn)
+                await blobs.put(conn, blob, parsed)
+                await conn.execute(
+                    "INSERT INTO messages (mailbox_id, uid, modseq, flags, size, internaldate, savedate, blob,"
+                    " pop3_hidden, pop3_retrieved) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    mailbox_id, int(row[0]), int(row[1]), text, len(data), when, time.time(), blob.sha,
+                    imported.pop3_hidden, imported.pop3_retrieved,
+                )
             uid, modseq, uidvalidity = int(row[0]), int(row[1]), int(row[2])
             if keywords:
-                grown = keywords_rule.accumulate(row[3].split(), given, self.limits, limit=True)
+                grown = keywords_rule.accumulate(row[3].split(), given, self.limits, limit=imported is None)
                 if grown is not None:
-                    await conn.execute("UPDATE mailboxes SET keywords = $2 WHERE id = $1", mbox.id, " ".join(grown))
-            if seen_by_reader:
+                    await conn.execute("UPDATE mailboxes SET keywords = $2 WHERE id = $1", mailbox_id, " ".join(grown))
+            if seen_by is not None:
                 await conn.execute('INSERT INTO private_seen (mailbox_id, uid, "user") VALUES ($1, $2, $3)',
-                                   mbox.id, uid, reader)
-            tx.publish(self.change(mbox.id, modseq, "append", row[4]), notified=True)
+                                   mailbox_id, uid, seen_by)
+            tx.publish(self.change(mailbox_id, modseq, "append", row[4]), notified=imported is None)
             return AppendResult(uidvalidity, uid)
 
-        # Without a quota to check, keywords to record or a reader's \Seen, the
-        # statement is the whole transaction: no BEGIN and COMMIT around it.
-        return await self.db.run(body, autocommit=not (checked or keywords or seen_by_reader))
+        # Without a quota to check, keywords to record or a reader's \Seen, the statement
+        # is the whole transaction: no BEGIN and COMMIT around it.
+        alone = imported is None and not (checked or keywords or seen_by is not None)
+        return await self.db.run(body, autocommit=alone)
+
+    @_op
+    async def set_uidvalidity(self, mailbox_id: int, uidvalidity: int) -> Mailbox:
+        async def body(tx: Tx) -> Mailbox:
+            conn = tx.conn
+            row = await conn.fetchrow(
+                f"SELECT {MBOX_COLS} FROM mailboxes m WHERE m.id = $1 AND m.account_id = $2 FOR UPDATE",
+                mailbox_id, self.account_id,
+            )
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            mbox = mailbox_from_row(row)
+            if mbox.uidvalidity == uidvalidity:
+                return mbox
+            if mbox.uidnext != 1:
+                raise StoreError(f"mailbox {mbox.name!r} has held mail under UIDVALIDITY {mbox.uidvalidity}")
+            await conn.execute(
+                "UPDATE counters SET value = greatest(value, $1) WHERE name = 'uidvalidity'", uidvalidity
+            )
+            await conn.execute("UPDATE mailboxes SET uidvalidity = $2 WHERE id = $1", mailbox_id, uidvalidity)
+            row = await conn.fetchrow(f"SELECT {MBOX_COLS} FROM mailboxes m WHERE m.id = $1", mailbox_id)
+            return mailbox_from_row(row)
+
+        return await self.db.run(body)
+
+    @_op
+    async def raise_marks(self, mailbox_id: int, uidnext: int, highestmodseq: int) -> Mailbox:
+        async def body(tx: Tx) -> Mailbox:
+            conn = tx.conn
+            await conn.execute(
+                "UPDATE mailboxes SET uidnext = greatest(uidnext, $3), highestmodseq = greatest(highestmodseq, $4),"
+                " recent_uid = greatest(uidnext, $3) WHERE id = $1 AND account_id = $2",
+                mailbox_id, self.account_id, uidnext, highestmodseq,
+            )
+            row = await conn.fetchrow(f"SELECT {MBOX_COLS} FROM mailboxes m WHERE m.id = $1", mailbox_id)
+            if row is None:
+                raise MailboxNotFound("mailbox no longer exists")
+            return mailbox_from_row(row)
+
+        return await self.db.run(body)
 
     @_op
     async def store_flags(
