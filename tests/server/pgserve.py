@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import re
 import smtplib
 import socket
 from typing import Any
@@ -77,3 +78,21 @@ class Idler:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def assert_each_acked_once(srv: ServerProcess, user: str, acked: list[str], unacked_at_most: int) -> None:
+    """Every acknowledged message (Message-ID <a1@test>, <b7@test>...) is in *user*'s INBOX,
+    read through *srv*, none is there twice, and at most *unacked_at_most* others are
+    (deliveries in flight when their answer was lost)."""
+    conn = imap(srv, user)
+    try:
+        conn.select("INBOX", readonly=True)
+        _, data = conn.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    finally:
+        conn.logout()
+    found = [m.decode() for part in data if isinstance(part, tuple)
+             for m in re.findall(rb"<([ab]\d+)@test>", part[1])]
+    assert len(found) == len(set(found)), "a message stored twice"
+    missing = set(acked) - set(found)
+    assert not missing, f"acknowledged but lost: {sorted(missing)}"
+    assert len(set(found) - set(acked)) <= unacked_at_most
