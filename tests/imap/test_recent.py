@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from letterbox.service.context import Context
+from letterbox.store.maildir.account import INDEX_FILE, MaildirAccount
 
 from .imaputil import Client, add_user, make_context
 
@@ -109,5 +111,32 @@ def test_rev2_sessions_have_no_recent_and_take_none(ctx: Context) -> None:
         assert b"* 2 EXISTS" in out and b"RECENT" not in out
         _, out = await session(ctx)  # a rev1 session after it still finds both recent
         assert recent_count(out) == 2
+
+    asyncio.run(go())
+
+
+def test_select_with_nothing_recent_writes_nothing(ctx: Context) -> None:
+    """A SELECT that has nothing to claim takes no write lock: another process holding
+    the index's write lock (a CLI command, a delivery) does not hold it up."""
+
+    async def go() -> None:
+        await deliver(ctx)
+        first, out = await session(ctx)
+        assert recent_count(out) == 1
+        acc = await ctx.store.account(USER)
+        assert isinstance(acc, MaildirAccount)
+        holder = sqlite3.connect(acc.root / INDEX_FILE, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            # Without the lock free, a write would wait (and in the end fail); the
+            # claim that moves nothing is only a read.
+            second, out = await asyncio.wait_for(session(ctx), 10)
+            assert b"s OK" in out and recent_count(out) == 0
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        await deliver(ctx)
+        _, out = await session(ctx)  # and the next message is still claimed as before
+        assert recent_count(out) == 1
 
     asyncio.run(go())

@@ -646,6 +646,11 @@ class MaildirAccount(AccountStore):
     async def take_recent(self, mailbox_id: int, claim: bool = True) -> tuple[int, int]:
         if not claim:
             return self._recent_range(self.db, mailbox_id)
+        lo, hi = self._recent_range(self.db, mailbox_id)
+        if lo >= hi:
+            # Nothing to claim: no write. A message landing meanwhile stays recent for
+            # the next session to claim, as if this SELECT had come a moment earlier.
+            return lo, hi
         try:
             async with self.write() as db:
                 taken, mark = recent.claim(*self._marks(db, mailbox_id))
