@@ -87,6 +87,7 @@ class SelectedView:
         "rights",
         "readonly",
         "uids",
+        "_uids_shared",
         "modseq",
         "uidnext",
         "recent",
@@ -116,7 +117,11 @@ class SelectedView:
         self.rights = rights
         """The user's rights (RFC 4314): all of them in the user's own mailboxes."""
         self.readonly = readonly
-        self.uids = array("L", uids)
+        # The store's own array is shared until this view first changes it: a thousand
+        # sessions on one big mailbox hold one copy of its UIDs, and SELECT copies none.
+        shared = isinstance(uids, array) and uids.typecode == "L"
+        self.uids: array[int] = uids if shared else array("L", uids)  # type: ignore[assignment]
+        self._uids_shared = shared
         self.modseq = mailbox.highestmodseq
         self.uidnext = mailbox.uidnext
         self.recent = recent
@@ -228,6 +233,7 @@ class SelectedView:
             # The first session told of a message has it as \\Recent (RFC 3501 2.3.1.2).
             self.recent.add(*await store.take_recent(self.mailbox.id, claim=not self.readonly))
         if new:
+            self._own_uids()
             self.uids.extend(new)
             self.uidnext = max(self.uidnext, new[-1] + 1)
             out.append(b"* %d EXISTS\r\n" % len(self.uids))
@@ -258,6 +264,8 @@ class SelectedView:
         vanished = self.qresync or self.uidonly
         if vanished and msns:
             out.append(b"* VANISHED " + wire.sequence_set(self.uids[m - 1] for m in reversed(msns)) + b"\r\n")
+        if msns:
+            self._own_uids()
         for m in msns:
             if not vanished:
                 out.append(b"* %d EXPUNGE\r\n" % m)
@@ -266,6 +274,12 @@ class SelectedView:
         self.pending_expunge.clear()
         self.saved = [u for u in self.saved if self.msn(u) is not None]
         return out
+
+    def _own_uids(self) -> None:
+        """Copy the UIDs before the first change: the store's array is shared."""
+        if self._uids_shared:
+            self.uids = array("L", self.uids)
+            self._uids_shared = False
 
     def remove_own(self, uids: Iterable[int]) -> list[bytes]:
         """This session expunged *uids*: report them now (EXPUNGE, CLOSE, MOVE)."""
