@@ -3,6 +3,7 @@ form, partials, implicit \\Seen, BINARY, CHANGEDSINCE and messages expunged mean
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 
@@ -647,5 +648,21 @@ def test_fetch_flags_fast_path_matches_the_row_by_row_answer(env: Env) -> None:
             b"d OK [EXPUNGEISSUED] Some messages were already expunged\r\n"
         )
         await first.cmd("z LOGOUT")
+
+    run(go())
+
+
+def test_a_small_fetch_answers_without_letting_others_run_first(env: Env) -> None:
+    """The last part of a FETCH goes out with its tagged answer at once: a ready task of
+    another session does not get a turn in between (a big FETCH yields between parts)."""
+
+    async def go() -> None:
+        await env.append(b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n")
+        s = await env.session()
+        turns: list[str] = []
+        asyncio.get_running_loop().call_soon(turns.append, "another session")
+        out = await s.cmd("a FETCH 1 (BODY.PEEK[] FLAGS)")
+        assert tagged(out).startswith(b"a OK") and b"body" in out
+        assert turns == []
 
     run(go())

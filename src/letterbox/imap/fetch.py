@@ -445,7 +445,8 @@ async def cmd_fetch(s: IMAPSession, cmd: g.Fetch) -> Done:
             expunge_issued = expunge_issued or vanished
         else:
             await _send_index_rows(s, plan, rows, start)
-        await s.flush()
+        if start + _FETCH_ROWS < len(pairs):
+            await s.flush()  # the last part's answers go out with the tagged one, at once
     if unknown_cte:
         # RFC 3516 4.3: a CTE the server cannot decode fails the command.
         return Done("NO", "Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
