@@ -20,6 +20,7 @@ import imaplib
 import json
 import math
 import multiprocessing
+import os
 import random
 import select
 import socket
@@ -435,6 +436,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="smaller mailboxes and fewer samples (a few minutes)")
     p.add_argument("--servers", default="letterbox,dovecot", help="comma-separated (default: letterbox,dovecot)")
+    p.add_argument("--workers", default=str(os.cpu_count() or 1),
+                   help="Letterbox worker processes ([server] workers), one Letterbox per value run side by "
+                        "side, e.g. 1,2 (default: the server's own default, one per core)")
     p.add_argument("--samples", type=int, default=200, help="samples of the quick rows (default: 200)")
     p.add_argument("--slow-samples", type=int, default=50,
                    help="samples of SELECT and IDLE push (default: 50)")
@@ -462,6 +466,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.idle_budget = min(args.idle_budget, 60.0)
     args.sizes = sorted(int(x) for x in args.select_sizes.split(",") if x.strip())
     args.servers = [x.strip().lower() for x in args.servers.split(",") if x.strip()]
+    try:
+        args.workers = sorted({int(x) for x in args.workers.split(",") if x.strip()})
+    except ValueError:
+        p.error("--workers: numbers of at least 1, e.g. 1,2")
+    if not args.workers or args.workers[0] < 1:
+        p.error("--workers: numbers of at least 1, e.g. 1,2")
     return args
 
 
@@ -524,22 +534,27 @@ def setup(servers: list[BenchServer], args: argparse.Namespace, corpus: Corpus) 
 
 
 def table(results: dict[str, dict[str, dict[str, float]]], names: list[str]) -> str:
+    """One column pair per server; with Dovecot last, each other server's ratio to it."""
     width = max((len(r) for r in results), default=10) + 2
-    head = f"{'round trip (ms)':<{width}}" + "".join(f"{n + ' p50':>15}{'p99':>9}" for n in names)
-    if len(names) == 2:
-        head += f"{'ratio p50':>11}{'p99':>7}"
+    base = names[-1] if len(names) > 1 and names[-1] == Dovecot.name else None
+    others = [n for n in names if n != base] if base else []
+    head = f"{'round trip (ms)':<{width}}" + "".join(f"{n + ' p50':>17}{'p99':>9}" for n in names)
+    head += "".join(f"{'ratio p50':>11}{'p99':>7}" for _ in others)
     lines = [head, "-" * len(head)]
     for label, per in results.items():
         line = f"{label:<{width}}"
         for n in names:
             r = per.get(n)
-            line += f"{r['p50']:>15.2f}{r['p99']:>9.2f}" if r else f"{'-':>15}{'-':>9}"
-        if len(names) == 2 and all(n in per for n in names):
-            a, b = per[names[0]], per[names[1]]
-            line += f"{a['p50'] / b['p50']:>11.2f}{a['p99'] / b['p99']:>7.2f}" if b["p50"] and b["p99"] else ""
+            line += f"{r['p50']:>17.2f}{r['p99']:>9.2f}" if r else f"{'-':>17}{'-':>9}"
+        for n in others:
+            a, b = per.get(n), per.get(base or "")
+            if a and b and b["p50"] and b["p99"]:
+                line += f"{a['p50'] / b['p50']:>11.2f}{a['p99'] / b['p99']:>7.2f}"
+            else:
+                line += f"{'-':>11}{'-':>7}"
         lines.append(line)
-    if len(names) == 2:
-        lines += ["", f"ratio = {names[0]} / {names[1]}: below 1, {names[0]} answers sooner."]
+    if others:
+        lines += ["", f"ratio = {' / '.join(others)} against {base}, in that order: below 1 answers sooner."]
     for label, per in results.items():
         if len({r["n"] for r in per.values()}) > 1:  # a row cut short by its time budget
             lines.append(f"{label}: " + ", ".join(f"{n} {r['n']:.0f}" for n, r in per.items()) + " samples")
@@ -553,7 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     root = make_root("letterbox-latency-")
     servers: list[BenchServer] = []
     if "letterbox" in args.servers:
-        servers.append(Letterbox(root / "letterbox"))
+        for n in args.workers:
+            servers.append(Letterbox(root / f"letterbox-{n}w", workers=n))
     if "dovecot" in args.servers:
         servers.append(Dovecot(root / "dovecot"))
     corpus = Corpus(SEED)
