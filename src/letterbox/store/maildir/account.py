@@ -987,13 +987,13 @@ class MaildirAccount(AccountStore):
             )]
             cs.expunged = _missing(present, uidnext)
             return cs
-        cs.expunged = [
+        # Sorted here, as the rows above: ORDER BY uid would walk every tombstone.
+        cs.expunged = sorted(
             r[0]
             for r in self.db.execute(
-                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
-                (mailbox_id, modseq),
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?", (mailbox_id, modseq)
             )
-        ]
+        )
         return cs
 
     @_op()

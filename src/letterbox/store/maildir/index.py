@@ -113,6 +113,9 @@ CREATE TABLE IF NOT EXISTS expunged (
     base       TEXT,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
+-- What was expunged since a MODSEQ (QRESYNC, every session's catch-up), without walking
+-- all of a mailbox's tombstones; an index made before this has it added when opened.
+CREATE INDEX IF NOT EXISTS expunged_modseq ON expunged (mailbox_id, modseq);
 
 CREATE TABLE IF NOT EXISTS folder_moves (
     seq     INTEGER PRIMARY KEY,
