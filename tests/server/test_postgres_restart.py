@@ -147,8 +147,8 @@ def test_a_postgresql_restart_defers_deliveries_and_loses_nothing_acknowledged(
         # The IDLE sessions lived through it and hear of deliveries through the other
         # front end again.
         # (A front end's account directory that failed during the outage tries again
-        # after its back-off, at most 5 s: a recipient check answers 451 until then,
-        # storing nothing.)
+        # once its change feed reconnects, or after its back-off, at most 5 s: a
+        # recipient check answers 451 until then, storing nothing.)
         assert wait_for(lambda: lmtp(b, WATCHER, msg(1)) == {}, timeout=10)
         hears(idle_a, 1)
         hears(idle_b, 1)

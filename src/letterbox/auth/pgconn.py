@@ -152,6 +152,9 @@ class PgConnections:
                 channel = prefix + await conn.fetchval("SELECT current_schema()")
                 await conn.add_listener(channel, lambda *_a: self._on_notice())
                 delay = 0.1
+                # The database answers again: calls need not wait out their back-off.
+                self._failures = 0
+                self._down_until = 0.0
                 self._on_listening()
                 while not lost.is_set():
                     # A half-open connection never reports its end: ask it now and then.

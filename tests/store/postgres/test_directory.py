@@ -21,6 +21,7 @@ from letterbox.auth.passwords import make_secrets
 from letterbox.auth.pgdirectory import PgDirectory
 from letterbox.store.api import Quota
 from letterbox.store.postgres import schema
+from tests.server.pgproxy import PgProxy
 
 from .harness import dsn, schema_for
 
@@ -192,3 +193,31 @@ def test_an_unreachable_database_is_a_quick_temporary_failure_and_cached_lookups
     assert a.get("ghost@example.com") is None
     with pytest.raises(DirectoryUnavailable):
         a.get("bob@example.com")
+
+
+def test_the_change_feed_coming_back_ends_the_back_off(where: tuple[str, str]) -> None:
+    """After an outage calls fail at once for a while (the back-off); once the change
+    feed's LISTEN connects again the database is known to answer, and calls go through
+    without waiting out the rest of it."""
+    proxy = PgProxy(where[0])
+    d = PgDirectory(proxy.dsn, where[1])
+    try:
+        d.add("ann@example.com", make_secrets("pw"))
+        proxy.cut()
+        with pytest.raises(DirectoryUnavailable):
+            d.get("bob@example.com")  # not cached: it needs the database
+        d.pg._down_until = time.monotonic() + 60  # as after many failures in a row
+        with pytest.raises(DirectoryUnavailable):
+            d.get("bob@example.com")
+        proxy.restore()
+
+        def answers() -> bool:
+            try:
+                return d.get("bob@example.com") is None  # asked of the database: no such account
+            except DirectoryUnavailable:
+                return False
+
+        assert wait_for(answers, timeout=10)
+    finally:
+        d.close()
+        proxy.cut()
