@@ -471,3 +471,38 @@ def test_plain_scram_still_works_where_plus_is_offered(directory: Directory) -> 
 
     result = asyncio.run(go())
     assert isinstance(result, LoginResult) and result.ok
+
+
+class _NoWaitingOnTheLoop:
+    """A directory whose synchronous lookups must find what an asynchronous one fetched
+    (as a directory on PostgreSQL does from its cache): the exchange must not ask it in
+    a way that holds the event loop until the database answers."""
+
+    def __init__(self, inner: Directory) -> None:
+        self.inner = inner
+        self.fetched: set[str] = set()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def aget(self, address: str) -> object:
+        self.fetched.add(address)
+        return self.inner.get(address)
+
+    def get(self, address: str) -> object:
+        assert address in self.fetched, f"{address} looked up synchronously, on the event loop"
+        return self.inner.get(address)
+
+
+def test_the_exchange_looks_the_account_up_without_holding_the_loop(directory: Directory) -> None:
+    watched = _NoWaitingOnTheLoop(directory)
+    auth = auth_for(watched)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        result, _ = await exchange(auth, ALICE, "right")
+        assert result.ok
+        assert ALICE in watched.fetched
+        result, _ = await exchange(auth, "Nobody,x@example.com", "right")  # sent as =2C, unknown
+        assert not result.ok and "nobody,x@example.com" in watched.fetched
+
+    asyncio.run(go())

@@ -239,6 +239,17 @@ class Authenticator:
         except Exception:  # the login itself went well; the next one tries again
             log.exception("storing SCRAM secrets for %s failed", account.address)
 
+    async def look_up(self, username: str) -> None:
+        """Look the account up without holding the event loop (a directory on PostgreSQL
+        answers on its own thread), so that `scram_secrets`, called synchronously from
+        inside the SCRAM library, finds it in the directory's cache."""
+        address = username.strip().lower()
+        if address:
+            try:
+                await self.directory.aget(address)
+            except DirectoryUnavailable:
+                pass  # scram_secrets then fails at once (the back-off) and answers decoys
+
     def scram_secrets(self, username: str) -> tuple[str, ScramSecrets, str]:
         """(address, secrets to answer with, the account's stored secrets or "").
 

@@ -101,6 +101,7 @@ class ScramExchange:
     async def step(self, response: bytes) -> bytes | LoginResult:
         stage, self._stage = self._stage, self._stage + 1
         if stage == 0:
+            await self.auth.look_up(_username(response))
             return self._client_first(response)
         if stage == 1:
             return await self._client_final(response)
@@ -178,6 +179,13 @@ class _SentHeader:
 
     def make_cbind_input(self, channel_binding: object) -> bytes:
         return self.raw
+
+
+def _username(client_first: bytes) -> str:
+    """The user a client-first message names ("" if it names none or is malformed: the
+    exchange itself then says what is wrong)."""
+    parts = client_first.decode("utf-8", "replace").split(",")
+    return _unescape(parts[2][2:]) if len(parts) > 2 and parts[2].startswith("n=") else ""
 
 
 def _unescape(saslname: str) -> str:
