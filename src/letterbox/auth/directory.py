@@ -517,6 +517,10 @@ class Directory:
                 "INSERT OR REPLACE INTO last_login (address, protocol, at, ip) VALUES (?, ?, ?, ?)", rows
             )
 
+    async def arecord_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
+        """The same from the event loop (a local file: at once, and never waiting)."""
+        self.record_logins(rows)
+
     def last_logins(self, address: str) -> dict[str, tuple[float, str]]:
         return {
             protocol: (at, ip)

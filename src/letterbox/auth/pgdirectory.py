@@ -396,11 +396,19 @@ class PgDirectory(Directory):
             " bytes = excluded.bytes, counted_messages = excluded.counted_messages,"
             " counted_bytes = excluded.counted_bytes, updated = excluded.updated", values))
 
+    _RECORD_LOGINS = (
+        "INSERT INTO directory_last_login (address, protocol, at, ip) VALUES ($1, $2, $3, $4)"
+        " ON CONFLICT (address, protocol) DO UPDATE SET at = excluded.at, ip = excluded.ip"
+    )
+
     def record_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
         values = builtins.list(rows)
-        self.pg.call(lambda c: c.executemany(
-            "INSERT INTO directory_last_login (address, protocol, at, ip) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (address, protocol) DO UPDATE SET at = excluded.at, ip = excluded.ip", values))
+        self.pg.call(lambda c: c.executemany(self._RECORD_LOGINS, values))
+
+    async def arecord_logins(self, rows: Iterable[tuple[str, str, float, str]]) -> None:
+        # The loop goes on serving while the database answers (or does not).
+        values = builtins.list(rows)
+        await self.pg.acall(lambda c: c.executemany(self._RECORD_LOGINS, values))
 
     def last_logins(self, address: str) -> dict[str, tuple[float, str]]:
         rows = self.pg.call(lambda c: c.fetch(

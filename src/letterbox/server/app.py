@@ -466,7 +466,7 @@ class Server:
         logins = metrics.LAST_LOGINS.take()
         if logins:
             try:
-                self.ctx.directory.record_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
+                await self.ctx.directory.arecord_logins([(a, p, at, ip) for (a, p), (at, ip) in logins.items()])
             except BUSY:  # another process is writing, or the database is away: next round
                 for key, value in logins.items():
                     metrics.LAST_LOGINS.pending.setdefault(key, value)

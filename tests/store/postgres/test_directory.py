@@ -115,8 +115,10 @@ def test_two_step_deletion_usage_and_listing(two: tuple[PgDirectory, PgDirectory
         a.add(f"{name}@example.com", make_secrets("pw"), quota=Quota(1000, 0))
     a.record_usage([("ann@example.com", 3, 900), ("bob@example.com", 1, 100, 1, 50)])
     a.record_logins([("ann@example.com", "imap", 1.5, "192.0.2.1")])
+    asyncio.run(b.arecord_logins([("ann@example.com", "pop3", 2.5, "192.0.2.2")]))  # from the event loop
     b.set_warned_level("ann@example.com", 80)
-    assert b.warned_level("ann@example.com") == 80 and a.last_logins("ann@example.com") == {"imap": (1.5, "192.0.2.1")}
+    assert b.warned_level("ann@example.com") == 80
+    assert a.last_logins("ann@example.com") == {"imap": (1.5, "192.0.2.1"), "pop3": (2.5, "192.0.2.2")}
     page = listing.account_page(b.reader(), sort="percent", descending=True)
     assert [(r.address, r.percent, r.measured) for r in page.rows] == [
         ("ann@example.com", 90.0, True), ("bob@example.com", 5.0, True), ("cid@example.com", 0.0, False)]
