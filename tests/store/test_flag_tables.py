@@ -131,3 +131,27 @@ def test_flag_texts_nobody_uses_are_dropped(tmp_path: Path) -> None:
         assert (st.messages, st.unseen) == (10, 10)
 
     asyncio.run(go())
+
+
+def test_select_reads_the_mailbox_row_once(tmp_path: Path) -> None:
+    """The table is checked against the HIGHESTMODSEQ and UIDVALIDITY the mailbox lookup
+    just read, not with a query of its own."""
+
+    async def go() -> None:
+        store = MaildirStore(tmp_path)
+        acc = store.account_sync(USER)
+        for _ in range(3):
+            await acc.append("INBOX", MSG)
+        await acc.select_info("INBOX")  # the table is loaded
+        await acc.append("INBOX", MSG)  # and brought up to date by the next SELECT
+        statements: list[str] = []
+        acc.db.set_trace_callback(statements.append)
+        try:
+            mbox, uids, first_unseen = await acc.select_info("INBOX")
+        finally:
+            acc.db.set_trace_callback(None)
+        assert list(uids) == [1, 2, 3, 4] and first_unseen == 1 and mbox.uidnext == 5
+        assert sum("FROM mailboxes" in s for s in statements) == 1, statements
+        await store.close()
+
+    asyncio.run(go())

@@ -693,7 +693,7 @@ class MaildirAccount(AccountStore):
         self, mailbox: str, *, reader: str | None = None
     ) -> tuple[Mailbox, Sequence[int], int | None]:
         mbox = self.mailbox_by_name(mailbox)
-        table = self._flag_table(mbox.id, reader)
+        table = self._flag_table(mbox.id, reader, (mbox.highestmodseq, mbox.uidvalidity))
         first = len(table.uids)
         for fid in table.counts:
             if "\\Seen" not in table.texts[fid].split():
@@ -867,8 +867,8 @@ class MaildirAccount(AccountStore):
     async def flag_table(self, mailbox_id: int, *, reader: str | None = None) -> FlagTable:
         return self._flag_table(mailbox_id, reader)
 
-    def _flag_table(self, mailbox_id: int, reader: str | None) -> FlagTable:
-        table = self._store.flag_tables.get(self.db, (self.key, mailbox_id))
+    def _flag_table(self, mailbox_id: int, reader: str | None, mark: tuple[int, int] | None = None) -> FlagTable:
+        table = self._store.flag_tables.get(self.db, (self.key, mailbox_id), mark)
         if reader is None:
             return table
         return self._store.reader_tables.get(self.db, (self.key, reader, mailbox_id), table)

@@ -54,15 +54,19 @@ class FlagTables:
         self._tables: OrderedDict[Key, tuple[FlagTable, _Texts]] = OrderedDict()
         self._total = 0
 
-    def get(self, db: sqlite3.Connection, key: Key) -> FlagTable:
+    def get(self, db: sqlite3.Connection, key: Key, mark: tuple[int, int] | None = None) -> FlagTable:
+        """*mark*: the mailbox's (HIGHESTMODSEQ, UIDVALIDITY) as the caller just read them,
+        which saves reading them again."""
         mailbox_id = key[1]
-        row = db.execute(
-            "SELECT highestmodseq, uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)
-        ).fetchone()
-        if row is None:
-            self.drop(key)
-            raise MailboxNotFound("mailbox no longer exists")
-        modseq, uidvalidity = int(row[0]), int(row[1])
+        if mark is None:
+            row = db.execute(
+                "SELECT highestmodseq, uidvalidity FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                self.drop(key)
+                raise MailboxNotFound("mailbox no longer exists")
+            mark = int(row[0]), int(row[1])
+        modseq, uidvalidity = mark
         entry = self._tables.get(key)
         if entry is not None and entry[0].uidvalidity != uidvalidity:
             self.drop(key)  # the mailbox was deleted and made again
