@@ -120,6 +120,9 @@ class Server:
         self.started = time.time()
         self._web: Any = None
         self._last_round = 0.0
+        self.id_base = 0
+        """Added to a connection's number to name its session to the console (a worker
+        puts its index here, so that ids are unique across workers)."""
 
     # --- switches ------------------------------------------------------------------------
     def configured(self, service: str) -> bool:
@@ -334,8 +337,8 @@ class Server:
             self._tasks.append(asyncio.create_task(self._scan_usage()))
 
     # --- sessions, for the console --------------------------------------------------------
-    def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
-        """Open IMAP and POP3 sessions (of *address* only, if given)."""
+    def local_sessions(self, address: str | None = None) -> list[dict[str, Any]]:
+        """This process's open IMAP and POP3 sessions (of *address* only, if given)."""
         out = []
         for service, conns in self.connections.items():
             for conn in conns:
@@ -343,27 +346,37 @@ class Server:
                 if address is not None and user != address:
                     continue
                 peer = conn.session.peer
-                out.append({"id": conn.id, "protocol": service, "user": user, "ip": peer.ip,
+                out.append({"id": self.id_base + conn.id, "protocol": service, "user": user, "ip": peer.ip,
                             "secure": peer.secure, "since": conn.started})
         return sorted(out, key=lambda s: s["since"])
 
-    def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
-        """End one session with its protocol's goodbye; False when there is no such
-        session (of *address*, if given)."""
+    def local_disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
+        """End one of this process's sessions with its protocol's goodbye; False when
+        there is no such session (of *address*, if given)."""
         for conns in self.connections.values():
             for conn in conns:
-                if conn.id == session_id and (address is None or conn.session.user == address):
+                if self.id_base + conn.id == session_id and (address is None or conn.session.user == address):
                     conn.request_shutdown(reason)
                     return True
         return False
 
-    def session_counts(self) -> dict[str, int]:
+    def local_session_counts(self) -> dict[str, int]:
         counts = {s: len(c) for s, c in self.connections.items()}
         for service in ("lmtp", "smtp"):
             counts[service] = (
                 self._delivery.sessions_for(self.ctx).count(service) if self._delivery is not None else 0
             )
         return counts
+
+    # One process holds every session; workers (server/workers.py) gather them.
+    async def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
+        return self.local_sessions(address)
+
+    async def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
+        return self.local_disconnect(session_id, reason, address)
+
+    async def session_counts(self) -> dict[str, int]:
+        return self.local_session_counts()
 
     async def _finish_deletions(self) -> None:
         """Second step of `letterbox user del`: the account's sessions end, its mail goes

@@ -9,6 +9,12 @@ connections at once (no socket is left listening in a worker), and loses no queu
 connection when a worker dies. A worker reports each connection's end, and the
 supervisor forgets those of a worker that died.
 
+The channel carries requests both ways: the supervisor asks workers (control commands),
+and the primary asks the supervisor for what its console must see of every worker (the
+sessions, their counts, ending one), which the supervisor gathers from the others, each
+given ASK_WAIT to answer. A console session's id carries its worker's index (see
+session_id_base), so ending it reaches the worker that holds it.
+
 Worker 0 is the primary: it alone runs start-up reconciliation (before the other workers
 start), index rebuilds, indexing of new/, POP3 expiry, auto-expunge, usage scans, the
 reserve file, pending account deletions, file-name sync and the web console. The others
@@ -76,6 +82,25 @@ _RESTART_FIRST = 0.1
 _RESTART_MAX = 10.0
 _STOP_WAIT = 30.0
 _SMTP_REFUSAL = b"421 4.7.0 Too many connections, try again later\r\n"
+ASK_WAIT = 2.0
+"""Seconds a worker has to answer for the console: one that is stuck longer is left out
+(the list is partial, the console never hangs)."""
+
+# A session's id: the worker's index, how many times that worker started (mod 256), and
+# the connection's number in that process. Below 2**53 (JavaScript's exact integers);
+# worker 0's first life keeps the plain numbers, and a worker restarted (up to 255
+# times) reuses none of its earlier lives' ids.
+_INDEX_SHIFT = 45
+_START_SHIFT = 37
+
+
+def session_id_base(index: int, start: int) -> int:
+    return index << _INDEX_SHIFT | (start % 256) << _START_SHIFT
+
+
+def worker_of(session_id: int) -> int:
+    """The index of the worker holding the session *session_id* names."""
+    return session_id >> _INDEX_SHIFT
 
 
 # --- the channel: one JSON message per packet, with at most one descriptor -----------------
@@ -154,6 +179,9 @@ class Supervisor:
         self._stopped = asyncio.Event()
         self._control: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._answering: set[asyncio.Task[None]] = set()
+        self._starts: dict[int, int] = {}
+        """Worker index -> how many times it was started."""
 
     # --- workers ---------------------------------------------------------------------------
     def _spawn(self, index: int, role: str) -> _Worker:
@@ -164,7 +192,9 @@ class Supervisor:
                  str(index), str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
             )
-        mine.sendall(pickle.dumps((self.settings, role, self.n)))
+        start = self._starts.get(index, 0)
+        self._starts[index] = start + 1
+        mine.sendall(pickle.dumps((self.settings, role, self.n, start)))
         mine.setblocking(False)
         loop = asyncio.get_running_loop()
         w = _Worker(index, proc, mine, time.monotonic(), loop.create_future())
@@ -193,6 +223,10 @@ class Supervisor:
                 fut = w.replies.pop(int(msg["reply"]), None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg.get("result") or {})
+            elif "ask" in msg:
+                task = asyncio.create_task(self._answer(w, msg))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
             elif "ready" in msg and not w.ready.done():
                 w.ready.set_result(msg)
             elif "reload" in msg:
@@ -267,9 +301,49 @@ class Supervisor:
         finally:
             w.replies.pop(n, None)
 
-    async def _ask_all(self, cmd: dict[str, Any], skip: int | None = None) -> list[dict[str, Any]]:
+    async def _ask_all(
+        self, cmd: dict[str, Any], skip: int | None = None, timeout: float = 60.0,
+    ) -> list[dict[str, Any]]:
         targets = [w for i, w in sorted(self.workers.items()) if i != skip]
-        return list(await asyncio.gather(*(self._ask(w, cmd) for w in targets)))
+        return list(await asyncio.gather(*(self._ask(w, cmd, timeout) for w in targets)))
+
+    async def _answer(self, w: _Worker, msg: dict[str, Any]) -> None:
+        """A worker's request (the primary's console): answered on its channel."""
+        cmd = msg.get("ask")
+        try:
+            result = await self._handle_ask(w, cmd if isinstance(cmd, dict) else {})
+        except Exception as e:
+            log.exception("worker %d's request %r failed", w.index, cmd)
+            result = {"ok": False, "error": str(e)}
+        if w.alive:
+            with contextlib.suppress(OSError):  # a full queue: the asker times out instead
+                _channel_send(w.chan, {"answer": msg.get("id"), "result": result})
+
+    async def _handle_ask(self, w: _Worker, cmd: dict[str, Any]) -> dict[str, Any]:
+        """What the other workers hold; one that does not answer in time is left out."""
+        what = cmd.get("cmd")
+        if what in ("sessions", "session_counts"):
+            replies = await self._ask_all(cmd, skip=w.index, timeout=ASK_WAIT)
+            missing = [r.get("error") for r in replies if not r.get("ok")]
+            if missing:
+                log.info("the console's %s leave out a worker: %s", what, "; ".join(map(str, missing)))
+            answered = [r for r in replies if r.get("ok")]
+            if what == "sessions":
+                return {"ok": True, "sessions": [s for r in answered for s in r.get("sessions") or []]}
+            counts: dict[str, int] = {}
+            for r in answered:
+                for service, n in (r.get("counts") or {}).items():
+                    counts[service] = counts.get(service, 0) + int(n)
+            return {"ok": True, "counts": counts}
+        if what == "disconnect":
+            target = self.workers.get(worker_of(int(cmd.get("id", -1))))
+            if target is None or target is w:
+                return {"ok": True, "found": False}
+            reply = await self._ask(target, cmd, ASK_WAIT)
+            if not reply.get("ok"):
+                return reply
+            return {"ok": True, "found": bool(reply.get("found"))}
+        return {"ok": False, "error": f"unknown request {what!r}"}
 
     # --- listeners -------------------------------------------------------------------------
     def switches(self) -> dict[str, bool]:
@@ -549,9 +623,12 @@ class WorkerServer(Server):
     """The Server, serving the connections its supervisor hands it; housekeeping only in
     the primary (worker 0)."""
 
-    def __init__(self, settings: Settings, index: int, workers: int, role: str, chan: socket.socket) -> None:
+    def __init__(
+        self, settings: Settings, index: int, workers: int, role: str, chan: socket.socket, start: int = 0,
+    ) -> None:
         super().__init__(settings)
         self.index = index
+        self.id_base = session_id_base(index, start)
         self.role = role
         self.primary = role in ("first", "primary")
         self.chan = chan
@@ -570,6 +647,8 @@ class WorkerServer(Server):
         self._reported: set[str] = set()
         self._unsent: collections.deque[dict[str, Any]] = collections.deque()
         self._handed: set[asyncio.Task[None]] = set()
+        self._asks = itertools.count(1)
+        self._answers: dict[int, asyncio.Future[dict[str, Any]]] = {}
 
     # The supervisor listens; a worker's services are only on or off.
     async def _start_service(self, service: str) -> bool:
@@ -633,12 +712,56 @@ class WorkerServer(Server):
         if what == "reopen_account":
             store.reopen_account(str(cmd.get("address", "")))
             return {"ok": True}
+        # For the primary's console, through the supervisor.
+        of = None if cmd.get("address") is None else str(cmd["address"])
+        if what == "sessions":
+            return {"ok": True, "sessions": self.local_sessions(of)}
+        if what == "session_counts":
+            return {"ok": True, "counts": self.local_session_counts()}
+        if what == "disconnect":
+            found = self.local_disconnect(int(cmd.get("id", -1)), str(cmd.get("reason", "")), of)
+            return {"ok": True, "found": found}
         reply = await super()._handle_control(cmd)
         if what == "status":
             feed = self.feed
             if feed is not None:
                 reply["feed"] = {"sent": feed.sent, "received": feed.received, "dropped": feed.dropped}
         return reply
+
+    # --- every worker's sessions, for the console ---------------------------------------------
+    async def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
+        answer = await self._ask_supervisor({"cmd": "sessions", "address": address})
+        found = self.local_sessions(address) + list(answer.get("sessions") or [])
+        return sorted(found, key=lambda s: s["since"])
+
+    async def session_counts(self) -> dict[str, int]:
+        counts = self.local_session_counts()
+        answer = await self._ask_supervisor({"cmd": "session_counts"})
+        for service, n in (answer.get("counts") or {}).items():
+            counts[service] = counts.get(service, 0) + int(n)
+        return counts
+
+    async def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
+        if worker_of(session_id) == self.index:
+            return self.local_disconnect(session_id, reason, address)
+        answer = await self._ask_supervisor(
+            {"cmd": "disconnect", "id": session_id, "reason": reason, "address": address})
+        return bool(answer.get("found"))
+
+    async def _ask_supervisor(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        """The supervisor's answer, or a failure when it does not come in time (it
+        waits ASK_WAIT for the other workers; this waits a little longer)."""
+        n = next(self._asks)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._answers[n] = fut
+        try:
+            self._tell({"ask": cmd, "id": n})
+            return await asyncio.wait_for(fut, ASK_WAIT + 1.0)
+        except TimeoutError:
+            log.warning("worker %d: no answer from the supervisor to %s", self.index, cmd.get("cmd"))
+            return {"ok": False, "error": "the supervisor did not answer"}
+        finally:
+            self._answers.pop(n, None)
 
     # --- changes made in another worker --------------------------------------------------------
     def _on_remote(self, change: Change) -> None:
@@ -717,9 +840,20 @@ class WorkerServer(Server):
             if got is None:  # the supervisor is gone: stop serving
                 log.error("worker %d: the supervisor went away; stopping", self.index)
                 asyncio.get_running_loop().remove_reader(self.chan.fileno())
+                for fut in self._answers.values():
+                    if not fut.done():
+                        fut.set_result({"ok": False, "error": "the supervisor went away"})
                 self._stopped.set()
                 return
             msg, conn = got
+            if "answer" in msg:
+                if conn is not None:
+                    conn.close()
+                n = msg["answer"]
+                waiting = self._answers.pop(n, None) if isinstance(n, int) else None
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(msg.get("result") or {})
+                continue
             if conn is not None and "conn" in msg:
                 task = asyncio.create_task(self._serve_handed(msg, conn))
             elif "cmd" in msg:
@@ -842,7 +976,7 @@ def worker_main() -> None:
 
     index, fd = int(sys.argv[1]), int(sys.argv[2])
     chan = socket.socket(fileno=fd)
-    settings, role, workers = pickle.loads(chan.recv(_MAX_MESSAGE))
+    settings, role, workers, start = pickle.loads(chan.recv(_MAX_MESSAGE))
     chan.setblocking(False)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
@@ -858,7 +992,7 @@ def worker_main() -> None:
         pass
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(WorkerServer(settings, index, workers, role, chan).run_forever())
+            runner.run(WorkerServer(settings, index, workers, role, chan, start).run_forever())
     except (StartupError, TLSError) as e:
         log.error("%s", e)
         sys.exit(1)

@@ -140,7 +140,7 @@ async def delete_account(request: Request, address: str, keep_mail: bool = False
 @router.delete("/accounts/{address}/sessions/{session_id}", status_code=204, tags=["admin"])
 async def disconnect(request: Request, address: str, session_id: int, who: Caller = Admin) -> Response:
     """End one of the account's IMAP or POP3 sessions with the protocol's goodbye."""
-    console_of(request).disconnect(who.actor, address, session_id)
+    await console_of(request).disconnect(who.actor, address, session_id)
     return Response(status_code=204)
 
 

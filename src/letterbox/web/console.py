@@ -117,9 +117,9 @@ class Console:
         await self.server.directory_changed()
 
     # --- dashboard -------------------------------------------------------------------------
-    def services(self) -> list[dict[str, Any]]:
+    async def services(self) -> list[dict[str, Any]]:
         switches = self.server.switches()
-        counts = self.server.session_counts()
+        counts = await self.server.session_counts()
         bound = self.server.bound
         out = []
         for service in SERVICES:
@@ -138,7 +138,7 @@ class Console:
         disk = shutil.disk_usage(self.ctx.settings.data_dir)
         hour = metrics.LAST_HOUR
         return {
-            "services": self.services(),
+            "services": await self.services(),
             "last_hour": {
                 "logins": hour.total("logins"),
                 "login_failures": hour.total("login_failures"),
@@ -159,7 +159,7 @@ class Console:
         self.directory.set_switch(service, enabled)
         self.audit(actor, f"{'enabled' if enabled else 'disabled'} {service.upper()}")
         await self.applied()
-        return next(s for s in self.services() if s["name"] == service)
+        return next(s for s in await self.services() if s["name"] == service)
 
     # --- accounts --------------------------------------------------------------------------
     async def accounts(self, search: str = "", sort: str = "address", descending: bool = False,
@@ -247,7 +247,7 @@ class Console:
             "folders": folders,
             "created": acc.created,
             "last_logins": {p: {"at": at, "ip": ip} for p, (at, ip) in sorted(last.items())},
-            "sessions": self.server.sessions(acc.address),
+            "sessions": await self.server.sessions(acc.address),
         }
 
     async def update_account(self, actor: Actor, address: str, changes: dict[str, Any]) -> dict[str, Any]:
@@ -290,9 +290,9 @@ class Console:
         self.audit(actor, f"deleted account {acc.address}" + (" (mail archived)" if keep_mail else ""))
         await self.applied()
 
-    def disconnect(self, actor: Actor, address: str, session_id: int) -> None:
+    async def disconnect(self, actor: Actor, address: str, session_id: int) -> None:
         acc = self.account(address)
-        if not self.server.disconnect(session_id, "session ended by the administrator", acc.address):
+        if not await self.server.disconnect(session_id, "session ended by the administrator", acc.address):
             raise ConsoleError(404, "no such session (it may have ended already)")
         self.audit(actor, f"disconnected a session of {acc.address}")
 

@@ -51,10 +51,18 @@ class Host(Protocol):
 
     def switches(self) -> dict[str, bool]: ...
 
-    def session_counts(self) -> dict[str, int]: ...
+    # With several worker processes these ask the others, hence async.
+    async def session_counts(self) -> dict[str, int]:
+        """Open sessions per service, in every worker that answered in time."""
 
-    def sessions(self, address: str | None = None) -> list[dict[str, Any]]: ...
+    def local_session_counts(self) -> dict[str, int]:
+        """This process's alone, read synchronously (the /metrics gauges)."""
 
-    def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool: ...
+    async def sessions(self, address: str | None = None) -> list[dict[str, Any]]:
+        """Open IMAP and POP3 sessions (of *address* only, if given), oldest first."""
+
+    async def disconnect(self, session_id: int, reason: str, address: str | None = None) -> bool:
+        """End one session, in whichever worker holds it; False when there is none
+        (of *address*, if given)."""
 
     async def directory_changed(self) -> None: ...

@@ -183,13 +183,13 @@ async def dashboard(request: Request) -> Response:
     who = await admin(request)
     console = console_of(request)
     return render(request, "dashboard.html", who, nav="dashboard", d=await console.dashboard(),
-                  services=console.services())
+                  services=await console.services())
 
 
 @router.get("/admin/services")
 async def services_fragment(request: Request) -> Response:
     who = await admin(request)
-    return render(request, "services.html", who, services=console_of(request).services())
+    return render(request, "services.html", who, services=await console_of(request).services())
 
 
 @router.post("/admin/services/{service}")
@@ -277,7 +277,7 @@ async def change_account(request: Request, address: str) -> Response:
         session_id = _int(form.get("session"), "session")
         if session_id is None:
             raise ConsoleError(400, "which session?")
-        console.disconnect(who.actor, address, session_id)
+        await console.disconnect(who.actor, address, session_id)
         return back_to(here, who, "Session ended.")
     raise ConsoleError(400, f"unknown action {action!r}")
 

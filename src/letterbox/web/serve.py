@@ -137,7 +137,7 @@ async def start_console(server: Host) -> ConsoleHandle:
 
     def live() -> tuple[dict[str, int], int, int]:
         _n, messages, stored = totals(server.ctx.directory)
-        return server.session_counts(), messages, stored
+        return server.local_session_counts(), messages, stored
 
     metrics.LIVE.source = live
     return ConsoleHandle(embedded, task, address)
