@@ -282,6 +282,10 @@ class StoreSettings(_Section):
     open_accounts: int = Field(default=500, ge=1)
     """Accounts kept open (four descriptors each) after their last session or delivery,
     so the next one starts at once; the least recently used beyond this are closed."""
+    statement_timeout: float = Field(default=60.0, gt=0)
+    """For "postgresql": seconds one statement may take. A database that hangs (packets
+    go nowhere) holds a command no longer: it fails as a temporary error (NO
+    [UNAVAILABLE], -ERR [SYS/TEMP], 4xx). Deleting an account is not bound by it."""
 
 
 class Settings(_Section):

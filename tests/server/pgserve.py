@@ -25,8 +25,11 @@ def new_database() -> str:
     return asyncio.run(fresh_database())
 
 
-def on_postgres(make_server: Any, dsn: str, **opts: object) -> ServerProcess:
-    srv: ServerProcess = make_server(store_extra=f'backend = "postgresql"\ndsn = "{dsn}"', **opts)
+def on_postgres(make_server: Any, dsn: str, statement_timeout: float | None = None, **opts: object) -> ServerProcess:
+    extra = f'backend = "postgresql"\ndsn = "{dsn}"'
+    if statement_timeout is not None:
+        extra += f"\nstatement_timeout = {statement_timeout}"
+    srv: ServerProcess = make_server(store_extra=extra, **opts)
     return srv
 
 

@@ -246,7 +246,8 @@ def test_database_hanging_gives_temporary_failures_and_sessions_go_on(make_serve
     try:
         relayed = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
         a = on_postgres(make_server, dsn)
-        c = on_postgres(make_server, relayed)
+        # A statement to the hanging database fails after 3 s (the default is 60).
+        c = on_postgres(make_server, relayed, statement_timeout=3)
         add(a, USER)
         add(a, "bob@example.com")
         assert lmtp(c, USER, msg(1)) == {}

@@ -32,7 +32,8 @@ def open_store(settings: Settings, *, exclusive: bool = False, feed: ChangeFeed 
         from .postgres import PostgresStore
 
         # Connects (and migrates) on first use, in the event loop that serves.
-        return PostgresStore(settings.store.dsn, feed=feed, limits=limits_of(settings))
+        return PostgresStore(settings.store.dsn, feed=feed, limits=limits_of(settings),
+                             statement_timeout=settings.store.statement_timeout)
     raise ValueError(f"unknown store backend {backend!r}")  # config validation stops it first
 
 

@@ -38,6 +38,8 @@ POOL_SIZE = max(4, 2 * (os.cpu_count() or 1))
 per core only add switching (measured: 4 rather than 10 on two cores cut the CPU per
 delivery by a sixth); each is held for a statement or a short transaction."""
 STATEMENT_CACHE = 512
+_UNBOUNDED = 7 * 86400.0
+"""A statement's timeout where the work has no bound (asyncpg has no "none" per call)."""
 """Prepared statements kept per pooled connection: every statement the store sends (FETCH
 builds one per set of items) stays prepared, where asyncpg's 100 could make a busy
 connection prepare the same ones again and again."""
@@ -63,12 +65,15 @@ class PostgresStore(Store):
     others in the same database (the tests give each test its own)."""
 
     def __init__(self, dsn: str, *, schema: str | None = None, feed: ChangeFeed | None = None,
-                 limits: Limits | None = None, pool_size: int | None = None) -> None:
+                 limits: Limits | None = None, pool_size: int | None = None,
+                 statement_timeout: float = 60.0) -> None:
         self.dsn = dsn
         self.schema = schema
         self.feed: ChangeFeed = feed or LocalFeed()
         self.limits = limits or Limits()
         self.pool_size = pool_size or POOL_SIZE
+        self.statement_timeout = statement_timeout
+        """Seconds one statement of the pool may take ([store] statement_timeout)."""
         self.channel = CHANNEL if schema is None else f"{CHANNEL}_{schema}"
         self.sender = notify.new_sender()
         self.flag_tables = FlagTables()
@@ -130,7 +135,7 @@ class PostgresStore(Store):
                 self._pool = await asyncpg.create_pool(
                     self.dsn, min_size=0, max_size=self.pool_size, server_settings=self._settings(),
                     max_inactive_connection_lifetime=300, reset=_keep_session,
-                    statement_cache_size=STATEMENT_CACHE,
+                    statement_cache_size=STATEMENT_CACHE, command_timeout=self.statement_timeout,
                 )
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, TimeoutError) as e:
                 raise translate(e) from e
@@ -245,7 +250,8 @@ class PostgresStore(Store):
             if keep_mail:
                 await conn.execute("UPDATE accounts SET live = false WHERE address = $1 AND live", address)
             else:
-                await conn.execute("DELETE FROM accounts WHERE address = $1 AND live", address)
+                # Every message of the account goes with it: as long as that takes.
+                await conn.execute("DELETE FROM accounts WHERE address = $1 AND live", address, timeout=_UNBOUNDED)
 
         await self.db.run(body)
 
