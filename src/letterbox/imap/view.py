@@ -119,9 +119,11 @@ class SelectedView:
         self.readonly = readonly
         # The store's own array is shared until this view first changes it: a thousand
         # sessions on one big mailbox hold one copy of its UIDs, and SELECT copies none.
-        shared = isinstance(uids, array) and uids.typecode == "L"
-        self.uids: array[int] = uids if shared else array("L", uids)  # type: ignore[assignment]
-        self._uids_shared = shared
+        self.uids: array[int]
+        if isinstance(uids, array) and uids.typecode == "L":
+            self.uids, self._uids_shared = uids, True
+        else:
+            self.uids, self._uids_shared = array("L", uids), False
         self.modseq = mailbox.highestmodseq
         self.uidnext = mailbox.uidnext
         self.recent = recent
