@@ -210,7 +210,7 @@ def test_trash_need_not_count_toward_the_quota(make_server: object) -> None:
     assert deliver(srv, "ola@example.com", body) == {}
     assert deliver(srv, "ola@example.com", body)["ola@example.com"][0] == 552  # INBOX alone is full now
     # The server's usage table keeps both: all the mail, and what the quota counts.
-    from tests.server.test_switches import wait_for
+    from tests.waiting import wait_for
 
     def row() -> tuple[int, int]:
         d = srv.directory()

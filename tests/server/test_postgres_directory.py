@@ -20,6 +20,7 @@ import pytest
 from tests.clients.test_scram_clients import ScramAuth
 from tests.conftest import ServerProcess
 from tests.server.pgserve import PASSWORD, lmtp, msg, new_database, on_postgres
+from tests.waiting import wait_for
 
 USER = "alice@example.com"
 
@@ -53,13 +54,13 @@ def pop3_login(srv: ServerProcess, user: str, password: str = PASSWORD) -> popli
     return conn
 
 
-def wait_for(cond: Any, timeout: float = 10.0) -> bool:
-    """Poll a cross-process effect with a deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
+
+def ended(conn: imaplib.IMAP4) -> bool:
+    """The server closed this IMAP session."""
+    try:
+        conn.noop()
+    except (imaplib.IMAP4.abort, OSError):
+        return True
     return False
 
 
@@ -92,14 +93,7 @@ def test_disable_through_one_front_end_ends_sessions_on_the_other(fronts: tuple[
     on_b.select("INBOX")
     a.cli("user", "set", USER, "--disable", "--message", "unpaid bill")
 
-    def dropped() -> bool:
-        try:
-            on_b.noop()
-        except (imaplib.IMAP4.abort, OSError):
-            return True
-        return False
-
-    assert wait_for(dropped, 5.0), "B kept the disabled account's session"
+    assert wait_for(lambda: ended(on_b), 5.0), "B kept the disabled account's session"
     with pytest.raises(imaplib.IMAP4.error, match="unpaid bill"):
         login(b, USER)
     with pytest.raises(poplib.error_proto, match="disabled"):
@@ -362,14 +356,7 @@ def test_delete_through_one_front_end_ends_sessions_everywhere_and_the_address_s
     on_b.select("INBOX")
     a.cli("user", "del", USER, "--yes")
 
-    def dropped() -> bool:
-        try:
-            on_b.noop()
-        except (imaplib.IMAP4.abort, OSError):
-            return True
-        return False
-
-    assert wait_for(dropped, 5.0), "B kept the deleted account's session"
+    assert wait_for(lambda: ended(on_b), 5.0), "B kept the deleted account's session"
     assert wait_for(lambda: USER not in a.cli("user", "list").stdout, 10.0)
     with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
         login(b, USER)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import poplib
 import smtplib
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from tests.server.pgserve import (
     new_database,
     on_postgres,
 )
+from tests.waiting import wait_for
 
 USER = "alice@example.com"
 
@@ -90,27 +90,19 @@ class Sender(threading.Thread):
             self.failed = e
 
 
-def wait_for(cond: Any, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def test_kill_9_of_one_front_end_during_deliveries_loses_nothing(fronts: tuple[ServerProcess, ServerProcess]) -> None:
     a, b = fronts
     to_a, to_b = Sender(a, "a"), Sender(b, "b")
     to_a.start()
     to_b.start()
-    assert wait_for(lambda: len(to_a.acked) >= 20 and len(to_b.acked) >= 20), (to_a.failed, to_b.failed)
+    assert wait_for(lambda: len(to_a.acked) >= 20 and len(to_b.acked) >= 20, 20), (to_a.failed, to_b.failed)
     a.kill()  # SIGKILL, in the middle of a delivery most likely
     to_a.join(20)
     assert to_a.failed is not None  # A's connection died with it
     # B keeps serving.
     after_kill = len(to_b.acked)
-    assert wait_for(lambda: len(to_b.acked) >= after_kill + 20), to_b.failed
+    assert wait_for(lambda: len(to_b.acked) >= after_kill + 20, 20), to_b.failed
     to_b.stop.set()
     to_b.join(20)
     assert to_b.failed is None, to_b.failed

@@ -30,7 +30,7 @@ from tests.server.pgserve import (
     new_database,
     on_postgres,
 )
-from tests.server.test_postgres_fronts import wait_for
+from tests.waiting import wait_for
 
 USER = "alice@example.com"
 WATCHER = "bob@example.com"
@@ -112,12 +112,12 @@ def test_a_postgresql_restart_defers_deliveries_and_loses_nothing_acknowledged(
     try:
         for s in senders:
             s.start()
-        assert wait_for(lambda: len(to_a.acked) >= 10 and len(to_b.acked) >= 10), (to_a.failed, to_b.failed)
+        assert wait_for(lambda: len(to_a.acked) >= 10 and len(to_b.acked) >= 10, 20), (to_a.failed, to_b.failed)
 
         proxy.cut()
         cut_at = (len(to_a.codes), len(to_b.codes))
         # Deliveries are deferred, on both front ends, and they keep answering.
-        assert wait_for(lambda: len(to_a.codes) > cut_at[0] + 3 and len(to_b.codes) > cut_at[1] + 3), \
+        assert wait_for(lambda: len(to_a.codes) > cut_at[0] + 3 and len(to_b.codes) > cut_at[1] + 3, 20), \
             (to_a.failed, to_b.failed, a.log_text()[-3000:])
         acked_in_outage = (len(to_a.acked), len(to_b.acked))
         # An IMAP session asking the store is told, and does not hang.

@@ -46,6 +46,19 @@ def imap(srv: ServerProcess, user: str) -> imaplib.IMAP4:
     return conn
 
 
+def pop3(srv: ServerProcess, user: str) -> poplib.POP3:
+    """A POP3 session of *user*, logged in over STLS."""
+    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+    try:
+        p.stls()
+        p.user(user)
+        p.pass_(PW)
+    except BaseException:
+        p.close()
+        raise
+    return p
+
+
 def raw_append(srv: ServerProcess, user: str, mailbox: str, data: bytes) -> None:
     """APPEND over IMAPS with the literal sent exactly as given."""
     ctx = ssl.create_default_context()
@@ -96,11 +109,8 @@ def fill(srv: ServerProcess) -> None:
     finally:
         c.logout()
     # POP3 sees INBOX; a DELE in "hide" mode keeps the message for IMAP only.
-    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+    p = pop3(srv, ANN)
     try:
-        p.stls()
-        p.user(ANN)
-        p.pass_(PW)
         p.dele(2)
         p.quit()
     except BaseException:
@@ -135,11 +145,8 @@ def state(srv: ServerProcess, user: str) -> dict[str, object]:
             out[name] = (uidvalidity, uidnext, messages)
     finally:
         c.logout()
-    p = poplib.POP3("127.0.0.1", srv.port("pop3"), timeout=30)
+    p = pop3(srv, user)
     try:
-        p.stls()
-        p.user(user)
-        p.pass_(PW)
         out["uidl"] = p.uidl()[1]
     finally:
         p.quit()

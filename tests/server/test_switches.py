@@ -6,11 +6,11 @@ import imaplib
 import poplib
 import smtplib
 import socket
-import time
 
 import pytest
 
 from tests.conftest import ServerProcess
+from tests.waiting import wait_for
 
 MSG = b"From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -28,14 +28,6 @@ def refused(port: int) -> bool:
     except OSError:
         return True
 
-
-def wait_for(cond, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_disable_pop3_ends_sessions_without_deleting(server: ServerProcess) -> None:
@@ -140,7 +132,7 @@ def test_account_losing_protocol_is_logged_out(server: ServerProcess) -> None:
         except (imaplib.IMAP4.abort, OSError):
             return True
 
-    assert wait_for(dead)
+    assert wait_for(dead, 5)
 
 
 def test_switch_state_survives_restart(server: ServerProcess) -> None:

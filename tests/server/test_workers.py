@@ -15,13 +15,13 @@ import signal
 import smtplib
 import socket
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from letterbox.server import control
 from tests.conftest import ServerProcess
+from tests.waiting import wait_for
 
 USER = "alice@example.com"
 PASSWORD = "pw"
@@ -46,14 +46,6 @@ def worker_pids(srv: ServerProcess) -> list[int]:
     pids: list[int] = json.loads((srv.home / "run" / "listeners.json").read_text())["workers"]
     return pids
 
-
-def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def refused(port: int) -> bool:
@@ -129,7 +121,7 @@ def test_connection_limits_count_across_workers(make_server) -> None:  # type: i
     with socket.create_connection(("127.0.0.1", srv.port("imap")), timeout=10) as c:
         assert c.recv(200).startswith(b"* BYE [UNAVAILABLE] Too many connections")
     a.close()
-    assert wait_for(lambda: sum(busy_workers(srv)) == 1)
+    assert wait_for(lambda: sum(busy_workers(srv)) == 1, 10)
     with socket.create_connection(("127.0.0.1", srv.port("imap")), timeout=10) as d:
         assert d.recv(100).startswith(b"* OK")
     b.close()
@@ -233,7 +225,7 @@ def test_account_disabled_by_the_cli_ends_its_sessions_in_every_worker(two: Serv
         with pytest.raises((imaplib.IMAP4.abort, imaplib.IMAP4.error, OSError)):
             c.noop()
             c.noop()
-    assert wait_for(lambda: sum(busy_workers(two)) == 0)
+    assert wait_for(lambda: sum(busy_workers(two)) == 0, 10)
     with pytest.raises(imaplib.IMAP4.error):
         imap_login(two)
 

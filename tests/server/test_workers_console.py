@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 
 from letterbox.server.workers import worker_of
+from tests.waiting import wait_for
 from tests.web.webutil import Console, start_console
 
-from .test_workers import PASSWORD, USER, imap_login, status, wait_for, worker_pids
+from .test_workers import PASSWORD, USER, imap_login, status, worker_pids
 
 URL = f"/api/v1/accounts/{USER}"
 

@@ -12,7 +12,8 @@ from contextlib import closing
 
 import pytest
 
-from tests.server.test_switches import refused, wait_for
+from tests.server.test_switches import refused
+from tests.waiting import wait_for
 
 from .webutil import ADMIN, Console, deliver
 
@@ -121,7 +122,7 @@ def test_disconnect_one_session(console: Console) -> None:
         with pytest.raises((imaplib.IMAP4.abort, OSError)):
             imap.noop()
             imap.noop()
-        assert wait_for(lambda: not c.get("/api/v1/accounts/dave@example.com").json()["sessions"])
+        assert wait_for(lambda: not c.get("/api/v1/accounts/dave@example.com").json()["sessions"], 5)
         assert c.delete(f"/api/v1/accounts/dave@example.com/sessions/{s['id']}").status_code == 404
 
 

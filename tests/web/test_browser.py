@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import REQUIRE_CLIENTS
-from tests.server.test_switches import refused, wait_for
+from tests.server.test_switches import refused
+from tests.waiting import wait_for
 
 from .webutil import ADMIN, ADMIN_PASSWORD, Console, deliver
 

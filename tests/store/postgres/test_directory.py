@@ -22,6 +22,7 @@ from letterbox.auth.pgdirectory import PgDirectory
 from letterbox.store.api import Quota
 from letterbox.store.postgres import schema
 from tests.server.pgproxy import PgProxy
+from tests.waiting import wait_for
 
 from .harness import dsn, schema_for
 
@@ -51,14 +52,6 @@ def two(where: tuple[str, str]) -> Iterator[tuple[PgDirectory, PgDirectory]]:
     b.close()
 
 
-def wait_for(cond: object, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def test_accounts_are_shared_and_changes_reach_the_other_handle(two: tuple[PgDirectory, PgDirectory]) -> None:
     a, b = two
@@ -66,7 +59,7 @@ def test_accounts_are_shared_and_changes_reach_the_other_handle(two: tuple[PgDir
     made = a.add("Alice@Example.com", make_secrets("pw"), ["imap"], Quota(1000, 10))
     assert made.address == "alice@example.com" and made.protocols == frozenset({"imap"}) and made.scram
     # B drops its cached miss when the notice comes, and says so once.
-    assert wait_for(lambda: b.changed())
+    assert wait_for(lambda: b.changed(), 5)
     assert not b.changed()
     found = b.get("alice@example.com")
     assert found == made
@@ -74,11 +67,11 @@ def test_accounts_are_shared_and_changes_reach_the_other_handle(two: tuple[PgDir
     with pytest.raises(DirectoryError, match="already exists"):
         b.add("alice@example.com", make_secrets("x"))
     a.set_enabled("alice@example.com", False, "unpaid\nbill")
-    assert wait_for(lambda: b.changed())
+    assert wait_for(lambda: b.changed(), 5)
     gone = b.get("alice@example.com")
     assert gone is not None and not gone.enabled and gone.disabled_message == "unpaid bill"
     b.set_password("alice@example.com", make_secrets("new"))
-    assert wait_for(lambda: a.changed())
+    assert wait_for(lambda: a.changed(), 5)
     again = a.get("alice@example.com")
     assert again is not None and again.password_hash != made.password_hash and again.scram != made.scram
     assert [acc.address for acc in a.list()] == ["alice@example.com"]
@@ -88,7 +81,7 @@ def test_switches_policies_admins_tokens_and_audit(two: tuple[PgDirectory, PgDir
     a, b = two
     a.set_switch("pop3", False)
     a.set_policy("trash_days", "30")
-    assert wait_for(lambda: b.changed())
+    assert wait_for(lambda: b.changed(), 5)
     assert b.switches() == {"pop3": False} and b.policies() == {"trash_days": "30"}
     a.set_policy("trash_days", None)
     assert b.policies() == {}
@@ -125,14 +118,14 @@ def test_two_step_deletion_usage_and_listing(two: tuple[PgDirectory, PgDirectory
     assert listing.account_page(b, search="b", over_percent=1).total == 1
     assert listing.totals(b) == (3, 4, 1000)
     acc = a.mark_deleted("ann@example.com")
-    assert wait_for(lambda: b.changed())
+    assert wait_for(lambda: b.changed(), 5)
     assert b.get("ann@example.com") is None and b.is_deleting("ann@example.com")
     with pytest.raises(DirectoryError, match="still being deleted"):
         b.add("ann@example.com", make_secrets("pw"))
     assert [p.address for p in b.pending_deletions()] == ["ann@example.com"]
     b.finish_delete("ann@example.com", acc.incarnation)
     assert b.pending_deletions() == [] and b.warned_level("ann@example.com") == 0
-    assert wait_for(lambda: a.changed())
+    assert wait_for(lambda: a.changed(), 5)
     assert a.pending_deletions() == []
 
 
